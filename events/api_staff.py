@@ -1,0 +1,97 @@
+"""HTTP for staff sign-in, accounts and units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from events import permissions, staff, units
+from events.errors import Unauthenticated
+from server.deps import (
+    SessionDep,
+    SettingsDep,
+    SignerDep,
+    StaffDep,
+    end_staff_session,
+    start_staff_session,
+)
+
+router = APIRouter(prefix="/api")
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=60)
+    password: str = Field(min_length=1, max_length=200)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/session")
+def sign_in(
+    body: Credentials, request: Request, response: Response, db: SessionDep,
+    signer: SignerDep, settings: SettingsDep,
+) -> dict[str, Any]:
+    try:
+        user = staff.authenticate(db, signer, body.username, body.password,
+                                  client_address(request),
+                                  max_failures=settings.login_max_failures,
+                                  window_s=settings.login_window_s)
+    except Unauthenticated:
+        db.commit()  # keep the failure: it feeds the throttle
+        raise
+    db.commit()
+    csrf = start_staff_session(response, signer, settings, user)
+    return {"user": staff.user_public(user), "csrf_token": csrf}
+
+
+@router.get("/session")
+def whoami(request: Request, user: StaffDep) -> dict[str, Any]:
+    return {"user": staff.user_public(user), "csrf_token": request.state.csrf_token}
+
+
+@router.delete("/session", status_code=204)
+def sign_out(response: Response) -> Response:
+    end_staff_session(response)
+    response.status_code = 204
+    return response
+
+
+@router.get("/users")
+def list_users(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+    permissions.require_admin(user)
+    return [staff.user_public(u) for u in staff.list_users(db)]
+
+
+@router.post("/users", status_code=201)
+def create_user(body: staff.UserCreate, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+    permissions.require_admin(user)
+    created = staff.create_user(db, user, body)
+    db.commit()
+    return staff.user_public(created)
+
+
+@router.get("/units")
+def list_units(db: SessionDep, include_retired: bool = False) -> list[dict[str, Any]]:
+    return [units.unit_public(u) for u in units.list_units(db, include_retired=include_retired)]
+
+
+@router.post("/units", status_code=201)
+def create_unit(body: units.UnitCreate, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+    permissions.require_admin(user)
+    unit = units.create_unit(db, user, body)
+    db.commit()
+    return units.unit_public(unit)
+
+
+@router.patch("/units/{unit_id}")
+def update_unit(
+    unit_id: int, body: units.UnitUpdate, db: SessionDep, user: StaffDep
+) -> dict[str, Any]:
+    permissions.require_admin(user)
+    unit = units.update_unit(db, user, unit_id, body)
+    db.commit()
+    return units.unit_public(unit)

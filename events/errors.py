@@ -1,0 +1,39 @@
+"""Domain errors: each carries the contract's error code; the API maps kind to status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+
+class Invalid(DomainError):
+    status = 422
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class Unauthenticated(DomainError):
+    status = 401
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class Throttled(DomainError):
+    status = 429

@@ -1,0 +1,162 @@
+"""Tables of the events domain: units, sessions, staff, the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+from server.db import UTCDateTime, enum_column, utcnow
+
+
+class UnitCategory(StrEnum):
+    livelihood = "livelihood"
+    subdistrict = "subdistrict"
+    other = "other"
+
+
+class EventKind(StrEnum):
+    open_meeting = "open_meeting"
+    open_day = "open_day"
+    public_report = "public_report"
+    chief_dialogue = "chief_dialogue"
+    broadcast = "broadcast"
+
+
+class EventMode(StrEnum):
+    in_person = "in_person"
+    online = "online"
+    hybrid = "hybrid"
+
+
+class Moderation(StrEnum):
+    pre = "pre"
+    post = "post"
+
+
+class EventStatus(StrEnum):
+    draft = "draft"
+    pending_review = "pending_review"
+    published = "published"
+    live = "live"
+    ended = "ended"
+    archived = "archived"
+    cancelled = "cancelled"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    editor = "editor"
+    host = "host"
+
+
+class Unit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=40, unique=True, index=True)
+    name: str = Field(max_length=100)
+    name_en: str = Field(default="", max_length=120)
+    category: UnitCategory = Field(sa_column=enum_column(UnitCategory))
+    sort_order: int = Field(default=0)
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Event(SQLModel, table=True):
+    """A public session (会议开放, 开放日, …); named Event to keep 'session' for the database."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: EventKind = Field(sa_column=enum_column(EventKind, index=True))
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    title: str = Field(max_length=200)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    starts_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    ends_at: datetime = Field(sa_type=UTCDateTime)
+    mode: EventMode = Field(default=EventMode.in_person,
+                           sa_column=enum_column(EventMode, default=EventMode.in_person))
+    venue: str = Field(default="", max_length=200)
+    address: str = Field(default="", max_length=300)
+    capacity: int = Field(default=0)
+    registration_opens_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    registration_closes_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    moderation: Moderation = Field(default=Moderation.pre,
+                                   sa_column=enum_column(Moderation, default=Moderation.pre))
+    premiere_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: EventStatus = Field(
+        default=EventStatus.draft,
+        sa_column=enum_column(EventStatus, index=True, default=EventStatus.draft))
+    # Shown to the public: why a session was cancelled or postponed.
+    public_notice: str = Field(default="", max_length=500)
+    postponed_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Shown to the editor: why the office sent a draft back.
+    review_note: str = Field(default="", max_length=500)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    minutes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    attendee_count: int | None = Field(default=None)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EventCohost(SQLModel, table=True):
+    event_id: int = Field(foreign_key="event.id", primary_key=True, ondelete="CASCADE")
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+
+
+class EventMaterial(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
+    title: str = Field(max_length=200)
+    url: str = Field(max_length=1000)
+    position: int = Field(default=0)
+
+
+class StaffUser(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=60, unique=True, index=True)
+    display_name: str = Field(default="", max_length=100)
+    password_hash: str = Field(max_length=300)
+    role: Role = Field(sa_column=enum_column(Role))
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    active: bool = Field(default=True)
+    # Bumped on password change or logout-everywhere; old cookies stop working.
+    session_version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LoginFailure(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # A keyed hash of username and address: throttle state holds no personal data.
+    key: str = Field(max_length=64, index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    user_id: int | None = Field(default=None, foreign_key="staffuser.id")
+    username: str = Field(default="", max_length=60)
+    action: str = Field(max_length=40)
+    entity: str = Field(max_length=20)
+    entity_id: int | None = Field(default=None, index=True)
+    unit_id: int | None = Field(default=None, index=True)
+    # JSON: {"field": [old, new]} or free detail.
+    changes: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+__all__ = [
+    "AuditEntry",
+    "Event",
+    "EventCohost",
+    "EventKind",
+    "EventMaterial",
+    "EventMode",
+    "EventStatus",
+    "LoginFailure",
+    "Moderation",
+    "Role",
+    "StaffUser",
+    "Unit",
+    "UnitCategory",
+]

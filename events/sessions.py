@@ -1,0 +1,451 @@
+"""Sessions (events): create, edit, the publication lifecycle, postpone, cancel, close-out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from events import audit, permissions
+from events.errors import Conflict, Invalid, NotFound
+from events.models import (
+    Event,
+    EventCohost,
+    EventKind,
+    EventMaterial,
+    EventMode,
+    EventStatus,
+    Moderation,
+    StaffUser,
+    Unit,
+)
+from events.timeutil import LOCAL_TZ, as_utc, iso_local
+from server.db import utcnow
+
+S = EventStatus
+
+# The publication lifecycle of the contract; anything else is 409 illegal_transition.
+TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
+    S.draft: frozenset({S.pending_review, S.cancelled}),
+    S.pending_review: frozenset({S.published, S.draft, S.cancelled}),
+    S.published: frozenset({S.live, S.ended, S.cancelled}),
+    S.live: frozenset({S.ended, S.cancelled}),
+    S.ended: frozenset({S.archived}),
+    S.archived: frozenset(),
+    S.cancelled: frozenset(),
+}
+EDITABLE = frozenset({S.draft, S.pending_review, S.published, S.live})
+POSTPONABLE = frozenset({S.draft, S.pending_review, S.published})
+CLOSABLE = frozenset({S.published, S.live, S.ended})
+PUBLIC_STATUSES = frozenset({S.published, S.live, S.ended, S.archived, S.cancelled})
+MAX_CAPACITY = 100_000
+
+
+def _http_url(value: str) -> str:
+    if not value.lower().startswith(("https://", "http://")):
+        raise ValueError("a link must start with http:// or https://")
+    return value
+
+
+class MaterialIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    url: Annotated[str, Field(min_length=8, max_length=1000), AfterValidator(_http_url)]
+
+
+class EventFields(BaseModel):
+    """Fields shared by create and update; every one optional here."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    summary: str | None = Field(default=None, max_length=20_000)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    mode: EventMode | None = None
+    venue: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=300)
+    capacity: int | None = Field(default=None, ge=0, le=MAX_CAPACITY)
+    registration_opens_at: datetime | None = None
+    registration_closes_at: datetime | None = None
+    moderation: Moderation | None = None
+    premiere_at: datetime | None = None
+    cohost_unit_ids: list[int] | None = Field(default=None, max_length=20)
+    materials: list[MaterialIn] | None = Field(default=None, max_length=30)
+
+
+class EventCreate(EventFields):
+    kind: EventKind
+    unit_id: int
+    title: str = Field(min_length=1, max_length=200)
+    starts_at: datetime
+    ends_at: datetime
+
+
+class EventUpdate(EventFields):
+    kind: EventKind | None = None
+    unit_id: int | None = None
+
+
+class EventQuery(BaseModel):
+    kind: EventKind | None = None
+    unit: str | None = Field(default=None, max_length=40)
+    status: EventStatus | None = None
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    q: str | None = Field(default=None, max_length=100)
+    limit: int = Field(default=200, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
+               "premiere_at")
+SCALAR_FIELDS = ("kind", "unit_id", "title", "summary", "mode", "venue", "address", "capacity",
+                 "moderation", *TIME_FIELDS)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+def is_public(event: Event) -> bool:
+    return event.status in PUBLIC_STATUSES and event.published_at is not None
+
+
+def get_event(db: Session, event_id: int) -> Event:
+    event = db.get(Event, event_id)
+    if event is None:
+        raise NotFound("event_not_found", f"no session with id {event_id}")
+    return event
+
+
+def get_visible_event(db: Session, event_id: int, viewer: StaffUser | None) -> Event:
+    """A session as this viewer may see it: the public sees only published ones."""
+    event = get_event(db, event_id)
+    if viewer is None and not is_public(event):
+        raise NotFound("event_not_found", f"no session with id {event_id}")
+    return event
+
+
+def _as_bound(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return as_utc(value)
+    return as_utc(datetime.combine(value, time.min, tzinfo=LOCAL_TZ))
+
+
+def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> list[Event]:
+    stmt = select(Event)
+    if viewer is None:
+        stmt = stmt.where(col(Event.status).in_(PUBLIC_STATUSES),
+                          col(Event.published_at).is_not(None))
+    if query.kind:
+        stmt = stmt.where(Event.kind == query.kind)
+    if query.status:
+        stmt = stmt.where(Event.status == query.status)
+    if query.unit:
+        unit_filter = Unit.code == query.unit
+        if query.unit.isdigit():
+            unit_filter = or_(unit_filter, col(Unit.id) == int(query.unit))
+        unit_ids = select(Unit.id).where(unit_filter)
+        cohosted = select(EventCohost.event_id).where(col(EventCohost.unit_id).in_(unit_ids))
+        stmt = stmt.where(or_(col(Event.unit_id).in_(unit_ids), col(Event.id).in_(cohosted)))
+    if query.start is not None:
+        stmt = stmt.where(col(Event.ends_at) >= _as_bound(query.start))
+    if query.end is not None:
+        end = query.end
+        bound = _as_bound(end) if isinstance(end, datetime) else _as_bound(end + timedelta(days=1))
+        stmt = stmt.where(col(Event.starts_at) < bound)
+    if query.q:
+        like = f"%{query.q.strip()}%"
+        stmt = stmt.where(or_(col(Event.title).ilike(like), col(Event.summary).ilike(like),
+                              col(Event.venue).ilike(like)))
+    stmt = stmt.order_by(col(Event.starts_at), col(Event.id)).offset(query.offset).limit(query.limit)
+    return list(db.exec(stmt))
+
+
+def seat_counts(db: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(registered, waitlisted) per session; registration fills this in."""
+    return {event_id: (0, 0) for event_id in event_ids}
+
+
+def cohost_ids(db: Session, event_ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {event_id: [] for event_id in event_ids}
+    if event_ids:
+        rows = db.exec(select(EventCohost).where(col(EventCohost.event_id).in_(event_ids)))
+        for row in rows:
+            out[row.event_id].append(row.unit_id)
+    return out
+
+
+def materials_of(db: Session, event_ids: list[int]) -> dict[int, list[EventMaterial]]:
+    out: dict[int, list[EventMaterial]] = {event_id: [] for event_id in event_ids}
+    if event_ids:
+        rows = db.exec(select(EventMaterial).where(col(EventMaterial.event_id).in_(event_ids))
+                       .order_by(col(EventMaterial.position)))
+        for row in rows:
+            out[row.event_id].append(row)
+    return out
+
+
+def registration_state(event: Event, now: datetime | None = None) -> str:
+    """open | not_yet | closed | none (sessions that take no registration)."""
+    now = now or utcnow()
+    if event.status not in (S.published, S.live):
+        return "closed"
+    if event.registration_opens_at is None and event.registration_closes_at is None:
+        return "none"
+    if event.registration_opens_at and now < event.registration_opens_at:
+        return "not_yet"
+    if event.registration_closes_at and now >= event.registration_closes_at:
+        return "closed"
+    return "open"
+
+
+def events_public(
+    db: Session, events: list[Event], *, staff: bool = False
+) -> list[dict[str, Any]]:
+    ids = [e.id for e in events if e.id is not None]
+    counts = seat_counts(db, ids)
+    cohosts = cohost_ids(db, ids)
+    materials = materials_of(db, ids)
+    unit_ids = {e.unit_id for e in events} | {u for ids_ in cohosts.values() for u in ids_}
+    units = {u.id: u for u in db.exec(select(Unit).where(col(Unit.id).in_(unit_ids)))}
+    out = []
+    for event in events:
+        assert event.id is not None
+        registered, waitlisted = counts[event.id]
+        unit = units[event.unit_id]
+        item: dict[str, Any] = {
+            "id": event.id,
+            "kind": event.kind.value,
+            "unit_id": event.unit_id,
+            "unit": {"id": unit.id, "code": unit.code, "name": unit.name,
+                     "category": unit.category.value},
+            "cohost_unit_ids": cohosts[event.id],
+            "title": event.title,
+            "summary": event.summary,
+            "starts_at": iso_local(event.starts_at),
+            "ends_at": iso_local(event.ends_at),
+            "mode": event.mode.value,
+            "venue": event.venue,
+            "address": event.address,
+            "capacity": event.capacity,
+            "registration_opens_at": iso_local(event.registration_opens_at),
+            "registration_closes_at": iso_local(event.registration_closes_at),
+            "registration": registration_state(event),
+            "moderation": event.moderation.value,
+            "premiere_at": iso_local(event.premiere_at),
+            "status": event.status.value,
+            "public_notice": event.public_notice,
+            "postponed_from": iso_local(event.postponed_from),
+            "published_at": iso_local(event.published_at),
+            "registered_count": registered,
+            "waitlist_count": waitlisted,
+            "seats_left": max(event.capacity - registered, 0) if event.capacity else None,
+            "materials": [{"title": m.title, "url": m.url} for m in materials[event.id]],
+            "closed": event.closed_at is not None,
+            "minutes": event.minutes if event.closed_at else "",
+            "attendee_count": event.attendee_count,
+        }
+        if staff:
+            item.update(review_note=event.review_note, created_by=event.created_by,
+                        created_at=iso_local(event.created_at),
+                        updated_at=iso_local(event.updated_at))
+        out.append(item)
+    return out
+
+
+def event_public(db: Session, event: Event, *, staff: bool = False) -> dict[str, Any]:
+    return events_public(db, [event], staff=staff)[0]
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+def _snapshot(db: Session, event: Event) -> dict[str, Any]:
+    snap: dict[str, Any] = {name: getattr(event, name) for name in SCALAR_FIELDS}
+    if event.id is not None:
+        snap["cohost_unit_ids"] = sorted(cohost_ids(db, [event.id])[event.id])
+        snap["materials"] = [[m.title, m.url] for m in materials_of(db, [event.id])[event.id]]
+    return snap
+
+
+def _check_unit(db: Session, unit_id: int, *, field: str = "unit_id") -> Unit:
+    unit = db.get(Unit, unit_id)
+    if unit is None or unit.retired_at is not None:
+        raise Invalid("unknown_unit", f"{field}: no active unit with id {unit_id}", field=field)
+    return unit
+
+
+def _check_times(event: Event) -> None:
+    if event.ends_at <= event.starts_at:
+        raise Invalid("ends_before_start", "ends_at must be after starts_at", field="ends_at")
+    opens, closes = event.registration_opens_at, event.registration_closes_at
+    if opens and closes and closes <= opens:
+        raise Invalid("registration_window", "registration_closes_at must be after "
+                      "registration_opens_at", field="registration_closes_at")
+    if closes and closes > event.ends_at:
+        raise Invalid("registration_window", "registration must close before the session ends",
+                      field="registration_closes_at")
+
+
+def _apply(db: Session, event: Event, fields: EventFields) -> None:
+    values = fields.model_dump(exclude_unset=True)
+    for name in SCALAR_FIELDS:
+        if name not in values:
+            continue
+        value = values[name]
+        if name in TIME_FIELDS and value is not None:
+            value = as_utc(value)
+        if value is None and name in ("kind", "unit_id", "title", "starts_at", "ends_at", "mode",
+                                      "moderation", "capacity"):
+            raise Invalid("required", f"{name} may not be empty", field=name)
+        if value is None and name in ("summary", "venue", "address"):
+            value = ""
+        setattr(event, name, value)
+    _check_times(event)
+    db.add(event)
+    db.flush()
+    assert event.id is not None
+    if fields.cohost_unit_ids is not None:
+        wanted = set(fields.cohost_unit_ids) - {event.unit_id}
+        for unit_id in wanted:
+            _check_unit(db, unit_id, field="cohost_unit_ids")
+        for row in db.exec(select(EventCohost).where(EventCohost.event_id == event.id)):
+            db.delete(row)
+        db.flush()
+        for unit_id in sorted(wanted):
+            db.add(EventCohost(event_id=event.id, unit_id=unit_id))
+    if fields.materials is not None:
+        for row in db.exec(select(EventMaterial).where(EventMaterial.event_id == event.id)):
+            db.delete(row)
+        db.flush()
+        for position, item in enumerate(fields.materials):
+            db.add(EventMaterial(event_id=event.id, title=item.title, url=item.url,
+                                 position=position))
+    db.flush()
+
+
+def create_event(db: Session, actor: StaffUser, data: EventCreate) -> Event:
+    _check_unit(db, data.unit_id)
+    permissions.require_unit_editor(actor, data.unit_id)
+    event = Event(kind=data.kind, unit_id=data.unit_id, title=data.title,
+                  starts_at=as_utc(data.starts_at), ends_at=as_utc(data.ends_at),
+                  created_by=actor.id)
+    _apply(db, event, data)
+    audit.record(db, actor, "event.create", "event", event.id, unit_id=event.unit_id,
+                 changes=audit.diff({}, _snapshot(db, event)))
+    return event
+
+
+def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate) -> Event:
+    event = get_event(db, event_id)
+    permissions.require_owner(actor, event)
+    if event.status not in EDITABLE:
+        raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
+    if data.unit_id is not None and data.unit_id != event.unit_id:
+        _check_unit(db, data.unit_id)
+        permissions.require_unit_editor(actor, data.unit_id)
+    before = _snapshot(db, event)
+    _apply(db, event, data)
+    event.updated_at = utcnow()
+    changes = audit.diff(before, _snapshot(db, event))
+    if changes:
+        audit.record(db, actor, "event.update", "event", event.id, unit_id=event.unit_id,
+                     changes=changes)
+    return event
+
+
+def change_status(
+    db: Session, actor: StaffUser, event_id: int, target: EventStatus, reason: str = ""
+) -> Event:
+    event = get_event(db, event_id)
+    reason = reason.strip()
+    current = event.status
+    if target == S.published:
+        permissions.require_admin(actor)
+    elif target in (S.live, S.ended):
+        permissions.require_runner(actor, event)
+    elif current == S.pending_review and target == S.draft:
+        # The office sends a draft back; the unit may also withdraw its own.
+        if not permissions.is_admin(actor):
+            permissions.require_owner(actor, event)
+    else:
+        permissions.require_owner(actor, event)
+    if target not in TRANSITIONS[current]:
+        raise Conflict("illegal_transition",
+                       f"a session cannot go from {current.value} to {target.value}",
+                       current=current.value, target=target.value)
+    if target == S.cancelled and event.published_at is not None and not reason:
+        raise Invalid("reason_required", "say why the session is cancelled: the public sees it",
+                      field="reason")
+    if current == S.pending_review and target == S.draft and permissions.is_admin(actor) \
+            and not reason and event.created_by != actor.id:
+        raise Invalid("reason_required", "say what the unit must fix", field="reason")
+    event.status = target
+    event.updated_at = utcnow()
+    if target == S.published:
+        event.published_at = event.published_at or utcnow()
+        event.review_note = ""
+    elif target == S.draft:
+        event.review_note = reason
+    elif target == S.cancelled:
+        event.public_notice = reason
+    db.add(event)
+    db.flush()
+    audit.record(db, actor, f"event.{target.value}", "event", event.id, unit_id=event.unit_id,
+                 changes={"status": [current.value, target.value],
+                          **({"reason": reason} if reason else {})})
+    return event
+
+
+def postpone(
+    db: Session, actor: StaffUser, event_id: int, starts_at: datetime, ends_at: datetime,
+    reason: str,
+) -> Event:
+    event = get_event(db, event_id)
+    permissions.require_owner(actor, event)
+    if event.status not in POSTPONABLE:
+        raise Conflict("not_postponable",
+                       f"a session that is {event.status.value} cannot be postponed")
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("reason_required", "say why the session moves: the public sees it",
+                      field="reason")
+    before = {"starts_at": event.starts_at, "ends_at": event.ends_at}
+    event.postponed_from = event.postponed_from or event.starts_at
+    event.starts_at, event.ends_at = as_utc(starts_at), as_utc(ends_at)
+    _check_times(event)
+    event.public_notice = reason
+    event.updated_at = utcnow()
+    db.add(event)
+    db.flush()
+    audit.record(db, actor, "event.postpone", "event", event.id, unit_id=event.unit_id,
+                 changes={**audit.diff(before, {"starts_at": event.starts_at,
+                                                "ends_at": event.ends_at}), "reason": reason})
+    return event
+
+
+def close_event(
+    db: Session, actor: StaffUser, event_id: int, minutes: str, attendee_count: int | None
+) -> Event:
+    event = get_event(db, event_id)
+    permissions.require_owner(actor, event)
+    if event.status not in CLOSABLE:
+        raise Conflict("illegal_transition",
+                       f"a session that is {event.status.value} cannot be closed")
+    if event.starts_at > utcnow():
+        raise Conflict("not_started", "a session can be closed only once it has started")
+    minutes = minutes.strip()
+    if not minutes:
+        raise Invalid("minutes_required", "the close-out needs minutes", field="minutes")
+    before = {"status": event.status, "minutes": event.minutes,
+              "attendee_count": event.attendee_count}
+    event.status = S.ended
+    event.minutes = minutes
+    event.attendee_count = attendee_count
+    event.closed_at = utcnow()
+    event.updated_at = event.closed_at
+    db.add(event)
+    db.flush()
+    audit.record(db, actor, "event.close", "event", event.id, unit_id=event.unit_id,
+                 changes=audit.diff(before, {"status": event.status, "minutes": minutes,
+                                             "attendee_count": attendee_count}))
+    return event

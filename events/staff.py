@@ -1,0 +1,113 @@
+"""Staff accounts: admins, unit editors and hosts; sign-in with throttling."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, delete, func, select
+
+from events import audit
+from events.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
+from events.models import LoginFailure, Role, StaffUser
+from events.units import get_unit, get_unit_by_code
+from server.db import utcnow
+from server.security import Signer, hash_password, verify_password
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,60}$")
+MIN_PASSWORD_LENGTH = 8
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=2, max_length=60)
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    role: Role
+    unit_id: int | None = None
+    display_name: str = Field(default="", max_length=100)
+
+
+def user_public(user: StaffUser) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name or user.username,
+        "role": user.role.value,
+        "unit_id": user.unit_id,
+        "active": user.active,
+    }
+
+
+def create_user(db: Session, actor: StaffUser | None, data: UserCreate) -> StaffUser:
+    if not USERNAME_PATTERN.match(data.username):
+        raise Invalid("invalid_username", "a username is 2-60 letters, digits, '_', '.' or '-'")
+    if data.role == Role.editor and data.unit_id is None:
+        raise Invalid("unit_required", "an editor is bound to a unit")
+    if data.unit_id is not None:
+        get_unit(db, data.unit_id)
+    taken = db.exec(
+        select(StaffUser).where(func.lower(StaffUser.username) == data.username.lower())
+    ).first()
+    if taken:
+        raise Conflict("username_taken", f"the username {data.username!r} is taken")
+    user = StaffUser(
+        username=data.username,
+        display_name=data.display_name,
+        password_hash=hash_password(data.password),
+        role=data.role,
+        unit_id=data.unit_id,
+    )
+    db.add(user)
+    db.flush()
+    audit.record(db, actor, "user.create", "user", user.id, unit_id=user.unit_id,
+                 changes={"username": user.username, "role": user.role, "unit_id": user.unit_id})
+    return user
+
+
+def create_user_cli(
+    db: Session, username: str, password: str, role: str, unit_code: str | None
+) -> StaffUser:
+    unit_id = get_unit_by_code(db, unit_code).id if unit_code else None
+    try:
+        data = UserCreate(username=username, password=password, role=Role(role), unit_id=unit_id)
+    except ValueError as exc:
+        raise Invalid("invalid_user", str(exc)) from exc
+    return create_user(db, None, data)
+
+
+def get_user(db: Session, user_id: int) -> StaffUser:
+    user = db.get(StaffUser, user_id)
+    if user is None:
+        raise NotFound("user_not_found", f"no user with id {user_id}")
+    return user
+
+
+def list_users(db: Session) -> list[StaffUser]:
+    return list(db.exec(select(StaffUser).order_by(col(StaffUser.username))))
+
+
+def authenticate(
+    db: Session, signer: Signer, username: str, password: str, address: str,
+    *, max_failures: int, window_s: int,
+) -> StaffUser:
+    """The user for these credentials; throttled per (username, address) after failures."""
+    key = signer.keyed_hash("login-throttle", f"{username.strip().lower()}|{address}")
+    since = utcnow() - timedelta(seconds=window_s)
+    failures = db.exec(
+        select(func.count()).select_from(LoginFailure)
+        .where(LoginFailure.key == key, col(LoginFailure.at) >= since)
+    ).one()
+    if failures >= max_failures:
+        raise Throttled("too_many_attempts", "too many failed sign-ins; wait a few minutes")
+    user = db.exec(
+        select(StaffUser).where(func.lower(StaffUser.username) == username.strip().lower())
+    ).first()
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        db.add(LoginFailure(key=key))
+        db.execute(delete(LoginFailure).where(col(LoginFailure.at) < since))
+        db.flush()
+        raise Unauthenticated("invalid_credentials", "wrong username or password")
+    db.execute(delete(LoginFailure).where(LoginFailure.key == key))
+    return user

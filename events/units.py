@@ -1,0 +1,103 @@
+"""Units: the departments and sub-districts that hold sessions. Retired units keep history."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from events import audit
+from events.errors import Conflict, Invalid, NotFound
+from events.models import StaffUser, Unit, UnitCategory
+from server.db import utcnow
+
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+class UnitCreate(BaseModel):
+    code: str = Field(min_length=2, max_length=40)
+    name: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(default="", max_length=120)
+    category: UnitCategory
+
+
+class UnitUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name_en: str | None = Field(default=None, max_length=120)
+    category: UnitCategory | None = None
+    retired: bool | None = None
+
+
+def seed_rows() -> list[dict[str, Any]]:
+    """The units of the work plan, from events/data/units.json (loaded by the migrations)."""
+    text = resources.files("events").joinpath("data/units.json").read_text(encoding="utf-8")
+    return list(json.loads(text)["units"])
+
+
+def unit_public(unit: Unit) -> dict[str, Any]:
+    return {
+        "id": unit.id,
+        "code": unit.code,
+        "name": unit.name,
+        "name_en": unit.name_en,
+        "category": unit.category.value,
+        "retired": unit.retired_at is not None,
+    }
+
+
+def list_units(db: Session, *, include_retired: bool = False) -> list[Unit]:
+    query = select(Unit).order_by(col(Unit.sort_order), col(Unit.id))
+    if not include_retired:
+        query = query.where(col(Unit.retired_at).is_(None))
+    return list(db.exec(query))
+
+
+def get_unit(db: Session, unit_id: int) -> Unit:
+    unit = db.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound("unit_not_found", f"no unit with id {unit_id}")
+    return unit
+
+
+def get_unit_by_code(db: Session, code: str) -> Unit:
+    unit = db.exec(select(Unit).where(Unit.code == code)).first()
+    if unit is None:
+        raise NotFound("unit_not_found", f"no unit with code {code!r}")
+    return unit
+
+
+def create_unit(db: Session, actor: StaffUser, data: UnitCreate) -> Unit:
+    if not CODE_PATTERN.match(data.code):
+        raise Invalid("invalid_code", "a unit code is 2-40 lower-case letters, digits or '-'")
+    if db.exec(select(Unit).where(Unit.code == data.code)).first():
+        raise Conflict("unit_exists", f"a unit with code {data.code!r} exists")
+    last = db.exec(select(Unit.sort_order).order_by(col(Unit.sort_order).desc())).first() or 0
+    unit = Unit(**data.model_dump(), sort_order=last + 10)
+    db.add(unit)
+    db.flush()
+    audit.record(db, actor, "unit.create", "unit", unit.id, changes=data.model_dump())
+    return unit
+
+
+def update_unit(db: Session, actor: StaffUser, unit_id: int, data: UnitUpdate) -> Unit:
+    unit = get_unit(db, unit_id)
+    before = {"name": unit.name, "name_en": unit.name_en, "category": unit.category,
+              "retired": unit.retired_at is not None}
+    fields = data.model_dump(exclude_unset=True, exclude_none=True)
+    retired = fields.pop("retired", None)
+    for key, value in fields.items():
+        setattr(unit, key, value)
+    if retired is True and unit.retired_at is None:
+        unit.retired_at = utcnow()
+    elif retired is False:
+        unit.retired_at = None
+    after = {"name": unit.name, "name_en": unit.name_en, "category": unit.category,
+             "retired": unit.retired_at is not None}
+    db.add(unit)
+    db.flush()
+    audit.record(db, actor, "unit.update", "unit", unit.id, changes=audit.diff(before, after))
+    return unit

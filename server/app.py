@@ -1,0 +1,75 @@
+"""The composition root: routers, static files, templates, error handling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from events import api as events_api
+from events import api_staff
+from server import errors
+from server.config import Settings, get_settings
+from server.security import Signer
+
+MAX_JSON_BODY = 1_000_000
+
+
+class BodyLimit:
+    """Refuses oversized bodies before they are read (413 too_large)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                response = Response(
+                    b'{"error":"too_large","message":"the request body is too large"}',
+                    status_code=413, media_type="application/json")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(title="Kaifang 开放", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.settings = settings
+    app.state.signer = Signer(settings.resolved_secret_key())
+    app.dependency_overrides[get_settings] = lambda: settings
+    errors.install(app)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api_staff.router)
+    app.include_router(events_api.router)
+
+    from frontend import install as install_frontend
+
+    install_frontend(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
+    return app

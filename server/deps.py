@@ -1,0 +1,110 @@
+"""Request dependencies: settings, the database session, the signed-in staff member."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from sqlmodel import Session
+
+from events.errors import Forbidden, Unauthenticated
+from events.models import StaffUser
+from server.config import Settings, get_settings
+from server.db import session_scope
+from server.security import Signer
+
+SESSION_COOKIE = "kaifang_session"
+SESSION_PURPOSE = "staff-session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_signer(request: Request) -> Signer:
+    signer: Signer = request.app.state.signer
+    return signer
+
+
+SignerDep = Annotated[Signer, Depends(get_signer)]
+
+
+def get_db(settings: SettingsDep) -> Iterator[Session]:
+    yield from session_scope(settings.sqlalchemy_url)
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def start_staff_session(
+    response: Response, signer: Signer, settings: Settings, user: StaffUser
+) -> str:
+    """Sets the signed session cookie; returns the CSRF token bound to it."""
+    csrf = secrets.token_urlsafe(24)
+    token = signer.dumps(SESSION_PURPOSE, {"uid": user.id, "sv": user.session_version,
+                                           "csrf": csrf})
+    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_max_age_s,
+                        httponly=True, samesite="lax", secure=settings.cookie_secure, path="/")
+    return csrf
+
+
+def end_staff_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def _session_payload(request: Request, signer: Signer, settings: Settings) -> dict[str, Any] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    payload = signer.loads(SESSION_PURPOSE, token, max_age_s=settings.session_max_age_s)
+    return payload if isinstance(payload, dict) else None
+
+
+def _load_staff(request: Request, db: Session, signer: Signer,
+                settings: Settings) -> tuple[StaffUser, str] | None:
+    payload = _session_payload(request, signer, settings)
+    if payload is None:
+        return None
+    uid = payload.get("uid")
+    user = db.get(StaffUser, uid) if isinstance(uid, int) else None
+    if user is None or not user.active or payload.get("sv") != user.session_version:
+        return None
+    return user, str(payload.get("csrf", ""))
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    return bool(expected) and given is not None and hmac.compare_digest(expected, given)
+
+
+def optional_staff(
+    request: Request, db: SessionDep, signer: SignerDep, settings: SettingsDep
+) -> StaffUser | None:
+    """The staff member behind the cookie, for reads; None for the public."""
+    loaded = _load_staff(request, db, signer, settings)
+    if loaded is None:
+        return None
+    request.state.csrf_token = loaded[1]
+    return loaded[0]
+
+
+def require_staff(
+    request: Request, db: SessionDep, signer: SignerDep, settings: SettingsDep
+) -> StaffUser:
+    """A signed-in staff member; unsafe requests must carry the cookie's CSRF token."""
+    loaded = _load_staff(request, db, signer, settings)
+    if loaded is None:
+        raise Unauthenticated("login_required", "sign in as staff first")
+    user, csrf = loaded
+    request.state.csrf_token = csrf
+    if request.method not in SAFE_METHODS and not csrf_matches(
+        csrf, request.headers.get("x-csrf-token")
+    ):
+        raise Forbidden("csrf_failed", "the X-CSRF-Token header is missing or wrong")
+    return user
+
+
+OptionalStaffDep = Annotated[StaffUser | None, Depends(optional_staff)]
+StaffDep = Annotated[StaffUser, Depends(require_staff)]
+

@@ -1,0 +1,80 @@
+"""Every failure becomes JSON {"error": CODE, "message": TEXT} with a 4xx; never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from events.errors import DomainError
+
+log = logging.getLogger("kaifang")
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "login_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+# A page renderer for browsers; the frontend installs one, the API never uses it.
+HtmlErrorRenderer = Callable[[Request, int, str, str], Response]
+
+
+def wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/ws/")) or path.endswith((".ics", ".atom", ".json", ".csv")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, code: str, message: str,
+                   **extra: Any) -> Response:
+    renderer: HtmlErrorRenderer | None = getattr(request.app.state, "html_error_renderer", None)
+    if renderer is not None and wants_html(request):
+        return renderer(request, status, code, message)
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return error_response(request, exc.status, exc.code, exc.message, **exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(request, 400, "malformed_json", "the body is not valid JSON")
+        fields = [{"field": _field_name(tuple(e.get("loc", ()))), "message": str(e.get("msg"))}
+                  for e in errors]
+        first = fields[0] if fields else {"field": "body", "message": "invalid"}
+        return error_response(request, 422, "invalid",
+                              f"{first['field']}: {first['message']}", fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return error_response(request, exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # The message and path only: request bodies may hold personal data.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                  exc_info=exc)
+        return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)

@@ -1,0 +1,202 @@
+"""Every test gets its own fresh database and app: SQLite by default, PostgreSQL when
+KAIFANG_TEST_DATABASE_URL is set (and Redis when KAIFANG_TEST_REDIS_URL is)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, SQLModel, select
+
+from events.models import Role, StaffUser, Unit
+from events.staff import UserCreate, create_user
+from events.units import seed_rows
+from server.app import create_app
+from server.cli import migrate
+from server.config import Settings
+from server.db import get_engine
+
+PASSWORD = "correct-horse-42"
+PG_URL = os.environ.get("KAIFANG_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("KAIFANG_TEST_REDIS_URL")
+
+
+def _fresh_pg_database(url: str) -> None:
+    """Drops and re-creates the test database, then migrates it."""
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if PG_URL:
+        _fresh_pg_database(PG_URL)
+        migrate(Settings(data_dir=tmp_path_factory.mktemp("pg"), database_url=PG_URL))
+        return PG_URL
+    folder = tmp_path_factory.mktemp("template")
+    migrate(Settings(data_dir=folder, secret_key="x"))
+    engine = get_engine(Settings(data_dir=folder).sqlalchemy_url)
+    engine.dispose()
+    return str(folder / "kaifang.db")
+
+
+def _reset_pg(url: str) -> None:
+    engine = get_engine(url)
+    tables = [t.name for t in SQLModel.metadata.sorted_tables]
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        conn.execute(Unit.__table__.insert(), seed_rows())  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template_db: str) -> Settings:
+    if PG_URL:
+        _reset_pg(PG_URL)
+        return Settings(data_dir=tmp_path, database_url=PG_URL, redis_url=REDIS_URL,
+                        secret_key="test-secret-key")
+    shutil.copy(template_db, tmp_path / "kaifang.db")
+    return Settings(data_dir=tmp_path, redis_url=REDIS_URL, secret_key="test-secret-key")
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Session]:
+    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def unit_id(db: Session, code: str) -> int:
+    unit = db.exec(select(Unit).where(Unit.code == code)).one()
+    assert unit.id is not None
+    return unit.id
+
+
+def make_user(db: Session, username: str, role: str, unit_code: str | None = None) -> StaffUser:
+    user = create_user(db, None, UserCreate(
+        username=username, password=PASSWORD, role=Role(role),
+        unit_id=unit_id(db, unit_code) if unit_code else None))
+    db.commit()
+    return user
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Signs the client in; later requests carry the CSRF header by default."""
+    response = client.post("/api/session", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    csrf: str = response.json()["csrf_token"]
+    client.headers["X-CSRF-Token"] = csrf
+    return csrf
+
+
+@pytest.fixture
+def staff(app: FastAPI, db: Session) -> Any:
+    """staff("admin") / staff("editor", "education") / staff("host"): a signed-in client."""
+    made: list[TestClient] = []
+
+    def factory(role: str, unit_code: str | None = None) -> TestClient:
+        name = f"{role}-{unit_code or 'x'}-{len(made)}"
+        make_user(db, name, role, unit_code)
+        test_client = TestClient(app)
+        test_client.__enter__()
+        login(test_client, name)
+        made.append(test_client)
+        return test_client
+
+    yield factory
+    for test_client in made:
+        test_client.__exit__(None, None, None)
+
+
+def event_body(db: Session, unit_code: str = "education", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "open_meeting",
+        "unit_id": unit_id(db, unit_code),
+        "title": "区教委2027年招生政策会议开放",
+        "summary": "邀请家长代表列席，听取义务教育阶段入学政策的制定过程。",
+        "starts_at": "2027-03-10T09:30:00+08:00",
+        "ends_at": "2027-03-10T11:30:00+08:00",
+        "mode": "in_person",
+        "venue": "区教委三层会议室",
+        "capacity": 30,
+        "registration_opens_at": "2027-02-20T09:00:00+08:00",
+        "registration_closes_at": "2027-03-09T18:00:00+08:00",
+        "moderation": "pre",
+        "premiere_at": None,
+    }
+    body.update(overrides)
+    return body
+
+
+def publish(admin: TestClient, event_id: int) -> dict[str, Any]:
+    assert admin.post(f"/api/events/{event_id}/status",
+                      json={"status": "pending_review"}).status_code == 200
+    response = admin.post(f"/api/events/{event_id}/status", json={"status": "published"})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app on a real port, for browser tests."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: run `make test`, which installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
