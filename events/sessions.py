@@ -157,7 +157,8 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
         like = f"%{query.q.strip()}%"
         stmt = stmt.where(or_(col(Event.title).ilike(like), col(Event.summary).ilike(like),
                               col(Event.venue).ilike(like)))
-    stmt = stmt.order_by(col(Event.starts_at), col(Event.id)).offset(query.offset).limit(query.limit)
+    stmt = stmt.order_by(col(Event.starts_at), col(Event.id))
+    stmt = stmt.offset(query.offset).limit(query.limit)
     return list(db.exec(stmt))
 
 
