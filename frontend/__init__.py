@@ -2,8 +2,56 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from frontend.i18n import LOCALES, current_locale, gettext, negotiate
+
+LANG_COOKIE = "lang"
+
+ERROR_TITLES = {
+    400: "The request could not be read",
+    401: "Please sign in",
+    403: "You may not do this",
+    404: "Page not found",
+    409: "This cannot be done now",
+    413: "Too large",
+    422: "Please check what you entered",
+    429: "Too many attempts",
+}
+
+
+def _render_error(request: Request, status: int, code: str, message: str) -> Response:
+    from frontend.templating import render
+
+    title = gettext(ERROR_TITLES.get(status, "Something went wrong"))
+    return render(request, "error.html", status_code=status, title=title, code=code,
+                  message=message)
 
 
 def install(app: FastAPI) -> None:
-    """Mounts static files, page routes and the HTML error renderer."""
+    """Mounts static files, page routes, the language switch and the HTML error renderer."""
+    from frontend.templating import STATIC_DIR
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.state.html_error_renderer = _render_error
+
+    @app.middleware("http")
+    async def locale_middleware(request: Request, call_next):  # type: ignore[no-untyped-def]
+        asked = request.query_params.get("lang")
+        locale = negotiate(asked or request.cookies.get(LANG_COOKIE))
+        token = current_locale.set(locale)
+        try:
+            response: Response = await call_next(request)
+        finally:
+            current_locale.reset(token)
+        if asked and asked.replace("-", "_") in LOCALES:
+            response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax")
+        response.headers.setdefault("Content-Language", locale.replace("_", "-"))
+        return response
+
+    from frontend import console, portal
+
+    app.include_router(portal.router)
+    app.include_router(console.router)

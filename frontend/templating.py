@@ -1,0 +1,74 @@
+"""The Jinja2 environment shared by the portal and the console."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from events.timeutil import local
+from frontend import labels
+from frontend.i18n import current_locale, gettext, ngettext
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    extensions=["jinja2.ext.i18n"],
+)
+templates = Jinja2Templates(env=env)
+env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+env.policies["ext.i18n.trimmed"] = True
+
+WEEKDAYS_ZH = "一二三四五六日"
+
+
+def format_datetime(value: datetime | str | None, style: str = "full") -> str:
+    """Beijing time: '2027年3月10日（周三）09:30' in zh_CN, 'Wed 10 Mar 2027, 09:30' in en."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = local(moment)
+    zh = current_locale.get() == "zh_CN"
+    if style == "time":
+        return moment.strftime("%H:%M")
+    if style == "date":
+        if zh:
+            return f"{moment.year}年{moment.month}月{moment.day}日"
+        return moment.strftime("%d %b %Y").lstrip("0")
+    if zh:
+        weekday = WEEKDAYS_ZH[moment.weekday()]
+        return f"{moment.year}年{moment.month}月{moment.day}日（周{weekday}）{moment:%H:%M}"
+    return moment.strftime("%a %d %b %Y, %H:%M").replace(" 0", " ")
+
+
+def _label(table: dict[str, str]) -> Any:
+    def render(code: str | None) -> str:
+        return gettext(table.get(code or "", code or ""))
+
+    return render
+
+
+env.filters["datetime"] = format_datetime
+env.filters["kind_label"] = _label(labels.KINDS)
+env.filters["status_label"] = _label(labels.STATUSES)
+env.filters["mode_label"] = _label(labels.MODES)
+env.filters["category_label"] = _label(labels.CATEGORIES)
+env.filters["role_label"] = _label(labels.ROLES)
+env.globals["labels"] = labels
+
+
+def render(request: Request, template: str, status_code: int = 200,
+           **context: Any) -> HTMLResponse:
+    """Renders a page with the locale, the signed-in staff member and the CSRF token."""
+    context.setdefault("locale", current_locale.get())
+    context.setdefault("csrf_token", getattr(request.state, "csrf_token", ""))
+    context.setdefault("staff_user", getattr(request.state, "staff_user", None))
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
