@@ -17,18 +17,17 @@ current_locale: ContextVar[str] = ContextVar("current_locale", default=DEFAULT_L
 
 @lru_cache(maxsize=len(LOCALES))
 def catalog(locale: str) -> dict[str, str | tuple[str, ...]]:
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return {}
-    with path.open("rb") as handle:
-        po = read_po(handle, locale=locale)
+    """All .po files of a locale merged (one per part of the site: messages, portal, console)."""
     out: dict[str, str | tuple[str, ...]] = {}
-    for message in po:
-        if not message.id or not message.string or message.fuzzy:
-            continue
-        key = message.id[0] if isinstance(message.id, tuple) else message.id
-        value = message.string
-        out[key] = tuple(value) if isinstance(value, list | tuple) else value
+    for path in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            po = read_po(handle, locale=locale)
+        for message in po:
+            if not message.id or not message.string or message.fuzzy:
+                continue
+            key = message.id[0] if isinstance(message.id, tuple) else message.id
+            value = message.string
+            out[key] = tuple(value) if isinstance(value, list | tuple) else value
     return out
 
 
