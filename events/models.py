@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.db import UTCDateTime, enum_column, utcnow
@@ -94,6 +94,8 @@ class Event(SQLModel, table=True):
     minutes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     attendee_count: int | None = Field(default=None)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the registrations' personal data was erased (retention); counts are kept.
+    personal_data_purged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_by: int | None = Field(default=None, foreign_key="staffuser.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -160,3 +162,65 @@ __all__ = [
     "Unit",
     "UnitCategory",
 ]
+
+
+class RegistrationStatus(StrEnum):
+    confirmed = "confirmed"
+    waitlisted = "waitlisted"
+    cancelled = "cancelled"
+
+
+class Registration(SQLModel, table=True):
+    """A citizen's seat (or place on the waitlist) for one session."""
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "code", name="uq_registration_event_code"),
+        Index("ix_registration_event_phone", "event_id", "phone_hash"),
+        Index("ix_registration_event_status", "event_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
+    status: RegistrationStatus = Field(sa_column=enum_column(RegistrationStatus))
+    code: str = Field(max_length=8)
+    # Personal data: blanked by erasure or purge; the row (and so the counts) stays.
+    name: str = Field(default="", max_length=50)
+    phone: str = Field(default="", max_length=20)
+    # Keyed hash of the phone: finds duplicates without reading the number.
+    phone_hash: str = Field(default="", max_length=64)
+    question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    source: str = Field(default="online", max_length=10)
+    consent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Waitlist order: the time one joined it (a promotion keeps everyone's order).
+    queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    promoted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    checked_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    checked_in_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A notification to a citizen or a unit; sent by a backend, readable by staff."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=10)  # sms | email
+    recipient: str = Field(max_length=200)
+    # Masked recipient, for lists shown to staff.
+    recipient_masked: str = Field(default="", max_length=200)
+    subject: str = Field(default="", max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    topic: str = Field(max_length=40, index=True)
+    event_id: int | None = Field(default=None, foreign_key="event.id", index=True,
+                                 ondelete="SET NULL")
+    registration_id: int | None = Field(default=None, foreign_key="registration.id",
+                                        ondelete="SET NULL")
+    # Sending waits until then (reminders); a reminder keyed to an old start time is void.
+    due_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    dedupe_key: str | None = Field(default=None, max_length=120, unique=True)
+    state: str = Field(default="pending", max_length=10, index=True)  # pending|sent|failed|void
+    attempts: int = Field(default=0)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

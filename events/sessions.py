@@ -9,8 +9,9 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from events import audit, permissions
+from events import audit, notify, permissions, seats
 from events.errors import Conflict, Invalid, NotFound
+from events.locking import lock_event
 from events.models import (
     Event,
     EventCohost,
@@ -154,17 +155,13 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
         bound = _as_bound(end) if isinstance(end, datetime) else _as_bound(end + timedelta(days=1))
         stmt = stmt.where(col(Event.starts_at) < bound)
     if query.q:
-        like = f"%{query.q.strip()}%"
-        stmt = stmt.where(or_(col(Event.title).ilike(like), col(Event.summary).ilike(like),
-                              col(Event.venue).ilike(like)))
+        # autoescape: a '%' or '_' typed by a citizen is text, not a wildcard.
+        needle = query.q.strip()
+        stmt = stmt.where(or_(*(col(field).icontains(needle, autoescape=True)
+                                for field in (Event.title, Event.summary, Event.venue))))
     stmt = stmt.order_by(col(Event.starts_at), col(Event.id))
     stmt = stmt.offset(query.offset).limit(query.limit)
     return list(db.exec(stmt))
-
-
-def seat_counts(db: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """(registered, waitlisted) per session; registration fills this in."""
-    return {event_id: (0, 0) for event_id in event_ids}
 
 
 def cohost_ids(db: Session, event_ids: list[int]) -> dict[int, list[int]]:
@@ -204,7 +201,7 @@ def events_public(
     db: Session, events: list[Event], *, staff: bool = False
 ) -> list[dict[str, Any]]:
     ids = [e.id for e in events if e.id is not None]
-    counts = seat_counts(db, ids)
+    counts = seats.counts(db, ids)
     cohosts = cohost_ids(db, ids)
     materials = materials_of(db, ids)
     unit_ids = {e.unit_id for e in events} | {u for ids_ in cohosts.values() for u in ids_}
@@ -344,6 +341,14 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
     if data.unit_id is not None and data.unit_id != event.unit_id:
         _check_unit(db, data.unit_id)
         permissions.require_unit_editor(actor, data.unit_id)
+    if data.capacity is not None:
+        # Seats are scarce: re-read under the lock and never drop below who holds one.
+        event = lock_event(db, event_id)
+        confirmed = seats.confirmed_count(db, event_id)
+        if data.capacity != 0 and data.capacity < confirmed:
+            raise Conflict("capacity_below_confirmed",
+                           f"{confirmed} people hold a seat; capacity cannot go below that",
+                           confirmed=confirmed)
     before = _snapshot(db, event)
     _apply(db, event, data)
     event.updated_at = utcnow()
@@ -351,6 +356,12 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
     if changes:
         audit.record(db, actor, "event.update", "event", event.id, unit_id=event.unit_id,
                      changes=changes)
+    if "capacity" in changes:
+        for promoted in seats.promote_waitlist(db, event):
+            notify.promoted(db, event, promoted)
+    moved = {"starts_at", "ends_at", "venue", "address", "mode"} & changes.keys()
+    if moved and is_public(event):
+        notify.event_changed(db, event, "时间或地点调整")
     return event
 
 
@@ -391,6 +402,8 @@ def change_status(
         event.public_notice = reason
     db.add(event)
     db.flush()
+    if target == S.cancelled:
+        notify.event_cancelled(db, event)
     audit.record(db, actor, f"event.{target.value}", "event", event.id, unit_id=event.unit_id,
                  changes={"status": [current.value, target.value],
                           **({"reason": reason} if reason else {})})
@@ -418,6 +431,7 @@ def postpone(
     event.updated_at = utcnow()
     db.add(event)
     db.flush()
+    notify.event_changed(db, event, f"延期，原因：{reason}")
     audit.record(db, actor, "event.postpone", "event", event.id, unit_id=event.unit_id,
                  changes={**audit.diff(before, {"starts_at": event.starts_at,
                                                 "ends_at": event.ends_at}), "reason": reason})

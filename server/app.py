@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from events import api as events_api
-from events import api_feeds, api_staff
+from events import api_feeds, api_registration, api_staff
 from server import errors
 from server.config import Settings, get_settings
 from server.security import Signer
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_feeds.router)
     app.include_router(api_staff.router)
     app.include_router(events_api.router)
+    app.include_router(api_registration.router)
 
     from frontend import install as install_frontend
 

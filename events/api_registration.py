@@ -1,0 +1,140 @@
+"""HTTP for registrations, tickets, check-in and the staff's registration lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from events import audit, permissions, registration, seats
+from events.models import Registration
+from events.sessions import get_event
+from events.timeutil import iso_local
+from server.deps import SessionDep, SignerDep, StaffDep
+
+router = APIRouter(prefix="/api")
+EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Token = Annotated[str, Path(min_length=10, max_length=300)]
+
+
+class CheckinIn(BaseModel):
+    code: str = Field(min_length=1, max_length=20)
+
+
+class WalkInIn(BaseModel):
+    name: str = Field(min_length=1, max_length=50)
+    phone: str = Field(default="", max_length=20)
+
+
+@router.post("/events/{event_id}/registrations", status_code=201)
+def register(
+    event_id: EventId, body: registration.RegistrationIn, db: SessionDep, signer: SignerDep
+) -> dict[str, Any]:
+    created = registration.register(db, signer, event_id, body)
+    db.commit()
+    token = registration.manage_token(signer, created)
+    out = registration.registration_public(db, created, token)
+    return out
+
+
+@router.get("/registrations/{token}")
+def show(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
+    found = registration.from_manage_token(db, signer, token)
+    return registration.registration_public(db, found)
+
+
+@router.delete("/registrations/{token}")
+def cancel(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
+    found = registration.from_manage_token(db, signer, token)
+    registration.cancel(db, found)
+    db.commit()
+    return registration.registration_public(db, found)
+
+
+@router.post("/registrations/{token}/erase", status_code=204)
+def erase(token: Token, db: SessionDep, signer: SignerDep) -> Response:
+    found = registration.from_manage_token(db, signer, token)
+    registration.erase(db, found)
+    db.commit()
+    return Response(status_code=204)
+
+
+def _checkin_state(db: SessionDep, event_id: int) -> dict[str, Any]:
+    event = get_event(db, event_id)
+    confirmed, waitlisted = seats.counts(db, [event_id])[event_id]
+    return {"checked_in_count": registration.checked_in_count(db, event_id),
+            "confirmed_count": confirmed, "waitlist_count": waitlisted,
+            "capacity": event.capacity}
+
+
+@router.post("/events/{event_id}/checkins")
+def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+    found = registration.check_in(db, user, event_id, body.code)
+    db.commit()
+    return {"registration": registration.registration_public(db, found),
+            **_checkin_state(db, event_id)}
+
+
+@router.get("/events/{event_id}/checkins")
+def checkin_state(event_id: EventId, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+    permissions.require_runner(user, get_event(db, event_id))
+    return _checkin_state(db, event_id)
+
+
+@router.post("/events/{event_id}/walk-ins", status_code=201)
+def walk_in(
+    event_id: EventId, body: WalkInIn, db: SessionDep, signer: SignerDep, user: StaffDep
+) -> dict[str, Any]:
+    found = registration.walk_in(db, signer, user, event_id, body.name, body.phone)
+    db.commit()
+    return {"registration": registration.registration_public(db, found),
+            **_checkin_state(db, event_id)}
+
+
+def _rows(db: SessionDep, event_id: int) -> list[Registration]:
+    return list(db.exec(select(Registration).where(Registration.event_id == event_id)
+                        .order_by(col(Registration.created_at), col(Registration.id))))
+
+
+@router.get("/events/{event_id}/registrations")
+def list_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+    """Staff view: personal data masked."""
+    permissions.require_runner(user, get_event(db, event_id))
+    out = []
+    for row in _rows(db, event_id):
+        item = registration.registration_public(db, row)
+        item["question"] = row.question
+        item["source"] = row.source
+        out.append(item)
+    return out
+
+
+@router.get("/events/{event_id}/registrations.csv")
+def export_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> Response:
+    """Full personal data, for the unit and the district office only; every export audited."""
+    event = get_event(db, event_id)
+    permissions.require_owner(user, event)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["编号", "状态", "入场码", "姓名", "手机号", "问题", "来源", "报名时间",
+                     "签到时间"])
+    rows = _rows(db, event_id)
+    for row in rows:
+        writer.writerow([row.id, row.status.value, row.code, _cell(row.name), row.phone,
+                         _cell(row.question), row.source, iso_local(row.created_at),
+                         iso_local(row.checked_in_at) or ""])
+    audit.record(db, user, "registration.export", "event", event.id, unit_id=event.unit_id,
+                 changes={"rows": len(rows)})
+    db.commit()
+    return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="registrations-{event_id}.csv"'})
+
+
+def _cell(text: str) -> str:
+    """Neutralises spreadsheet formulas in citizen-typed text (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,139 @@
+"""Notifications in Chinese, written to the outbox; a backend delivers them (see events.delivery).
+
+Each message is a row first, so nothing is lost when a worker dies; staff read the outbox.
+A reminder is keyed to the start time it announces: after a reschedule the old one is void.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from events.models import Event, OutboxMessage, Registration, RegistrationStatus
+from events.timeutil import local
+from server.db import utcnow
+
+R = RegistrationStatus
+REMINDER_BEFORE = timedelta(days=1)
+SIGNATURE = "【西城政务开放】"
+
+
+def _when(event: Event) -> str:
+    start = local(event.starts_at)
+    return f"{start.month}月{start.day}日 {start:%H:%M}"
+
+
+def _mask(phone: str) -> str:
+    return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 7 else "***"
+
+
+def enqueue(
+    db: Session, *, topic: str, recipient: str, body: str, event: Event | None = None,
+    registration: Registration | None = None, subject: str = "", channel: str = "sms",
+    due_at: datetime | None = None, dedupe_key: str | None = None,
+) -> OutboxMessage | None:
+    if not recipient:
+        return None
+    if dedupe_key and db.exec(select(OutboxMessage.id).where(
+            OutboxMessage.dedupe_key == dedupe_key)).first():
+        return None
+    message = OutboxMessage(
+        channel=channel, recipient=recipient, recipient_masked=_mask(recipient),
+        subject=subject, body=body, topic=topic,
+        event_id=event.id if event else None,
+        registration_id=registration.id if registration else None,
+        due_at=due_at or utcnow(), dedupe_key=dedupe_key,
+    )
+    db.add(message)
+    db.flush()
+    return message
+
+
+def _reminder_key(registration: Registration, event: Event) -> str:
+    return f"reminder:{registration.id}:{event.starts_at:%Y%m%dT%H%M}"
+
+
+def schedule_reminder(db: Session, event: Event, registration: Registration) -> None:
+    due = event.starts_at - REMINDER_BEFORE
+    if due <= utcnow():
+        return
+    enqueue(db, topic="reminder", recipient=registration.phone, event=event,
+            registration=registration, due_at=due, dedupe_key=_reminder_key(registration, event),
+            body=f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
+                 f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
+
+
+def registration_received(db: Session, event: Event, registration: Registration) -> None:
+    if registration.status == R.confirmed:
+        body = (f"{SIGNATURE}您已成功报名“{event.title}”，时间：{_when(event)}，"
+                f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
+        enqueue(db, topic="registration_confirmed", recipient=registration.phone, body=body,
+                event=event, registration=registration)
+        schedule_reminder(db, event, registration)
+    else:
+        body = (f"{SIGNATURE}“{event.title}”名额已满，您已进入候补名单。"
+                f"有名额空出时将按顺序自动递补并短信通知您。")
+        enqueue(db, topic="registration_waitlisted", recipient=registration.phone, body=body,
+                event=event, registration=registration)
+
+
+def promoted(db: Session, event: Event, registration: Registration) -> None:
+    body = (f"{SIGNATURE}好消息：您已从候补转为正式报名“{event.title}”，时间：{_when(event)}，"
+            f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
+    enqueue(db, topic="promoted", recipient=registration.phone, body=body, event=event,
+            registration=registration)
+    schedule_reminder(db, event, registration)
+
+
+def _active_registrations(db: Session, event: Event) -> list[Registration]:
+    return list(db.exec(select(Registration).where(
+        Registration.event_id == event.id,
+        col(Registration.status).in_([R.confirmed, R.waitlisted]),
+        col(Registration.erased_at).is_(None))))
+
+
+def void_stale_reminders(db: Session, event: Event) -> None:
+    """After a reschedule or cancel: pending reminders for another start time are void."""
+    pending = db.exec(select(OutboxMessage).where(
+        OutboxMessage.event_id == event.id, OutboxMessage.topic == "reminder",
+        OutboxMessage.state == "pending"))
+    for message in pending:
+        registration_id = message.registration_id
+        current = f"reminder:{registration_id}:{event.starts_at:%Y%m%dT%H%M}"
+        if event.status.value == "cancelled" or message.dedupe_key != current:
+            message.state = "void"
+            db.add(message)
+    db.flush()
+
+
+def event_changed(db: Session, event: Event, what: str) -> None:
+    """Tells everyone registered that the session moved or changed; reminders follow it."""
+    void_stale_reminders(db, event)
+    for registration in _active_registrations(db, event):
+        enqueue(db, topic="event_changed", recipient=registration.phone, event=event,
+                registration=registration,
+                body=f"{SIGNATURE}您报名的“{event.title}”有变更：{what}。"
+                     f"新时间：{_when(event)}，地点：{event.venue or '线上'}。")
+        if registration.status == R.confirmed:
+            schedule_reminder(db, event, registration)
+
+
+def event_cancelled(db: Session, event: Event) -> None:
+    void_stale_reminders(db, event)
+    for registration in _active_registrations(db, event):
+        enqueue(db, topic="event_cancelled", recipient=registration.phone, event=event,
+                registration=registration,
+                body=f"{SIGNATURE}很抱歉，您报名的“{event.title}”已取消。"
+                     f"原因：{event.public_notice or '主办单位安排调整'}。")
+
+
+def void_for_registration(db: Session, registration: Registration) -> None:
+    """Erasure: pending messages to this person are void and their number blanked."""
+    for message in db.exec(select(OutboxMessage).where(
+            OutboxMessage.registration_id == registration.id)):
+        if message.state == "pending":
+            message.state = "void"
+        message.recipient = ""
+        db.add(message)
+    db.flush()

@@ -1,0 +1,259 @@
+"""Registration: register, cancel, erase, check in. Capacity holds under any burst."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import Session, col, func, select
+
+from events import audit, notify, permissions, seats
+from events.errors import Conflict, Invalid, NotFound
+from events.locking import lock_event
+from events.models import Event, Registration, RegistrationStatus, StaffUser
+from events.sessions import get_event, is_public, registration_state
+from events.timeutil import iso_local
+from server.db import utcnow
+from server.security import Signer
+
+R = RegistrationStatus
+# No 0/O, 1/I/L: a code read aloud or typed at the door is unambiguous.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 8
+MANAGE_PURPOSE = "registration-manage"
+PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$")
+CHECKIN_STATUSES = frozenset({"published", "live", "ended"})
+
+
+def normalise_phone(raw: str) -> str:
+    phone = re.sub(r"[\s\-()]", "", raw)
+    if phone.startswith("+86"):
+        phone = phone[3:]
+    elif phone.startswith("0086"):
+        phone = phone[4:]
+    return phone
+
+
+class RegistrationIn(BaseModel):
+    name: str = Field(min_length=1, max_length=50)
+    phone: str = Field(min_length=1, max_length=20)
+    question: str = Field(default="", max_length=1000)
+    consent: bool
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("a name is required")
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        phone = normalise_phone(value)
+        if not PHONE_PATTERN.match(phone):
+            raise ValueError("a mainland mobile number has 11 digits and starts with 1")
+        return phone
+
+    @field_validator("consent")
+    @classmethod
+    def _consent(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("consent to the privacy notice is required")
+        return value
+
+
+def mask_phone(phone: str) -> str:
+    return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 7 else ("*" * len(phone))
+
+
+def mask_name(name: str) -> str:
+    if not name:
+        return ""
+    if len(name) == 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def _new_code(db: Session, event_id: int) -> str:
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        taken = db.exec(select(Registration.id).where(Registration.event_id == event_id,
+                                                      Registration.code == code)).first()
+        if taken is None:
+            return code
+
+
+def manage_token(signer: Signer, registration: Registration) -> str:
+    return signer.dumps(MANAGE_PURPOSE, {"r": registration.id, "c": registration.code})
+
+
+def from_manage_token(db: Session, signer: Signer, token: str) -> Registration:
+    """The registration behind a manage link; forged, altered or erased links find nothing."""
+    payload = signer.loads(MANAGE_PURPOSE, token)
+    if not isinstance(payload, dict) or not isinstance(payload.get("r"), int):
+        raise NotFound("invalid_token", "this link is not valid")
+    registration = db.get(Registration, payload["r"])
+    if registration is None or registration.code != payload.get("c") or registration.erased_at:
+        raise NotFound("registration_not_found", "this registration no longer exists")
+    return registration
+
+
+def registration_public(db: Session, registration: Registration,
+                        token: str | None = None) -> dict[str, Any]:
+    """What the citizen sees of their own ticket: their data masked, the code in full."""
+    out: dict[str, Any] = {
+        "id": registration.id,
+        "event_id": registration.event_id,
+        "status": registration.status.value,
+        "code": registration.code,
+        "name": mask_name(registration.name),
+        "phone": mask_phone(registration.phone),
+        "waitlist_position": seats.waitlist_position(db, registration),
+        "created_at": iso_local(registration.created_at),
+        "checked_in_at": iso_local(registration.checked_in_at),
+    }
+    if token is not None:
+        out["manage_token"] = token
+    return out
+
+
+def register(db: Session, signer: Signer, event_id: int, data: RegistrationIn) -> Registration:
+    event = get_event(db, event_id)
+    if not is_public(event):
+        raise NotFound("event_not_found", f"no session with id {event_id}")
+    event = lock_event(db, event_id)
+    if registration_state(event) != "open":
+        raise Conflict("registration_closed", "registration for this session is not open")
+    assert event.id is not None
+    phone_hash = signer.keyed_hash("phone", data.phone)
+    existing = db.exec(select(Registration.id).where(
+        Registration.event_id == event.id, Registration.phone_hash == phone_hash,
+        col(Registration.status).in_([R.confirmed, R.waitlisted]))).first()
+    if existing is not None:
+        raise Conflict("already_registered", "this mobile number is already registered")
+    full = event.capacity > 0 and seats.confirmed_count(db, event.id) >= event.capacity
+    registration = Registration(
+        event_id=event.id, status=R.waitlisted if full else R.confirmed,
+        code=_new_code(db, event.id), name=data.name, phone=data.phone, phone_hash=phone_hash,
+        question=data.question.strip(),
+    )
+    db.add(registration)
+    db.flush()
+    notify.registration_received(db, event, registration)
+    return registration
+
+
+def cancel(db: Session, registration: Registration) -> list[Registration]:
+    """Frees the seat (or the waitlist place); the head of the waitlist moves up at once."""
+    if registration.status == R.cancelled:
+        return []
+    event = lock_event(db, registration.event_id)
+    db.refresh(registration)
+    was_confirmed = registration.status == R.confirmed
+    if registration.checked_in_at is not None:
+        raise Conflict("already_checked_in", "a ticket used at the door cannot be cancelled")
+    registration.status = R.cancelled
+    registration.cancelled_at = utcnow()
+    db.add(registration)
+    db.flush()
+    promoted = seats.promote_waitlist(db, event) if was_confirmed else []
+    for other in promoted:
+        notify.promoted(db, event, other)
+    return promoted
+
+
+def erase(db: Session, registration: Registration) -> None:
+    """The citizen's right to erasure: cancel, then blank what identifies them."""
+    cancel(db, registration)
+    _blank(registration)
+    db.add(registration)
+    notify.void_for_registration(db, registration)
+    db.flush()
+
+
+def _blank(registration: Registration) -> None:
+    registration.name = ""
+    registration.phone = ""
+    registration.phone_hash = ""
+    registration.question = ""
+    registration.erased_at = utcnow()
+
+
+def purge_event(db: Session, event: Event) -> int:
+    """Retention: erases a session's personal data, keeps its counts. Returns rows blanked."""
+    rows = list(db.exec(select(Registration).where(Registration.event_id == event.id,
+                                                   col(Registration.erased_at).is_(None))))
+    for registration in rows:
+        _blank(registration)
+        db.add(registration)
+    event.personal_data_purged_at = utcnow()
+    db.add(event)
+    db.flush()
+    return len(rows)
+
+
+def check_in(db: Session, actor: StaffUser, event_id: int, code: str) -> Registration:
+    event = get_event(db, event_id)
+    permissions.require_runner(actor, event)
+    if event.status.value not in CHECKIN_STATUSES:
+        raise Conflict("not_open_for_checkin", "this session is not open for check-in")
+    code = re.sub(r"\s", "", code).upper()
+    event = lock_event(db, event_id)
+    registration = db.exec(select(Registration).where(Registration.event_id == event_id,
+                                                      Registration.code == code)).first()
+    if registration is None:
+        raise NotFound("ticket_not_found", f"no ticket with code {code} for this session")
+    if registration.status == R.cancelled:
+        raise Conflict("ticket_cancelled", "this ticket was cancelled")
+    if registration.status == R.waitlisted:
+        raise Conflict("not_confirmed", "this ticket is on the waitlist, not confirmed")
+    if registration.checked_in_at is not None:
+        raise Conflict("already_checked_in", "this ticket was already checked in",
+                       checked_in_at=iso_local(registration.checked_in_at),
+                       name=mask_name(registration.name))
+    registration.checked_in_at = utcnow()
+    registration.checked_in_by = actor.id
+    db.add(registration)
+    db.flush()
+    return registration
+
+
+def checked_in_count(db: Session, event_id: int) -> int:
+    return int(db.exec(select(func.count()).select_from(Registration).where(
+        Registration.event_id == event_id, col(Registration.checked_in_at).is_not(None))).one())
+
+
+def walk_in(db: Session, signer: Signer, actor: StaffUser, event_id: int, name: str,
+            phone: str = "") -> Registration:
+    """Someone registered at the door while seats remain: confirmed and checked in at once."""
+    event = get_event(db, event_id)
+    permissions.require_runner(actor, event)
+    if event.status.value not in CHECKIN_STATUSES:
+        raise Conflict("not_open_for_checkin", "this session is not open for check-in")
+    name = " ".join(name.split())
+    if not name or len(name) > 50:
+        raise Invalid("invalid_name", "a name of 1-50 characters is required", field="name")
+    phone = normalise_phone(phone) if phone else ""
+    if phone and not PHONE_PATTERN.match(phone):
+        raise Invalid("invalid_phone", "a mainland mobile number has 11 digits", field="phone")
+    event = lock_event(db, event_id)
+    assert event.id is not None
+    if event.capacity > 0 and seats.confirmed_count(db, event.id) >= event.capacity:
+        raise Conflict("full", "no seats remain")
+    now = utcnow()
+    registration = Registration(
+        event_id=event.id, status=R.confirmed, code=_new_code(db, event.id), name=name,
+        phone=phone, phone_hash=signer.keyed_hash("phone", phone) if phone else "",
+        source="walk_in", checked_in_at=now, checked_in_by=actor.id,
+    )
+    db.add(registration)
+    db.flush()
+    audit.record(db, actor, "registration.walk_in", "event", event.id, unit_id=event.unit_id,
+                 changes={"registration_id": registration.id})
+    return registration

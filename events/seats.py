@@ -1,0 +1,76 @@
+"""Seat counts and waitlist promotion. Callers hold the session's lock (events.locking)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, func, select
+
+from events.models import Event, Registration, RegistrationStatus
+from server.db import utcnow
+
+R = RegistrationStatus
+
+
+def counts(db: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(confirmed, waitlisted) per session."""
+    out = {event_id: (0, 0) for event_id in event_ids}
+    if not event_ids:
+        return out
+    rows = db.exec(
+        select(Registration.event_id, Registration.status, func.count())
+        .where(col(Registration.event_id).in_(event_ids),
+               col(Registration.status).in_([R.confirmed, R.waitlisted]))
+        .group_by(col(Registration.event_id), col(Registration.status))
+    )
+    for event_id, status, number in rows:
+        confirmed, waitlisted = out[event_id]
+        if status == R.confirmed:
+            confirmed = number
+        else:
+            waitlisted = number
+        out[event_id] = (confirmed, waitlisted)
+    return out
+
+
+def confirmed_count(db: Session, event_id: int) -> int:
+    return counts(db, [event_id])[event_id][0]
+
+
+def waitlist_position(db: Session, registration: Registration) -> int | None:
+    if registration.status != R.waitlisted:
+        return None
+    ahead = db.exec(
+        select(func.count()).select_from(Registration).where(
+            Registration.event_id == registration.event_id,
+            Registration.status == R.waitlisted,
+            (col(Registration.queued_at) < registration.queued_at)
+            | ((col(Registration.queued_at) == registration.queued_at)
+               & (col(Registration.id) < registration.id)),
+        )
+    ).one()
+    return int(ahead) + 1
+
+
+def promote_waitlist(db: Session, event: Event) -> list[Registration]:
+    """Fills free seats from the head of the waitlist; returns who was promoted."""
+    assert event.id is not None
+    if event.capacity == 0:
+        free = None
+    else:
+        free = event.capacity - confirmed_count(db, event.id)
+        if free <= 0:
+            return []
+    query = (
+        select(Registration)
+        .where(Registration.event_id == event.id, Registration.status == R.waitlisted)
+        .order_by(col(Registration.queued_at), col(Registration.id))
+    )
+    if free is not None:
+        query = query.limit(free)
+    promoted = list(db.exec(query))
+    now = utcnow()
+    for registration in promoted:
+        registration.status = R.confirmed
+        registration.promoted_at = now
+        db.add(registration)
+    db.flush()
+    return promoted

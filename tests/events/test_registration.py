@@ -1,0 +1,136 @@
+"""Registration: seats, the waitlist, tickets, the manage link, check-in."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from events.models import OutboxMessage, Registration
+from tests.conftest import event_body, publish
+
+
+def _open_event(staff, db, capacity: int = 2, **overrides) -> int:
+    now = datetime.now(UTC)
+    admin = staff("admin")
+    times = {"starts_at": (now + timedelta(days=10)).isoformat(),
+             "ends_at": (now + timedelta(days=10, hours=2)).isoformat(),
+             "registration_opens_at": (now - timedelta(days=1)).isoformat(),
+             "registration_closes_at": (now + timedelta(days=9)).isoformat()}
+    body = event_body(db, capacity=capacity, **{**times, **overrides})
+    created = admin.post("/api/events", json=body)
+    assert created.status_code == 201, created.text
+    publish(admin, created.json()["id"])
+    return int(created.json()["id"])
+
+
+def _register(client, event_id: int, phone: str, name: str = "王小明", **extra):
+    return client.post(f"/api/events/{event_id}/registrations",
+                       json={"name": name, "phone": phone, "consent": True, **extra})
+
+
+def test_seats_then_waitlist_then_promotion_on_cancel(client, staff, db):
+    event_id = _open_event(staff, db, capacity=2)
+    first = _register(client, event_id, "13800000001").json()
+    second = _register(client, event_id, "13800000002").json()
+    third = _register(client, event_id, "13800000003")
+    assert third.status_code == 201
+    third = third.json()
+    assert [first["status"], second["status"], third["status"]] == \
+        ["confirmed", "confirmed", "waitlisted"]
+    assert third["waitlist_position"] == 1 and first["waitlist_position"] is None
+    assert len(first["code"]) == 8 and not set(first["code"]) & set("01OIL")
+    event = client.get(f"/api/events/{event_id}").json()
+    assert (event["registered_count"], event["waitlist_count"], event["seats_left"]) == (2, 1, 0)
+
+    cancelled = client.delete(f"/api/registrations/{first['manage_token']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    promoted = client.get(f"/api/registrations/{third['manage_token']}").json()
+    assert promoted["status"] == "confirmed" and promoted["waitlist_position"] is None
+    topics = [m.topic for m in db.exec(select(OutboxMessage).where(
+        OutboxMessage.registration_id == third["id"]))]
+    assert "promoted" in topics
+
+
+def test_same_phone_twice_is_409_and_masked_ticket(client, staff, db):
+    event_id = _open_event(staff, db)
+    ok = _register(client, event_id, "+86 138-0000-0009", name="欧阳娜娜")
+    assert ok.status_code == 201
+    again = _register(client, event_id, "13800000009")
+    assert again.status_code == 409 and again.json()["error"] == "already_registered"
+    ticket = client.get(f"/api/registrations/{ok.json()['manage_token']}").json()
+    assert ticket["phone"] == "138****0009" and ticket["name"] == "欧**娜"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": "张三", "phone": "12345", "consent": True}, "phone"),
+    ({"name": "张三", "phone": "13800000001", "consent": False}, "consent"),
+    ({"name": "", "phone": "13800000001", "consent": True}, "name"),
+    ({"name": "张" * 5000, "phone": "13800000001", "consent": True}, "name"),
+    ({"phone": "13800000001", "consent": True}, "name"),
+])
+def test_bad_registrations_are_422_and_save_nothing(client, staff, db, body, field):
+    event_id = _open_event(staff, db)
+    response = client.post(f"/api/events/{event_id}/registrations", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid"
+    assert field in response.json()["message"]
+    assert db.exec(select(Registration)).all() == []
+
+
+def test_outside_the_window_is_registration_closed(client, staff, db):
+    now = datetime.now(UTC)
+    event_id = _open_event(staff, db, registration_opens_at=(now + timedelta(days=1)).isoformat())
+    response = _register(client, event_id, "13800000001")
+    assert response.status_code == 409 and response.json()["error"] == "registration_closed"
+
+
+def test_forged_and_erased_tokens_reveal_nothing(client, staff, db):
+    event_id = _open_event(staff, db)
+    token = _register(client, event_id, "13800000001").json()["manage_token"]
+    forged = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
+    assert client.get(f"/api/registrations/{forged}").status_code == 404
+    assert client.get("/api/registrations/not-a-token-at-all").status_code == 404
+    assert client.post(f"/api/registrations/{token}/erase").status_code == 204
+    gone = client.get(f"/api/registrations/{token}")
+    assert gone.status_code == 404 and "138" not in gone.text
+    row = db.exec(select(Registration)).one()
+    assert (row.name, row.phone, row.status.value) == ("", "", "cancelled")
+
+
+def test_check_in_once_then_409_with_time(client, staff, db):
+    event_id = _open_event(staff, db, capacity=1)
+    host = staff("host")
+    confirmed = _register(client, event_id, "13800000001").json()
+    waitlisted = _register(client, event_id, "13800000002").json()
+    first = host.post(f"/api/events/{event_id}/checkins", json={"code": confirmed["code"].lower()})
+    assert first.status_code == 200, first.text
+    assert first.json()["checked_in_count"] == 1 and first.json()["capacity"] == 1
+    second = host.post(f"/api/events/{event_id}/checkins", json={"code": confirmed["code"]})
+    assert second.status_code == 409 and second.json()["error"] == "already_checked_in"
+    assert second.json()["checked_in_at"]
+    refused = host.post(f"/api/events/{event_id}/checkins", json={"code": waitlisted["code"]})
+    assert refused.status_code == 409 and refused.json()["error"] == "not_confirmed"
+    unknown = host.post(f"/api/events/{event_id}/checkins", json={"code": "ZZZZZZZZ"})
+    assert unknown.status_code == 404
+    assert client.post(f"/api/events/{event_id}/checkins",
+                       json={"code": confirmed["code"]}).status_code == 401
+
+
+def test_many_threads_racing_for_the_last_seats_never_overbook(app, staff, db):
+    event_id = _open_event(staff, db, capacity=5)
+
+    def attempt(i: int) -> int:
+        with TestClient(app) as own:
+            return _register(own, event_id, f"139{i:08d}").status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(attempt, range(60)))
+    assert statuses.count(201) == 60
+    rows = db.exec(select(Registration).where(Registration.event_id == event_id)).all()
+    assert sum(r.status.value == "confirmed" for r in rows) == 5
+    assert sum(r.status.value == "waitlisted" for r in rows) == 55
+    assert len({r.code for r in rows}) == 60
