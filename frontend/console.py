@@ -2,6 +2,166 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from events import audit, permissions, sessions, units
+from events.errors import DomainError
+from events.models import EventKind, EventStatus, Role, StaffUser, UnitCategory
+from events.sessions import EventQuery
+from frontend import console_auth, console_events
+from frontend import console_forms as forms
+from frontend.console_audit import readable
+from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
+from frontend.console_events import unit_names
+from frontend.i18n import N_, gettext
+from frontend.templating import render
+from server.db import utcnow
+from server.deps import SessionDep
+
+S = EventStatus
+AUDIT_PAGE_SIZE = 50
+# The home page's groups, in the order an editor works through them.
+GROUPS = (
+    ("sent_back", N_("Sent back: please revise")),
+    ("draft", N_("Drafts")),
+    ("pending_review", N_("Awaiting review")),
+    ("published", N_("Published")),
+    ("past", N_("Past and cancelled")),
+)
+UNIT_DONE = {"unit_created": N_("The unit is added."), "unit_saved": N_("The unit is saved.")}
+
+router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
+router.include_router(console_auth.router)
+router.include_router(console_events.router)
+
+
+def _group_of(item: dict[str, Any]) -> str:
+    status = item["status"]
+    if status == "draft":
+        return "sent_back" if item.get("review_note") else "draft"
+    if status in ("published", "live"):
+        return "published"
+    if status == "pending_review":
+        return "pending_review"
+    return "past"
+
+
+def grouped(items: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    buckets: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in GROUPS}
+    for item in items:
+        buckets[_group_of(item)].append(item)
+    buckets["past"].reverse()  # the latest past session first
+    return [(key, gettext(title), buckets[key]) for key, title in GROUPS]
+
+
+def _home_query(user: StaffUser, request: Request) -> tuple[EventQuery, dict[str, str]]:
+    params = request.query_params
+    chosen = {name: params.get(name, "").strip()[:100] for name in ("unit", "kind", "status", "q")}
+    if user.role == Role.editor:
+        return EventQuery(unit=str(user.unit_id), limit=1000), {}
+    kind = chosen["kind"] if chosen["kind"] in EventKind.__members__ else None
+    status = chosen["status"] if chosen["status"] in EventStatus.__members__ else None
+    unit = chosen["unit"] if chosen["unit"].isdigit() else None
+    query = EventQuery(unit=unit, kind=EventKind(kind) if kind else None,
+                       status=EventStatus(status) if status else None,
+                       q=chosen["q"] or None, limit=1000)
+    return query, chosen
+
+
+@router.get("")
+def home(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+    query, chosen = _home_query(user, request)
+    if user.role == Role.host:
+        found = [e for e in sessions.list_events(db, query, user)
+                 if e.status in (S.published, S.live) and e.ends_at >= utcnow()]
+    else:
+        found = sessions.list_events(db, query, user)
+    items = sessions.events_public(db, found, staff=True)
+    own_unit = units.get_unit(db, user.unit_id) if user.unit_id else None
+    return render(request, "console/home.html", groups=grouped(items), items=items,
+                  own_unit=own_unit, chosen=chosen, all_units=units.list_units(db),
+                  filtered=any(chosen.values()))
+
+
+@router.get("/audit")
+def audit_log(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+    permissions.require_admin(user)
+    page_raw = request.query_params.get("page", "1")
+    page = int(page_raw) if page_raw.isdigit() and 0 < int(page_raw) < 100_000 else 1
+    unit_raw = request.query_params.get("unit", "")
+    unit_id = int(unit_raw) if unit_raw.isdigit() and len(unit_raw) < 10 else None
+    found = audit.entries(db, unit_id=unit_id, limit=AUDIT_PAGE_SIZE + 1,
+                          offset=(page - 1) * AUDIT_PAGE_SIZE)
+    names = unit_names(db)
+    return render(request, "console/audit.html",
+                  entries=[readable(e, names) for e in found[:AUDIT_PAGE_SIZE]],
+                  page=page, has_next=len(found) > AUDIT_PAGE_SIZE, unit_id=unit_id,
+                  unit_names=names, all_units=units.list_units(db, include_retired=True))
+
+
+def _units_page(request: Request, db: Session, *, status_code: int = 200,
+                errors: dict[str, str] | None = None, typed: dict[str, str] | None = None,
+                failed_id: int = 0) -> Response:
+    key = request.query_params.get("done", "")
+    return render(request, "console/units.html", status_code=status_code,
+                  units=units.list_units(db, include_retired=True),
+                  categories=list(UnitCategory), errors=errors or {}, typed=typed or {},
+                  failed_id=failed_id, done=gettext(UNIT_DONE[key]) if key in UNIT_DONE else "")
+
+
+@router.get("/units")
+def units_page(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+    permissions.require_admin(user)
+    return _units_page(request, db)
+
+
+def _unit_errors(exc: ValidationError | DomainError) -> dict[str, str]:
+    if isinstance(exc, ValidationError):
+        return forms.validation_messages(exc)
+    return {forms.domain_error_field(exc, "code"): forms.domain_error_message(exc)}
+
+
+@router.post("/units")
+async def create_unit(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+    permissions.require_admin(user)
+    form = await request.form()
+    typed = {name: str(form.get(name, "")).strip() for name in
+             ("code", "name", "name_en", "category")}
+    try:
+        units.create_unit(db, user, units.UnitCreate.model_validate(typed))
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        status = exc.status if isinstance(exc, DomainError) else 422
+        return _units_page(request, db, status_code=status, errors=_unit_errors(exc),
+                           typed=typed)
+    db.commit()
+    return see_other("/console/units?done=unit_created")
+
+
+@router.post("/units/{unit_id}")
+async def update_unit(unit_id: int, request: Request, db: SessionDep,
+                      user: ConsoleStaff) -> Response:
+    permissions.require_admin(user)
+    form = await request.form()
+    action = form.get("action")
+    change: dict[str, Any] = {}
+    typed = {name: str(form.get(name, "")).strip() for name in ("name", "name_en")}
+    if action == "rename":
+        change = typed
+    elif action in ("retire", "restore"):
+        change = {"retired": action == "retire"}
+    try:
+        units.update_unit(db, user, unit_id, units.UnitUpdate.model_validate(change))
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        if isinstance(exc, DomainError) and exc.status == 404:
+            raise
+        status = exc.status if isinstance(exc, DomainError) else 422
+        return _units_page(request, db, status_code=status, errors=_unit_errors(exc),
+                           typed=typed, failed_id=unit_id)
+    db.commit()
+    return see_other(f"/console/units?done=unit_saved#unit-{unit_id}")

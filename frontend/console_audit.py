@@ -1,0 +1,137 @@
+"""The audit log as people read it: 'Title: old → new', in the reader's language."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from events.models import AuditEntry
+from frontend import labels
+from frontend.i18n import N_, gettext
+from frontend.templating import format_datetime
+
+ACTIONS = {
+    "event.create": N_("Created the session"),
+    "event.update": N_("Edited the session"),
+    "event.pending_review": N_("Submitted for review"),
+    "event.published": N_("Published"),
+    "event.draft": N_("Returned to draft"),
+    "event.cancelled": N_("Cancelled"),
+    "event.live": N_("Went live"),
+    "event.ended": N_("Ended"),
+    "event.archived": N_("Archived"),
+    "event.postpone": N_("Postponed"),
+    "event.close": N_("Closed out"),
+    "unit.create": N_("Added a unit"),
+    "unit.update": N_("Changed a unit"),
+    "user.create": N_("Created an account"),
+}
+FIELDS = {
+    "kind": N_("Kind"),
+    "unit_id": N_("Organising unit"),
+    "title": N_("Title"),
+    "summary": N_("Summary"),
+    "starts_at": N_("Starts"),
+    "ends_at": N_("Ends"),
+    "mode": N_("How to take part"),
+    "venue": N_("Venue"),
+    "address": N_("Address"),
+    "capacity": N_("Seats"),
+    "registration_opens_at": N_("Registration opens"),
+    "registration_closes_at": N_("Registration closes"),
+    "moderation": N_("Comment moderation"),
+    "premiere_at": N_("Premiere"),
+    "cohost_unit_ids": N_("Co-hosting units"),
+    "materials": N_("Materials"),
+    "status": N_("Status"),
+    "reason": N_("Reason"),
+    "minutes": N_("Minutes"),
+    "attendee_count": N_("Attendees"),
+    "code": N_("Code"),
+    "name": N_("Name"),
+    "name_en": N_("English name"),
+    "category": N_("Category"),
+    "retired": N_("Retired"),
+    "username": N_("Username"),
+    "role": N_("Role"),
+}
+MODERATION = {"pre": N_("Approve before showing"), "post": N_("Show at once, remove if needed")}
+TIME_FIELDS = {"starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
+               "premiere_at"}
+LONG_TEXT = 160
+# These record the values set, not [old, new] pairs.
+PLAIN_ACTIONS = frozenset({"unit.create", "user.create"})
+
+
+@dataclass
+class Change:
+    label: str
+    old: str | None  # None: a value set, not changed from something
+    new: str
+
+
+@dataclass
+class Entry:
+    id: int | None
+    at: datetime
+    username: str
+    action: str
+    entity: str
+    entity_id: int | None
+    unit_id: int | None
+    changes: list[Change] = field(default_factory=list)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= LONG_TEXT else text[:LONG_TEXT] + "…"
+
+
+def display(name: str, value: Any, unit_names: dict[int, str]) -> str:
+    """One stored value as a reader would say it."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if name in TIME_FIELDS and isinstance(value, str):
+        return format_datetime(value)
+    tables = {"kind": labels.KINDS, "status": labels.STATUSES, "mode": labels.MODES,
+              "category": labels.CATEGORIES, "role": labels.ROLES, "moderation": MODERATION}
+    if name in tables:
+        return gettext(tables[name].get(str(value), str(value)))
+    if name == "unit_id" and isinstance(value, int):
+        return unit_names.get(value, f"#{value}")
+    if name == "cohost_unit_ids" and isinstance(value, list):
+        return "、".join(unit_names.get(v, f"#{v}") for v in value)
+    if name == "materials" and isinstance(value, list):
+        return "、".join(str(item[0]) for item in value if isinstance(item, list) and item)
+    if name == "capacity" and value == 0:
+        return gettext("No limit")
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
+    return _shorten(str(value))
+
+
+def readable(entry: AuditEntry, unit_names: dict[int, str]) -> Entry:
+    changes = []
+    recorded: dict[str, Any] = json.loads(entry.changes or "{}")
+    for name, value in recorded.items():
+        label = gettext(FIELDS.get(name, name))
+        if name == "unit_id" and entry.entity != "event":
+            label = gettext("Unit")
+        is_pair = entry.action not in PLAIN_ACTIONS and name != "reason" \
+            and isinstance(value, list) and len(value) == 2
+        if not is_pair:
+            if value is None:
+                continue
+            changes.append(Change(label, None, display(name, value, unit_names)))
+            continue
+        old, new = value
+        if entry.action == "event.create":
+            if new not in (None, "", []):  # an empty field at creation says nothing
+                changes.append(Change(label, None, display(name, new, unit_names)))
+            continue
+        changes.append(Change(label, display(name, old, unit_names),
+                              display(name, new, unit_names)))
+    return Entry(entry.id, entry.at, entry.username,
+                 gettext(ACTIONS.get(entry.action, entry.action)), entry.entity,
+                 entry.entity_id, entry.unit_id, changes)

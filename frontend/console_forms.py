@@ -1,0 +1,255 @@
+"""The session form: what a browser posts, turned into EventCreate / EventUpdate, and errors
+turned into sentences next to the field that needs fixing. No business rule lives here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from events.errors import DomainError, Invalid
+from events.models import Event, EventMaterial, Role, StaffUser
+from events.sessions import EventCreate, EventUpdate
+from events.timeutil import local
+from frontend.i18n import N_, gettext
+
+TEXT_FIELDS = ("title", "summary", "venue", "address")
+CHOICE_FIELDS = ("kind", "mode", "moderation")
+TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
+               "premiere_at")
+REQUIRED = ("kind", "unit_id", "title", "starts_at", "ends_at")
+MATERIAL_ROWS = 3  # empty rows offered below the session's materials
+
+# Domain error codes, as the sentence shown beside the field.
+CODE_MESSAGES = {
+    "ends_before_start": N_("The end must be after the start."),
+    "unknown_unit": N_("Choose an active unit."),
+    "required": N_("This field is required."),
+    "forbidden": N_("You may only act on sessions of your own unit."),
+    "reason_required": N_("Give a reason: it is shown to the unit or the public."),
+    "minutes_required": N_("The close-out needs minutes."),
+    "not_editable": N_("A session in this state can no longer be edited."),
+    "illegal_transition": N_("The session has moved on; this step is no longer possible."),
+    "not_postponable": N_("A session in this state can no longer be postponed."),
+    "not_started": N_("A session can be closed out only once it has started."),
+    "invalid_code": N_("A code is 2-40 lower-case letters, digits or '-', e.g. xc-new-office."),
+    "unit_exists": N_("A unit with this code exists already."),
+}
+BAD_TIME = N_("Enter a date and time, e.g. 2027-03-10 09:30.")
+MAX_COUNT = 1_000_000
+REGISTRATION_ORDER = N_("Registration must close after it opens.")
+REGISTRATION_BEFORE_END = N_("Registration must close before the session ends.")
+
+
+class FormErrors(Exception):
+    """Field name → translated sentence; raised when a form cannot be saved as typed."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(errors))
+        self.errors = errors
+
+
+class FieldProblem(Invalid):
+    """A value the console refuses before calling the domain; carries its own sentence."""
+
+    def __init__(self, field: str, text: str) -> None:
+        super().__init__("invalid", text, field=field)
+
+
+def check_length(value: str, field: str, limit: int) -> None:
+    if len(value) > limit:
+        raise FieldProblem(field, gettext("At most %(n)s characters.") % {"n": limit})
+
+
+def required_time(raw: str, field: str) -> datetime:
+    if not raw.strip():
+        raise FieldProblem(field, gettext("This field is required."))
+    try:
+        return parse_local_time(raw)
+    except ValueError as exc:
+        raise FieldProblem(field, gettext(BAD_TIME)) from exc
+
+
+def optional_count(raw: str, field: str) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > MAX_COUNT:
+        raise FieldProblem(field, gettext("Enter a whole number, or leave it empty."))
+    return int(raw)
+
+
+def domain_error_message(exc: DomainError) -> str:
+    if isinstance(exc, FieldProblem):
+        return exc.message
+    if exc.code == "registration_window":
+        ends = "before the session ends" in exc.message
+        return gettext(REGISTRATION_BEFORE_END if ends else REGISTRATION_ORDER)
+    return gettext(CODE_MESSAGES.get(exc.code, N_("Please check this field.")))
+
+
+def domain_error_field(exc: DomainError, default: str = "form") -> str:
+    field = exc.detail.get("field")
+    return field if isinstance(field, str) and field else default
+
+
+def validation_messages(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's complaints, one sentence per field, in the reader's language."""
+    out: dict[str, str] = {}
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        field = loc[0] if loc else "form"
+        if field == "materials":
+            field = f"material_{loc[1]}" if len(loc) > 1 else "materials"
+        kind = error.get("type", "")
+        limit = (error.get("ctx") or {}).get("max_length") or (error.get("ctx") or {}).get("le")
+        if kind in ("missing", "string_too_short"):
+            text = gettext("This field is required.")
+        elif kind == "string_too_long":
+            text = gettext("At most %(n)s characters.") % {"n": limit}
+        elif kind == "greater_than_equal":
+            text = gettext("Enter 0 or more.")
+        elif kind == "less_than_equal":
+            text = gettext("At most %(n)s.") % {"n": limit}
+        elif kind == "too_long":
+            text = gettext("Too many entries.")
+        elif kind == "enum":
+            text = gettext("Choose one of the options.")
+        elif kind == "value_error" and "http" in str(error.get("msg", "")):
+            text = gettext("A link must start with http:// or https://.")
+        else:
+            text = gettext("Please check this field.")
+        out.setdefault(field, text)
+    return out
+
+
+def parse_local_time(raw: str) -> datetime:
+    """A datetime-local value ('2027-03-10T09:30'), read as Beijing time by the domain."""
+    moment = datetime.fromisoformat(raw.strip().replace(" ", "T"))
+    if moment.tzinfo is not None:
+        raise ValueError("no offset expected")
+    return moment
+
+
+def typed_values(form: FormData) -> dict[str, Any]:
+    """Everything the user typed, as strings, to put back into the form."""
+    values: dict[str, Any] = {name: str(form.get(name, "")) for name in
+                              (*TEXT_FIELDS, *CHOICE_FIELDS, *TIME_FIELDS, "unit_id", "capacity")}
+    values["cohost_unit_ids"] = [str(v) for v in form.getlist("cohost_unit_ids")]
+    titles = [str(v) for v in form.getlist("material_title")]
+    urls = [str(v) for v in form.getlist("material_url")]
+    values["materials"] = [{"title": t, "url": u} for t, u in zip(titles, urls, strict=False)]
+    return values
+
+
+def _fields(values: dict[str, Any], actor: StaffUser
+            ) -> tuple[dict[str, Any], dict[str, str], list[int]]:
+    """Typed strings to domain values; also the form row of each material kept."""
+    data: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in (*TEXT_FIELDS, *CHOICE_FIELDS):
+        data[name] = values[name].strip() if name in TEXT_FIELDS else values[name]
+    for name in CHOICE_FIELDS:
+        if not data[name]:
+            data[name] = None
+    for name in TIME_FIELDS:
+        raw = values[name].strip()
+        if not raw:
+            data[name] = None
+            continue
+        try:
+            data[name] = parse_local_time(raw)
+        except ValueError:
+            errors[name] = gettext(BAD_TIME)
+    capacity = values["capacity"].strip() or "0"
+    if capacity.isdigit():
+        data["capacity"] = int(capacity)
+    else:
+        errors["capacity"] = gettext("Enter a whole number of seats; 0 means no limit.")
+    if actor.role == Role.editor:
+        data["unit_id"] = actor.unit_id  # an editor acts for their own unit only
+    elif values["unit_id"].isdigit():
+        data["unit_id"] = int(values["unit_id"])
+    else:
+        data["unit_id"] = None
+    cohosts = [v for v in values["cohost_unit_ids"] if v.isdigit()]
+    data["cohost_unit_ids"] = [int(v) for v in cohosts]
+    materials, rows = [], []
+    for position, row in enumerate(values["materials"]):
+        title, url = row["title"].strip(), row["url"].strip()
+        if not title and not url:
+            continue
+        if not title or not url:
+            errors[f"material_{position}"] = gettext("Give both a title and a link.")
+            continue
+        materials.append({"title": title, "url": url})
+        rows.append(position)
+    data["materials"] = materials
+    for name in REQUIRED:
+        if data.get(name) in (None, "") and name not in errors:
+            errors[name] = gettext("This field is required.")
+    return data, errors, rows
+
+
+def _check(model: type[EventCreate] | type[EventUpdate], data: dict[str, Any],
+           errors: dict[str, str], rows: list[int]) -> Any:
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        for field, text in validation_messages(exc).items():
+            if field.startswith("material_") and field[9:].isdigit():
+                field = f"material_{rows[int(field[9:])]}"  # the row as the form shows it
+            errors.setdefault(field, text)
+        raise FormErrors(errors) from exc
+    if errors:
+        raise FormErrors(errors)
+    return parsed
+
+
+def event_create(form: FormData, actor: StaffUser) -> EventCreate:
+    data, errors, rows = _fields(typed_values(form), actor)
+    result: EventCreate = _check(EventCreate, data, errors, rows)
+    return result
+
+
+def event_update(form: FormData, actor: StaffUser) -> EventUpdate:
+    data, errors, rows = _fields(typed_values(form), actor)
+    if actor.role == Role.editor:
+        data.pop("unit_id")  # fixed to their unit; the form does not offer it
+    result: EventUpdate = _check(EventUpdate, data, errors, rows)
+    return result
+
+
+def local_input(value: datetime | None) -> str:
+    """A stored UTC time as the value of a datetime-local input, in Beijing time."""
+    return local(value).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+def event_values(event: Event, cohosts: list[int],
+                 materials: list[EventMaterial]) -> dict[str, Any]:
+    """A stored session as the form shows it."""
+    values: dict[str, Any] = {name: getattr(event, name) or "" for name in TEXT_FIELDS}
+    values.update({name: getattr(event, name).value for name in CHOICE_FIELDS})
+    values.update({name: local_input(getattr(event, name)) for name in TIME_FIELDS})
+    values["unit_id"] = str(event.unit_id)
+    values["capacity"] = str(event.capacity)
+    values["cohost_unit_ids"] = [str(unit_id) for unit_id in cohosts]
+    values["materials"] = [{"title": m.title, "url": m.url} for m in materials]
+    return values
+
+
+def blank_values(actor: StaffUser) -> dict[str, Any]:
+    values: dict[str, Any] = {name: "" for name in (*TEXT_FIELDS, *TIME_FIELDS)}
+    values.update(kind="open_meeting", mode="in_person", moderation="pre", capacity="0",
+                  unit_id=str(actor.unit_id or ""), cohost_unit_ids=[], materials=[])
+    return values
+
+
+def with_blank_rows(values: dict[str, Any]) -> dict[str, Any]:
+    rows = list(values.get("materials", []))
+    while rows and not (rows[-1]["title"] or rows[-1]["url"]):
+        rows.pop()  # trailing blanks only: an error names its row by position
+    rows += [{"title": "", "url": ""}] * MATERIAL_ROWS
+    return {**values, "materials": rows}

@@ -1,0 +1,18 @@
+/* Console: small helpers; every page works without this file. */
+(function () {
+  "use strict";
+  // Bring the error summary into view and to the keyboard after a failed save.
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
+
+  // The premiere time is for the live room only: dim it for other kinds.
+  var kind = document.getElementById("kind");
+  var premiere = document.getElementById("premiere-field");
+  function syncPremiere() {
+    if (!kind || !premiere) { return; }
+    var input = premiere.querySelector("input");
+    var relevant = kind.value === "broadcast" || (input && input.value);
+    premiere.hidden = !relevant;
+  }
+  if (kind) { kind.addEventListener("change", syncPremiere); syncPremiere(); }
+})();
