@@ -51,7 +51,8 @@ def install(app: FastAPI) -> None:
         response.headers.setdefault("Content-Language", locale.replace("_", "-"))
         return response
 
-    from frontend import console, portal
+    from frontend import console, portal, portal_tickets
 
     app.include_router(portal.router)
+    app.include_router(portal_tickets.router)
     app.include_router(console.router)

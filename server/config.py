@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,23 @@ class Settings(BaseSettings):
     login_window_s: int = 900
     session_max_age_s: int = 12 * 3600
     cookie_secure: bool = False
+    # Registrations' personal data is erased this many days after a session ends.
+    retention_days: int = Field(default=90, ge=1)
+    # `kaifang serve` runs the worker (notifications, retention) in a thread unless false.
+    embedded_worker: bool = True
+    # Seconds the worker sleeps between rounds.
+    worker_interval_s: float = Field(default=5.0, gt=0)
+    # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.
+    smtp_url: str | None = Field(default=None, repr=False)
+    mail_from: str = "kaifang@localhost"
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("smtp://", "smtp+starttls://", "smtps://")):
+            raise ValueError("KAIFANG_SMTP_URL must start with smtp://, smtp+starttls:// or "
+                             "smtps://")
+        return value or None
 
     @property
     def sqlalchemy_url(self) -> str:
