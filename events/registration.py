@@ -169,8 +169,12 @@ def cancel(db: Session, registration: Registration) -> list[Registration]:
 
 
 def erase(db: Session, registration: Registration) -> None:
-    """The citizen's right to erasure: cancel, then blank what identifies them."""
-    cancel(db, registration)
+    """The citizen's right to erasure: cancel, then blank what identifies them.
+
+    A ticket already used at the door stays counted as attendance; only the person goes.
+    """
+    if registration.checked_in_at is None:
+        cancel(db, registration)
     _blank(registration)
     db.add(registration)
     notify.void_for_registration(db, registration)

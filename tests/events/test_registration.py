@@ -134,3 +134,15 @@ def test_many_threads_racing_for_the_last_seats_never_overbook(app, staff, db):
     assert sum(r.status.value == "confirmed" for r in rows) == 5
     assert sum(r.status.value == "waitlisted" for r in rows) == 55
     assert len({r.code for r in rows}) == 60
+
+
+def test_an_attendee_can_still_erase_their_data_and_stays_counted(client, staff, db):
+    event_id = _open_event(staff, db)
+    host = staff("host")
+    ticket = _register(client, event_id, "13800000007").json()
+    assert host.post(f"/api/events/{event_id}/checkins",
+                     json={"code": ticket["code"]}).status_code == 200
+    assert client.post(f"/api/registrations/{ticket['manage_token']}/erase").status_code == 204
+    row = db.exec(select(Registration)).one()
+    assert (row.name, row.phone, row.status.value) == ("", "", "confirmed")
+    assert host.get(f"/api/events/{event_id}/checkins").json()["checked_in_count"] == 1
