@@ -50,18 +50,29 @@ def enqueue(
     return message
 
 
-def _reminder_key(registration: Registration, event: Event) -> str:
-    return f"reminder:{registration.id}:{event.starts_at:%Y%m%dT%H%M}"
+def reminder_key(registration_id: int | None, starts_at: datetime) -> str:
+    """A reminder names the start time it announces; delivery checks it is still the one."""
+    return f"reminder:{registration_id}:{starts_at:%Y%m%dT%H%M}"
 
 
 def schedule_reminder(db: Session, event: Event, registration: Registration) -> None:
     due = event.starts_at - REMINDER_BEFORE
     if due <= utcnow():
         return
+    key = reminder_key(registration.id, event.starts_at)
+    body = (f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
+            f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
+    voided = db.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == key,
+                                                 OutboxMessage.state == "void")).first()
+    if voided is not None and registration.phone:
+        # Moved back to a time it had before: the old reminder for that time lives again.
+        voided.state, voided.due_at, voided.body = "pending", due, body
+        voided.recipient, voided.attempts, voided.error = registration.phone, 0, ""
+        db.add(voided)
+        db.flush()
+        return
     enqueue(db, topic="reminder", recipient=registration.phone, event=event,
-            registration=registration, due_at=due, dedupe_key=_reminder_key(registration, event),
-            body=f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
-                 f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
+            registration=registration, due_at=due, dedupe_key=key, body=body)
 
 
 def registration_received(db: Session, event: Event, registration: Registration) -> None:
@@ -99,8 +110,7 @@ def void_stale_reminders(db: Session, event: Event) -> None:
         OutboxMessage.event_id == event.id, OutboxMessage.topic == "reminder",
         OutboxMessage.state == "pending"))
     for message in pending:
-        registration_id = message.registration_id
-        current = f"reminder:{registration_id}:{event.starts_at:%Y%m%dT%H%M}"
+        current = reminder_key(message.registration_id, event.starts_at)
         if event.status.value == "cancelled" or message.dedupe_key != current:
             message.state = "void"
             db.add(message)
@@ -132,7 +142,7 @@ def void_for_registration(db: Session, registration: Registration) -> None:
     """Erasure: pending messages to this person are void and their number blanked."""
     for message in db.exec(select(OutboxMessage).where(
             OutboxMessage.registration_id == registration.id)):
-        if message.state == "pending":
+        if message.state in ("pending", "failed"):  # a failed one would be retried
             message.state = "void"
         message.recipient = ""
         db.add(message)

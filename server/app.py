@@ -7,43 +7,80 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import api as events_api
 from events import api_feeds, api_registration, api_staff
 from server import errors
 from server.config import Settings, get_settings
 from server.security import Signer
+from server.worker import BackgroundWorker
 
 MAX_JSON_BODY = 1_000_000
 
 
 class BodyLimit:
-    """Refuses oversized bodies before they are read (413 too_large)."""
+    """Refuses oversized bodies (413 too_large): by Content-Length up front, else as they come."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                response = Response(
-                    b'{"error":"too_large","message":"the request body is too large"}',
-                    status_code=413, media_type="application/json")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = Response(b'{"error":"too_large","message":"the request body is too large"}',
+                             status_code=413, media_type="application/json")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await too_large(scope, receive, send)
+            return
+        received, started, refused = 0, False, False
+
+        async def counted_receive() -> Message:
+            # A chunked body has no length to check up front: answer 413 once it grows too big,
+            # and let the app see a client that went away.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await too_large(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if not refused:
+                started = True
+                await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except ClientDisconnect:
+            if not refused:
+                raise
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> FastAPI:
+    """The app; with start_worker, the lifespan also runs the worker in a thread (serve_app)."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        worker = BackgroundWorker(settings).start() if start_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
 
     app = FastAPI(title="Kaifang 开放", lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None)
@@ -75,3 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
     return app
+
+
+def serve_app() -> FastAPI:
+    """What `kaifang serve` runs: the app and, unless KAIFANG_EMBEDDED_WORKER=false, the worker."""
+    settings = get_settings()
+    return create_app(settings, start_worker=settings.embedded_worker)

@@ -1,4 +1,4 @@
-"""The `kaifang` command: serve, migrate, demo, create-user."""
+"""The `kaifang` command: serve, migrate, demo, create-user, worker, purge."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session
@@ -34,7 +35,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run("server.app:create_app", factory=True, host=args.host, port=args.port,
+    uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
                 log_level="info", proxy_headers=False)
     return 0
 
@@ -72,6 +73,53 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+    import signal
+    import threading
+
+    from server.worker import run_worker
+
+    migrate(settings)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    interval = args.interval or settings.worker_interval_s
+    print(f"worker running every {interval:g} s; Ctrl-C stops it", flush=True)
+    run_worker(settings, stop, interval_s=interval)
+    print("worker stopped", flush=True)
+    return 0
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is Beijing time."""
+    from events.timeutil import as_utc
+
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time like 2027-06-01T00:00:00+08:00, got {text!r}") from None
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from events.retention import purge_due
+
+    migrate(settings)
+    with Session(get_engine(settings.sqlalchemy_url)) as db:
+        sessions, rows = purge_due(db, settings, now=args.now)
+        db.commit()
+    print(f"erased the personal data of {sessions} sessions ({rows} registrations) that ended "
+          f"more than {settings.retention_days} days ago; their counts are kept")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 开放")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", required=True, choices=["admin", "editor", "host"])
     user.add_argument("--unit", help="unit code (editors)")
     user.set_defaults(run=cmd_create_user)
+    worker = commands.add_parser("worker", help="deliver notifications and erase expired "
+                                 "personal data until stopped")
+    worker.add_argument("--interval", type=float, help="seconds between rounds "
+                        "(default KAIFANG_WORKER_INTERVAL_S or 5)")
+    worker.set_defaults(run=cmd_worker)
+    purge = commands.add_parser("purge", help="erase personal data of sessions past retention "
+                                "(KAIFANG_RETENTION_DAYS)")
+    purge.add_argument("--now", type=_instant, help="act as if it were this ISO 8601 time")
+    purge.set_defaults(run=cmd_purge)
     return parser
 
 

@@ -1,0 +1,241 @@
+"""Delivering the outbox: claim what is due, send it through its channel's backend, record.
+
+Several worker processes may run at once, so a message is claimed before it is sent
+(PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED; SQLite: one UPDATE … WHERE state is still
+pending or failed) and goes out once. A recipient or a body is personal data: neither is ever
+logged nor written into `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from events.models import Event, EventStatus, OutboxMessage, Registration, RegistrationStatus
+from events.notify import reminder_key
+from server.config import Settings
+from server.db import utcnow
+
+log = logging.getLogger("kaifang.delivery")
+
+MAX_ATTEMPTS = 5
+FIRST_RETRY = timedelta(minutes=1)  # then 2, 4, 8 minutes
+RETRYABLE = ("pending", "failed")
+# On SQLite the claim holds the write lock until the caller commits: keep each batch short.
+BATCH_SECONDS = 5.0
+SMTP_TIMEOUT_S = 10.0
+DEFAULT_SUBJECT = "西城政务开放通知"
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+SMTP_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+
+
+class DeliveryError(Exception):
+    """A backend could not hand a message on. The text says why, never to whom or what."""
+
+
+class Backend(Protocol):
+    def send(self, message: OutboxMessage) -> None:
+        """Hands the message on, or raises DeliveryError."""
+
+
+class OutboxBackend:
+    """The default: nothing leaves the machine. A message marked sent stays in the outbox
+    table, where staff read it in the console; on a machine without a mail or SMS gateway
+    that is the delivery."""
+
+    def send(self, message: OutboxMessage) -> None:
+        return None
+
+
+class SmsGateway(Protocol):
+    """A text-message provider. Only the local outbox implementation exists: no real SMS
+    gateway can run here (no provider account, no network beyond package registries). A
+    provider's client implements send_text and is returned by backend_for for "sms"."""
+
+    def send_text(self, phone: str, text: str) -> None:
+        """Sends one text, or raises DeliveryError."""
+
+
+class OutboxSmsGateway:
+    """The local SMS gateway: the text stays in the outbox, readable by staff."""
+
+    def send_text(self, phone: str, text: str) -> None:
+        return None
+
+
+class SmsBackend:
+    """Channel "sms": checks the number, then hands the text to a gateway."""
+
+    def __init__(self, gateway: SmsGateway) -> None:
+        self.gateway = gateway
+
+    def send(self, message: OutboxMessage) -> None:
+        if not MOBILE.match(message.recipient):
+            raise DeliveryError("the recipient is not a mainland mobile number")
+        self.gateway.send_text(message.recipient, message.body)
+
+
+class SmtpBackend:
+    """Channel "email" when KAIFANG_SMTP_URL is set: smtp://, smtp+starttls:// or smtps://,
+    with optional user:password@ (percent-encoded)."""
+
+    def __init__(self, url: str, mail_from: str, timeout_s: float = SMTP_TIMEOUT_S) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+            raise ValueError("KAIFANG_SMTP_URL must look like smtp+starttls://user:pass@host:587 "
+                             f"(schemes: {', '.join(SMTP_SCHEMES)})")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or SMTP_SCHEMES[parts.scheme]
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else ""
+        self.mail_from = mail_from
+        self.timeout_s = timeout_s
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.scheme == "smtps":
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s,
+                                    context=ssl.create_default_context())
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+
+    def send(self, message: OutboxMessage) -> None:
+        if "@" not in message.recipient:
+            raise DeliveryError("the recipient is not an email address")
+        mail = EmailMessage()
+        mail["From"] = self.mail_from
+        mail["To"] = message.recipient
+        mail["Subject"] = message.subject or DEFAULT_SUBJECT
+        mail.set_content(message.body)
+        try:
+            with self._connect() as smtp:
+                if self.scheme == "smtp+starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password)
+                smtp.send_message(mail)
+        except smtplib.SMTPRecipientsRefused:
+            raise DeliveryError("the mail server refused the recipient") from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(f"the mail server answered {exc.smtp_code}") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"the mail server could not be reached "
+                                f"({type(exc).__name__})") from None
+
+
+def backend_for(settings: Settings, channel: str) -> Backend:
+    if channel == "email" and settings.smtp_url:
+        return SmtpBackend(settings.smtp_url, settings.mail_from)
+    if channel == "sms":
+        return SmsBackend(OutboxSmsGateway())
+    return OutboxBackend()
+
+
+def _is_due(now: datetime) -> tuple[object, ...]:
+    return (col(OutboxMessage.state).in_(RETRYABLE), col(OutboxMessage.attempts) < MAX_ATTEMPTS,
+            col(OutboxMessage.due_at) <= now)
+
+
+def _claimed(db: Session, now: datetime, limit: int) -> Iterator[OutboxMessage]:
+    """Due messages, each claimed by this transaction alone until it ends."""
+    oldest_first = (col(OutboxMessage.due_at), col(OutboxMessage.id))
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        # Rows another worker holds are skipped, not waited for; ours stay locked till commit.
+        yield from list(db.exec(
+            select(OutboxMessage).where(*_is_due(now)).order_by(*oldest_first).limit(limit)
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True)))
+        return
+    candidates = list(db.exec(select(OutboxMessage.id).where(*_is_due(now))
+                              .order_by(*oldest_first).limit(limit)))
+    for message_id in candidates:
+        # One claim per message, taken only when it is next: a batch cut short claims no more.
+        claim = connection.execute(
+            update(OutboxMessage).where(col(OutboxMessage.id) == message_id, *_is_due(now))
+            .values(state="sending"))
+        if claim.rowcount == 1:
+            message = db.get(OutboxMessage, message_id, populate_existing=True)
+            if message is not None:
+                yield message
+
+
+def stale_reason(db: Session, message: OutboxMessage, now: datetime) -> str | None:
+    """Why a message must not go out any more, or None. A reminder for an old time is void."""
+    if not message.recipient:
+        return "no recipient: the personal data was erased"
+    if message.topic != "reminder":
+        return None
+    registration = (db.get(Registration, message.registration_id, populate_existing=True)
+                    if message.registration_id else None)
+    event = db.get(Event, message.event_id, populate_existing=True) if message.event_id else None
+    if registration is None or event is None:
+        return "the registration or the session no longer exists"
+    if registration.status != RegistrationStatus.confirmed or registration.erased_at:
+        return "the registration is no longer confirmed"
+    if event.status == EventStatus.cancelled:
+        return "the session was cancelled"
+    if message.dedupe_key != reminder_key(registration.id, event.starts_at):
+        return "the session moved: this reminder is for an old time"
+    if now >= event.starts_at:
+        return "the session has already started"
+    return None
+
+
+def _record_failure(message: OutboxMessage, error: str, now: datetime) -> None:
+    message.state = "failed"
+    message.error = error[:500]
+    if message.attempts < MAX_ATTEMPTS:
+        message.due_at = now + FIRST_RETRY * 2 ** (message.attempts - 1)
+        log.warning("message %s (%s, %s) failed, attempt %s; retry at %s: %s", message.id,
+                    message.topic, message.channel, message.attempts,
+                    message.due_at.isoformat(), message.error)
+    else:
+        log.error("message %s (%s, %s) failed %s times; given up: %s", message.id,
+                  message.topic, message.channel, message.attempts, message.error)
+
+
+def deliver_due(db: Session, settings: Settings, now: datetime | None = None, limit: int = 100,
+                *, backend: Backend | None = None) -> int:
+    """Sends the messages due by `now` (failed ones again after their backoff); returns how
+    many went out. `backend` replaces the channel's own (tests). Flushes; the caller commits."""
+    now = now or utcnow()
+    backends: dict[str, Backend] = {}
+    started = time.monotonic()
+    sent = 0
+    for message in _claimed(db, now, limit):
+        reason = stale_reason(db, message, now)
+        if reason is not None:
+            message.state, message.error = "void", reason
+            log.info("message %s (%s) void: %s", message.id, message.topic, reason)
+        else:
+            chosen = backend
+            if chosen is None:
+                if message.channel not in backends:
+                    backends[message.channel] = backend_for(settings, message.channel)
+                chosen = backends[message.channel]
+            message.attempts += 1
+            try:
+                chosen.send(message)
+            except DeliveryError as exc:
+                _record_failure(message, str(exc), now)
+            except Exception as exc:  # a backend's bug must not stop the batch, nor leak data
+                _record_failure(message, f"backend error ({type(exc).__name__})", now)
+            else:
+                message.state, message.sent_at, message.error = "sent", now, ""
+                sent += 1
+                log.info("message %s (%s, %s) sent", message.id, message.topic, message.channel)
+        db.add(message)
+        db.flush()
+        if time.monotonic() - started > BATCH_SECONDS:
+            break
+    return sent

@@ -1,0 +1,118 @@
+"""The worker: delivers notifications and erases expired personal data, round after round.
+
+`kaifang worker` runs it in the foreground; `kaifang serve` runs it in a thread of its own.
+Several may run at once (each claims its work in the database). A job is one transaction; a
+failing job is logged, without personal data, and the loop goes on. Another job (transcodes)
+is one more entry in JOBS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session
+
+from events.delivery import deliver_due
+from events.retention import purge_due
+from server.config import Settings
+from server.db import get_engine
+
+log = logging.getLogger("kaifang.worker")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    # Seconds between two runs; 0: every round.
+    every_s: float
+    run: Callable[[Session, Settings], object]
+
+
+def _deliver(db: Session, settings: Settings) -> object:
+    return deliver_due(db, settings)
+
+
+def _purge(db: Session, settings: Settings) -> object:
+    return purge_due(db, settings)
+
+
+JOBS: tuple[Job, ...] = (
+    Job("deliver", 0, _deliver),
+    Job("purge", 3600, _purge),
+)
+
+
+def _ours(filename: str) -> Path | None:
+    path = Path(filename)
+    if not path.is_relative_to(ROOT):
+        return None
+    relative = path.relative_to(ROOT)
+    return None if relative.parts[:1] == (".venv",) else relative
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost line of our own code that raised: enough to find it, no data in it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    ours = [frame for frame in frames if _ours(frame.filename)]
+    frame = (ours or frames)[-1]
+    return f"{_ours(frame.filename) or Path(frame.filename).name}:{frame.lineno}"
+
+
+def run_job(job: Job, settings: Settings) -> bool:
+    """One run in its own session and transaction. Exception text can quote SQL parameters
+    (a phone number), so only its type and place are logged."""
+    try:
+        with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
+            result = job.run(db, settings)
+            db.commit()
+    except Exception as exc:
+        log.error("worker job %s failed: %s at %s", job.name, type(exc).__name__, _where(exc))
+        return False
+    if result:
+        log.debug("worker job %s: %s", job.name, result)
+    return True
+
+
+def run_worker(settings: Settings, stop: threading.Event, interval_s: float = 5,
+               jobs: Sequence[Job] = JOBS) -> None:
+    """Runs every job when due until `stop` is set; never dies of a job's failure."""
+    last_run: dict[str, float] = {}
+    log.info("worker started: %s", ", ".join(job.name for job in jobs))
+    while not stop.is_set():
+        for job in jobs:
+            if stop.is_set():
+                break
+            now = time.monotonic()
+            if job.name in last_run and now - last_run[job.name] < job.every_s:
+                continue
+            last_run[job.name] = now
+            run_job(job, settings)
+        stop.wait(interval_s)
+    log.info("worker stopped")
+
+
+class BackgroundWorker:
+    """The worker in a daemon thread of the web process (the embedded default)."""
+
+    def __init__(self, settings: Settings, interval_s: float | None = None) -> None:
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=run_worker, name="kaifang-worker", daemon=True,
+            args=(settings, self.stop_event, interval_s or settings.worker_interval_s))
+
+    def start(self) -> BackgroundWorker:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout_s)
