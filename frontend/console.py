@@ -65,7 +65,7 @@ def _home_query(user: StaffUser, request: Request) -> tuple[EventQuery, dict[str
         return EventQuery(unit=str(user.unit_id), limit=1000), {}
     kind = chosen["kind"] if chosen["kind"] in EventKind.__members__ else None
     status = chosen["status"] if chosen["status"] in EventStatus.__members__ else None
-    unit = chosen["unit"] if chosen["unit"].isdigit() else None
+    unit = chosen["unit"] if chosen["unit"].isdecimal() else None
     query = EventQuery(unit=unit, kind=EventKind(kind) if kind else None,
                        status=EventStatus(status) if status else None,
                        q=chosen["q"] or None, limit=1000)
@@ -91,9 +91,9 @@ def home(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
 def audit_log(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
     permissions.require_admin(user)
     page_raw = request.query_params.get("page", "1")
-    page = int(page_raw) if page_raw.isdigit() and 0 < int(page_raw) < 100_000 else 1
+    page = int(page_raw) if page_raw.isdecimal() and 0 < int(page_raw) < 100_000 else 1
     unit_raw = request.query_params.get("unit", "")
-    unit_id = int(unit_raw) if unit_raw.isdigit() and len(unit_raw) < 10 else None
+    unit_id = int(unit_raw) if unit_raw.isdecimal() and len(unit_raw) < 10 else None
     found = audit.entries(db, unit_id=unit_id, limit=AUDIT_PAGE_SIZE + 1,
                           offset=(page - 1) * AUDIT_PAGE_SIZE)
     names = unit_names(db)

@@ -27,6 +27,8 @@ ACTIONS = {
     "unit.create": N_("Added a unit"),
     "unit.update": N_("Changed a unit"),
     "user.create": N_("Created an account"),
+    "registration.export": N_("Exported the registrations with full personal data"),
+    "registration.walk_in": N_("Registered a walk-in at the door"),
 }
 FIELDS = {
     "kind": N_("Kind"),
@@ -56,6 +58,8 @@ FIELDS = {
     "retired": N_("Retired"),
     "username": N_("Username"),
     "role": N_("Role"),
+    "rows": N_("Rows"),
+    "registration_id": N_("Registration no."),
 }
 MODERATION = {"pre": N_("Approve before showing"), "post": N_("Show at once, remove if needed")}
 TIME_FIELDS = {"starts_at", "ends_at", "registration_opens_at", "registration_closes_at",

@@ -76,7 +76,7 @@ def optional_count(raw: str, field: str) -> int | None:
     raw = raw.strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > MAX_COUNT:
+    if not raw.isdecimal() or int(raw) > MAX_COUNT:
         raise FieldProblem(field, gettext("Enter a whole number, or leave it empty."))
     return int(raw)
 
@@ -164,17 +164,17 @@ def _fields(values: dict[str, Any], actor: StaffUser
         except ValueError:
             errors[name] = gettext(BAD_TIME)
     capacity = values["capacity"].strip() or "0"
-    if capacity.isdigit():
+    if capacity.isdecimal():
         data["capacity"] = int(capacity)
     else:
         errors["capacity"] = gettext("Enter a whole number of seats; 0 means no limit.")
     if actor.role == Role.editor:
         data["unit_id"] = actor.unit_id  # an editor acts for their own unit only
-    elif values["unit_id"].isdigit():
+    elif values["unit_id"].isdecimal():
         data["unit_id"] = int(values["unit_id"])
     else:
         data["unit_id"] = None
-    cohosts = [v for v in values["cohost_unit_ids"] if v.isdigit()]
+    cohosts = [v for v in values["cohost_unit_ids"] if v.isdecimal()]
     data["cohost_unit_ids"] = [int(v) for v in cohosts]
     materials, rows = [], []
     for position, row in enumerate(values["materials"]):
@@ -199,7 +199,7 @@ def _check(model: type[EventCreate] | type[EventUpdate], data: dict[str, Any],
         parsed = model.model_validate(data)
     except ValidationError as exc:
         for field, text in validation_messages(exc).items():
-            if field.startswith("material_") and field[9:].isdigit():
+            if field.startswith("material_") and field[9:].isdecimal():
                 field = f"material_{rows[int(field[9:])]}"  # the row as the form shows it
             errors.setdefault(field, text)
         raise FormErrors(errors) from exc

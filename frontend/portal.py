@@ -139,7 +139,7 @@ class Filters:
 
 
 def _page_number(text: str | None) -> int:
-    if text and text.isdigit() and 1 <= int(text) <= MAX_PAGE:
+    if text and text.isdecimal() and 1 <= int(text) <= MAX_PAGE:
         return int(text)
     return 1
 
