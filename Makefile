@@ -1,0 +1,48 @@
+# Kaifang: `make run` (the service with demo data) and `make test` (the whole suite).
+# POSIX make syntax; developed with GNU make.
+
+PYTHON = python3
+VENV = .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+
+.PHONY: venv system run test lint check
+
+# The virtualenv, re-installed only when pyproject.toml changes.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the suite and the service use: ffmpeg, Chromium (browser tests) and CJK fonts.
+system:
+	@missing=""; \
+	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing:$$missing"; \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+run: system venv
+	$(BIN)/kaifang demo
+	$(BIN)/kaifang serve --host 127.0.0.1 --port 8000
+
+test: system venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+# Models and migrations agree: upgrade a fresh SQLite database, then compare.
+check: venv
+	@tmp=$$(mktemp -d); \
+	KAIFANG_DATA_DIR=$$tmp KAIFANG_DATABASE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic upgrade head && \
+	KAIFANG_DATA_DIR=$$tmp KAIFANG_DATABASE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic check; \
+	status=$$?; rm -rf $$tmp; exit $$status
