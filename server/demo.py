@@ -27,6 +27,7 @@ from events.timeutil import LOCAL_TZ
 from events.units import get_unit_by_code
 from server.config import Settings
 from server.db import utcnow
+from server.demo_registrations import add_registrations
 
 DEFAULT_PASSWORD = "kaifang-demo"
 SEED = 2018  # the year of the work plan; fixed so every demo district is the same
@@ -349,7 +350,7 @@ def _later_parts(db: Session, settings: Settings, staff: dict[str, StaffUser],
     """Where later parts of the demo join: registrations for the upcoming sessions, a premiere
     and a generated test recording. Each adds its rows here, by plan key, and returns lines for
     the summary."""
-    return []
+    return add_registrations(db, settings, list(sessions.values()))
 
 
 def load_demo(db: Session, settings: Settings) -> str:
