@@ -146,3 +146,31 @@ def test_an_attendee_can_still_erase_their_data_and_stays_counted(client, staff,
     row = db.exec(select(Registration)).one()
     assert (row.name, row.phone, row.status.value) == ("", "", "confirmed")
     assert host.get(f"/api/events/{event_id}/checkins").json()["checked_in_count"] == 1
+
+
+def test_cancels_racing_registrations_promote_each_waiter_once(app, client, staff, db):
+    event_id = _open_event(staff, db, capacity=4)
+    tickets = [_register(client, event_id, f"1370000{i:04d}").json() for i in range(10)]
+    holders = [t for t in tickets if t["status"] == "confirmed"]
+    assert len(holders) == 4
+
+    def cancel(ticket: dict) -> int:
+        with TestClient(app) as own:
+            return own.delete(f"/api/registrations/{ticket['manage_token']}").status_code
+
+    def newcomer(i: int) -> int:
+        with TestClient(app) as own:
+            return _register(own, event_id, f"1360000{i:04d}").status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        cancels = [pool.submit(cancel, t) for t in holders[:3] + holders[:3]]
+        joins = [pool.submit(newcomer, i) for i in range(6)]
+        assert {f.result() for f in cancels} == {200}
+        assert {f.result() for f in joins} == {201}
+    rows = db.exec(select(Registration).where(Registration.event_id == event_id)).all()
+    confirmed = [r for r in rows if r.status.value == "confirmed"]
+    assert len(confirmed) == 4
+    promoted_messages = db.exec(select(OutboxMessage).where(
+        OutboxMessage.topic == "promoted")).all()
+    assert len(promoted_messages) == 3
+    assert len({m.registration_id for m in promoted_messages}) == 3
