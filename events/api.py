@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from events import audit, permissions, sessions
-from events.errors import Invalid, NotFound
+from events.errors import Invalid
 from events.models import EventKind, EventStatus
+from events.units import Text
 from server.deps import OptionalStaffDep, SessionDep, StaffDep
 
 router = APIRouter(prefix="/api")
@@ -18,18 +19,20 @@ router = APIRouter(prefix="/api")
 
 class StatusChange(BaseModel):
     status: EventStatus
-    reason: str = Field(default="", max_length=500)
+    reason: Text = Field(default="", max_length=500)
 
 
 class Postponement(BaseModel):
-    starts_at: datetime
-    ends_at: datetime
-    reason: str = Field(min_length=1, max_length=500)
+    starts_at: sessions.Moment
+    ends_at: sessions.Moment
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class CloseOut(BaseModel):
-    minutes: str = Field(min_length=1, max_length=50_000)
+    minutes: Text = Field(min_length=1, max_length=50_000)
     attendee_count: int | None = Field(default=None, ge=0, le=1_000_000)
+    # Required when attendee_count differs from the check-in count (422 reason_required).
+    attendance_reason: Text = Field(default="", max_length=500)
 
 
 def _date_or_datetime(value: str | None, name: str) -> datetime | date | None:
@@ -54,7 +57,7 @@ def list_events(
     to: Annotated[str | None, Query(max_length=40)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=sessions.MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     try:
         query = sessions.EventQuery(kind=kind, unit=unit, status=status,
@@ -62,7 +65,9 @@ def list_events(
                                     end=_date_or_datetime(to, "to"), q=q, limit=limit,
                                     offset=offset)
     except ValidationError as exc:
-        raise Invalid("invalid", str(exc.errors()[0]["msg"])) from exc
+        first = exc.errors()[0]
+        name = {"start": "from", "end": "to"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise Invalid("invalid", f"{name}: {first['msg']}", field=name) from exc
     found = sessions.list_events(db, query, viewer)
     return sessions.events_public(db, found, staff=viewer is not None)
 
@@ -107,7 +112,8 @@ def postpone(event_id: int, body: Postponement, db: SessionDep, user: StaffDep) 
 
 @router.post("/events/{event_id}/close")
 def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    event = sessions.close_event(db, user, event_id, body.minutes, body.attendee_count)
+    event = sessions.close_event(db, user, event_id, body.minutes, body.attendee_count,
+                                 body.attendance_reason)
     db.commit()
     return sessions.event_public(db, event, staff=True)
 
@@ -115,8 +121,7 @@ def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -
 @router.get("/events/{event_id}/audit")
 def event_audit(event_id: int, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
     event = sessions.get_event(db, event_id)
-    if not (permissions.owns(user, event)):
-        raise NotFound("event_not_found", f"no audit trail for session {event_id}")
+    permissions.require_owner(user, event)
     return [audit.entry_public(e) for e in audit.entries(db, entity="event", entity_id=event_id)]
 
 
@@ -125,7 +130,7 @@ def audit_log(
     db: SessionDep,
     user: StaffDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=sessions.MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     permissions.require_admin(user)
     return [audit.entry_public(e) for e in audit.entries(db, limit=limit, offset=offset)]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from events import permissions, staff, units
 from events.errors import Unauthenticated
 from server.deps import (
+    OptionalStaffDep,
     SessionDep,
     SettingsDep,
     SignerDep,
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api")
 
 
 class Credentials(BaseModel):
-    username: str = Field(min_length=1, max_length=60)
+    username: units.Text = Field(min_length=1, max_length=60)
     password: str = Field(min_length=1, max_length=200)
 
 
@@ -54,7 +55,11 @@ def whoami(request: Request, user: StaffDep) -> dict[str, Any]:
 
 
 @router.delete("/session", status_code=204)
-def sign_out(response: Response) -> Response:
+def sign_out(response: Response, db: SessionDep, user: OptionalStaffDep) -> Response:
+    if user is not None:
+        # Server-side too: a copy of the cookie must not outlive the sign-out.
+        staff.end_sessions(db, user)
+        db.commit()
     end_staff_session(response)
     response.status_code = 204
     return response

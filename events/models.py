@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
@@ -224,3 +224,20 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str = Field(default="", max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class QuotaRule(SQLModel, table=True):
+    """One line of a year's plan: units of a category hold `required` sessions of a kind by
+    `deadline` (None: by 31 December), judged in Beijing time. See events/quotas.py."""
+
+    __table_args__ = (
+        UniqueConstraint("year", "category", "kind", "deadline",
+                         name="uq_quotarule_year_category_kind_deadline"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    year: int = Field(index=True)
+    category: UnitCategory = Field(sa_column=enum_column(UnitCategory))
+    kind: EventKind = Field(sa_column=enum_column(EventKind))
+    required: int
+    deadline: date | None = Field(default=None)

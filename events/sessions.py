@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import or_
@@ -24,6 +24,7 @@ from events.models import (
     Unit,
 )
 from events.timeutil import LOCAL_TZ, as_utc, iso_local
+from events.units import MAX_ID, Text
 from server.db import utcnow
 
 S = EventStatus
@@ -43,6 +44,19 @@ POSTPONABLE = frozenset({S.draft, S.pending_review, S.published})
 CLOSABLE = frozenset({S.published, S.live, S.ended})
 PUBLIC_STATUSES = frozenset({S.published, S.live, S.ended, S.archived, S.cancelled})
 MAX_CAPACITY = 100_000
+MAX_OFFSET = 1_000_000_000
+D = TypeVar("D", bound=date)
+# Sessions from the first plans to far ahead; outside this a time is a typo (and overflows UTC).
+EARLIEST_YEAR, LATEST_YEAR = 1990, 2099
+
+
+def plausible_date(value: D) -> D:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"expected a date between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+Moment = Annotated[datetime, AfterValidator(plausible_date)]
 
 
 def _http_url(value: str) -> str:
@@ -52,25 +66,25 @@ def _http_url(value: str) -> str:
 
 
 class MaterialIn(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
-    url: Annotated[str, Field(min_length=8, max_length=1000), AfterValidator(_http_url)]
+    title: Text = Field(min_length=1, max_length=200)
+    url: Annotated[Text, Field(min_length=8, max_length=1000), AfterValidator(_http_url)]
 
 
 class EventFields(BaseModel):
     """Fields shared by create and update; every one optional here."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    summary: str | None = Field(default=None, max_length=20_000)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    title: Text | None = Field(default=None, min_length=1, max_length=200)
+    summary: Text | None = Field(default=None, max_length=20_000)
+    starts_at: Moment | None = None
+    ends_at: Moment | None = None
     mode: EventMode | None = None
-    venue: str | None = Field(default=None, max_length=200)
-    address: str | None = Field(default=None, max_length=300)
+    venue: Text | None = Field(default=None, max_length=200)
+    address: Text | None = Field(default=None, max_length=300)
     capacity: int | None = Field(default=None, ge=0, le=MAX_CAPACITY)
-    registration_opens_at: datetime | None = None
-    registration_closes_at: datetime | None = None
+    registration_opens_at: Moment | None = None
+    registration_closes_at: Moment | None = None
     moderation: Moderation | None = None
-    premiere_at: datetime | None = None
+    premiere_at: Moment | None = None
     cohost_unit_ids: list[int] | None = Field(default=None, max_length=20)
     materials: list[MaterialIn] | None = Field(default=None, max_length=30)
 
@@ -78,9 +92,9 @@ class EventFields(BaseModel):
 class EventCreate(EventFields):
     kind: EventKind
     unit_id: int
-    title: str = Field(min_length=1, max_length=200)
-    starts_at: datetime
-    ends_at: datetime
+    title: Text = Field(min_length=1, max_length=200)
+    starts_at: Moment
+    ends_at: Moment
 
 
 class EventUpdate(EventFields):
@@ -90,13 +104,13 @@ class EventUpdate(EventFields):
 
 class EventQuery(BaseModel):
     kind: EventKind | None = None
-    unit: str | None = Field(default=None, max_length=40)
+    unit: Text | None = Field(default=None, max_length=40)
     status: EventStatus | None = None
-    start: datetime | date | None = None
-    end: datetime | date | None = None
-    q: str | None = Field(default=None, max_length=100)
+    start: Annotated[datetime | date, AfterValidator(plausible_date)] | None = None
+    end: Annotated[datetime | date, AfterValidator(plausible_date)] | None = None
+    q: Text | None = Field(default=None, max_length=100)
     limit: int = Field(default=200, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 TIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
@@ -112,7 +126,7 @@ def is_public(event: Event) -> bool:
 
 
 def get_event(db: Session, event_id: int) -> Event:
-    event = db.get(Event, event_id)
+    event = db.get(Event, event_id) if 0 < event_id <= MAX_ID else None
     if event is None:
         raise NotFound("event_not_found", f"no session with id {event_id}")
     return event
@@ -143,7 +157,7 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
         stmt = stmt.where(Event.status == query.status)
     if query.unit:
         unit_filter = Unit.code == query.unit
-        if query.unit.isdigit():
+        if query.unit.isdecimal() and len(query.unit) < 10:
             unit_filter = or_(unit_filter, col(Unit.id) == int(query.unit))
         unit_ids = select(Unit.id).where(unit_filter)
         cohosted = select(EventCohost.event_id).where(col(EventCohost.unit_id).in_(unit_ids))
@@ -266,7 +280,7 @@ def _snapshot(db: Session, event: Event) -> dict[str, Any]:
 
 
 def _check_unit(db: Session, unit_id: int, *, field: str = "unit_id") -> Unit:
-    unit = db.get(Unit, unit_id)
+    unit = db.get(Unit, unit_id) if 0 < unit_id <= MAX_ID else None
     if unit is None or unit.retired_at is not None:
         raise Invalid("unknown_unit", f"{field}: no active unit with id {unit_id}", field=field)
     return unit
@@ -439,8 +453,13 @@ def postpone(
 
 
 def close_event(
-    db: Session, actor: StaffUser, event_id: int, minutes: str, attendee_count: int | None
+    db: Session, actor: StaffUser, event_id: int, minutes: str, attendee_count: int | None,
+    attendance_reason: str = "",
 ) -> Event:
+    """Minutes and attendance make the session quota evidence. Attendance defaults to the
+    check-in count; another number needs a reason, kept in the audit log."""
+    from events.registration import checked_in_count  # registration imports this module
+
     event = get_event(db, event_id)
     permissions.require_owner(actor, event)
     if event.status not in CLOSABLE:
@@ -451,6 +470,14 @@ def close_event(
     minutes = minutes.strip()
     if not minutes:
         raise Invalid("minutes_required", "the close-out needs minutes", field="minutes")
+    checked_in = checked_in_count(db, event_id)
+    attendance_reason = attendance_reason.strip()
+    if attendee_count is None:
+        attendee_count = checked_in
+    elif attendee_count != checked_in and not attendance_reason:
+        raise Invalid("reason_required", f"{checked_in} people were checked in: say why the "
+                      f"attendance is {attendee_count}", field="attendance_reason",
+                      checked_in_count=checked_in)
     before = {"status": event.status, "minutes": event.minutes,
               "attendee_count": event.attendee_count}
     event.status = S.ended
@@ -461,6 +488,9 @@ def close_event(
     db.add(event)
     db.flush()
     audit.record(db, actor, "event.close", "event", event.id, unit_id=event.unit_id,
-                 changes=audit.diff(before, {"status": event.status, "minutes": minutes,
-                                             "attendee_count": attendee_count}))
+                 changes={**audit.diff(before, {"status": event.status, "minutes": minutes,
+                                                "attendee_count": attendee_count}),
+                          "checked_in_count": checked_in,
+                          **({"attendance_reason": attendance_reason}
+                             if attendance_reason else {})})
     return event

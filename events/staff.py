@@ -12,7 +12,7 @@ from sqlmodel import Session, col, delete, func, select
 from events import audit
 from events.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from events.models import LoginFailure, Role, StaffUser
-from events.units import get_unit, get_unit_by_code
+from events.units import Text, get_unit, get_unit_by_code
 from server.db import utcnow
 from server.security import Signer, hash_password, verify_password
 
@@ -25,7 +25,7 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
     role: Role
     unit_id: int | None = None
-    display_name: str = Field(default="", max_length=100)
+    display_name: Text = Field(default="", max_length=100)
 
 
 def user_public(user: StaffUser) -> dict[str, Any]:
@@ -45,7 +45,11 @@ def create_user(db: Session, actor: StaffUser | None, data: UserCreate) -> Staff
     if data.role == Role.editor and data.unit_id is None:
         raise Invalid("unit_required", "an editor is bound to a unit")
     if data.unit_id is not None:
-        get_unit(db, data.unit_id)
+        try:
+            get_unit(db, data.unit_id)
+        except NotFound as exc:
+            raise Invalid("unknown_unit", f"unit_id: no unit with id {data.unit_id}",
+                          field="unit_id") from exc
     taken = db.exec(
         select(StaffUser).where(func.lower(StaffUser.username) == data.username.lower())
     ).first()
@@ -85,6 +89,13 @@ def get_user(db: Session, user_id: int) -> StaffUser:
 
 def list_users(db: Session) -> list[StaffUser]:
     return list(db.exec(select(StaffUser).order_by(col(StaffUser.username))))
+
+
+def end_sessions(db: Session, user: StaffUser) -> None:
+    """Signs the user out everywhere: every cookie issued before stops working."""
+    user.session_version += 1
+    db.add(user)
+    db.flush()
 
 
 def authenticate(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session, col, select
 
 from events import audit
@@ -16,18 +16,31 @@ from events.models import StaffUser, Unit, UnitCategory
 from server.db import utcnow
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+# Row ids are 32-bit in both databases: a larger number names no row (and must not reach SQL).
+MAX_ID = 2**31 - 1
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL cannot store NUL; refuse it everywhere so both databases agree.
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    return value
+
+
+# Free text from a form or a JSON body.
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class UnitCreate(BaseModel):
     code: str = Field(min_length=2, max_length=40)
-    name: str = Field(min_length=1, max_length=100)
-    name_en: str = Field(default="", max_length=120)
+    name: Text = Field(min_length=1, max_length=100)
+    name_en: Text = Field(default="", max_length=120)
     category: UnitCategory
 
 
 class UnitUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    name_en: str | None = Field(default=None, max_length=120)
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    name_en: Text | None = Field(default=None, max_length=120)
     category: UnitCategory | None = None
     retired: bool | None = None
 
@@ -57,7 +70,7 @@ def list_units(db: Session, *, include_retired: bool = False) -> list[Unit]:
 
 
 def get_unit(db: Session, unit_id: int) -> Unit:
-    unit = db.get(Unit, unit_id)
+    unit = db.get(Unit, unit_id) if 0 < unit_id <= MAX_ID else None
     if unit is None:
         raise NotFound("unit_not_found", f"no unit with id {unit_id}")
     return unit

@@ -51,9 +51,18 @@ def install(app: FastAPI) -> None:
         response.headers.setdefault("Content-Language", locale.replace("_", "-"))
         return response
 
-    from frontend import console, console_registrations, portal, portal_tickets
+    from frontend import (
+        console,
+        console_compliance,
+        console_registrations,
+        portal,
+        portal_results,
+        portal_tickets,
+    )
 
     app.include_router(portal.router)
     app.include_router(portal_tickets.router)
     app.include_router(console.router)
     app.include_router(console_registrations.router)
+    app.include_router(console_compliance.router)
+    app.include_router(portal_results.router)

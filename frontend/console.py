@@ -16,6 +16,7 @@ from frontend import console_auth, console_events
 from frontend import console_forms as forms
 from frontend.console_audit import readable
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
+from frontend.console_compliance import editor_card
 from frontend.console_events import unit_names
 from frontend.i18n import N_, gettext
 from frontend.templating import render
@@ -84,7 +85,7 @@ def home(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
     own_unit = units.get_unit(db, user.unit_id) if user.unit_id else None
     return render(request, "console/home.html", groups=grouped(items), items=items,
                   own_unit=own_unit, chosen=chosen, all_units=units.list_units(db),
-                  filtered=any(chosen.values()))
+                  filtered=any(chosen.values()), compliance_card=editor_card(db, user))
 
 
 @router.get("/audit")

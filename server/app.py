@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import api as events_api
-from events import api_feeds, api_registration, api_staff
+from events import api_compliance, api_feeds, api_registration, api_staff
 from server import errors
 from server.config import Settings, get_settings
 from server.security import Signer
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(api_staff.router)
     app.include_router(events_api.router)
     app.include_router(api_registration.router)
+    app.include_router(api_compliance.router)
 
     from frontend import install as install_frontend
 

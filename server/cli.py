@@ -1,4 +1,4 @@
-"""The `kaifang` command: serve, migrate, demo, create-user, worker, purge."""
+"""The `kaifang` command: serve, migrate, demo, create-user, worker, purge, compliance."""
 
 from __future__ import annotations
 
@@ -120,6 +120,29 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _year(text: str) -> int:
+    from events.quotas import EARLIEST_YEAR, LATEST_YEAR
+
+    if not (text.isascii() and text.isdigit()) or not EARLIEST_YEAR <= int(text) <= LATEST_YEAR:
+        raise argparse.ArgumentTypeError(
+            f"expected a year {EARLIEST_YEAR}-{LATEST_YEAR}, got {text!r}")
+    return int(text)
+
+
+def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
+    """Prints the same text as GET /api/compliance (json) or /api/compliance.csv (csv)."""
+    from events.quotas import compute, report_csv, report_json
+
+    migrate(settings)
+    with Session(get_engine(settings.sqlalchemy_url)) as db:
+        report = compute(db, args.year)
+        text = (report_json(report) + "\n" if args.format == "json"
+                else "\ufeff" + report_csv(report))
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 开放")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(KAIFANG_RETENTION_DAYS)")
     purge.add_argument("--now", type=_instant, help="act as if it were this ISO 8601 time")
     purge.set_defaults(run=cmd_purge)
+    compliance = commands.add_parser("compliance", help="the quota report of a year "
+                                     "(same as GET /api/compliance)")
+    compliance.add_argument("--year", type=_year, required=True)
+    compliance.add_argument("--format", choices=["json", "csv"], default="json")
+    compliance.set_defaults(run=cmd_compliance)
     return parser
 
 

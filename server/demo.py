@@ -340,7 +340,8 @@ def _tell_story(db: Session, plan: Plan, event: Event, unit_editor: StaffUser,
             update_event(db, unit_editor, event.id,
                          EventUpdate(registration_closes_at=closes + later))
     elif plan.state in ("ended", "archived"):
-        close_event(db, unit_editor, event.id, plan.minutes, _attendees(plan, event, rng))
+        close_event(db, unit_editor, event.id, plan.minutes, _attendees(plan, event, rng),
+                    "按现场纸质签到表统计")
         if plan.state == "archived":
             change_status(db, unit_editor, event.id, S.archived)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events.errors import DomainError
@@ -55,22 +57,41 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: DomainError) -> Response:
         return error_response(request, exc.status, exc.code, exc.message, **exc.detail)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(request, 400, "malformed_json", "the body is not valid JSON")
+    def invalid(request: Request, errors: Sequence[Any]) -> Response:
         fields = [{"field": _field_name(tuple(e.get("loc", ()))), "message": str(e.get("msg"))}
                   for e in errors]
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
         return error_response(request, 422, "invalid",
                               f"{first['field']}: {first['message']}", fields=fields)
 
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(request, 400, "malformed_json", "the body is not valid JSON")
+        return invalid(request, errors)
+
+    @app.exception_handler(ValidationError)
+    async def model_error(request: Request, exc: ValidationError) -> Response:
+        # A page built a domain model from query values it did not check: still bad input.
+        return invalid(request, exc.errors())
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> Response:
+        # The database refused a value (a number out of range, a NUL in text): bad input that
+        # slipped past validation. The transaction was rolled back; say so rather than 500.
+        log.warning("the database refused a value on %s %s: %s", request.method,
+                    request.url.path, type(exc.orig).__name__)
+        return error_response(request, 422, "invalid_value",
+                              "a value is out of range or holds characters that cannot be stored")
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
-        return error_response(request, exc.status_code, code, message)
+        response = error_response(request, exc.status_code, code, message)
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from events.delivery import deliver_due
+from events.quotas import remind_units_at_risk
 from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
@@ -43,9 +44,14 @@ def _purge(db: Session, settings: Settings) -> object:
     return purge_due(db, settings)
 
 
+def _quota_reminders(db: Session, settings: Settings) -> object:
+    return remind_units_at_risk(db)
+
+
 JOBS: tuple[Job, ...] = (
     Job("deliver", 0, _deliver),
     Job("purge", 3600, _purge),
+    Job("quota_reminders", 3600, _quota_reminders),
 )
 
 

@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
-from events.models import Role, StaffUser, Unit
+from events.models import QuotaRule, Role, StaffUser, Unit
+from events.quotas import seed_rows as quota_seed_rows
 from events.staff import UserCreate, create_user
 from events.units import seed_rows
 from server import security
@@ -65,6 +66,7 @@ def _reset_pg(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         conn.execute(Unit.__table__.insert(), seed_rows())  # type: ignore[attr-defined]
+        conn.execute(QuotaRule.__table__.insert(), quota_seed_rows())  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -202,7 +202,7 @@ def test_a_closed_session_shows_its_minutes(client, staff, db):
     event = create(admin, db, starts=future(-3), title="已召开的开放日")
     response = admin.post(f"/api/events/{event['id']}/close",
                           json={"minutes": "听取了12位居民的意见。\n形成三项整改措施。",
-                                "attendee_count": 12})
+                                "attendee_count": 12, "attendance_reason": "按纸质签到表统计"})
     assert response.status_code == 200, response.text
     text = client.get(f"/events/{event['id']}").text
     assert "会议纪要" in text and "形成三项整改措施" in text
