@@ -29,6 +29,8 @@ ACTIONS = {
     "user.create": N_("Created an account"),
     "registration.export": N_("Exported the registrations with full personal data"),
     "registration.walk_in": N_("Registered a walk-in at the door"),
+    "registration.purge": N_("Erased personal data after the retention period"),
+    "quota.rules": N_("Changed the year's quota rules"),
 }
 FIELDS = {
     "kind": N_("Kind"),
@@ -60,6 +62,9 @@ FIELDS = {
     "role": N_("Role"),
     "rows": N_("Rows"),
     "registration_id": N_("Registration no."),
+    "checked_in_count": N_("Checked in"),
+    "attendance_reason": N_("Why the attendance differs"),
+    "rules": N_("Rules"),
 }
 MODERATION = {"pre": N_("Approve before showing"), "post": N_("Show at once, remove if needed")}
 TIME_FIELDS = {"starts_at", "ends_at", "registration_opens_at", "registration_closes_at",

@@ -170,7 +170,10 @@ async def login(request: Request, db: SessionDep, signer: SignerDep,
 
 
 @router.post("/logout")
-def logout(user: ConsoleStaff) -> Response:
+def logout(user: ConsoleStaff, db: SessionDep) -> Response:
+    # Server-side too: a copied cookie stops working once its owner signs out.
+    staff.end_sessions(db, user)
+    db.commit()
     response = see_other(LOGIN_PATH)
     end_staff_session(response)
     return response

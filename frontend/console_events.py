@@ -154,7 +154,8 @@ def _detail_page(request: Request, db: Session, user: StaffUser, event: Event, *
                  for e in audit.entries(db, entity="event", entity_id=event.id)]
     values = {"starts_at": forms.local_input(event.starts_at),
               "ends_at": forms.local_input(event.ends_at), "minutes": event.minutes,
-              "attendee_count": "" if event.attendee_count is None else str(event.attendee_count)}
+              "attendee_count": "" if event.attendee_count is None else str(event.attendee_count),
+              "attendance_reason": ""}
     return render(request, "console/event.html", status_code=status_code, event=event,
                   shown=sessions.event_public(db, event, staff=True), unit_names=names,
                   actions=allowed_actions(user, event), trail=trail,
@@ -236,11 +237,14 @@ async def postpone(event_id: int, request: Request, db: SessionDep,
 async def close_out(event_id: int, request: Request, db: SessionDep,
                     user: ConsoleStaff) -> Response:
     form = await request.form()
-    typed = {name: str(form.get(name, "")) for name in ("minutes", "attendee_count")}
+    typed = {name: str(form.get(name, ""))
+             for name in ("minutes", "attendee_count", "attendance_reason")}
     try:
         forms.check_length(typed["minutes"], "minutes", MAX_MINUTES)
+        forms.check_length(typed["attendance_reason"], "attendance_reason", 500)
         count = forms.optional_count(typed["attendee_count"], "attendee_count")
-        sessions.close_event(db, user, event_id, typed["minutes"], count)
+        sessions.close_event(db, user, event_id, typed["minutes"], count,
+                             typed["attendance_reason"])
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, "close", exc, typed, False)
     db.commit()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,13 +60,16 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Written whole to a private temp file, then linked into place: a process that
+            # loses the race reads the winner's complete key, never a half-written one.
+            fd, temp = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process won the race; read its key
-                pass
-            else:
                 with os.fdopen(fd, "w") as out:
                     out.write(secrets.token_urlsafe(48))
+                with contextlib.suppress(FileExistsError):
+                    os.link(temp, path)
+            finally:
+                os.unlink(temp)
         return path.read_text().strip()
 
 
