@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from events import permissions, quotas, units
 from events.errors import DomainError, NotFound
-from events.models import EventKind, Role, StaffUser, UnitCategory
+from events.models import EventKind, QuotaRule, Role, StaffUser, UnitCategory
 from frontend import compliance_views as views
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
@@ -34,14 +34,13 @@ RULE_MESSAGES = {
     "kind": N_("Choose a kind of session."),
     "required": N_("Enter how many sessions, a whole number from 1 to 100."),
     "deadline": N_("Enter a date within the year, or leave it empty for the whole year."),
-    "duplicate": N_("This rule appears twice: the same units, kind and deadline."),
-    "form": N_("The rules could not be saved. Check the rows marked below."),
     "duplicate_rule": N_("This rule appears twice: the same units, kind and deadline."),
-    "deadline_outside_year": N_("Enter a date within the year, or leave it empty for the whole "
-                                "year."),
-    "no_quota_category": N_("Choose the units the rule applies to."),
     "too_many_rules": N_("Too many rules: at most 50 a year."),
+    "form": N_("The rules could not be saved. Check the rows marked below."),
 }
+# events.quotas' error codes, as the form's messages.
+DOMAIN_CODES = {"no_quota_category": "category", "deadline_outside_year": "deadline",
+                "duplicate_rule": "duplicate_rule", "too_many_rules": "too_many_rules"}
 DONE = {"rules_saved": N_("The rules are saved. The dashboard counts with them now.")}
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
@@ -91,7 +90,7 @@ def unit_page(code: str, request: Request, db: SessionDep, user: ConsoleStaff) -
     permissions.require_unit_editor(user, row.id)
     return render(request, "console/compliance_unit.html", year=year, row=row,
                   years=views.year_choices(year), today=views.date_text(report.today),
-                  v=views, base_url=_base_url(request))
+                  v=views)
 
 
 # ---- the editor's card ----------------------------------------------------------------------
@@ -127,10 +126,9 @@ def printable_report(request: Request, db: SessionDep, user: ConsoleStaff) -> Re
 
 # ---- the year's rules -----------------------------------------------------------------------
 
-def _rule_values(rule: Any) -> dict[str, str]:
+def _rule_values(rule: QuotaRule) -> dict[str, str]:
     deadline = rule.deadline.isoformat() if rule.deadline else ""
-    return {"category": str(getattr(rule.category, "value", rule.category)),
-            "kind": str(getattr(rule.kind, "value", rule.kind)),
+    return {"category": rule.category.value, "kind": rule.kind.value,
             "required": str(rule.required), "deadline": deadline, "id": str(rule.id or ""),
             "remove": ""}
 
@@ -154,7 +152,7 @@ def _typed_rows(form: FormData) -> tuple[list[dict[str, str]], list[int]]:
     return rows, removed
 
 
-def _rule_in(row: dict[str, str], year: int) -> tuple[Any | None, dict[str, str]]:
+def _rule_in(row: dict[str, str], year: int) -> tuple[quotas.RuleIn | None, dict[str, str]]:
     """One typed row as the domain's RuleIn, or the messages of what is wrong with it."""
     errors: dict[str, str] = {}
     if row["category"] not in {c.value for c in RULE_CATEGORIES}:
@@ -175,8 +173,8 @@ def _rule_in(row: dict[str, str], year: int) -> tuple[Any | None, dict[str, str]
     if errors:
         return None, errors
     try:
-        return quotas.RuleIn(category=row["category"], kind=row["kind"], required=int(raw),
-                             deadline=deadline), {}
+        return quotas.RuleIn(category=UnitCategory(row["category"]), kind=EventKind(row["kind"]),
+                             required=int(raw), deadline=deadline), {}
     except ValidationError:
         return None, {"form": gettext(RULE_MESSAGES["form"])}
 
@@ -221,7 +219,7 @@ async def save_rules(request: Request, db: SessionDep, user: ConsoleStaff) -> Re
         rule, row_errors = _rule_in(row, year)
         key = (row["category"], row["kind"], row["deadline"])
         if rule is not None and key in seen:
-            row_errors = {"form": gettext(RULE_MESSAGES["duplicate"])}
+            row_errors = {"form": gettext(RULE_MESSAGES["duplicate_rule"])}
         seen.setdefault(key, index)
         if row_errors:
             errors[index] = row_errors
@@ -232,7 +230,7 @@ async def save_rules(request: Request, db: SessionDep, user: ConsoleStaff) -> Re
             quotas.set_rules(db, user, year, rules)
         except DomainError as exc:
             db.rollback()
-            message = gettext(RULE_MESSAGES.get(exc.code, RULE_MESSAGES["form"]))
+            message = gettext(RULE_MESSAGES[DOMAIN_CODES.get(exc.code, "form")])
             return _rules_page(request, db, year, [row for _i, row in kept],
                                status_code=exc.status, message=message)
         db.commit()
