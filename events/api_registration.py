@@ -35,9 +35,9 @@ def register(
     event_id: EventId, body: registration.RegistrationIn, db: SessionDep, signer: SignerDep
 ) -> dict[str, Any]:
     created = registration.register(db, signer, event_id, body)
+    # The answer (with the waitlist position) is read inside the lock, before commit.
+    out = registration.registration_public(db, created, registration.manage_token(signer, created))
     db.commit()
-    token = registration.manage_token(signer, created)
-    out = registration.registration_public(db, created, token)
     return out
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+import anyio.to_thread
+from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,6 +15,7 @@ from events import api as events_api
 from events import api_compliance, api_feeds, api_registration, api_staff
 from server import errors
 from server.config import Settings, get_settings
+from server.db import REQUEST_THREADS
 from server.security import Signer
 from server.worker import BackgroundWorker
 
@@ -68,6 +70,30 @@ class BodyLimit:
                 raise
 
 
+class SecurityHeaders:
+    """Plain ASGI (no BaseHTTPMiddleware task per request): adds the headers every page needs."""
+
+    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+               (b"x-frame-options", b"SAMEORIGIN"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in self.HEADERS if n not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> FastAPI:
     """The app; with start_worker, the lifespan also runs the worker in a thread (serve_app)."""
     settings = settings or get_settings()
@@ -75,6 +101,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Never more request threads than pooled connections: a thread waiting for a
+        # connection must not starve the threads that would give one back.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         worker = BackgroundWorker(settings).start() if start_worker else None
         try:
             yield
@@ -86,7 +115,6 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
                   openapi_url="/api/openapi.json", redoc_url=None)
     app.state.settings = settings
     app.state.signer = Signer(settings.resolved_secret_key())
-    app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
 
     @app.get("/healthz")
@@ -103,13 +131,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     install_frontend(app)
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
     return app

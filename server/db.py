@@ -47,13 +47,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Request threads (the app sets anyio's limiter to this) and the connections behind them: the
+# pool is larger, so a request never waits for a connection held by one waiting for a thread.
+REQUEST_THREADS = 32
+POOL_SIZE = REQUEST_THREADS + 8
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+                               pool_size=POOL_SIZE, max_overflow=0)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE // 2,
+                               max_overflow=POOL_SIZE - POOL_SIZE // 2)
     return engine
 
 

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from events.errors import Forbidden, Unauthenticated
 from events.models import StaffUser
-from server.config import Settings, get_settings
+from server.config import Settings
 from server.db import session_scope
 from server.security import Signer
 
@@ -20,7 +20,13 @@ SESSION_COOKIE = "kaifang_session"
 SESSION_PURPOSE = "staff-session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+def app_settings(request: Request) -> Settings:
+    """The settings create_app was given (no per-request override resolution)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def get_signer(request: Request) -> Signer:
