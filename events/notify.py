@@ -45,8 +45,7 @@ def enqueue(
         registration_id=registration.id if registration else None,
         due_at=due_at or utcnow(), dedupe_key=dedupe_key,
     )
-    db.add(message)
-    db.flush()
+    db.add(message)  # flushed with the transaction: no round trip per message
     return message
 
 
@@ -55,13 +54,21 @@ def reminder_key(registration_id: int | None, starts_at: datetime) -> str:
     return f"reminder:{registration_id}:{starts_at:%Y%m%dT%H%M}"
 
 
-def schedule_reminder(db: Session, event: Event, registration: Registration) -> None:
+def schedule_reminder(db: Session, event: Event, registration: Registration,
+                      *, fresh: bool = False) -> None:
+    """fresh: a registration made in this transaction, which can have no earlier reminder."""
     due = event.starts_at - REMINDER_BEFORE
     if due <= utcnow():
         return
     key = reminder_key(registration.id, event.starts_at)
     body = (f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
             f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
+    if fresh:
+        db.add(OutboxMessage(channel="sms", recipient=registration.phone,
+                             recipient_masked=_mask(registration.phone), body=body,
+                             topic="reminder", event_id=event.id,
+                             registration_id=registration.id, due_at=due, dedupe_key=key))
+        return
     voided = db.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == key,
                                                  OutboxMessage.state == "void")).first()
     if voided is not None and registration.phone:
@@ -81,7 +88,7 @@ def registration_received(db: Session, event: Event, registration: Registration)
                 f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
         enqueue(db, topic="registration_confirmed", recipient=registration.phone, body=body,
                 event=event, registration=registration)
-        schedule_reminder(db, event, registration)
+        schedule_reminder(db, event, registration, fresh=True)
     else:
         body = (f"{SIGNATURE}“{event.title}”名额已满，您已进入候补名单。"
                 f"有名额空出时将按顺序自动递补并短信通知您。")

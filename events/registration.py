@@ -124,10 +124,9 @@ def registration_public(db: Session, registration: Registration,
 
 
 def register(db: Session, signer: Signer, event_id: int, data: RegistrationIn) -> Registration:
-    event = get_event(db, event_id)
+    event = lock_event(db, event_id)
     if not is_public(event):
         raise NotFound("event_not_found", f"no session with id {event_id}")
-    event = lock_event(db, event_id)
     if registration_state(event) != "open":
         raise Conflict("registration_closed", "registration for this session is not open")
     assert event.id is not None
