@@ -12,9 +12,9 @@ from events import audit, permissions, sessions
 from events.errors import Invalid
 from events.models import EventKind, EventStatus
 from events.units import Text
-from server.deps import OptionalStaffDep, SessionDep, StaffDep
+from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=JSONRoute)
 
 
 class StatusChange(BaseModel):

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from events import permissions, quotas, units
 from events.errors import Invalid
-from server.deps import SessionDep, StaffDep
+from server.deps import JSONRoute, SessionDep, StaffDep
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=JSONRoute)
 
 YearParam = Annotated[str | None, Query(max_length=10)]
 CategoryParam = Annotated[str | None, Query(max_length=20)]

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Request, Response
 from events import calendars, sessions, units
 from events.errors import NotFound
 from server.db import utcnow
-from server.deps import SessionDep
+from server.deps import JSONRoute, SessionDep
 
-router = APIRouter()
+router = APIRouter(route_class=JSONRoute)
 
 ICS_TYPE = "text/calendar; charset=utf-8"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"

@@ -14,9 +14,9 @@ from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.sessions import get_event
 from events.timeutil import iso_local
-from server.deps import SessionDep, SignerDep, StaffDep
+from server.deps import JSONRoute, SessionDep, SignerDep, StaffDep
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=JSONRoute)
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Token = Annotated[str, Path(min_length=10, max_length=300)]
 
@@ -35,10 +35,8 @@ def register(
     event_id: EventId, body: registration.RegistrationIn, db: SessionDep, signer: SignerDep
 ) -> dict[str, Any]:
     created = registration.register(db, signer, event_id, body)
-    # The answer (with the waitlist position) is read inside the lock, before commit.
-    out = registration.registration_public(db, created, registration.manage_token(signer, created))
-    db.commit()
-    return out
+    db.commit()  # the lock ends here; the answer is read after it, as anyone would see it
+    return registration.registration_public(db, created, registration.manage_token(signer, created))
 
 
 @router.get("/registrations/{token}")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from events import permissions, staff, units
 from events.errors import Unauthenticated
 from server.deps import (
+    JSONRoute,
     OptionalStaffDep,
     SessionDep,
     SettingsDep,
@@ -19,7 +20,7 @@ from server.deps import (
     start_staff_session,
 )
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=JSONRoute)
 
 
 class Credentials(BaseModel):
@@ -77,6 +78,16 @@ def create_user(body: staff.UserCreate, db: SessionDep, user: StaffDep) -> dict[
     created = staff.create_user(db, user, body)
     db.commit()
     return staff.user_public(created)
+
+
+@router.patch("/users/{user_id}")
+def update_user(
+    user_id: int, body: staff.UserUpdate, db: SessionDep, user: StaffDep
+) -> dict[str, Any]:
+    permissions.require_admin(user)
+    updated = staff.update_user(db, user, user_id, body)
+    db.commit()
+    return staff.user_public(updated)
 
 
 @router.get("/units")

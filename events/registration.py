@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from events import audit, notify, permissions, seats
@@ -80,9 +81,13 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
+def _random_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
 def _new_code(db: Session, event_id: int) -> str:
     while True:
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        code = _random_code()
         taken = db.exec(select(Registration.id).where(Registration.event_id == event_id,
                                                       Registration.code == code)).first()
         if taken is None:
@@ -124,26 +129,28 @@ def registration_public(db: Session, registration: Registration,
 
 
 def register(db: Session, signer: Signer, event_id: int, data: RegistrationIn) -> Registration:
+    # Everything that needs no database is done before the lock: the lock is the bottleneck.
+    phone_hash = signer.keyed_hash("phone", data.phone)
+    code = _random_code()
     event = lock_event(db, event_id)
     if not is_public(event):
         raise NotFound("event_not_found", f"no session with id {event_id}")
     if registration_state(event) != "open":
         raise Conflict("registration_closed", "registration for this session is not open")
     assert event.id is not None
-    phone_hash = signer.keyed_hash("phone", data.phone)
-    existing = db.exec(select(Registration.id).where(
-        Registration.event_id == event.id, Registration.phone_hash == phone_hash,
-        col(Registration.status).in_([R.confirmed, R.waitlisted]))).first()
-    if existing is not None:
+    taken = seats.occupancy(db, event.id, phone_hash)
+    if taken.phone_active:
         raise Conflict("already_registered", "this mobile number is already registered")
-    full = event.capacity > 0 and seats.confirmed_count(db, event.id) >= event.capacity
+    full = event.capacity > 0 and taken.confirmed >= event.capacity
     registration = Registration(
-        event_id=event.id, status=R.waitlisted if full else R.confirmed,
-        code=_new_code(db, event.id), name=data.name, phone=data.phone, phone_hash=phone_hash,
-        question=data.question.strip(),
+        event_id=event.id, status=R.waitlisted if full else R.confirmed, code=code,
+        name=data.name, phone=data.phone, phone_hash=phone_hash, question=data.question.strip(),
     )
     db.add(registration)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError as exc:  # two equal random codes in one session: about 1 in 10^9
+        raise Conflict("try_again", "please submit again") from exc
     notify.registration_received(db, event, registration)
     return registration
 

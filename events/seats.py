@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
 from events.models import Event, Registration, RegistrationStatus
@@ -29,6 +32,28 @@ def counts(db: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
             waitlisted = number
         out[event_id] = (confirmed, waitlisted)
     return out
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    confirmed: int
+    waitlisted: int
+    phone_active: bool  # this phone already holds a seat or a waitlist place
+
+
+def occupancy(db: Session, event_id: int, phone_hash: str) -> Occupancy:
+    """Seats taken, the waitlist and the one-per-phone rule, in one query (under the lock)."""
+    same_phone = case((col(Registration.phone_hash) == phone_hash, 1), else_=0)
+    rows = db.exec(
+        select(Registration.status, func.count(), func.sum(same_phone))
+        .where(Registration.event_id == event_id,
+               col(Registration.status).in_([R.confirmed, R.waitlisted]))
+        .group_by(col(Registration.status))
+    )
+    found = {status: (int(number), int(phone or 0)) for status, number, phone in rows}
+    confirmed, phone_c = found.get(R.confirmed, (0, 0))
+    waitlisted, phone_w = found.get(R.waitlisted, (0, 0))
+    return Occupancy(confirmed, waitlisted, phone_c + phone_w > 0)
 
 
 def confirmed_count(db: Session, event_id: int) -> int:

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, delete, func, select
 from events import audit
 from events.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from events.models import LoginFailure, Role, StaffUser
-from events.units import Text, get_unit, get_unit_by_code
+from events.units import MAX_ID, Text, get_unit, get_unit_by_code
 from server.db import utcnow
 from server.security import Signer, hash_password, verify_password
 
@@ -26,6 +26,16 @@ class UserCreate(BaseModel):
     role: Role
     unit_id: int | None = None
     display_name: Text = Field(default="", max_length=100)
+
+
+class UserUpdate(BaseModel):
+    """An admin's change to an account; a field left out stays as it is."""
+
+    display_name: Text | None = Field(default=None, max_length=100)
+    role: Role | None = None
+    unit_id: int | None = None  # given as null: the account leaves its unit
+    active: bool | None = None
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=200)
 
 
 def user_public(user: StaffUser) -> dict[str, Any]:
@@ -81,9 +91,54 @@ def create_user_cli(
 
 
 def get_user(db: Session, user_id: int) -> StaffUser:
-    user = db.get(StaffUser, user_id)
+    user = db.get(StaffUser, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         raise NotFound("user_not_found", f"no user with id {user_id}")
+    return user
+
+
+def _check_unit(db: Session, unit_id: int) -> None:
+    try:
+        get_unit(db, unit_id)
+    except NotFound as exc:
+        raise Invalid("unknown_unit", f"unit_id: no unit with id {unit_id}",
+                      field="unit_id") from exc
+
+
+def update_user(db: Session, actor: StaffUser, user_id: int, data: UserUpdate) -> StaffUser:
+    """Changes an account. A new role, unit, password or deactivation signs it out everywhere."""
+    user = get_user(db, user_id)
+    given = data.model_fields_set
+    role = data.role if data.role is not None else user.role
+    unit_id = data.unit_id if "unit_id" in given else user.unit_id
+    active = data.active if data.active is not None else user.active
+    if user.id == actor.id and (not active or role != Role.admin):
+        field = "active" if not active else "role"
+        raise Conflict("cannot_change_self",
+                       "you cannot deactivate your own account or give up your admin role",
+                       field=field)
+    if role == Role.editor and unit_id is None:
+        raise Invalid("unit_required", "an editor is bound to a unit", field="unit_id")
+    if unit_id is not None and unit_id != user.unit_id:
+        _check_unit(db, unit_id)
+    before = {"display_name": user.display_name, "role": user.role, "unit_id": user.unit_id,
+              "active": user.active}
+    if data.display_name is not None:
+        user.display_name = data.display_name.strip()
+    user.role, user.unit_id, user.active = role, unit_id, active
+    after = {"display_name": user.display_name, "role": user.role, "unit_id": user.unit_id,
+             "active": user.active}
+    changes: dict[str, Any] = audit.diff(before, after)
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+        changes["password_changed"] = True  # never the password or its hash
+    if changes.keys() - {"display_name"}:
+        user.session_version += 1
+    db.add(user)
+    db.flush()
+    if changes:
+        audit.record(db, actor, "user.update", "user", user.id, unit_id=user.unit_id,
+                     changes=changes)
     return user
 
 

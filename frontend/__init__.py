@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from frontend.i18n import LOCALES, current_locale, gettext, negotiate
 
@@ -30,6 +32,38 @@ def _render_error(request: Request, status: int, code: str, message: str) -> Res
                   message=message)
 
 
+class LocaleMiddleware:
+    """Plain ASGI: picks the page language (?lang=, then the cookie, then zh_CN) per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        asked = request.query_params.get("lang")
+        locale = negotiate(asked or request.cookies.get(LANG_COOKIE))
+        remember = bool(asked) and asked.replace("-", "_") in LOCALES
+
+        async def with_language(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Language", locale.replace("_", "-"))
+                if remember:
+                    cookie = Response()
+                    cookie.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax")
+                    headers.append("set-cookie", cookie.headers["set-cookie"])
+            await send(message)
+
+        token = current_locale.set(locale)
+        try:
+            await self.app(scope, receive, with_language)
+        finally:
+            current_locale.reset(token)
+
+
 def install(app: FastAPI) -> None:
     """Mounts static files, page routes, the language switch and the HTML error renderer."""
     from frontend.templating import STATIC_DIR
@@ -37,24 +71,13 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.state.html_error_renderer = _render_error
 
-    @app.middleware("http")
-    async def locale_middleware(request: Request, call_next):  # type: ignore[no-untyped-def]
-        asked = request.query_params.get("lang")
-        locale = negotiate(asked or request.cookies.get(LANG_COOKIE))
-        token = current_locale.set(locale)
-        try:
-            response: Response = await call_next(request)
-        finally:
-            current_locale.reset(token)
-        if asked and asked.replace("-", "_") in LOCALES:
-            response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="lax")
-        response.headers.setdefault("Content-Language", locale.replace("_", "-"))
-        return response
+    app.add_middleware(LocaleMiddleware)
 
     from frontend import (
         console,
         console_compliance,
         console_registrations,
+        console_users,
         portal,
         portal_results,
         portal_tickets,
@@ -65,4 +88,5 @@ def install(app: FastAPI) -> None:
     app.include_router(console.router)
     app.include_router(console_registrations.router)
     app.include_router(console_compliance.router)
+    app.include_router(console_users.router)
     app.include_router(portal_results.router)

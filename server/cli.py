@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
-                log_level="info", proxy_headers=False)
+                workers=args.workers, log_level="info", proxy_headers=False)
     return 0
 
 
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="app processes (one per core; they share the database and locks)")
     serve.set_defaults(run=cmd_serve)
     commands.add_parser("migrate", help="bring the database to the newest schema").set_defaults(
         run=cmd_migrate)

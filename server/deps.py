@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from events.errors import Forbidden, Unauthenticated
@@ -19,6 +21,20 @@ from server.security import Signer
 SESSION_COOKIE = "kaifang_session"
 SESSION_PURPOSE = "staff-session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class JSONRoute(APIRoute):
+    """A JSON route without a response model: FastAPI then encodes the answer on the event loop.
+
+    With a model, a sync endpoint's answer is validated in the thread pool, so a finished request
+    waits for a thread while its database connection is still checked out; under a burst every
+    thread then waits for a connection and every connection for a thread.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
+            kwargs["response_model"] = None
+        super().__init__(path, endpoint, **kwargs)
 
 def app_settings(request: Request) -> Settings:
     """The settings create_app was given (no per-request override resolution)."""
