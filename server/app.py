@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.state.signer = Signer(settings.resolved_secret_key())
     errors.install(app)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=None)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
