@@ -10,17 +10,14 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
-import pytest
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from events.models import AuditEntry, OutboxMessage, Registration, RegistrationStatus
 from events.timeutil import local
-from tests.conftest import make_user
-from tests.frontend.test_console import csrf_of, sign_in
+from tests.frontend.test_console import csrf_of
 from tests.frontend.test_tickets import open_session
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
@@ -29,23 +26,6 @@ PHONE = re.compile(r"1[3-9]\d{9}")
 R = RegistrationStatus
 
 
-@pytest.fixture
-def console(app: FastAPI, db: Session) -> Any:
-    """console("editor", "education") → a TestClient signed in through the login form."""
-    made: list[TestClient] = []
-
-    def factory(role: str, unit_code: str | None = None) -> TestClient:
-        name = f"console-{role}-{unit_code or 'x'}-{len(made)}"
-        make_user(db, name, role, unit_code)
-        client = TestClient(app)
-        client.__enter__()
-        assert sign_in(client, name).status_code == 303
-        made.append(client)
-        return client
-
-    yield factory
-    for client in made:
-        client.__exit__(None, None, None)
 
 
 def visible(html: str) -> str:

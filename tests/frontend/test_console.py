@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from babel.messages.extract import extract_from_file
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -34,23 +33,6 @@ def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
                        follow_redirects=False)
 
 
-@pytest.fixture
-def console(app: FastAPI, db: Session) -> Any:
-    """console("editor", "education") → a TestClient signed in through the login form."""
-    made: list[TestClient] = []
-
-    def factory(role: str, unit_code: str | None = None) -> TestClient:
-        name = f"{role}-{unit_code or 'x'}-{len(made)}"
-        make_user(db, name, role, unit_code)
-        client = TestClient(app)
-        client.__enter__()
-        assert sign_in(client, name).status_code == 303
-        made.append(client)
-        return client
-
-    yield factory
-    for client in made:
-        client.__exit__(None, None, None)
 
 
 def session_form(db: Session, **over: str | list[str]) -> dict[str, Any]:

@@ -12,12 +12,10 @@ from sqlmodel import Session, select
 
 from events.models import AuditEntry, StaffUser
 from tests.conftest import PASSWORD, make_user, unit_id
-from tests.frontend import test_console
 from tests.frontend.test_console import csrf_of, post_form, sign_in
 from tests.frontend.test_portal_browser import ARTIFACTS, PHONE, no_horizontal_scroll
 
 NEW_PASSWORD = "another-horse-77"
-console = test_console.console  # the fixture: a client signed in through the login form
 
 
 def account(db: Session, username: str) -> StaffUser | None:
@@ -167,7 +165,7 @@ def test_a_bad_edit_keeps_the_typing_on_its_row(console, db):
 
 def test_an_admin_may_not_demote_themselves_but_keeps_their_session(console, db):
     admin = console("admin")
-    me = account(db, "admin-x-0")
+    me = account(db, "console-admin-x-0")
     assert me is not None
     page = admin.get("/console/users").text
     assert "停用<span" not in row_of(page, me.id)  # no button to lock yourself out
@@ -181,7 +179,7 @@ def test_an_admin_may_not_demote_themselves_but_keeps_their_session(console, db)
                        "password": NEW_PASSWORD})
     assert reset.status_code == 303
     assert admin.get("/console/users").status_code == 200  # still signed in, with the new cookie
-    assert account(db, "admin-x-0").role.value == "admin"
+    assert account(db, "console-admin-x-0").role.value == "admin"
 
 
 def test_accounts_on_a_phone_by_keyboard(live_server, browser, db):
