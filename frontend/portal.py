@@ -350,11 +350,17 @@ def session_page(event_id: int, request: Request, db: SessionDep,
         event = sessions.get_visible_event(db, event_id, viewer)
     except NotFound:
         return _not_found(request, missing)
+    return render_session(request, db, event, preview=not sessions.is_public(event))
+
+
+def render_session(request: Request, db: SessionDep, event: Event, *, status: int = 200,
+                   preview: bool = False, **extra: Any) -> Response:
+    """The session page; the registration form re-renders it with what was typed (extra)."""
     card = session_cards(db, [event], unit_directory(db))[0]
     return render(
-        request, "portal/event.html", section="", e=card,
+        request, "portal/event.html", status_code=status, section="", e=card,
         explanation=gettext(KIND_EXPLANATIONS[card["kind"]]), map_url=map_link(card),
-        json_ld=json_ld(request, card), preview=not sessions.is_public(event),
+        json_ld=json_ld(request, card), preview=preview, **extra,
     )
 
 

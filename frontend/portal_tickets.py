@@ -188,14 +188,8 @@ def refused_cross_site(request: Request) -> bool:
 
 def session_page(request: Request, db: SessionDep, event: Event, form: RegistrationForm,
                  status: int) -> Response:
-    """The session page again, with the form as it was sent (the portal's page, re-rendered)."""
-    card = portal.session_cards(db, [event], portal.unit_directory(db))[0]
-    return render(
-        request, "portal/event.html", status_code=status, section="", e=card,
-        explanation=gettext(portal.KIND_EXPLANATIONS[card["kind"]]),
-        map_url=portal.map_link(card), json_ld=portal.json_ld(request, card), preview=False,
-        form=form,
-    )
+    """The session page again, with the form as it was sent."""
+    return portal.render_session(request, db, event, status=status, form=form)
 
 
 def qr_svg(code: str) -> Markup:
