@@ -10,7 +10,16 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from events.models import Event, OutboxMessage, Registration, RegistrationStatus
+from events import permissions
+from events.errors import Forbidden
+from events.models import (
+    Event,
+    OutboxMessage,
+    Registration,
+    RegistrationStatus,
+    Role,
+    StaffUser,
+)
 from events.timeutil import local
 from server.db import utcnow
 
@@ -154,3 +163,25 @@ def void_for_registration(db: Session, registration: Registration) -> None:
         message.recipient = ""
         db.add(message)
     db.flush()
+
+
+def outbox_messages(
+    db: Session, reader: StaffUser, *, topic: str = "", state: str = "",
+    event_id: int | None = None, offset: int = 0, limit: int = 50,
+) -> list[tuple[OutboxMessage, Event | None]]:
+    """Newest first. The district office reads every message; an editor their unit's only."""
+    if not permissions.is_admin(reader) and (reader.role != Role.editor
+                                             or reader.unit_id is None):
+        raise Forbidden("forbidden", "only the district office and unit editors read the outbox")
+    query = select(OutboxMessage, Event).join(
+        Event, col(OutboxMessage.event_id) == col(Event.id), isouter=True)
+    if not permissions.is_admin(reader):
+        query = query.where(Event.unit_id == reader.unit_id)
+    if topic:
+        query = query.where(OutboxMessage.topic == topic)
+    if state:
+        query = query.where(OutboxMessage.state == state)
+    if event_id is not None:
+        query = query.where(OutboxMessage.event_id == event_id)
+    query = query.order_by(col(OutboxMessage.created_at).desc(), col(OutboxMessage.id).desc())
+    return list(db.exec(query.offset(offset).limit(limit)))

@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session, col, select
 
-from events import permissions, registration, seats, sessions
-from events.errors import DomainError, Forbidden
-from events.models import Event, OutboxMessage, Registration, RegistrationStatus, Role, StaffUser
+from events import notify, permissions, registration, seats, sessions
+from events.errors import DomainError
+from events.models import Event, Registration, RegistrationStatus, StaffUser
 from events.timeutil import local
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
@@ -404,20 +404,9 @@ def _number(raw: str, default: int | None) -> int | None:
 def outbox_rows(db: Session, user: StaffUser, *, topic: str, state: str, event_id: int | None,
                 page: int) -> tuple[list[OutboxRow], bool]:
     """Newest first. The district office reads every message; an editor their unit's only."""
-    if not permissions.is_admin(user) and (user.role != Role.editor or user.unit_id is None):
-        raise Forbidden("forbidden", "only the district office and unit editors read the outbox")
-    query = select(OutboxMessage, Event).join(
-        Event, col(OutboxMessage.event_id) == col(Event.id), isouter=True)
-    if not permissions.is_admin(user):
-        query = query.where(Event.unit_id == user.unit_id)
-    if topic:
-        query = query.where(OutboxMessage.topic == topic)
-    if state:
-        query = query.where(OutboxMessage.state == state)
-    if event_id is not None:
-        query = query.where(OutboxMessage.event_id == event_id)
-    query = query.order_by(col(OutboxMessage.created_at).desc(), col(OutboxMessage.id).desc())
-    found = list(db.exec(query.offset((page - 1) * OUTBOX_PAGE_SIZE).limit(OUTBOX_PAGE_SIZE + 1)))
+    found = notify.outbox_messages(db, user, topic=topic, state=state, event_id=event_id,
+                                   offset=(page - 1) * OUTBOX_PAGE_SIZE,
+                                   limit=OUTBOX_PAGE_SIZE + 1)
     rows = [OutboxRow(m.created_at, m.channel, m.recipient_masked or "—", m.topic, m.subject,
                       m.body, m.state, m.due_at, m.sent_at, m.attempts, m.event_id,
                       e.title if e else "")
