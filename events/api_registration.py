@@ -14,7 +14,7 @@ from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.sessions import get_event
 from events.timeutil import iso_local
-from server.deps import JSONRoute, SessionDep, SignerDep, StaffDep
+from server.deps import DeskDep, JSONRoute, SessionDep, SignerDep, StaffDep
 
 router = APIRouter(prefix="/api", route_class=JSONRoute)
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -31,12 +31,10 @@ class WalkInIn(BaseModel):
 
 
 @router.post("/events/{event_id}/registrations", status_code=201)
-def register(
-    event_id: EventId, body: registration.RegistrationIn, db: SessionDep, signer: SignerDep
-) -> dict[str, Any]:
-    created = registration.register(db, signer, event_id, body)
-    db.commit()  # the lock ends here; the answer is read after it, as anyone would see it
-    return registration.registration_public(db, created, registration.manage_token(signer, created))
+async def register(event_id: EventId, body: registration.RegistrationIn,
+                   desk: DeskDep) -> dict[str, Any]:
+    """On the event loop: the desk writes what arrives together in one transaction."""
+    return await desk.register(event_id, body)
 
 
 @router.get("/registrations/{token}")

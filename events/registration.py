@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -11,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from events import audit, notify, permissions, seats
-from events.errors import Conflict, Invalid, NotFound
+from events.errors import Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, Registration, RegistrationStatus, StaffUser
 from events.sessions import get_event, is_public, registration_state
@@ -109,9 +111,13 @@ def from_manage_token(db: Session, signer: Signer, token: str) -> Registration:
     return registration
 
 
-def registration_public(db: Session, registration: Registration,
-                        token: str | None = None) -> dict[str, Any]:
-    """What the citizen sees of their own ticket: their data masked, the code in full."""
+def registration_public(db: Session | None, registration: Registration,
+                        token: str | None = None, *, position: int | None = None
+                        ) -> dict[str, Any]:
+    """What the citizen sees of their own ticket: their data masked, the code in full.
+
+    Without a session, `position` is the waitlist place (as register_many counted it).
+    """
     out: dict[str, Any] = {
         "id": registration.id,
         "event_id": registration.event_id,
@@ -119,7 +125,8 @@ def registration_public(db: Session, registration: Registration,
         "code": registration.code,
         "name": mask_name(registration.name),
         "phone": mask_phone(registration.phone),
-        "waitlist_position": seats.waitlist_position(db, registration),
+        "waitlist_position": (seats.waitlist_position(db, registration) if db is not None
+                              else position),
         "created_at": iso_local(registration.created_at),
         "checked_in_at": iso_local(registration.checked_in_at),
     }
@@ -128,31 +135,95 @@ def registration_public(db: Session, registration: Registration,
     return out
 
 
+@dataclass(frozen=True)
+class Registered:
+    """One registration of a batch, with its place on the waitlist as it was at the commit."""
+
+    registration: Registration
+    waitlist_position: int | None
+
+
 def register(db: Session, signer: Signer, event_id: int, data: RegistrationIn) -> Registration:
+    outcome = register_many(db, signer, [(event_id, data)])[0]
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome.registration
+
+
+def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, RegistrationIn]]
+                  ) -> list[Registered | DomainError]:
+    """Registers a batch in one transaction: each session is locked once and counted once, and
+    its rows go in together (group commit; see events.registration_desk). Seats go in the order
+    given; one outcome per request, in that order: what was registered, or the refusal.
+    """
+    outcomes: list[Registered | DomainError | None] = [None] * len(requests)
+    by_event: dict[int, list[int]] = {}
+    for index, (event_id, _) in enumerate(requests):
+        by_event.setdefault(event_id, []).append(index)
+    made: list[tuple[Event, Registration]] = []
     # Everything that needs no database is done before the lock: the lock is the bottleneck.
-    phone_hash = signer.keyed_hash("phone", data.phone)
-    code = _random_code()
+    hashes = [signer.keyed_hash("phone", data.phone) for _, data in requests]
+    for event_id in sorted(by_event):  # one order for every batch: no deadlock between them
+        indices = by_event[event_id]
+        try:
+            event = _event_open_for_registration(db, event_id)
+        except DomainError as exc:
+            for index in indices:
+                outcomes[index] = type(exc)(exc.code, exc.message, **exc.detail)
+            continue
+        assert event.id is not None
+        taken_phones = seats.active_phone_hashes(db, event.id, {hashes[i] for i in indices})
+        confirmed, waitlisted = seats.counts(db, [event.id])[event.id]
+        codes = iter(_fresh_codes(db, event.id, len(indices)))
+        for index in indices:
+            if hashes[index] in taken_phones:
+                outcomes[index] = Conflict("already_registered",
+                                           "this mobile number is already registered")
+                continue
+            taken_phones.add(hashes[index])
+            data = requests[index][1]
+            full = event.capacity > 0 and confirmed >= event.capacity
+            position = None
+            if full:
+                waitlisted += 1
+                position = waitlisted
+            else:
+                confirmed += 1
+            row = Registration(
+                event_id=event.id, status=R.waitlisted if full else R.confirmed,
+                code=next(codes), name=data.name, phone=data.phone, phone_hash=hashes[index],
+                question=data.question.strip(),
+            )
+            made.append((event, row))
+            outcomes[index] = Registered(row, position)
+    db.add_all([row for _, row in made])
+    try:
+        db.flush()
+    except IntegrityError as exc:  # not expected: codes are checked and phones counted locked
+        raise Conflict("try_again", "please submit again") from exc
+    for event, row in made:
+        notify.registration_received(db, event, row)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _event_open_for_registration(db: Session, event_id: int) -> Event:
     event = lock_event(db, event_id)
     if not is_public(event):
         raise NotFound("event_not_found", f"no session with id {event_id}")
     if registration_state(event) != "open":
         raise Conflict("registration_closed", "registration for this session is not open")
-    assert event.id is not None
-    taken = seats.occupancy(db, event.id, phone_hash)
-    if taken.phone_active:
-        raise Conflict("already_registered", "this mobile number is already registered")
-    full = event.capacity > 0 and taken.confirmed >= event.capacity
-    registration = Registration(
-        event_id=event.id, status=R.waitlisted if full else R.confirmed, code=code,
-        name=data.name, phone=data.phone, phone_hash=phone_hash, question=data.question.strip(),
-    )
-    db.add(registration)
-    try:
-        db.flush()
-    except IntegrityError as exc:  # two equal random codes in one session: about 1 in 10^9
-        raise Conflict("try_again", "please submit again") from exc
-    notify.registration_received(db, event, registration)
-    return registration
+    return event
+
+
+def _fresh_codes(db: Session, event_id: int, count: int) -> list[str]:
+    """`count` ticket codes, distinct and unused in this session (called under its lock)."""
+    codes: set[str] = set()
+    while len(codes) < count:
+        wanted = {_random_code() for _ in range(count - len(codes))} - codes
+        taken = set(db.exec(select(Registration.code).where(
+            Registration.event_id == event_id, col(Registration.code).in_(wanted))))
+        codes |= wanted - taken
+    return list(codes)
 
 
 def cancel(db: Session, registration: Registration) -> list[Registration]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
 from events.models import Event, Registration, RegistrationStatus
@@ -34,26 +31,14 @@ def counts(db: Session, event_ids: list[int]) -> dict[int, tuple[int, int]]:
     return out
 
 
-@dataclass(frozen=True)
-class Occupancy:
-    confirmed: int
-    waitlisted: int
-    phone_active: bool  # this phone already holds a seat or a waitlist place
-
-
-def occupancy(db: Session, event_id: int, phone_hash: str) -> Occupancy:
-    """Seats taken, the waitlist and the one-per-phone rule, in one query (under the lock)."""
-    same_phone = case((col(Registration.phone_hash) == phone_hash, 1), else_=0)
-    rows = db.exec(
-        select(Registration.status, func.count(), func.sum(same_phone))
-        .where(Registration.event_id == event_id,
-               col(Registration.status).in_([R.confirmed, R.waitlisted]))
-        .group_by(col(Registration.status))
-    )
-    found = {status: (int(number), int(phone or 0)) for status, number, phone in rows}
-    confirmed, phone_c = found.get(R.confirmed, (0, 0))
-    waitlisted, phone_w = found.get(R.waitlisted, (0, 0))
-    return Occupancy(confirmed, waitlisted, phone_c + phone_w > 0)
+def active_phone_hashes(db: Session, event_id: int, phone_hashes: set[str]) -> set[str]:
+    """Which of these phones already hold a seat or a waitlist place (under the lock)."""
+    if not phone_hashes:
+        return set()
+    return set(db.exec(select(Registration.phone_hash).where(
+        Registration.event_id == event_id,
+        col(Registration.status).in_([R.confirmed, R.waitlisted]),
+        col(Registration.phone_hash).in_(phone_hashes))))
 
 
 def confirmed_count(db: Session, event_id: int) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import anyio.from_thread
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -28,7 +29,7 @@ from events.models import Event, Registration, RegistrationStatus
 from frontend import portal
 from frontend.i18n import N_, gettext
 from frontend.templating import env, render
-from server.deps import SessionDep, SignerDep
+from server.deps import DeskDep, SessionDep, SignerDep
 from server.security import Signer
 
 FORM_PURPOSE = "register-form"
@@ -227,7 +228,7 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
 
 @router.post("/events/{event_id:int}/register")
 def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep,
-             signer: SignerDep) -> Response:
+             signer: SignerDep, desk: DeskDep) -> Response:
     try:
         event = sessions.get_visible_event(db, event_id, None)
     except NotFound:
@@ -248,8 +249,9 @@ def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep
     except ValidationError as exc:
         form.errors = field_errors(exc, values)
         return session_page(request, db, event, form, 422)
+    db.rollback()  # no connection held while the desk writes
     try:
-        created = registration.register(db, signer, event_id, data)
+        created = anyio.from_thread.run(desk.register, event_id, data)
     except Conflict as exc:
         db.rollback()
         if exc.code == "already_registered":
@@ -261,11 +263,8 @@ def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep
         else:
             form.notice = gettext(REGISTRATION_CLOSED)
         return session_page(request, db, sessions.get_event(db, event_id), form, 409)
-    assert created.id is not None
-    recent_forms.remember(nonce, created.id)
-    token = registration.manage_token(signer, created)
-    db.commit()
-    return see_other(f"/tickets/{token}#ticket")
+    recent_forms.remember(nonce, created["id"])
+    return see_other(f"/tickets/{created['manage_token']}#ticket")
 
 
 def own_registration(db: SessionDep, signer: Signer, nonce: str,

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import api as events_api
 from events import api_compliance, api_feeds, api_registration, api_staff
+from events.registration_desk import RegistrationDesk
 from server import errors
 from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
                   openapi_url="/api/openapi.json", redoc_url=None)
     app.state.settings = settings
     app.state.signer = Signer(settings.resolved_secret_key())
+    app.state.registration_desk = RegistrationDesk(settings.sqlalchemy_url, app.state.signer)
     errors.install(app)
 
     @app.get("/healthz", response_model=None)

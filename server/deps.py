@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from events.errors import Forbidden, Unauthenticated
 from events.models import StaffUser
+from events.registration_desk import RegistrationDesk
 from server.config import Settings
 from server.db import session_scope
 from server.security import Signer
@@ -36,8 +37,11 @@ class JSONRoute(APIRoute):
             kwargs["response_model"] = None
         super().__init__(path, endpoint, **kwargs)
 
-def app_settings(request: Request) -> Settings:
-    """The settings create_app was given (no per-request override resolution)."""
+async def app_settings(request: Request) -> Settings:
+    """The settings create_app was given (no per-request override resolution).
+
+    These small dependencies are `async def`: FastAPI runs a plain `def` one in the thread pool.
+    """
     settings: Settings = request.app.state.settings
     return settings
 
@@ -45,12 +49,20 @@ def app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
-def get_signer(request: Request) -> Signer:
+async def get_signer(request: Request) -> Signer:
     signer: Signer = request.app.state.signer
     return signer
 
 
 SignerDep = Annotated[Signer, Depends(get_signer)]
+
+
+async def get_registration_desk(request: Request) -> RegistrationDesk:
+    desk: RegistrationDesk = request.app.state.registration_desk
+    return desk
+
+
+DeskDep = Annotated[RegistrationDesk, Depends(get_registration_desk)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:

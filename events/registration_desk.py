@@ -1,0 +1,156 @@
+"""Registrations under a burst: one writer per process, taking what has arrived as one batch.
+
+When a session opens, a thousand phones may press "register" in the same second. Each request
+in a transaction of its own would queue on the session's lock and pay for its own lock, count,
+insert and commit. Here requests wait on the event loop while one thread writes: it takes every
+request that arrived meanwhile and registers them in one transaction (group commit, as
+databases do with their own log). Seats still go in arrival order and are counted under the
+session's lock (events.locking), so capacity holds across processes as before. A request that
+arrives alone is written alone, at once: nothing waits for a batch to fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from sqlmodel import Session
+
+from events import registration
+from events.errors import DomainError
+from server.db import get_engine
+from server.security import Signer
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 250
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    event_id: int
+    data: registration.RegistrationIn
+    answer: asyncio.Future[dict[str, Any]]
+
+
+Outcome = dict[str, Any] | BaseException
+
+
+class RegistrationDesk:
+    """One per app. `register` answers what the API returns.
+
+    A process serving HTTP has one event loop; tests may drive the app from several (one per
+    TestClient), and each loop gets a lane of its own. Capacity never depends on lanes: every
+    batch counts under the session's lock.
+    """
+
+    def __init__(self, database_url: str, signer: Signer) -> None:
+        self._url = database_url
+        self._signer = signer
+        self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = (
+            weakref.WeakKeyDictionary())
+        self._lanes_guard = threading.Lock()
+
+    async def register(self, event_id: int, data: registration.RegistrationIn) -> dict[str, Any]:
+        """The public view of the new registration, with its manage token; or raises the
+        refusal (a DomainError)."""
+        loop = asyncio.get_running_loop()
+        with self._lanes_guard:
+            lane = self._lanes.get(loop)
+            if lane is None:
+                lane = self._lanes[loop] = _Lane(self._write)
+        return await lane.submit(event_id, data)
+
+    def _write(self, requests: Sequence[tuple[int, registration.RegistrationIn]]
+               ) -> list[Outcome]:
+        try:
+            return self._write_batch(requests)
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+        # One request spoilt the batch (it should not happen): the others go on their own.
+        log.warning("a registration batch of %d failed; writing them one by one", len(requests))
+        outcomes: list[Outcome] = []
+        for request in requests:
+            try:
+                outcomes.extend(self._write_batch([request]))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _write_batch(self, requests: Sequence[tuple[int, registration.RegistrationIn]]
+                     ) -> list[Outcome]:
+        with Session(get_engine(self._url), expire_on_commit=False) as db:
+            made = registration.register_many(db, self._signer, requests)
+            db.commit()
+        outcomes: list[Outcome] = []
+        for outcome in made:
+            if isinstance(outcome, DomainError):
+                outcomes.append(outcome)
+                continue
+            row = outcome.registration
+            outcomes.append(registration.registration_public(
+                None, row, registration.manage_token(self._signer, row),
+                position=outcome.waitlist_position))
+        return outcomes
+
+
+Writer = Callable[[Sequence[tuple[int, registration.RegistrationIn]]], list[Outcome]]
+
+
+class _Lane:
+    """The requests of one event loop and the one writer thread that empties them."""
+
+    def __init__(self, write: Writer) -> None:
+        self._write = write
+        self._waiting: deque[_Waiting] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._thread = CapacityLimiter(1)
+
+    async def submit(self, event_id: int, data: registration.RegistrationIn) -> dict[str, Any]:
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(event_id, data, answer))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_while_waiting())
+        return await answer
+
+    async def _write_while_waiting(self) -> None:
+        batch: list[_Waiting] = []
+        try:
+            while self._waiting:
+                batch = [self._waiting.popleft()
+                         for _ in range(min(MAX_BATCH, len(self._waiting)))]
+                # A client that went away before its turn is not registered.
+                batch = [waiting for waiting in batch if not waiting.answer.done()]
+                if not batch:
+                    continue
+                requests = [(waiting.event_id, waiting.data) for waiting in batch]
+                outcomes = await anyio.to_thread.run_sync(self._write, requests,
+                                                          limiter=self._thread)
+                for waiting, outcome in zip(batch, outcomes, strict=True):
+                    _answer(waiting, outcome)
+                batch = []
+        except BaseException as exc:  # cancelled at shutdown, or a bug: nobody waits forever
+            for waiting in [*batch, *self._waiting]:
+                _answer(waiting, exc if isinstance(exc, Exception) else
+                        RuntimeError("the registration desk stopped"))
+            self._waiting.clear()
+            raise
+        finally:
+            self._writer = None
+
+
+def _answer(waiting: _Waiting, outcome: Outcome) -> None:
+    if waiting.answer.done():
+        return
+    if isinstance(outcome, BaseException):
+        waiting.answer.set_exception(outcome)
+    else:
+        waiting.answer.set_result(outcome)

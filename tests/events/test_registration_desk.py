@@ -1,0 +1,119 @@
+"""The registration desk: a burst on one event loop is written in batches, and a batch keeps
+every rule a single registration keeps (capacity, arrival order, one per phone, the window)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlmodel import select
+
+from events import registration
+from events.errors import Conflict, DomainError, NotFound
+from events.models import OutboxMessage, Registration
+from events.registration import Registered, RegistrationIn, register_many
+from server.security import Signer
+from tests.events.test_registration import _open_event
+
+
+def _person(i: int) -> dict[str, object]:
+    return {"name": f"市民{i}", "phone": f"139{i:08d}", "consent": True}
+
+
+async def _burst(app, event_id: int, count: int) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kaifang") as client:
+        return await asyncio.gather(*[
+            client.post(f"/api/events/{event_id}/registrations", json=_person(i))
+            for i in range(count)])
+
+
+def test_a_burst_is_written_in_batches_and_seats_go_in_order(app, staff, db, monkeypatch):
+    event_id = _open_event(staff, db, capacity=10)
+    batches: list[int] = []
+    original = registration.register_many
+
+    def counted(session, signer, requests):
+        batches.append(len(requests))
+        return original(session, signer, requests)
+
+    monkeypatch.setattr(registration, "register_many", counted)
+    answers = asyncio.run(_burst(app, event_id, 120))
+
+    assert [a.status_code for a in answers] == [201] * 120
+    assert max(batches) > 1 and sum(batches) == 120  # grouped, and each written once
+    bodies = [a.json() for a in answers]
+    assert sum(b["status"] == "confirmed" for b in bodies) == 10
+    positions = sorted(b["waitlist_position"] for b in bodies if b["status"] == "waitlisted")
+    assert positions == list(range(1, 111))
+    rows = db.exec(select(Registration).where(Registration.event_id == event_id)).all()
+    assert len(rows) == 120 and len({r.code for r in rows}) == 120
+    assert sum(r.status.value == "confirmed" for r in rows) == 10
+    told = db.exec(select(OutboxMessage.topic).where(OutboxMessage.event_id == event_id)).all()
+    assert told.count("registration_confirmed") == 10
+    assert told.count("registration_waitlisted") == 110
+
+
+def test_the_answer_matches_the_stored_ticket(app, client, staff, db):
+    event_id = _open_event(staff, db, capacity=3)
+    bodies = [a.json() for a in asyncio.run(_burst(app, event_id, 8))]
+    for body in bodies:
+        stored = client.get(f"/api/registrations/{body['manage_token']}").json()
+        assert (stored["status"], stored["waitlist_position"], stored["code"]) == \
+            (body["status"], body["waitlist_position"], body["code"])
+
+
+def test_one_batch_refuses_only_what_breaks_a_rule(staff, db, settings):
+    open_id = _open_event(staff, db, capacity=1)
+    past = datetime.now(UTC) - timedelta(days=1)
+    closed_id = _open_event(staff, db, capacity=5,
+                            registration_opens_at=(past - timedelta(days=1)).isoformat(),
+                            registration_closes_at=past.isoformat())
+    signer = Signer("test-secret-key")
+    one, two, three = (RegistrationIn(name="甲", phone="13900000001", consent=True),
+                       RegistrationIn(name="乙", phone="13900000002", consent=True),
+                       RegistrationIn(name="丙", phone="13900000003", consent=True))
+    outcomes = register_many(db, signer, [(open_id, one), (open_id, one), (closed_id, two),
+                                          (open_id, three), (999_999, two)])
+    db.commit()
+
+    first, twice, closed, fourth, missing = outcomes
+    assert isinstance(first, Registered) and first.registration.status.value == "confirmed"
+    assert isinstance(twice, Conflict) and twice.code == "already_registered"
+    assert isinstance(closed, Conflict) and closed.code == "registration_closed"
+    assert isinstance(fourth, Registered) and fourth.waitlist_position == 1
+    assert isinstance(missing, NotFound) and missing.code == "event_not_found"
+    rows = db.exec(select(Registration)).all()
+    assert sorted(r.phone for r in rows) == ["13900000001", "13900000003"]
+
+
+def test_a_spoilt_batch_is_written_one_by_one(app, staff, db, monkeypatch):
+    event_id = _open_event(staff, db, capacity=2)
+    original = registration.register_many
+
+    def fragile(session, signer, requests):
+        if len(requests) > 1:
+            raise RuntimeError("a batch that cannot be written")
+        return original(session, signer, requests)
+
+    monkeypatch.setattr(registration, "register_many", fragile)
+    answers = asyncio.run(_burst(app, event_id, 6))
+    assert [a.status_code for a in answers] == [201] * 6
+    assert sorted(a.json()["status"] for a in answers).count("confirmed") == 2
+
+
+def test_a_failure_reaches_only_its_own_request(app, staff, db, monkeypatch):
+    event_id = _open_event(staff, db, capacity=2)
+    original = registration.register_many
+
+    def refuse_one(session, signer, requests):
+        if any(data.phone == "13900000003" for _, data in requests):
+            raise DomainError("try_again", "please submit again")
+        return original(session, signer, requests)
+
+    monkeypatch.setattr(registration, "register_many", refuse_one)
+    answers = asyncio.run(_burst(app, event_id, 6))
+    codes = [a.status_code for a in answers]
+    assert codes.count(201) == 5 and codes[3] == 400
+    assert answers[3].json()["error"] == "try_again"
