@@ -7,6 +7,7 @@ A reminder is keyed to the start time it announces: after a reschedule the old o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -37,6 +38,20 @@ def _mask(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 7 else "***"
 
 
+def message_row(
+    *, topic: str, recipient: str, body: str, event_id: int | None = None,
+    registration_id: int | None = None, subject: str = "", channel: str = "sms",
+    due_at: datetime | None = None, dedupe_key: str | None = None,
+) -> dict[str, Any]:
+    """Every column of an outbox row: for OutboxMessage(**row), or for one INSERT of many."""
+    now = utcnow()
+    return {"channel": channel, "recipient": recipient, "recipient_masked": _mask(recipient),
+            "subject": subject, "body": body, "topic": topic, "event_id": event_id,
+            "registration_id": registration_id, "due_at": due_at or now,
+            "dedupe_key": dedupe_key, "state": "pending", "attempts": 0, "sent_at": None,
+            "error": "", "created_at": now}
+
+
 def enqueue(
     db: Session, *, topic: str, recipient: str, body: str, event: Event | None = None,
     registration: Registration | None = None, subject: str = "", channel: str = "sms",
@@ -47,13 +62,11 @@ def enqueue(
     if dedupe_key and db.exec(select(OutboxMessage.id).where(
             OutboxMessage.dedupe_key == dedupe_key)).first():
         return None
-    message = OutboxMessage(
-        channel=channel, recipient=recipient, recipient_masked=_mask(recipient),
-        subject=subject, body=body, topic=topic,
+    message = OutboxMessage(**message_row(
+        topic=topic, recipient=recipient, body=body, subject=subject, channel=channel,
         event_id=event.id if event else None,
         registration_id=registration.id if registration else None,
-        due_at=due_at or utcnow(), dedupe_key=dedupe_key,
-    )
+        due_at=due_at, dedupe_key=dedupe_key))
     db.add(message)  # flushed with the transaction: no round trip per message
     return message
 
@@ -63,21 +76,18 @@ def reminder_key(registration_id: int | None, starts_at: datetime) -> str:
     return f"reminder:{registration_id}:{starts_at:%Y%m%dT%H%M}"
 
 
-def schedule_reminder(db: Session, event: Event, registration: Registration,
-                      *, fresh: bool = False) -> None:
-    """fresh: a registration made in this transaction, which can have no earlier reminder."""
+def _reminder_body(event: Event, code: str) -> str:
+    return (f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
+            f"地点：{event.venue or '线上'}。入场码 {code}。")
+
+
+def schedule_reminder(db: Session, event: Event, registration: Registration) -> None:
+    """The reminder for the session's current start time: revived if it was voided, else new."""
     due = event.starts_at - REMINDER_BEFORE
     if due <= utcnow():
         return
     key = reminder_key(registration.id, event.starts_at)
-    body = (f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
-            f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
-    if fresh:
-        db.add(OutboxMessage(channel="sms", recipient=registration.phone,
-                             recipient_masked=_mask(registration.phone), body=body,
-                             topic="reminder", event_id=event.id,
-                             registration_id=registration.id, due_at=due, dedupe_key=key))
-        return
+    body = _reminder_body(event, registration.code)
     voided = db.exec(select(OutboxMessage).where(OutboxMessage.dedupe_key == key,
                                                  OutboxMessage.state == "void")).first()
     if voided is not None and registration.phone:
@@ -91,18 +101,28 @@ def schedule_reminder(db: Session, event: Event, registration: Registration,
             registration=registration, due_at=due, dedupe_key=key, body=body)
 
 
-def registration_received(db: Session, event: Event, registration: Registration) -> None:
-    if registration.status == R.confirmed:
+def received_messages(event: Event, registration_id: int, status: RegistrationStatus,
+                      code: str, phone: str) -> list[dict[str, Any]]:
+    """Outbox rows for a registration just made: confirmed (with tomorrow's reminder) or
+    waitlisted. Rows, not objects: a burst inserts them all in one statement."""
+    if not phone:
+        return []
+    if status == R.confirmed:
         body = (f"{SIGNATURE}您已成功报名“{event.title}”，时间：{_when(event)}，"
-                f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
-        enqueue(db, topic="registration_confirmed", recipient=registration.phone, body=body,
-                event=event, registration=registration)
-        schedule_reminder(db, event, registration, fresh=True)
-    else:
-        body = (f"{SIGNATURE}“{event.title}”名额已满，您已进入候补名单。"
-                f"有名额空出时将按顺序自动递补并短信通知您。")
-        enqueue(db, topic="registration_waitlisted", recipient=registration.phone, body=body,
-                event=event, registration=registration)
+                f"地点：{event.venue or '线上'}。入场码 {code}。")
+        rows = [message_row(topic="registration_confirmed", recipient=phone, body=body,
+                            event_id=event.id, registration_id=registration_id)]
+        due = event.starts_at - REMINDER_BEFORE
+        if due > utcnow():  # a new registration can have no earlier reminder to revive
+            rows.append(message_row(
+                topic="reminder", recipient=phone, body=_reminder_body(event, code),
+                event_id=event.id, registration_id=registration_id, due_at=due,
+                dedupe_key=reminder_key(registration_id, event.starts_at)))
+        return rows
+    body = (f"{SIGNATURE}“{event.title}”名额已满，您已进入候补名单。"
+            f"有名额空出时将按顺序自动递补并短信通知您。")
+    return [message_row(topic="registration_waitlisted", recipient=phone, body=body,
+                        event_id=event.id, registration_id=registration_id)]
 
 
 def promoted(db: Session, event: Event, registration: Registration) -> None:

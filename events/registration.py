@@ -6,16 +6,18 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from events import audit, notify, permissions, seats
 from events.errors import Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
-from events.models import Event, Registration, RegistrationStatus, StaffUser
+from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
 from events.sessions import get_event, is_public, registration_state
 from events.timeutil import iso_local
 from server.db import utcnow
@@ -96,7 +98,7 @@ def _new_code(db: Session, event_id: int) -> str:
             return code
 
 
-def manage_token(signer: Signer, registration: Registration) -> str:
+def manage_token(signer: Signer, registration: Registration | Registered) -> str:
     return signer.dumps(MANAGE_PURPOSE, {"r": registration.id, "c": registration.code})
 
 
@@ -111,12 +113,11 @@ def from_manage_token(db: Session, signer: Signer, token: str) -> Registration:
     return registration
 
 
-def registration_public(db: Session | None, registration: Registration,
-                        token: str | None = None, *, position: int | None = None
-                        ) -> dict[str, Any]:
+def registration_public(db: Session | None, registration: Registration | Registered,
+                        token: str | None = None) -> dict[str, Any]:
     """What the citizen sees of their own ticket: their data masked, the code in full.
 
-    Without a session, `position` is the waitlist place (as register_many counted it).
+    A fresh Registered knows its place on the waitlist; a stored Registration asks `db`.
     """
     out: dict[str, Any] = {
         "id": registration.id,
@@ -125,8 +126,9 @@ def registration_public(db: Session | None, registration: Registration,
         "code": registration.code,
         "name": mask_name(registration.name),
         "phone": mask_phone(registration.phone),
-        "waitlist_position": (seats.waitlist_position(db, registration) if db is not None
-                              else position),
+        "waitlist_position": (registration.waitlist_position
+                              if isinstance(registration, Registered)
+                              else seats.waitlist_position(db, registration)),
         "created_at": iso_local(registration.created_at),
         "checked_in_at": iso_local(registration.checked_in_at),
     }
@@ -137,32 +139,37 @@ def registration_public(db: Session | None, registration: Registration,
 
 @dataclass(frozen=True)
 class Registered:
-    """One registration of a batch, with its place on the waitlist as it was at the commit."""
+    """A registration register_many made: what its ticket shows, and its place on the waitlist
+    as it was at the commit."""
 
-    registration: Registration
+    id: int
+    event_id: int
+    status: RegistrationStatus
+    code: str
+    name: str
+    phone: str
+    created_at: datetime
     waitlist_position: int | None
-
-
-def register(db: Session, signer: Signer, event_id: int, data: RegistrationIn) -> Registration:
-    outcome = register_many(db, signer, [(event_id, data)])[0]
-    if isinstance(outcome, DomainError):
-        raise outcome
-    return outcome.registration
+    checked_in_at: datetime | None = None
 
 
 def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, RegistrationIn]]
                   ) -> list[Registered | DomainError]:
     """Registers a batch in one transaction: each session is locked once and counted once, and
-    its rows go in together (group commit; see events.registration_desk). Seats go in the order
-    given; one outcome per request, in that order: what was registered, or the refusal.
+    the rows go in with one INSERT (group commit; see events.registration_desk). Seats go in
+    the order given. One outcome per request, in that order: what was made, or the refusal.
+
+    Rows, not ORM objects: building a model object costs more than writing its row.
     """
     outcomes: list[Registered | DomainError | None] = [None] * len(requests)
     by_event: dict[int, list[int]] = {}
     for index, (event_id, _) in enumerate(requests):
         by_event.setdefault(event_id, []).append(index)
-    made: list[tuple[Event, Registration]] = []
     # Everything that needs no database is done before the lock: the lock is the bottleneck.
     hashes = [signer.keyed_hash("phone", data.phone) for _, data in requests]
+    rows: list[dict[str, Any]] = []
+    made: list[tuple[int, Event, int | None]] = []  # request index, session, waitlist place
+    now = utcnow()
     for event_id in sorted(by_event):  # one order for every batch: no deadlock between them
         indices = by_event[event_id]
         try:
@@ -182,27 +189,37 @@ def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, Reg
                 continue
             taken_phones.add(hashes[index])
             data = requests[index][1]
-            full = event.capacity > 0 and confirmed >= event.capacity
             position = None
-            if full:
+            if event.capacity > 0 and confirmed >= event.capacity:
                 waitlisted += 1
                 position = waitlisted
             else:
                 confirmed += 1
-            row = Registration(
-                event_id=event.id, status=R.waitlisted if full else R.confirmed,
-                code=next(codes), name=data.name, phone=data.phone, phone_hash=hashes[index],
-                question=data.question.strip(),
-            )
-            made.append((event, row))
-            outcomes[index] = Registered(row, position)
-    db.add_all([row for _, row in made])
+            rows.append({
+                "event_id": event.id, "status": R.confirmed if position is None else R.waitlisted,
+                "code": next(codes), "name": data.name, "phone": data.phone,
+                "phone_hash": hashes[index], "question": data.question.strip(),
+                "source": "online", "consent_at": now, "created_at": now, "queued_at": now,
+                "promoted_at": None, "cancelled_at": None, "checked_in_at": None,
+                "checked_in_by": None, "erased_at": None,
+            })
+            made.append((index, event, position))
+    if not rows:
+        return [outcome for outcome in outcomes if outcome is not None]
+    table = Registration.__table__  # type: ignore[attr-defined]
     try:
-        db.flush()
+        ids = db.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                         rows).scalars().all()
     except IntegrityError as exc:  # not expected: codes are checked and phones counted locked
         raise Conflict("try_again", "please submit again") from exc
-    for event, row in made:
-        notify.registration_received(db, event, row)
+    messages: list[dict[str, Any]] = []
+    for (index, event, position), row, new_id in zip(made, rows, ids, strict=True):
+        outcomes[index] = Registered(new_id, row["event_id"], row["status"], row["code"],
+                                     row["name"], row["phone"], now, position)
+        messages += notify.received_messages(event, new_id, row["status"], row["code"],
+                                             row["phone"])
+    if messages:
+        db.execute(insert(OutboxMessage.__table__), messages)  # type: ignore[attr-defined]
     return [outcome for outcome in outcomes if outcome is not None]
 
 

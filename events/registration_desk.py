@@ -95,10 +95,8 @@ class RegistrationDesk:
             if isinstance(outcome, DomainError):
                 outcomes.append(outcome)
                 continue
-            row = outcome.registration
             outcomes.append(registration.registration_public(
-                None, row, registration.manage_token(self._signer, row),
-                position=outcome.waitlist_position))
+                None, outcome, registration.manage_token(self._signer, outcome)))
         return outcomes
 
 

@@ -42,9 +42,15 @@ class LocaleMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        asked = request.query_params.get("lang")
-        locale = negotiate(asked or request.cookies.get(LANG_COOKIE))
+        # Parsed only when present: this runs for every request, the API's bursts included.
+        asked = None
+        if b"lang=" in scope.get("query_string", b""):
+            asked = Request(scope).query_params.get("lang")
+        cookie = None
+        if not asked and any(name == b"cookie" and b"lang=" in value
+                             for name, value in scope["headers"]):
+            cookie = Request(scope).cookies.get(LANG_COOKIE)
+        locale = negotiate(asked or cookie)
         remember = bool(asked) and asked.replace("-", "_") in LOCALES
 
         async def with_language(message: Message) -> None:

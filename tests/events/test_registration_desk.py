@@ -79,7 +79,7 @@ def test_one_batch_refuses_only_what_breaks_a_rule(staff, db, settings):
     db.commit()
 
     first, twice, closed, fourth, missing = outcomes
-    assert isinstance(first, Registered) and first.registration.status.value == "confirmed"
+    assert isinstance(first, Registered) and first.status.value == "confirmed"
     assert isinstance(twice, Conflict) and twice.code == "already_registered"
     assert isinstance(closed, Conflict) and closed.code == "registration_closed"
     assert isinstance(fourth, Registered) and fourth.waitlist_position == 1
