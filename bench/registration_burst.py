@@ -123,14 +123,9 @@ def server_env(source: Path, data_dir: Path, database_url: str | None) -> dict[s
 
 def start_server(source: Path, env: dict[str, str], port: int, workers: int, log: Path
                  ) -> subprocess.Popen[bytes]:
-    """`kaifang serve` for one process; uvicorn's process manager for several."""
-    if workers == 1:
-        argv = [str(BIN / "kaifang"), "serve", "--host", HOST, "--port", str(port)]
-    else:
-        app_source = (source / "server" / "app.py").read_text(encoding="utf-8")
-        factory = "serve_app" if "def serve_app(" in app_source else "create_app"
-        argv = [str(BIN / "uvicorn"), f"server.app:{factory}", "--factory", "--app-dir",
-                str(source), "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    """`kaifang serve`, as in production: with --workers, uvicorn's process manager."""
+    argv = [str(BIN / "kaifang"), "serve", "--host", HOST, "--port", str(port),
+            "--workers", str(workers)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         # A session of its own: the whole group (uvicorn's workers too) is ended together.

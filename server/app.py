@@ -15,6 +15,7 @@ from events import api as events_api
 from events import api_compliance, api_feeds, api_registration, api_staff
 from events.registration_desk import RegistrationDesk
 from server import errors
+from server.access_log import AccessLog
 from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS
 from server.security import Signer
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.add_middleware(SecurityHeaders)
 
     app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
+    app.add_middleware(AccessLog)
     return app
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import getpass
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -36,8 +38,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", proxy_headers=False)
+                workers=args.workers, log_level="info", proxy_headers=False,
+                access_log=False, log_config=serve_log_config())
     return 0
+
+
+def serve_log_config() -> dict[str, Any]:
+    """Uvicorn's logging, with our own loggers beside it. Uvicorn's access log is off: it
+    would write manage-link tokens; server.access_log writes them masked."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["kaifang"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
