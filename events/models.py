@@ -190,6 +190,9 @@ class Registration(SQLModel, table=True):
     phone_hash: str = Field(default="", max_length=64)
     question: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     source: str = Field(default="online", max_length=10)
+    # The secret nonce of the page whose form made this registration: a double-clicked submit
+    # that lands on another process still leads that page to its own ticket.
+    form_nonce: str | None = Field(default=None, max_length=32)
     consent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Waitlist order: the time one joined it (a promotion keeps everyone's order).
@@ -219,7 +222,10 @@ class OutboxMessage(SQLModel, table=True):
     # Sending waits until then (reminders); a reminder keyed to an old start time is void.
     due_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     dedupe_key: str | None = Field(default=None, max_length=120, unique=True)
-    state: str = Field(default="pending", max_length=10, index=True)  # pending|sent|failed|void
+    # pending | sending | sent | failed | void
+    state: str = Field(default="pending", max_length=10, index=True)
+    # While `sending`: the worker's claim ends then (a dead worker's claim runs out).
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     attempts: int = Field(default=0)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str = Field(default="", max_length=500)

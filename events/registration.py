@@ -126,15 +126,23 @@ def registration_public(db: Session | None, registration: Registration | Registe
         "code": registration.code,
         "name": mask_name(registration.name),
         "phone": mask_phone(registration.phone),
-        "waitlist_position": (registration.waitlist_position
-                              if isinstance(registration, Registered)
-                              else seats.waitlist_position(db, registration)),
+        "waitlist_position": _waitlist_position(db, registration),
         "created_at": iso_local(registration.created_at),
         "checked_in_at": iso_local(registration.checked_in_at),
     }
     if token is not None:
         out["manage_token"] = token
     return out
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    """One citizen's request: the session, what they typed and, from the portal's form, the
+    nonce of that page (see own_registration)."""
+
+    event_id: int
+    data: RegistrationIn
+    form_nonce: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,15 @@ class Registered:
     checked_in_at: datetime | None = None
 
 
-def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, RegistrationIn]]
+def _waitlist_position(db: Session | None, registration: Registration | Registered
+                       ) -> int | None:
+    if isinstance(registration, Registered):
+        return registration.waitlist_position
+    assert db is not None, "a stored registration's place is read from the database"
+    return seats.waitlist_position(db, registration)
+
+
+def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRequest]
                   ) -> list[Registered | DomainError]:
     """Registers a batch in one transaction: each session is locked once and counted once, and
     the rows go in with one INSERT (group commit; see events.registration_desk). Seats go in
@@ -163,10 +179,10 @@ def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, Reg
     """
     outcomes: list[Registered | DomainError | None] = [None] * len(requests)
     by_event: dict[int, list[int]] = {}
-    for index, (event_id, _) in enumerate(requests):
-        by_event.setdefault(event_id, []).append(index)
+    for index, request in enumerate(requests):
+        by_event.setdefault(request.event_id, []).append(index)
     # Everything that needs no database is done before the lock: the lock is the bottleneck.
-    hashes = [signer.keyed_hash("phone", data.phone) for _, data in requests]
+    hashes = [signer.keyed_hash("phone", request.data.phone) for request in requests]
     rows: list[dict[str, Any]] = []
     made: list[tuple[int, Event, int | None]] = []  # request index, session, waitlist place
     now = utcnow()
@@ -188,7 +204,7 @@ def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, Reg
                                            "this mobile number is already registered")
                 continue
             taken_phones.add(hashes[index])
-            data = requests[index][1]
+            data = requests[index].data
             position = None
             if event.capacity > 0 and confirmed >= event.capacity:
                 waitlisted += 1
@@ -199,9 +215,10 @@ def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, Reg
                 "event_id": event.id, "status": R.confirmed if position is None else R.waitlisted,
                 "code": next(codes), "name": data.name, "phone": data.phone,
                 "phone_hash": hashes[index], "question": data.question.strip(),
-                "source": "online", "consent_at": now, "created_at": now, "queued_at": now,
-                "promoted_at": None, "cancelled_at": None, "checked_in_at": None,
-                "checked_in_by": None, "erased_at": None,
+                "source": "online", "form_nonce": requests[index].form_nonce,
+                "consent_at": now, "created_at": now, "queued_at": now, "promoted_at": None,
+                "cancelled_at": None, "checked_in_at": None, "checked_in_by": None,
+                "erased_at": None,
             })
             made.append((index, event, position))
     if not rows:
@@ -221,6 +238,18 @@ def register_many(db: Session, signer: Signer, requests: Sequence[tuple[int, Reg
     if messages:
         db.execute(insert(OutboxMessage.__table__), messages)  # type: ignore[attr-defined]
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def own_registration(db: Session, signer: Signer, event_id: int, phone: str,
+                     form_nonce: str) -> Registration | None:
+    """The active registration that this very form (its page's secret nonce) made with this
+    phone, if any: the second submit of a double click is led to the first one's ticket."""
+    return db.exec(select(Registration).where(
+        Registration.event_id == event_id,
+        Registration.phone_hash == signer.keyed_hash("phone", phone),
+        Registration.form_nonce == form_nonce,
+        col(Registration.status).in_([R.confirmed, R.waitlisted]),
+        col(Registration.erased_at).is_(None))).first()
 
 
 def _event_open_for_registration(db: Session, event_id: int) -> Event:
@@ -280,6 +309,7 @@ def _blank(registration: Registration) -> None:
     registration.phone = ""
     registration.phone_hash = ""
     registration.question = ""
+    registration.form_nonce = None
     registration.erased_at = utcnow()
 
 

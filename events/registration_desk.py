@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from events import registration
 from events.errors import DomainError
+from events.registration import RegistrationRequest
 from server.db import get_engine
 from server.security import Signer
 
@@ -35,8 +36,7 @@ MAX_BATCH = 250
 
 @dataclass(frozen=True)
 class _Waiting:
-    event_id: int
-    data: registration.RegistrationIn
+    request: RegistrationRequest
     answer: asyncio.Future[dict[str, Any]]
 
 
@@ -58,7 +58,8 @@ class RegistrationDesk:
             weakref.WeakKeyDictionary())
         self._lanes_guard = threading.Lock()
 
-    async def register(self, event_id: int, data: registration.RegistrationIn) -> dict[str, Any]:
+    async def register(self, event_id: int, data: registration.RegistrationIn,
+                       form_nonce: str | None = None) -> dict[str, Any]:
         """The public view of the new registration, with its manage token; or raises the
         refusal (a DomainError)."""
         loop = asyncio.get_running_loop()
@@ -66,9 +67,9 @@ class RegistrationDesk:
             lane = self._lanes.get(loop)
             if lane is None:
                 lane = self._lanes[loop] = _Lane(self._write)
-        return await lane.submit(event_id, data)
+        return await lane.submit(RegistrationRequest(event_id, data, form_nonce))
 
-    def _write(self, requests: Sequence[tuple[int, registration.RegistrationIn]]
+    def _write(self, requests: Sequence[RegistrationRequest]
                ) -> list[Outcome]:
         try:
             return self._write_batch(requests)
@@ -85,7 +86,7 @@ class RegistrationDesk:
                 outcomes.append(exc)
         return outcomes
 
-    def _write_batch(self, requests: Sequence[tuple[int, registration.RegistrationIn]]
+    def _write_batch(self, requests: Sequence[RegistrationRequest]
                      ) -> list[Outcome]:
         with Session(get_engine(self._url), expire_on_commit=False) as db:
             made = registration.register_many(db, self._signer, requests)
@@ -100,7 +101,7 @@ class RegistrationDesk:
         return outcomes
 
 
-Writer = Callable[[Sequence[tuple[int, registration.RegistrationIn]]], list[Outcome]]
+Writer = Callable[[Sequence[RegistrationRequest]], list[Outcome]]
 
 
 class _Lane:
@@ -112,9 +113,9 @@ class _Lane:
         self._writer: asyncio.Task[None] | None = None
         self._thread = CapacityLimiter(1)
 
-    async def submit(self, event_id: int, data: registration.RegistrationIn) -> dict[str, Any]:
+    async def submit(self, request: RegistrationRequest) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(event_id, data, answer))
+        self._waiting.append(_Waiting(request, answer))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_while_waiting())
         return await answer
@@ -129,7 +130,7 @@ class _Lane:
                 batch = [waiting for waiting in batch if not waiting.answer.done()]
                 if not batch:
                     continue
-                requests = [(waiting.event_id, waiting.data) for waiting in batch]
+                requests = [waiting.request for waiting in batch]
                 outcomes = await anyio.to_thread.run_sync(self._write, requests,
                                                           limiter=self._thread)
                 for waiting, outcome in zip(batch, outcomes, strict=True):

@@ -8,8 +8,6 @@ one registration per phone) live there.
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -108,36 +106,6 @@ def field_errors(exc: ValidationError, values: dict[str, str]) -> dict[str, str]
             continue
         errors.setdefault(where, gettext(message))
     return errors
-
-
-class RecentForms:
-    """Form nonce → the registration it made, for a few minutes, in this process.
-
-    A double-clicked submit sends one form twice: the second answer (already_registered) is the
-    one the browser shows, so the same form with the same phone is led to its own ticket. The
-    nonce is a secret of that one page, so this never shows anyone else's ticket.
-    """
-
-    def __init__(self, ttl_s: float = FORM_MAX_AGE_S, size: int = 10_000) -> None:
-        self._ttl_s, self._size = ttl_s, size
-        self._made: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def remember(self, nonce: str, registration_id: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            while self._made and (len(self._made) >= self._size
-                                  or next(iter(self._made.values()))[0] < now):
-                del self._made[next(iter(self._made))]
-            self._made[nonce] = (now + self._ttl_s, registration_id)
-
-    def made_by(self, nonce: str) -> int | None:
-        with self._lock:
-            found = self._made.get(nonce)
-        return found[1] if found and found[0] >= time.monotonic() else None
-
-
-recent_forms = RecentForms()
 
 
 async def posted_form(request: Request) -> FormData:
@@ -251,11 +219,11 @@ def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep
         return session_page(request, db, event, form, 422)
     db.rollback()  # no connection held while the desk writes
     try:
-        created = anyio.from_thread.run(desk.register, event_id, data)
+        created = anyio.from_thread.run(desk.register, event_id, data, nonce)
     except Conflict as exc:
         db.rollback()
         if exc.code == "already_registered":
-            own = own_registration(db, signer, nonce, data.phone)
+            own = registration.own_registration(db, signer, event_id, data.phone, nonce)
             if own is not None:
                 return see_other(f"/tickets/{registration.manage_token(signer, own)}#ticket")
             form.errors = {"phone": gettext(ALREADY_REGISTERED)}
@@ -263,20 +231,7 @@ def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep
         else:
             form.notice = gettext(REGISTRATION_CLOSED)
         return session_page(request, db, sessions.get_event(db, event_id), form, 409)
-    recent_forms.remember(nonce, created["id"])
     return see_other(f"/tickets/{created['manage_token']}#ticket")
-
-
-def own_registration(db: SessionDep, signer: Signer, nonce: str,
-                     phone: str) -> Registration | None:
-    """The active registration this very form made with this phone, if any."""
-    made = recent_forms.made_by(nonce)
-    found = db.get(Registration, made) if made is not None else None
-    if (found is None or found.erased_at is not None
-            or found.status == RegistrationStatus.cancelled
-            or found.phone_hash != signer.keyed_hash("phone", phone)):
-        return None
-    return found
 
 
 # ---- the ticket -----------------------------------------------------------------------------

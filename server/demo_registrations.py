@@ -7,7 +7,7 @@ import random
 from sqlmodel import Session
 
 from events.models import Event, EventStatus
-from events.registration import RegistrationIn, register_many
+from events.registration import RegistrationIn, RegistrationRequest, register_many
 from events.sessions import registration_state
 from server.config import Settings
 from server.security import Signer
@@ -30,7 +30,7 @@ def add_registrations(db: Session, settings: Settings, events: list[Event],
     for index, event in enumerate(open_events):
         wanted = (event.capacity + 3) if index == 0 and event.capacity else \
             rng.randint(3, max(4, (event.capacity or 40) * 2 // 3))
-        people = [(event.id or 0, RegistrationIn(
+        people = [RegistrationRequest(event.id or 0, RegistrationIn(
             name=rng.choice(SURNAMES) + rng.choice(GIVEN), phone=f"139{event.id or 0:03d}{n:05d}",
             question=rng.choice(QUESTIONS), consent=True)) for n in range(wanted)]
         register_many(db, signer, people)

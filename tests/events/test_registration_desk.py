@@ -12,7 +12,12 @@ from sqlmodel import select
 from events import registration
 from events.errors import Conflict, DomainError, NotFound
 from events.models import OutboxMessage, Registration
-from events.registration import Registered, RegistrationIn, register_many
+from events.registration import (
+    Registered,
+    RegistrationIn,
+    RegistrationRequest,
+    register_many,
+)
 from server.security import Signer
 from tests.events.test_registration import _open_event
 
@@ -74,8 +79,10 @@ def test_one_batch_refuses_only_what_breaks_a_rule(staff, db, settings):
     one, two, three = (RegistrationIn(name="甲", phone="13900000001", consent=True),
                        RegistrationIn(name="乙", phone="13900000002", consent=True),
                        RegistrationIn(name="丙", phone="13900000003", consent=True))
-    outcomes = register_many(db, signer, [(open_id, one), (open_id, one), (closed_id, two),
-                                          (open_id, three), (999_999, two)])
+    outcomes = register_many(db, signer, [
+        RegistrationRequest(open_id, one), RegistrationRequest(open_id, one),
+        RegistrationRequest(closed_id, two), RegistrationRequest(open_id, three),
+        RegistrationRequest(999_999, two)])
     db.commit()
 
     first, twice, closed, fourth, missing = outcomes
@@ -108,7 +115,7 @@ def test_a_failure_reaches_only_its_own_request(app, staff, db, monkeypatch):
     original = registration.register_many
 
     def refuse_one(session, signer, requests):
-        if any(data.phone == "13900000003" for _, data in requests):
+        if any(request.data.phone == "13900000003" for request in requests):
             raise DomainError("try_again", "please submit again")
         return original(session, signer, requests)
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, func, select
 
 from events.models import Registration
 from frontend.portal_tickets import FORM_MAX_AGE_S, FORM_PURPOSE
+from server.app import create_app
 from server.security import Signer
 from tests.conftest import event_body, publish
 
@@ -195,6 +196,20 @@ def test_a_double_submitted_form_makes_one_registration_and_hides_other_tickets(
     assert "该手机号已报名本场活动" in text
     assert code not in response.text and "/tickets/" not in response.text
     assert count(db) == 1
+
+
+def test_a_double_click_answered_by_another_process_still_leads_to_the_ticket(
+        client, settings, staff, db):
+    """With `serve --workers 2`, the two submits of a double click can reach two processes;
+    the one the browser shows (the second) must still lead to the ticket."""
+    event_id = open_session(staff, db)
+    token = form_token(client, event_id)
+    first = register(client, event_id, token=token)
+    with TestClient(create_app(settings)) as other_process:
+        again = register(other_process, event_id, token=token)
+    assert count(db) == 1
+    assert registrations(db)[0].code in visible(ticket(client, again).text)
+    assert ticket(client, first).status_code == 200
 
 
 def test_a_full_session_sends_people_to_the_waitlist_with_their_place(client, staff, db):

@@ -1,0 +1,28 @@
+"""Registration.form_nonce: the form that made a registration, across processes
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28 03:10:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0004'
+down_revision: str | None = '0003'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('registration', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('form_nonce', sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('registration', schema=None) as batch_op:
+        batch_op.drop_column('form_nonce')
