@@ -1,9 +1,13 @@
 """Delivering the outbox: claim what is due, send it through its channel's backend, record.
 
-Several worker processes may run at once, so a message is claimed before it is sent
-(PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED; SQLite: one UPDATE … WHERE state is still
-pending or failed) and goes out once. A recipient or a body is personal data: neither is ever
-logged nor written into `error`.
+Several worker processes may run at once, so messages are claimed before they are sent: one
+UPDATE marks them `sending` until a lease ends, `claimed_until` (PostgreSQL picks them FOR
+UPDATE SKIP LOCKED), and commits at once. Sending holds no lock and no transaction, so a slow
+mail server never holds up registrations; each result is then written in a short transaction
+of its own. A worker killed mid-send leaves its claims to run out, and a later round takes
+them again: a message goes out at least once, and twice only if a worker dies between sending
+and recording. A recipient or a body is personal data: neither is ever logged nor written
+into `error`.
 """
 
 from __future__ import annotations
@@ -13,15 +17,15 @@ import re
 import smtplib
 import ssl
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
+from events.locking import write_lock
 from events.models import Event, EventStatus, OutboxMessage, Registration, RegistrationStatus
 from events.notify import reminder_key
 from server.config import Settings
@@ -31,8 +35,11 @@ log = logging.getLogger("kaifang.delivery")
 
 MAX_ATTEMPTS = 5
 FIRST_RETRY = timedelta(minutes=1)  # then 2, 4, 8 minutes
+# A claim lasts this long: far longer than a send (SMTP_TIMEOUT_S), so only a dead worker's
+# claims run out; then the message is due again.
+LEASE = timedelta(minutes=5)
 RETRYABLE = ("pending", "failed")
-# On SQLite the claim holds the write lock until the caller commits: keep each batch short.
+# A round stops claiming after this long; what it claimed and did not reach is due again.
 BATCH_SECONDS = 5.0
 SMTP_TIMEOUT_S = 10.0
 DEFAULT_SUBJECT = "西城政务开放通知"
@@ -141,32 +148,27 @@ def backend_for(settings: Settings, channel: str) -> Backend:
     return OutboxBackend()
 
 
-def _is_due(now: datetime) -> tuple[object, ...]:
-    return (col(OutboxMessage.state).in_(RETRYABLE), col(OutboxMessage.attempts) < MAX_ATTEMPTS,
-            col(OutboxMessage.due_at) <= now)
+def _is_due(now: datetime) -> list[ColumnElement[bool]]:
+    waiting = col(OutboxMessage.state).in_(RETRYABLE)
+    abandoned = (col(OutboxMessage.state) == "sending") & (col(OutboxMessage.claimed_until) <= now)
+    return [waiting | abandoned, col(OutboxMessage.attempts) < MAX_ATTEMPTS,
+            col(OutboxMessage.due_at) <= now]
 
 
-def _claimed(db: Session, now: datetime, limit: int) -> Iterator[OutboxMessage]:
-    """Due messages, each claimed by this transaction alone until it ends."""
-    oldest_first = (col(OutboxMessage.due_at), col(OutboxMessage.id))
-    connection = db.connection()
-    if connection.dialect.name == "postgresql":
-        # Rows another worker holds are skipped, not waited for; ours stay locked till commit.
-        yield from list(db.exec(
-            select(OutboxMessage).where(*_is_due(now)).order_by(*oldest_first).limit(limit)
-            .with_for_update(skip_locked=True).execution_options(populate_existing=True)))
-        return
-    candidates = list(db.exec(select(OutboxMessage.id).where(*_is_due(now))
-                              .order_by(*oldest_first).limit(limit)))
-    for message_id in candidates:
-        # One claim per message, taken only when it is next: a batch cut short claims no more.
-        claim = connection.execute(
-            update(OutboxMessage).where(col(OutboxMessage.id) == message_id, *_is_due(now))
-            .values(state="sending"))
-        if claim.rowcount == 1:
-            message = db.get(OutboxMessage, message_id, populate_existing=True)
-            if message is not None:
-                yield message
+def _claim(db: Session, now: datetime, limit: int) -> list[int]:
+    """Up to `limit` due messages, oldest first, marked this worker's until the lease ends.
+    Committed at once: no lock is held while they are sent."""
+    due = (select(OutboxMessage.id).where(*_is_due(now))
+           .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id)).limit(limit))
+    if db.connection().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)  # rows another worker is claiming: skipped
+    write_lock(db)
+    claimed = db.execute(
+        update(OutboxMessage).where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+        .values(state="sending", claimed_until=now + LEASE).returning(col(OutboxMessage.id)))
+    ids = sorted(claimed.scalars())
+    db.commit()
+    return ids
 
 
 def stale_reason(db: Session, message: OutboxMessage, now: datetime) -> str | None:
@@ -207,13 +209,21 @@ def _record_failure(message: OutboxMessage, error: str, now: datetime) -> None:
 def deliver_due(db: Session, settings: Settings, now: datetime | None = None, limit: int = 100,
                 *, backend: Backend | None = None) -> int:
     """Sends the messages due by `now` (failed ones again after their backoff); returns how
-    many went out. `backend` replaces the channel's own (tests). Flushes; the caller commits."""
+    many went out. `backend` replaces the channel's own (tests). Commits as it goes."""
     now = now or utcnow()
     backends: dict[str, Backend] = {}
     started = time.monotonic()
     sent = 0
-    for message in _claimed(db, now, limit):
+    claimed = _claim(db, now, limit)
+    for position, message_id in enumerate(claimed):
+        if time.monotonic() - started > BATCH_SECONDS:
+            _release(db, claimed[position:], now)
+            break
+        message = db.get(OutboxMessage, message_id, populate_existing=True)
+        if message is None:
+            continue
         reason = stale_reason(db, message, now)
+        db.commit()  # nothing is held while sending
         if reason is not None:
             message.state, message.error = "void", reason
             log.info("message %s (%s) void: %s", message.id, message.topic, reason)
@@ -234,8 +244,17 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
                 message.state, message.sent_at, message.error = "sent", now, ""
                 sent += 1
                 log.info("message %s (%s, %s) sent", message.id, message.topic, message.channel)
+        message.claimed_until = None
+        write_lock(db)
         db.add(message)
-        db.flush()
-        if time.monotonic() - started > BATCH_SECONDS:
-            break
+        db.commit()
     return sent
+
+
+def _release(db: Session, message_ids: list[int], now: datetime) -> None:
+    """Claims this round did not reach: due again at once, for the next round."""
+    write_lock(db)
+    db.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(message_ids),
+                                           col(OutboxMessage.state) == "sending")
+               .values(claimed_until=now))
+    db.commit()

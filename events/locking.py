@@ -70,16 +70,25 @@ def _release_held(session: OrmSession, transaction: SessionTransaction) -> None:
             lock.release()
 
 
+def write_lock(db: Session) -> None:
+    """SQLite: this transaction becomes the database's one writer until it ends (queued on the
+    flock, then BEGIN IMMEDIATE). PostgreSQL: nothing; its writers lock rows, not the database."""
+    connection = db.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        lock = SqliteWriteLock.for_database(connection.engine.url.database or ":memory:")
+        lock.acquire()
+        db.info.setdefault(_HELD, []).append(lock)
+        connection.execute(text("BEGIN IMMEDIATE"))
+
+
 def lock_event(db: Session, event_id: int) -> Event:
     """The session row, re-read under a lock that lasts until this transaction ends."""
     connection = db.connection()
     if connection.dialect.name == "sqlite":
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            lock = SqliteWriteLock.for_database(connection.engine.url.database or ":memory:")
-            lock.acquire()
-            db.info.setdefault(_HELD, []).append(lock)
-            connection.execute(text("BEGIN IMMEDIATE"))
+        write_lock(db)
         found = db.get(Event, event_id, populate_existing=True)
     else:
         found = db.exec(

@@ -258,6 +258,50 @@ def test_two_workers_in_parallel_never_send_a_message_twice(client, staff, db, s
     assert {m.attempts for m in confirmations} == {1}
 
 
+class Hanging:
+    """A mail server that takes its time: answers only when released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, message: OutboxMessage) -> None:
+        self.entered.set()
+        assert self.release.wait(30)
+
+
+def test_a_hanging_mail_server_does_not_hold_up_registrations(client, staff, db, settings):
+    event_id = _open_event(staff, db, capacity=100)
+    _register(client, event_id, phone="13700000001")
+    hanging = Hanging()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        round_ = pool.submit(deliver, settings, backend=hanging)
+        assert hanging.entered.wait(10)
+        started = time.monotonic()
+        for i in range(2, 6):  # the send is still in progress all this while
+            _register(client, event_id, phone=f"137{i:08d}")
+        took = time.monotonic() - started
+        hanging.release.set()
+        assert round_.result(30) >= 1
+    assert took < 2.0, f"registrations waited {took:.1f} s for a mail server"
+
+
+def test_a_dead_workers_claims_are_sent_after_their_lease(client, staff, db, settings):
+    from events.delivery import LEASE, _claim
+
+    event_id = _open_event(staff, db)
+    _register(client, event_id)
+    now = datetime.now(UTC)
+    with Session(get_engine(settings.sqlalchemy_url)) as dying:
+        assert len(_claim(dying, now, 100)) == 1  # claimed, then the worker is killed
+    backend = Recording()
+    assert deliver(settings, now=now + timedelta(minutes=1), backend=backend) == 0
+    assert deliver(settings, now=now + LEASE + timedelta(seconds=1), backend=backend) == 1
+    confirmation, = outbox(db, topic="registration_confirmed")
+    assert (confirmation.state, confirmation.attempts, confirmation.claimed_until) == \
+        ("sent", 1, None)
+
+
 def test_the_log_never_holds_the_phone_number(client, staff, db, settings, caplog):
     caplog.set_level(logging.DEBUG)
     event_id = _open_event(staff, db)
