@@ -39,6 +39,7 @@ test: system venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Models and migrations agree: upgrade a fresh SQLite database, then compare.
 check: venv

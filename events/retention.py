@@ -43,9 +43,10 @@ def _blank_outbox(db: Session, event: Event) -> int:
 def due_for_purge(db: Session, settings: Settings, now: datetime | None = None) -> list[int]:
     """Sessions that ended more than retention_days ago and still hold personal data."""
     cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
-    return list(db.exec(select(Event.id).where(
+    found = db.exec(select(col(Event.id)).where(
         col(Event.ends_at) < cutoff, col(Event.personal_data_purged_at).is_(None))
-        .order_by(col(Event.ends_at), col(Event.id))))
+        .order_by(col(Event.ends_at), col(Event.id)))
+    return [event_id for event_id in found if event_id is not None]
 
 
 def purge_due(db: Session, settings: Settings, now: datetime | None = None) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
 
 from events import audit, notify, permissions, seats
@@ -156,7 +156,7 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
     if query.status:
         stmt = stmt.where(Event.status == query.status)
     if query.unit:
-        unit_filter = Unit.code == query.unit
+        unit_filter: ColumnElement[bool] = col(Unit.code) == query.unit
         if query.unit.isdecimal() and len(query.unit) < 10:
             unit_filter = or_(unit_filter, col(Unit.id) == int(query.unit))
         unit_ids = select(Unit.id).where(unit_filter)
@@ -320,8 +320,8 @@ def _apply(db: Session, event: Event, fields: EventFields) -> None:
         wanted = set(fields.cohost_unit_ids) - {event.unit_id}
         for unit_id in wanted:
             _check_unit(db, unit_id, field="cohost_unit_ids")
-        for row in db.exec(select(EventCohost).where(EventCohost.event_id == event.id)):
-            db.delete(row)
+        for cohost in db.exec(select(EventCohost).where(EventCohost.event_id == event.id)):
+            db.delete(cohost)
         db.flush()
         for unit_id in sorted(wanted):
             db.add(EventCohost(event_id=event.id, unit_id=unit_id))

@@ -175,5 +175,5 @@ def authenticate(
         db.execute(delete(LoginFailure).where(col(LoginFailure.at) < since))
         db.flush()
         raise Unauthenticated("invalid_credentials", "wrong username or password")
-    db.execute(delete(LoginFailure).where(LoginFailure.key == key))
+    db.execute(delete(LoginFailure).where(col(LoginFailure.key) == key))
     return user

@@ -51,7 +51,7 @@ class LocaleMiddleware:
                              for name, value in scope["headers"]):
             cookie = Request(scope).cookies.get(LANG_COOKIE)
         locale = negotiate(asked or cookie)
-        remember = bool(asked) and asked.replace("-", "_") in LOCALES
+        remember = asked is not None and asked.replace("-", "_") in LOCALES
 
         async def with_language(message: Message) -> None:
             if message["type"] == "http.response.start":

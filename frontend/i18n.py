@@ -25,7 +25,7 @@ def catalog(locale: str) -> dict[str, str | tuple[str, ...]]:
         for message in po:
             if not message.id or not message.string or message.fuzzy:
                 continue
-            key = message.id[0] if isinstance(message.id, tuple) else message.id
+            key = message.id if isinstance(message.id, str) else message.id[0]
             value = message.string
             out[key] = tuple(value) if isinstance(value, list | tuple) else value
     return out

@@ -131,6 +131,10 @@ class Filters:
     def active(self) -> bool:
         return any((self.kind, self.unit, self.month, self.q))
 
+    @property
+    def event_kind(self) -> EventKind | None:
+        return EventKind(self.kind) if self.kind else None
+
     def link(self, path: str, **changes: str | int) -> str:
         values: dict[str, str | int] = {"kind": self.kind, "unit": self.unit,
                                         "month": self.month, "q": self.q, **changes}
@@ -289,7 +293,7 @@ def upcoming(request: Request, db: SessionDep) -> Response:
     if first is not None:
         start = max(now, datetime.combine(first, time.min, tzinfo=LOCAL_TZ))
         end = next_month(first) - timedelta(days=1)
-    query = sessions.EventQuery(kind=filters.kind or None, unit=filters.unit or None,
+    query = sessions.EventQuery(kind=filters.event_kind, unit=filters.unit or None,
                                 start=start, end=end, q=filters.q or None,
                                 limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     found = sessions.list_events(db, query, viewer=None)
@@ -312,7 +316,7 @@ def calendar(request: Request, db: SessionDep) -> Response:
     today = local(utcnow()).date()
     first = parse_month(filters.month) or today.replace(day=1)
     last = next_month(first) - timedelta(days=1)
-    query = sessions.EventQuery(kind=filters.kind or None, unit=filters.unit or None,
+    query = sessions.EventQuery(kind=filters.event_kind, unit=filters.unit or None,
                                 start=first, end=last, limit=1000)
     directory = unit_directory(db)
     cards = session_cards(db, sessions.list_events(db, query, viewer=None), directory)
@@ -320,7 +324,7 @@ def calendar(request: Request, db: SessionDep) -> Response:
     for card in cards:
         # A session sits on the Beijing date it starts.
         by_day.setdefault(datetime.fromisoformat(card["starts_at"]).date(), []).append(card)
-    days = [
+    days: list[dict[str, Any]] = [
         {"date": day, "number": day.day, "label": day_label(day), "today": day == today,
          "sessions": by_day.get(day, [])}
         for day in (first + timedelta(days=n) for n in range(last.day))
