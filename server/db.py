@@ -55,13 +55,14 @@ POOL_SIZE = REQUEST_THREADS + 8
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
+    """hide_parameters: an error's text never quotes a statement's values (phone numbers)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
-                               pool_size=POOL_SIZE, max_overflow=0)
+                               pool_size=POOL_SIZE, max_overflow=0, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE // 2,
-                               max_overflow=POOL_SIZE - POOL_SIZE // 2)
+                               max_overflow=POOL_SIZE - POOL_SIZE // 2, hide_parameters=True)
     return engine
 
 

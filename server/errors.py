@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events.errors import DomainError
+from server.access_log import redact_path
 
 log = logging.getLogger("kaifang")
 
@@ -95,7 +97,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        # The message and path only: request bodies may hold personal data.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
-                  exc_info=exc)
+        # The type and where it was raised, not its text: that can quote a request's values or a
+        # statement's parameters (a phone number). A token in the path is masked.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method,
+                  redact_path(request.url.path), frames.rstrip())
         return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)

@@ -53,17 +53,33 @@ def test_validation_errors_name_the_fields(staff):
 
 
 def test_an_unexpected_failure_is_a_json_500_that_logs_no_body(app, caplog):
-    def explode() -> None:
-        raise RuntimeError("boom")
+    def explode(token: str, body: dict[str, str]) -> None:
+        raise RuntimeError(f"boom while storing {body['phone']}")  # as a driver error might say
 
-    app.add_api_route("/api/test-explodes", explode, methods=["POST"])
+    app.add_api_route("/api/test-explodes/{token}", explode, methods=["POST"])
     caplog.set_level(logging.ERROR, logger="kaifang")
+    token = "eyJyIjoxLCJjIjoiQUJDREVGR0gifQ.aBcDeF.sEcReTsIgNaTuRe"
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.post("/api/test-explodes", json={"phone": "13800138000"})
+        response = client.post(f"/api/test-explodes/{token}", json={"phone": "13800138000"})
     assert response.status_code == 500
     assert response.json() == {"error": "internal", "message": "internal error"}
-    assert "RuntimeError" in caplog.text and "/api/test-explodes" in caplog.text
+    assert "RuntimeError" in caplog.text and "/api/test-explodes/…" in caplog.text
+    assert "test_errors.py" in caplog.text  # where it happened, to find the bug
     assert "13800138000" not in caplog.text and "13800138000" not in response.text
+    assert token not in caplog.text
+
+
+def test_a_database_error_quotes_no_values(db):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        db.execute(text("INSERT INTO no_such_table (phone) VALUES (:phone)"),
+                   {"phone": "13800138000"})
+    except DBAPIError as exc:
+        assert "13800138000" not in str(exc)
+    else:
+        raise AssertionError("the statement should have failed")
 
 
 def test_a_value_the_database_refuses_is_422_not_500(app):
