@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from events import audit, permissions, sessions
+from events import audit, lifecycle, permissions, sessions
 from events.errors import Invalid
 from events.models import EventKind, EventStatus
 from events.units import Text
@@ -98,22 +98,22 @@ def update_event(
 def change_status(
     event_id: int, body: StatusChange, db: SessionDep, user: StaffDep
 ) -> dict[str, Any]:
-    event = sessions.change_status(db, user, event_id, body.status, body.reason)
+    event = lifecycle.change_status(db, user, event_id, body.status, body.reason)
     db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
 @router.post("/events/{event_id}/postpone")
 def postpone(event_id: int, body: Postponement, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    event = sessions.postpone(db, user, event_id, body.starts_at, body.ends_at, body.reason)
+    event = lifecycle.postpone(db, user, event_id, body.starts_at, body.ends_at, body.reason)
     db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
 @router.post("/events/{event_id}/close")
 def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    event = sessions.close_event(db, user, event_id, body.minutes, body.attendee_count,
-                                 body.attendance_reason)
+    event = lifecycle.close_event(db, user, event_id, body.minutes, body.attendee_count,
+                                  body.attendance_reason)
     db.commit()
     return sessions.event_public(db, event, staff=True)
 

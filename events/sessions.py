@@ -1,4 +1,4 @@
-"""Sessions (events): create, edit, the publication lifecycle, postpone, cancel, close-out."""
+"""Sessions (events): fields, queries, public views, create, edit. Lifecycle: events.lifecycle."""
 
 from __future__ import annotations
 
@@ -29,19 +29,7 @@ from server.db import utcnow
 
 S = EventStatus
 
-# The publication lifecycle of the contract; anything else is 409 illegal_transition.
-TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
-    S.draft: frozenset({S.pending_review, S.cancelled}),
-    S.pending_review: frozenset({S.published, S.draft, S.cancelled}),
-    S.published: frozenset({S.live, S.ended, S.cancelled}),
-    S.live: frozenset({S.ended, S.cancelled}),
-    S.ended: frozenset({S.archived}),
-    S.archived: frozenset(),
-    S.cancelled: frozenset(),
-}
 EDITABLE = frozenset({S.draft, S.pending_review, S.published, S.live})
-POSTPONABLE = frozenset({S.draft, S.pending_review, S.published})
-CLOSABLE = frozenset({S.published, S.live, S.ended})
 PUBLIC_STATUSES = frozenset({S.published, S.live, S.ended, S.archived, S.cancelled})
 MAX_CAPACITY = 100_000
 MAX_OFFSET = 1_000_000_000
@@ -286,7 +274,7 @@ def _check_unit(db: Session, unit_id: int, *, field: str = "unit_id") -> Unit:
     return unit
 
 
-def _check_times(event: Event) -> None:
+def check_times(event: Event) -> None:
     if event.ends_at <= event.starts_at:
         raise Invalid("ends_before_start", "ends_at must be after starts_at", field="ends_at")
     opens, closes = event.registration_opens_at, event.registration_closes_at
@@ -312,7 +300,7 @@ def _apply(db: Session, event: Event, fields: EventFields) -> None:
         if value is None and name in ("summary", "venue", "address"):
             value = ""
         setattr(event, name, value)
-    _check_times(event)
+    check_times(event)
     db.add(event)
     db.flush()
     assert event.id is not None
@@ -376,121 +364,4 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
     moved = {"starts_at", "ends_at", "venue", "address", "mode"} & changes.keys()
     if moved and is_public(event):
         notify.event_changed(db, event, "时间或地点调整")
-    return event
-
-
-def change_status(
-    db: Session, actor: StaffUser, event_id: int, target: EventStatus, reason: str = ""
-) -> Event:
-    event = get_event(db, event_id)
-    reason = reason.strip()
-    current = event.status
-    if target == S.published:
-        permissions.require_admin(actor)
-    elif target in (S.live, S.ended):
-        permissions.require_runner(actor, event)
-    elif current == S.pending_review and target == S.draft:
-        # The office sends a draft back; the unit may also withdraw its own.
-        if not permissions.is_admin(actor):
-            permissions.require_owner(actor, event)
-    else:
-        permissions.require_owner(actor, event)
-    if target not in TRANSITIONS[current]:
-        raise Conflict("illegal_transition",
-                       f"a session cannot go from {current.value} to {target.value}",
-                       current=current.value, target=target.value)
-    if target == S.cancelled and event.published_at is not None and not reason:
-        raise Invalid("reason_required", "say why the session is cancelled: the public sees it",
-                      field="reason")
-    if current == S.pending_review and target == S.draft and permissions.is_admin(actor) \
-            and not reason and event.created_by != actor.id:
-        raise Invalid("reason_required", "say what the unit must fix", field="reason")
-    event.status = target
-    event.updated_at = utcnow()
-    if target == S.published:
-        event.published_at = event.published_at or utcnow()
-        event.review_note = ""
-    elif target == S.draft:
-        event.review_note = reason
-    elif target == S.cancelled:
-        event.public_notice = reason
-    db.add(event)
-    db.flush()
-    if target == S.cancelled:
-        notify.event_cancelled(db, event)
-    audit.record(db, actor, f"event.{target.value}", "event", event.id, unit_id=event.unit_id,
-                 changes={"status": [current.value, target.value],
-                          **({"reason": reason} if reason else {})})
-    return event
-
-
-def postpone(
-    db: Session, actor: StaffUser, event_id: int, starts_at: datetime, ends_at: datetime,
-    reason: str,
-) -> Event:
-    event = get_event(db, event_id)
-    permissions.require_owner(actor, event)
-    if event.status not in POSTPONABLE:
-        raise Conflict("not_postponable",
-                       f"a session that is {event.status.value} cannot be postponed")
-    reason = reason.strip()
-    if not reason:
-        raise Invalid("reason_required", "say why the session moves: the public sees it",
-                      field="reason")
-    before = {"starts_at": event.starts_at, "ends_at": event.ends_at}
-    event.postponed_from = event.postponed_from or event.starts_at
-    event.starts_at, event.ends_at = as_utc(starts_at), as_utc(ends_at)
-    _check_times(event)
-    event.public_notice = reason
-    event.updated_at = utcnow()
-    db.add(event)
-    db.flush()
-    notify.event_changed(db, event, f"延期，原因：{reason}")
-    audit.record(db, actor, "event.postpone", "event", event.id, unit_id=event.unit_id,
-                 changes={**audit.diff(before, {"starts_at": event.starts_at,
-                                                "ends_at": event.ends_at}), "reason": reason})
-    return event
-
-
-def close_event(
-    db: Session, actor: StaffUser, event_id: int, minutes: str, attendee_count: int | None,
-    attendance_reason: str = "",
-) -> Event:
-    """Minutes and attendance make the session quota evidence. Attendance defaults to the
-    check-in count; another number needs a reason, kept in the audit log."""
-    from events.registration import checked_in_count  # registration imports this module
-
-    event = get_event(db, event_id)
-    permissions.require_owner(actor, event)
-    if event.status not in CLOSABLE:
-        raise Conflict("illegal_transition",
-                       f"a session that is {event.status.value} cannot be closed")
-    if event.starts_at > utcnow():
-        raise Conflict("not_started", "a session can be closed only once it has started")
-    minutes = minutes.strip()
-    if not minutes:
-        raise Invalid("minutes_required", "the close-out needs minutes", field="minutes")
-    checked_in = checked_in_count(db, event_id)
-    attendance_reason = attendance_reason.strip()
-    if attendee_count is None:
-        attendee_count = checked_in
-    elif attendee_count != checked_in and not attendance_reason:
-        raise Invalid("reason_required", f"{checked_in} people were checked in: say why the "
-                      f"attendance is {attendee_count}", field="attendance_reason",
-                      checked_in_count=checked_in)
-    before = {"status": event.status, "minutes": event.minutes,
-              "attendee_count": event.attendee_count}
-    event.status = S.ended
-    event.minutes = minutes
-    event.attendee_count = attendee_count
-    event.closed_at = utcnow()
-    event.updated_at = event.closed_at
-    db.add(event)
-    db.flush()
-    audit.record(db, actor, "event.close", "event", event.id, unit_id=event.unit_id,
-                 changes={**audit.diff(before, {"status": event.status, "minutes": minutes,
-                                                "attendee_count": attendee_count}),
-                          "checked_in_count": checked_in,
-                          **({"attendance_reason": attendance_reason}
-                             if attendance_reason else {})})
     return event

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
-from events import audit, permissions, sessions, units
+from events import audit, lifecycle, permissions, sessions, units
 from events.errors import Conflict, DomainError, Forbidden
 from events.models import Event, EventStatus, Role, StaffUser
 from events.sessions import EventQuery
@@ -54,7 +54,7 @@ def allowed_actions(user: StaffUser, event: Event) -> set[str]:
     owner = permissions.owns(user, event)
     admin = permissions.is_admin(user)
     runner = user.role == Role.host or owner
-    moves = sessions.TRANSITIONS[event.status]
+    moves = lifecycle.TRANSITIONS[event.status]
     offered = {
         "edit": owner and event.status in sessions.EDITABLE,
         "submit": owner and S.pending_review in moves,
@@ -63,10 +63,10 @@ def allowed_actions(user: StaffUser, event: Event) -> set[str]:
         "send_back": admin and event.status == S.pending_review,
         "live": runner and S.live in moves,
         "end": runner and event.status == S.live,
-        "postpone": owner and event.status in sessions.POSTPONABLE
+        "postpone": owner and event.status in lifecycle.POSTPONABLE
         and event.published_at is not None,
         "cancel": owner and S.cancelled in moves,
-        "close": owner and event.status in sessions.CLOSABLE and event.starts_at <= utcnow(),
+        "close": owner and event.status in lifecycle.CLOSABLE and event.starts_at <= utcnow(),
         "archive": owner and S.archived in moves,
     }
     return {name for name, ok in offered.items() if ok}
@@ -207,7 +207,7 @@ async def change_status(event_id: int, request: Request, db: SessionDep,
         raise Conflict("illegal_transition", "unknown target status") from exc
     try:
         forms.check_length(reason, "reason", MAX_REASON)
-        sessions.change_status(db, user, event_id, target, reason)
+        lifecycle.change_status(db, user, event_id, target, reason)
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, target.value, exc,
                               {"reason": reason}, from_review)
@@ -226,7 +226,7 @@ async def postpone(event_id: int, request: Request, db: SessionDep,
         starts_at = forms.required_time(typed["starts_at"], "starts_at")
         ends_at = forms.required_time(typed["ends_at"], "ends_at")
         forms.check_length(typed["reason"], "reason", MAX_REASON)
-        sessions.postpone(db, user, event_id, starts_at, ends_at, typed["reason"])
+        lifecycle.postpone(db, user, event_id, starts_at, ends_at, typed["reason"])
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, "postpone", exc, typed, False)
     db.commit()
@@ -243,8 +243,8 @@ async def close_out(event_id: int, request: Request, db: SessionDep,
         forms.check_length(typed["minutes"], "minutes", MAX_MINUTES)
         forms.check_length(typed["attendance_reason"], "attendance_reason", 500)
         count = forms.optional_count(typed["attendee_count"], "attendee_count")
-        sessions.close_event(db, user, event_id, typed["minutes"], count,
-                             typed["attendance_reason"])
+        lifecycle.close_event(db, user, event_id, typed["minutes"], count,
+                              typed["attendance_reason"])
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, "close", exc, typed, False)
     db.commit()

@@ -11,17 +11,10 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
+from events.lifecycle import change_status, close_event
+from events.lifecycle import postpone as postpone_event
 from events.models import Event, EventKind, EventMode, EventStatus, Moderation, Role, StaffUser
-from events.sessions import (
-    EventCreate,
-    EventUpdate,
-    MaterialIn,
-    change_status,
-    close_event,
-    create_event,
-    update_event,
-)
-from events.sessions import postpone as postpone_event
+from events.sessions import EventCreate, EventUpdate, MaterialIn, create_event, update_event
 from events.staff import UserCreate, create_user
 from events.timeutil import LOCAL_TZ
 from events.units import get_unit_by_code
