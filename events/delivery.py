@@ -145,6 +145,8 @@ def backend_for(settings: Settings, channel: str) -> Backend:
         return SmtpBackend(settings.smtp_url, settings.mail_from)
     if channel == "sms":
         return SmsBackend(OutboxSmsGateway())
+    if channel == "console":
+        return OutboxBackend()  # delivered by being readable in the console's outbox
     return OutboxBackend()
 
 

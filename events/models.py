@@ -60,6 +60,8 @@ class Unit(SQLModel, table=True):
     category: UnitCategory = Field(sa_column=enum_column(UnitCategory))
     sort_order: int = Field(default=0)
     retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Where quota reminders go; empty: they stay in the console's outbox. Staff data only.
+    contact_email: str = Field(default="", max_length=200)
 
 
 class Event(SQLModel, table=True):
@@ -219,6 +221,10 @@ class OutboxMessage(SQLModel, table=True):
                                  ondelete="SET NULL")
     registration_id: int | None = Field(default=None, foreign_key="registration.id",
                                         ondelete="SET NULL")
+    # The unit a message is for when it concerns no session (quota reminders): its editors
+    # read it in the console.
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True,
+                                ondelete="SET NULL")
     # Sending waits until then (reminders); a reminder keyed to an old start time is void.
     due_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     dedupe_key: str | None = Field(default=None, max_length=120, unique=True)

@@ -20,6 +20,7 @@ from events.models import (
     RegistrationStatus,
     Role,
     StaffUser,
+    Unit,
 )
 from events.timeutil import local
 from server.db import utcnow
@@ -40,22 +41,22 @@ def _mask(phone: str) -> str:
 
 def message_row(
     *, topic: str, recipient: str, body: str, event_id: int | None = None,
-    registration_id: int | None = None, subject: str = "", channel: str = "sms",
-    due_at: datetime | None = None, dedupe_key: str | None = None,
+    registration_id: int | None = None, unit_id: int | None = None, subject: str = "",
+    channel: str = "sms", due_at: datetime | None = None, dedupe_key: str | None = None,
 ) -> dict[str, Any]:
     """Every column of an outbox row: for OutboxMessage(**row), or for one INSERT of many."""
     now = utcnow()
     return {"channel": channel, "recipient": recipient, "recipient_masked": _mask(recipient),
             "subject": subject, "body": body, "topic": topic, "event_id": event_id,
-            "registration_id": registration_id, "due_at": due_at or now,
+            "registration_id": registration_id, "unit_id": unit_id, "due_at": due_at or now,
             "dedupe_key": dedupe_key, "state": "pending", "attempts": 0, "sent_at": None,
             "error": "", "created_at": now}
 
 
 def enqueue(
     db: Session, *, topic: str, recipient: str, body: str, event: Event | None = None,
-    registration: Registration | None = None, subject: str = "", channel: str = "sms",
-    due_at: datetime | None = None, dedupe_key: str | None = None,
+    registration: Registration | None = None, unit: Unit | None = None, subject: str = "",
+    channel: str = "sms", due_at: datetime | None = None, dedupe_key: str | None = None,
 ) -> OutboxMessage | None:
     if not recipient:
         return None
@@ -66,7 +67,7 @@ def enqueue(
         topic=topic, recipient=recipient, body=body, subject=subject, channel=channel,
         event_id=event.id if event else None,
         registration_id=registration.id if registration else None,
-        due_at=due_at, dedupe_key=dedupe_key))
+        unit_id=unit.id if unit else None, due_at=due_at, dedupe_key=dedupe_key))
     db.add(message)  # flushed with the transaction: no round trip per message
     return message
 
@@ -189,14 +190,16 @@ def outbox_messages(
     db: Session, reader: StaffUser, *, topic: str = "", state: str = "",
     event_id: int | None = None, offset: int = 0, limit: int = 50,
 ) -> list[tuple[OutboxMessage, Event | None]]:
-    """Newest first. The district office reads every message; an editor their unit's only."""
+    """Newest first. The district office reads every message; an editor those of their unit's
+    sessions and those addressed to their unit."""
     if not permissions.is_admin(reader) and (reader.role != Role.editor
                                              or reader.unit_id is None):
         raise Forbidden("forbidden", "only the district office and unit editors read the outbox")
     query = select(OutboxMessage, Event).join(
         Event, col(OutboxMessage.event_id) == col(Event.id), isouter=True)
     if not permissions.is_admin(reader):
-        query = query.where(Event.unit_id == reader.unit_id)
+        query = query.where((col(Event.unit_id) == reader.unit_id)
+                            | (col(OutboxMessage.unit_id) == reader.unit_id))
     if topic:
         query = query.where(OutboxMessage.topic == topic)
     if state:

@@ -328,8 +328,10 @@ def _threshold(days_left: int) -> int | None:
 
 
 def remind_units_at_risk(db: Session, today: date | None = None) -> int:
-    """Queues a reminder (channel email, recipient unit:<code>, topic quota_reminder) for each
-    at-risk requirement 30 and 7 days before its deadline; returns how many were queued."""
+    """Queues a reminder (topic quota_reminder) for each at-risk requirement 30 and 7 days
+    before its deadline: e-mailed to the unit's contact address, or, for a unit without one,
+    left in the console's outbox (channel console, recipient unit:<code>). Returns how many
+    were queued."""
     today = today or today_local()
     queued = 0
     for year in sorted({today.year, (today + timedelta(days=max(REMIND_DAYS))).year}):
@@ -353,15 +355,26 @@ def _remind(db: Session, unit: Unit, requirement: RequirementStatus, year: int, 
             f"“{kind}”须在{due.month}月{due.day}日前（含当日）至少完成{requirement.required}次，"
             f"目前已完成{requirement.counted}次，距截止还有{days_left}天。"
             f"请尽快安排活动，并在活动后登记会议纪要和参会人数完成结项。")
+    if unit.contact_email:
+        channel, recipient, masked = "email", unit.contact_email, _mask_email(unit.contact_email)
+    else:
+        # No address: the reminder is delivered by staying readable in the console's outbox.
+        # A unit is no person: unit:<code> needs no masking there.
+        channel, recipient = "console", f"unit:{unit.code}"
+        masked = recipient
     message = notify.enqueue(
-        db, topic="quota_reminder", channel="email", recipient=f"unit:{unit.code}",
+        db, topic="quota_reminder", channel=channel, recipient=recipient, unit=unit,
         subject=f"政务开放任务提醒：{kind}（{due.isoformat()}截止）", body=body,
         dedupe_key=f"quota:{year}:{unit.code}:{requirement.kind}:{due.isoformat()}:{threshold}")
     if message is None:
         return False
-    # A unit is no person: its address needs no masking in the staff's outbox view.
-    message.recipient_masked = message.recipient
+    message.recipient_masked = masked
     db.add(message)
     db.flush()
     return True
 
+
+def _mask_email(address: str) -> str:
+    """z***@xicheng.gov.cn: the outbox view shows the office, not the mailbox."""
+    local_part, _, domain = address.rpartition("@")
+    return f"{local_part[:1]}***@{domain}"

@@ -10,12 +10,18 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session, col, select
 
-from events import audit
+from events import audit, permissions
 from events.errors import Conflict, Invalid, NotFound
 from events.models import StaffUser, Unit, UnitCategory
 from server.db import utcnow
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+# A plausible address, not RFC 5322: one @, no spaces or list separators (it becomes the
+# mail's To: header), and a domain of dotted labels.
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+                           r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+MAX_EMAIL_LENGTH = 200
 # Row ids are 32-bit in both databases: a larger number names no row (and must not reach SQL).
 MAX_ID = 2**31 - 1
 
@@ -113,4 +119,34 @@ def update_unit(db: Session, actor: StaffUser, unit_id: int, data: UnitUpdate) -
     db.add(unit)
     db.flush()
     audit.record(db, actor, "unit.update", "unit", unit.id, changes=audit.diff(before, after))
+    return unit
+
+
+def check_contact_email(value: str) -> str:
+    """The address as stored: trimmed; empty means none. Raises Invalid for anything else that
+    does not look like an e-mail address."""
+    address = value.strip()
+    if len(address) > MAX_EMAIL_LENGTH:
+        raise Invalid("too_long", f"contact_email: at most {MAX_EMAIL_LENGTH} characters, "
+                      f"got {len(address)}", field="contact_email", max_length=MAX_EMAIL_LENGTH)
+    if address and not EMAIL_PATTERN.fullmatch(address):
+        raise Invalid("invalid_email", "contact_email: expected an address like "
+                      "office@xicheng.gov.cn, or nothing", field="contact_email")
+    return address
+
+
+def set_contact_email(db: Session, actor: StaffUser, unit_id: int, value: str) -> Unit:
+    """Sets (or, with an empty value, clears) where the unit's quota reminders are e-mailed.
+    Admins only; every change is audited."""
+    permissions.require_admin(actor)
+    unit = get_unit(db, unit_id)
+    address = check_contact_email(value)
+    if address == unit.contact_email:
+        return unit
+    before = unit.contact_email
+    unit.contact_email = address
+    db.add(unit)
+    db.flush()
+    audit.record(db, actor, "unit.update", "unit", unit.id, unit_id=unit.id,
+                 changes={"contact_email": [before, address]})
     return unit

@@ -33,7 +33,15 @@ GROUPS = (
     ("published", N_("Published")),
     ("past", N_("Past and cancelled")),
 )
-UNIT_DONE = {"unit_created": N_("The unit is added."), "unit_saved": N_("The unit is saved.")}
+UNIT_DONE = {
+    "unit_created": N_("The unit is added."),
+    "unit_saved": N_("The unit is saved."),
+    "contact_saved": N_("The contact e-mail is saved: the unit's quota reminders go to it."),
+    "contact_cleared": N_("The contact e-mail is removed: the unit's quota reminders stay in "
+                          "the console's outbox."),
+}
+BAD_CONTACT_EMAIL = N_("Enter an e-mail address such as office@xicheng.gov.cn, or leave the "
+                       "field empty.")
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 router.include_router(console_auth.router)
@@ -166,3 +174,29 @@ async def update_unit(unit_id: int, request: Request, db: SessionDep,
                            typed=typed, failed_id=unit_id)
     db.commit()
     return see_other(f"/console/units?done=unit_saved#unit-{unit_id}")
+
+
+def _contact_email_error(exc: DomainError) -> str:
+    if exc.code == "too_long":
+        return gettext("At most %(n)s characters.") % {"n": units.MAX_EMAIL_LENGTH}
+    return gettext(BAD_CONTACT_EMAIL)
+
+
+@router.post("/units/{unit_id}/contact-email")
+async def set_contact_email(unit_id: int, request: Request, db: SessionDep,
+                            user: ConsoleStaff) -> Response:
+    permissions.require_admin(user)
+    form = await request.form()
+    typed = {"contact_email": str(form.get("contact_email", "")).strip()}
+    try:
+        unit = units.set_contact_email(db, user, unit_id, typed["contact_email"])
+    except DomainError as exc:
+        db.rollback()
+        if exc.status != 422:
+            raise
+        return _units_page(request, db, status_code=422,
+                           errors={"contact_email": _contact_email_error(exc)}, typed=typed,
+                           failed_id=unit_id)
+    db.commit()
+    done = "contact_saved" if unit.contact_email else "contact_cleared"
+    return see_other(f"/console/units?done={done}#unit-{unit_id}")

@@ -37,6 +37,7 @@ FIELDS = {
     "kind": N_("Kind"),
     "unit_id": N_("Organising unit"),
     "title": N_("Title"),
+    "contact_email": N_("Contact e-mail"),
     "summary": N_("Summary"),
     "starts_at": N_("Starts"),
     "ends_at": N_("Ends"),

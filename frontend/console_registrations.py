@@ -70,7 +70,7 @@ TOPICS = {
 }
 STATES = {"pending": N_("Waiting to be sent"), "sending": N_("Sending"), "sent": N_("Sent"),
           "failed": N_("Failed, will retry"), "void": N_("Void")}
-CHANNELS = {"sms": N_("SMS"), "email": N_("Email")}
+CHANNELS = {"sms": N_("SMS"), "email": N_("Email"), "console": N_("In the console")}
 # Words the check-in script shows; translated here so the catalogue holds them all.
 SCRIPT_TEXTS = {
     "no_limit": N_("No limit"),

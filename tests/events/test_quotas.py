@@ -6,19 +6,25 @@ closed out; the report is judged on an injected `today` (a Beijing date).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import email
+import email.policy
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from events import quotas
+from events import quotas, units
 from events.errors import Invalid
 from events.models import AuditEntry, OutboxMessage, StaffUser
 from events.quotas import RuleIn
+from server.config import Settings
 from server.worker import JOBS
 from tests.conftest import event_body, publish, unit_id
+from tests.events.test_delivery import SmtpSink, deliver
 
 LIVELIHOOD_AND_SUBDISTRICTS = 26
 
@@ -312,8 +318,8 @@ def test_units_at_risk_are_reminded_30_and_7_days_before_a_deadline_once(staff, 
     assert not {"unit:education", "unit:yuetan", "unit:housing",
                 "unit:government-office"} & recipients
     civil = next(m for m in sent if m.recipient == "unit:civil-affairs")
-    assert (civil.channel, civil.dedupe_key) == (
-        "email", "quota:2025:civil-affairs:open_meeting:2025-07-20:30")
+    assert (civil.channel, civil.dedupe_key) == (  # no contact e-mail: read in the console
+        "console", "quota:2025:civil-affairs:open_meeting:2025-07-20:30")
     assert "区民政局" in civil.body and "7月20日" in civil.body and "30天" in civil.body
     # The next days send nothing new; the 7-day reminder goes out once from 13 July.
     assert quotas.remind_units_at_risk(db, date(2025, 6, 21)) == 0
@@ -334,6 +340,82 @@ def test_the_reminder_body_names_what_is_due(db):
     assert "政府开放日" in message.body and "12月31日" in message.body
     assert message.recipient_masked == "unit:yuetan"
     assert "政府开放日" in message.subject
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[SmtpSink]:
+    """A local SMTP server (test_delivery's) that keeps what it receives."""
+    sink = SmtpSink()
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    yield sink
+    sink.shutdown()
+    sink.server_close()
+
+
+def _with_smtp(settings: Settings, sink: SmtpSink) -> Settings:
+    return settings.model_copy(update={"smtp_url": sink.url, "mail_from": "kf@xicheng.gov.cn"})
+
+
+def test_a_unit_with_a_contact_email_gets_its_reminder_by_smtp(db, settings, mail_sink):
+    sink = mail_sink
+    units.set_contact_email(db, _admin(db), unit_id(db, "civil-affairs"), "zhang@xicheng.gov.cn")
+    db.commit()
+    assert quotas.remind_units_at_risk(db, date(2025, 6, 20)) == LIVELIHOOD_AND_SUBDISTRICTS
+    db.commit()
+    key = "quota:2025:civil-affairs:open_meeting:2025-07-20:30"
+    [civil] = [m for m in _reminders(db) if m.dedupe_key == key]
+    assert (civil.channel, civil.recipient, civil.recipient_masked) == (
+        "email", "zhang@xicheng.gov.cn", "z***@xicheng.gov.cn")
+    deliver(_with_smtp(settings, sink))
+    [raw] = sink.received  # only the unit with an address gets a mail
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    assert mail["To"] == "zhang@xicheng.gov.cn" and mail["From"] == "kf@xicheng.gov.cn"
+    assert "政务开放任务提醒" in mail["Subject"] and "区民政局" in mail.get_content()
+    assert {(m.state, m.attempts, m.error) for m in _reminders(db)} == {("sent", 1, "")}
+
+
+def test_a_unit_without_a_contact_email_is_reminded_in_the_console_never_failed(
+        db, settings, mail_sink):
+    sink = mail_sink
+    assert quotas.remind_units_at_risk(db, date(2025, 6, 20)) == LIVELIHOOD_AND_SUBDISTRICTS
+    db.commit()
+    reminders = _reminders(db)
+    assert {(m.channel, m.recipient == m.recipient_masked) for m in reminders} == {
+        ("console", True)}
+    assert "unit:civil-affairs" in {m.recipient for m in reminders}
+    configured = _with_smtp(settings, sink)
+    assert deliver(configured) == LIVELIHOOD_AND_SUBDISTRICTS
+    # Later rounds (past every retry's backoff) find nothing to send or to fail.
+    assert deliver(configured, now=datetime.now(UTC) + timedelta(hours=1)) == 0
+    assert {m.state for m in _reminders(db)} == {"sent"}
+    assert sink.received == []
+
+
+def test_a_cleared_contact_email_sends_later_reminders_to_the_console_again(db):
+    admin, civil = _admin(db), unit_id(db, "civil-affairs")
+    units.set_contact_email(db, admin, civil, "zhang@xicheng.gov.cn")
+    quotas.remind_units_at_risk(db, date(2025, 6, 20))
+    units.set_contact_email(db, admin, civil, "")
+    quotas.remind_units_at_risk(db, date(2025, 7, 13))
+    db.commit()
+    sent = {m.dedupe_key: (m.channel, m.recipient) for m in _reminders(db)}
+    assert sent["quota:2025:civil-affairs:open_meeting:2025-07-20:30"] == (
+        "email", "zhang@xicheng.gov.cn")
+    assert sent["quota:2025:civil-affairs:open_meeting:2025-07-20:7"] == (
+        "console", "unit:civil-affairs")
+
+
+def test_a_units_editors_read_its_reminders_in_the_console_and_no_other_units(staff, db):
+    quotas.remind_units_at_risk(db, date(2025, 6, 20))
+    db.commit()
+    civil_editor = staff("editor", "civil-affairs")
+    page = civil_editor.get("/console/outbox?topic=quota_reminder")
+    assert page.status_code == 200
+    assert page.text.count('<tr class="outbox-row') == 1  # one at-risk requirement, its own
+    assert "unit:civil-affairs" in page.text and "unit:shichahai" not in page.text
+    assert "站内消息" in page.text
+    other = staff("editor", "shichahai").get("/console/outbox?topic=quota_reminder")
+    assert "unit:shichahai" in other.text and "unit:civil-affairs" not in other.text
 
 
 @pytest.mark.parametrize("year", [1999, 2101])
