@@ -21,7 +21,7 @@ from frontend.console_events import unit_names
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.db import utcnow
-from server.deps import SessionDep
+from server.deps import PostedForm, SessionDep
 
 S = EventStatus
 AUDIT_PAGE_SIZE = 50
@@ -135,9 +135,9 @@ def _unit_errors(exc: ValidationError | DomainError) -> dict[str, str]:
 
 
 @router.post("/units")
-async def create_unit(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+def create_unit(request: Request, db: SessionDep, user: ConsoleStaff,
+                form: PostedForm) -> Response:
     permissions.require_admin(user)
-    form = await request.form()
     typed = {name: str(form.get(name, "")).strip() for name in
              ("code", "name", "name_en", "category")}
     try:
@@ -152,10 +152,9 @@ async def create_unit(request: Request, db: SessionDep, user: ConsoleStaff) -> R
 
 
 @router.post("/units/{unit_id}")
-async def update_unit(unit_id: int, request: Request, db: SessionDep,
-                      user: ConsoleStaff) -> Response:
+def update_unit(unit_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                form: PostedForm) -> Response:
     permissions.require_admin(user)
-    form = await request.form()
     action = form.get("action")
     change: dict[str, Any] = {}
     typed = {name: str(form.get(name, "")).strip() for name in ("name", "name_en")}
@@ -183,10 +182,9 @@ def _contact_email_error(exc: DomainError) -> str:
 
 
 @router.post("/units/{unit_id}/contact-email")
-async def set_contact_email(unit_id: int, request: Request, db: SessionDep,
-                            user: ConsoleStaff) -> Response:
+def set_contact_email(unit_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                      form: PostedForm) -> Response:
     permissions.require_admin(user)
-    form = await request.form()
     typed = {"contact_email": str(form.get("contact_email", "")).strip()}
     try:
         unit = units.set_contact_email(db, user, unit_id, typed["contact_email"])

@@ -19,6 +19,7 @@ from frontend.templating import render
 from server.deps import (
     SAFE_METHODS,
     OptionalStaffDep,
+    PostedForm,
     SessionDep,
     SettingsDep,
     SignerDep,
@@ -134,9 +135,8 @@ def login_form(request: Request, user: OptionalStaffDep, next: str = "") -> Resp
 
 
 @router.post("/login")
-async def login(request: Request, db: SessionDep, signer: SignerDep,
-                settings: SettingsDep) -> Response:
-    form = await request.form()
+def login(request: Request, db: SessionDep, signer: SignerDep, settings: SettingsDep,
+          form: PostedForm) -> Response:
     username = str(form.get("username", ""))[:60]
     password = str(form.get("password", ""))[:200]
     next_path = str(form.get("next", ""))

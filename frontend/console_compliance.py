@@ -22,7 +22,7 @@ from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import format_datetime, render
 from server.db import utcnow
-from server.deps import SessionDep
+from server.deps import PostedForm, SessionDep
 
 MAX_RULE_ROWS = 40
 BLANK_RULE_ROWS = 1
@@ -203,10 +203,9 @@ def rules_form(request: Request, db: SessionDep, user: ConsoleStaff) -> Response
 
 
 @router.post("/compliance/rules")
-async def save_rules(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+def save_rules(request: Request, db: SessionDep, user: ConsoleStaff, form: PostedForm) -> Response:
     permissions.require_admin(user)
     year = views.parse_year(request.query_params.get("year"))
-    form = await request.form()
     typed, removed = _typed_rows(form)
     if form.get("action") == "add_row":
         return _rules_page(request, db, year, typed + [_blank_row()])

@@ -17,7 +17,7 @@ from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.db import utcnow
-from server.deps import SessionDep
+from server.deps import PostedForm, SessionDep
 
 S = EventStatus
 MAX_REASON = 500
@@ -92,8 +92,8 @@ def new_event(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
 
 
 @router.post("/events/new")
-async def create_event(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
-    form = await request.form()
+def create_event(request: Request, db: SessionDep, user: ConsoleStaff,
+                 form: PostedForm) -> Response:
     try:
         data = forms.event_create(form, user)
         event = sessions.create_event(db, user, data)
@@ -121,11 +121,10 @@ def edit_event(event_id: int, request: Request, db: SessionDep, user: ConsoleSta
 
 
 @router.post("/events/{event_id}/edit")
-async def update_event(event_id: int, request: Request, db: SessionDep,
-                       user: ConsoleStaff) -> Response:
+def update_event(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                 form: PostedForm) -> Response:
     event = sessions.get_event(db, event_id)
     permissions.require_owner(user, event)
-    form = await request.form()
     try:
         data = forms.event_update(form, user)
         sessions.update_event(db, user, event_id, data)
@@ -196,9 +195,8 @@ def _action_failed(request: Request, db: Session, user: StaffUser, event_id: int
 
 
 @router.post("/events/{event_id}/status")
-async def change_status(event_id: int, request: Request, db: SessionDep,
-                        user: ConsoleStaff) -> Response:
-    form = await request.form()
+def change_status(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                  form: PostedForm) -> Response:
     reason = str(form.get("reason", "")).strip()
     from_review = form.get("origin") == "review"
     try:
@@ -218,9 +216,8 @@ async def change_status(event_id: int, request: Request, db: SessionDep,
 
 
 @router.post("/events/{event_id}/postpone")
-async def postpone(event_id: int, request: Request, db: SessionDep,
-                   user: ConsoleStaff) -> Response:
-    form = await request.form()
+def postpone(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+             form: PostedForm) -> Response:
     typed = {name: str(form.get(name, "")) for name in ("starts_at", "ends_at", "reason")}
     try:
         starts_at = forms.required_time(typed["starts_at"], "starts_at")
@@ -234,9 +231,8 @@ async def postpone(event_id: int, request: Request, db: SessionDep,
 
 
 @router.post("/events/{event_id}/close")
-async def close_out(event_id: int, request: Request, db: SessionDep,
-                    user: ConsoleStaff) -> Response:
-    form = await request.form()
+def close_out(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+              form: PostedForm) -> Response:
     typed = {name: str(form.get(name, ""))
              for name in ("minutes", "attendee_count", "attendance_reason")}
     try:

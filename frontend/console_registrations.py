@@ -21,7 +21,7 @@ from events.timeutil import local
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
-from server.deps import SessionDep, SignerDep
+from server.deps import PostedForm, SessionDep, SignerDep
 from server.security import Signer
 
 R = RegistrationStatus
@@ -203,11 +203,10 @@ def _ticket_id(db: Session, event_id: int, code: str) -> int | None:
 
 
 @router.post("/events/{event_id}/checkin")
-async def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
-                   user: ConsoleStaff) -> Response:
+def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
+             user: ConsoleStaff, form: PostedForm) -> Response:
     event = sessions.get_event(db, event_id)
     permissions.require_runner(user, event)
-    form = await request.form()
     code = str(form.get("code", "")).strip()[:MAX_CODE]
     if not code:
         return checkin_page(request, db, signer, event, status_code=422,
@@ -229,9 +228,8 @@ async def check_in(event_id: int, request: Request, db: SessionDep, signer: Sign
 
 
 @router.post("/events/{event_id}/walk-ins")
-async def walk_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
-                  user: ConsoleStaff) -> Response:
-    form = await request.form()
+def walk_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
+            user: ConsoleStaff, form: PostedForm) -> Response:
     typed = {name: str(form.get(name, "")).strip()[:200] for name in ("name", "phone")}
     try:
         created = registration.walk_in(db, signer, user, event_id, typed["name"],
@@ -336,11 +334,10 @@ def registrations(event_id: int, request: Request, db: SessionDep, signer: Signe
 
 
 @router.post("/events/{event_id}/capacity")
-async def change_capacity(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
-                          user: ConsoleStaff) -> Response:
+def change_capacity(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
+                    user: ConsoleStaff, form: PostedForm) -> Response:
     event = sessions.get_event(db, event_id)
     permissions.require_owner(user, event)
-    form = await request.form()
     raw = str(form.get("capacity", "")).strip()[:20]
     if not CAPACITY_PATTERN.fullmatch(raw) or int(raw) > sessions.MAX_CAPACITY:
         return registrations_page(request, db, signer, user, event, status_code=422,

@@ -17,7 +17,7 @@ from frontend import console_forms as forms
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
-from server.deps import SessionDep, SettingsDep, SignerDep, start_staff_session
+from server.deps import PostedForm, SessionDep, SettingsDep, SignerDep, start_staff_session
 
 DONE = {
     "user_created": N_("The account is created. Give the user their username and password."),
@@ -90,9 +90,10 @@ def users_page(request: Request, db: SessionDep, user: ConsoleStaff) -> Response
 
 
 @router.post("/users")
-async def create_user(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+def create_user(request: Request, db: SessionDep, user: ConsoleStaff,
+                form: PostedForm) -> Response:
     permissions.require_admin(user)
-    typed = _typed(await request.form(), CREATE_FIELDS)
+    typed = _typed(form, CREATE_FIELDS)
     data: dict[str, Any] = {**typed, "unit_id": _unit_id(typed["unit_id"]),
                             "role": typed["role"] or None}
     try:
@@ -119,10 +120,9 @@ def _change(action: object, typed: dict[str, str]) -> tuple[dict[str, Any], str]
 
 
 @router.post("/users/{user_id}")
-async def update_user(user_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
-                      signer: SignerDep, settings: SettingsDep) -> Response:
+def update_user(user_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                form: PostedForm, signer: SignerDep, settings: SettingsDep) -> Response:
     permissions.require_admin(user)
-    form = await request.form()
     action = form.get("action")
     typed = _typed(form, EDIT_FIELDS)
     change, done = _change(action, typed)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.from_thread
 import segno
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from markupsafe import Markup
 from pydantic import ValidationError
-from starlette.datastructures import FormData
 
 from events import registration, sessions
 from events.errors import Conflict, NotFound
@@ -27,7 +26,7 @@ from events.models import Event, Registration, RegistrationStatus
 from frontend import portal
 from frontend.i18n import N_, gettext
 from frontend.templating import env, render
-from server.deps import DeskDep, SessionDep, SignerDep
+from server.deps import DeskDep, PostedForm, SessionDep, SignerDep
 from server.security import Signer
 
 FORM_PURPOSE = "register-form"
@@ -106,13 +105,6 @@ def field_errors(exc: ValidationError, values: dict[str, str]) -> dict[str, str]
             continue
         errors.setdefault(where, gettext(message))
     return errors
-
-
-async def posted_form(request: Request) -> FormData:
-    return await request.form()
-
-
-PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
 # ---- responses ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from fastapi import Depends, Request, Response
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from events.errors import Forbidden, Unauthenticated
 from events.models import StaffUser
@@ -63,6 +64,15 @@ async def get_registration_desk(request: Request) -> RegistrationDesk:
 
 
 DeskDep = Annotated[RegistrationDesk, Depends(get_registration_desk)]
+
+
+async def posted_form(request: Request) -> FormData:
+    """The posted form, read on the event loop, so a page handler using the database can be a
+    plain `def` that FastAPI runs in the thread pool."""
+    return await request.form()
+
+
+PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:

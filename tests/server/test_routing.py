@@ -1,4 +1,5 @@
-"""JSON routes encode their answer on the event loop, never in the thread pool.
+"""JSON routes encode their answer on the event loop, never in the thread pool; endpoints that
+use the database session run in the thread pool, never on the event loop.
 
 A response model makes FastAPI validate a sync endpoint's answer in the thread pool while the
 request still holds its database connection; under a burst that deadlocks (see JSONRoute).
@@ -6,10 +7,50 @@ request still holds its database connection; under a burst that deadlocks (see J
 
 from __future__ import annotations
 
-from fastapi.routing import APIRoute
+import inspect
+
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from server.deps import StaffDep, get_db
 
 
 def test_no_json_route_has_a_response_model(app) -> None:
-    modelled = [route.path for route in app.routes
-                if isinstance(route, APIRoute) and route.response_model is not None]
-    assert modelled == []
+    # app.routes holds included routers as one entry each; this walks the routes inside them.
+    routes = [context.original_route for context in iter_route_contexts(app.routes)
+              if isinstance(context.original_route, APIRoute)]
+    assert "/api/events/{event_id}/registrations" in {route.path for route in routes}
+    assert [route.path for route in routes if route.response_model is not None] == []
+
+
+def _needs_database(dependant: Dependant) -> bool:
+    return any(dependency.call is get_db or _needs_database(dependency)
+               for dependency in dependant.dependencies)
+
+
+def blocking_async_routes(app: FastAPI) -> list[str]:
+    """`async def` endpoints that use the sync database session: their queries, lock waits and
+    password checks would run on the event loop and stall every other request."""
+    # app.routes holds included routers as one entry each; this walks the routes inside them.
+    return [f"{sorted(context.methods or ())} {context.path} ({context.endpoint.__name__})"
+            for context in iter_route_contexts(app.routes)
+            if isinstance(context.original_route, APIRoute)
+            and inspect.iscoroutinefunction(context.endpoint)
+            and _needs_database(context.dependant)]
+
+
+def test_no_async_endpoint_uses_the_database_session(app) -> None:
+    assert blocking_async_routes(app) == []
+
+
+def test_the_guard_sees_an_included_async_endpoint_behind_a_dependency(app) -> None:
+    """The session may come through another dependency (the signed-in staff member)."""
+
+    async def blocking(user: StaffDep) -> dict[str, str]:
+        return {}
+
+    router = APIRouter()
+    router.add_api_route("/blocking", blocking, methods=["POST"])
+    app.include_router(router, prefix="/probe")
+    assert blocking_async_routes(app) == ["['POST'] /probe/blocking (blocking)"]
