@@ -185,7 +185,6 @@ def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRe
     hashes = [signer.keyed_hash("phone", request.data.phone) for request in requests]
     rows: list[dict[str, Any]] = []
     made: list[tuple[int, Event, int | None]] = []  # request index, session, waitlist place
-    now = utcnow()
     for event_id in sorted(by_event):  # one order for every batch: no deadlock between them
         indices = by_event[event_id]
         try:
@@ -195,6 +194,9 @@ def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRe
                 outcomes[index] = type(exc)(exc.code, exc.message, **exc.detail)
             continue
         assert event.id is not None
+        # Taken under the lock: the waitlist's order (queued_at) is the order of the commits,
+        # so the place each citizen is told stays true when another process commits next.
+        now = utcnow()
         taken_phones = seats.active_phone_hashes(db, event.id, {hashes[i] for i in indices})
         confirmed, waitlisted = seats.counts(db, [event.id])[event.id]
         codes = iter(_fresh_codes(db, event.id, len(indices)))
@@ -232,7 +234,7 @@ def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRe
     messages: list[dict[str, Any]] = []
     for (index, event, position), row, new_id in zip(made, rows, ids, strict=True):
         outcomes[index] = Registered(new_id, row["event_id"], row["status"], row["code"],
-                                     row["name"], row["phone"], now, position)
+                                     row["name"], row["phone"], row["created_at"], position)
         messages += notify.received_messages(event, new_id, row["status"], row["code"],
                                              row["phone"])
     if messages:

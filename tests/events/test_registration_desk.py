@@ -124,3 +124,53 @@ def test_a_failure_reaches_only_its_own_request(app, staff, db, monkeypatch):
     codes = [a.status_code for a in answers]
     assert codes.count(201) == 5 and codes[3] == 400
     assert answers[3].json()["error"] == "try_again"
+
+
+def test_the_waitlist_place_told_stays_true_when_a_waiting_writer_commits_next(
+        staff, db, settings):
+    """Two writers (two processes' desks): the one that waited for the lock commits second and
+    must queue behind, whatever the moment it started."""
+    import threading
+    import time
+
+    from sqlmodel import Session
+
+    from events import seats
+    from events.locking import lock_event
+    from server.db import get_engine
+
+    event_id = _open_event(staff, db, capacity=1)
+    signer = Signer("test-secret-key")
+    engine = get_engine(settings.sqlalchemy_url)
+    with Session(engine) as first:
+        register_many(first, signer, [RegistrationRequest(
+            event_id, RegistrationIn(name="甲", phone="13900000001", consent=True))])
+        first.commit()
+
+    told: dict[str, int | None] = {}
+
+    def later_writer() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            outcome, = register_many(session, signer, [RegistrationRequest(
+                event_id, RegistrationIn(name="丙", phone="13900000003", consent=True))])
+            session.commit()
+            assert isinstance(outcome, Registered)
+            told["waited"] = outcome.waitlist_position
+
+    with Session(engine, expire_on_commit=False) as holder:
+        lock_event(holder, event_id)  # another desk holds the session's lock
+        waiting = threading.Thread(target=later_writer)
+        waiting.start()
+        time.sleep(0.3)  # it is now waiting for the lock
+        outcome, = register_many(holder, signer, [RegistrationRequest(
+            event_id, RegistrationIn(name="乙", phone="13900000002", consent=True))])
+        holder.commit()
+        assert isinstance(outcome, Registered)
+        told["holder"] = outcome.waitlist_position
+    waiting.join(10)
+
+    assert told == {"holder": 1, "waited": 2}
+    db.expire_all()
+    stored = {row.name: seats.waitlist_position(db, row) for row in db.exec(
+        select(Registration).where(Registration.event_id == event_id))}
+    assert stored == {"甲": None, "乙": 1, "丙": 2}
