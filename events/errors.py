@@ -8,11 +8,14 @@ from typing import Any
 class DomainError(Exception):
     status = 400
 
-    def __init__(self, code: str, message: str, **detail: Any) -> None:
+    def __init__(self, code: str, message: str, *, retry_after_s: int | None = None,
+                 **detail: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.detail = detail
+        # Seconds the client should wait before trying again: sent as Retry-After (429, 503).
+        self.retry_after_s = retry_after_s
 
 
 class Invalid(DomainError):
@@ -37,3 +40,9 @@ class Conflict(DomainError):
 
 class Throttled(DomainError):
     status = 429
+
+
+class Busy(DomainError):
+    """A lock or a resource was not had in time: the client may try again (with Retry-After)."""
+
+    status = 503

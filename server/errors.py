@@ -57,7 +57,10 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        return error_response(request, exc.status, exc.code, exc.message, **exc.detail)
+        response = error_response(request, exc.status, exc.code, exc.message, **exc.detail)
+        if exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(max(1, exc.retry_after_s))
+        return response
 
     def invalid(request: Request, errors: Sequence[Any]) -> Response:
         fields = [{"field": _field_name(tuple(e.get("loc", ()))), "message": str(e.get("msg"))}

@@ -31,6 +31,8 @@ from server.config import Settings
 from server.db import get_engine
 
 PASSWORD = "correct-horse-42"
+# At least 32 bytes, as the service requires of any key.
+TEST_SECRET_KEY = "test-secret-key-of-at-least-32-bytes"
 # Cheap Argon2 parameters for the suite only: still Argon2id, 100x faster to hash.
 security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PG_URL = os.environ.get("KAIFANG_TEST_DATABASE_URL")
@@ -54,7 +56,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
         migrate(Settings(data_dir=tmp_path_factory.mktemp("pg"), database_url=PG_URL))
         return PG_URL
     folder = tmp_path_factory.mktemp("template")
-    migrate(Settings(data_dir=folder, secret_key="x"))
+    migrate(Settings(data_dir=folder, secret_key=TEST_SECRET_KEY))
     engine = get_engine(Settings(data_dir=folder).sqlalchemy_url)
     engine.dispose()
     return str(folder / "kaifang.db")
@@ -74,9 +76,9 @@ def settings(tmp_path: Path, template_db: str) -> Settings:
     if PG_URL:
         _reset_pg(PG_URL)
         return Settings(data_dir=tmp_path, database_url=PG_URL, redis_url=REDIS_URL,
-                        secret_key="test-secret-key")
+                        secret_key=TEST_SECRET_KEY)
     shutil.copy(template_db, tmp_path / "kaifang.db")
-    return Settings(data_dir=tmp_path, redis_url=REDIS_URL, secret_key="test-secret-key")
+    return Settings(data_dir=tmp_path, redis_url=REDIS_URL, secret_key=TEST_SECRET_KEY)
 
 
 @pytest.fixture

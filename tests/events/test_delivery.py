@@ -474,7 +474,8 @@ def test_kaifang_worker_delivers_until_sigterm(client, staff, db, settings):
     event_id = _open_event(staff, db)
     ticket = _register(client, event_id)
     env = {**os.environ, "KAIFANG_DATA_DIR": str(settings.data_dir),
-           "KAIFANG_SECRET_KEY": "test-secret-key", "KAIFANG_WORKER_INTERVAL_S": "0.1"}
+           "KAIFANG_SECRET_KEY": "test-secret-key-of-at-least-32-bytes",
+           "KAIFANG_WORKER_INTERVAL_S": "0.1"}
     env.pop("KAIFANG_DATABASE_URL", None)
     if settings.database_url:
         env["KAIFANG_DATABASE_URL"] = settings.database_url

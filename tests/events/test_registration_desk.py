@@ -75,7 +75,7 @@ def test_one_batch_refuses_only_what_breaks_a_rule(staff, db, settings):
     closed_id = _open_event(staff, db, capacity=5,
                             registration_opens_at=(past - timedelta(days=1)).isoformat(),
                             registration_closes_at=past.isoformat())
-    signer = Signer("test-secret-key")
+    signer = Signer("test-secret-key-of-at-least-32-bytes")
     one, two, three = (RegistrationIn(name="甲", phone="13900000001", consent=True),
                        RegistrationIn(name="乙", phone="13900000002", consent=True),
                        RegistrationIn(name="丙", phone="13900000003", consent=True))
@@ -140,7 +140,7 @@ def test_the_waitlist_place_told_stays_true_when_a_waiting_writer_commits_next(
     from server.db import get_engine
 
     event_id = _open_event(staff, db, capacity=1)
-    signer = Signer("test-secret-key")
+    signer = Signer("test-secret-key-of-at-least-32-bytes")
     engine = get_engine(settings.sqlalchemy_url)
     with Session(engine) as first:
         register_many(first, signer, [RegistrationRequest(

@@ -131,7 +131,7 @@ def _held_in_the_past(staff: Any, db: Session) -> tuple[int, int, TestClient]:
 @pytest.fixture
 def command_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("KAIFANG_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("KAIFANG_SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("KAIFANG_SECRET_KEY", "test-secret-key-of-at-least-32-bytes")
     monkeypatch.delenv("KAIFANG_RETENTION_DAYS", raising=False)
     if settings.database_url:
         monkeypatch.setenv("KAIFANG_DATABASE_URL", settings.database_url)
