@@ -21,6 +21,7 @@ ERROR_TITLES = {
     413: "Too large",
     422: "Please check what you entered",
     429: "Too many attempts",
+    503: "Busy: please try again in a moment",
 }
 
 

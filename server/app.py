@@ -17,7 +17,7 @@ from events.registration_desk import RegistrationDesk
 from server import errors
 from server.access_log import AccessLog
 from server.config import Settings, get_settings
-from server.db import REQUEST_THREADS
+from server.db import REQUEST_THREADS, set_lock_timeout
 from server.security import Signer
 from server.worker import BackgroundWorker
 
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     """The app; with start_worker, the lifespan also runs the worker in a thread (serve_app)."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    set_lock_timeout(settings.lock_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from events.errors import DomainError
 from server.config import Settings, get_settings
-from server.db import get_engine
+from server.db import get_engine, set_lock_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args, get_settings()))
+    settings = get_settings()
+    set_lock_timeout(settings.lock_timeout_s)
+    return int(args.run(args, settings))
 
 
 if __name__ == "__main__":

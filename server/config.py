@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_s: int = 900
     session_max_age_s: int = 12 * 3600
+    # Seconds a writer waits for a lock (a session's row, SQLite's write lock) before 503 busy.
+    lock_timeout_s: float = Field(default=10.0, gt=0, le=600)
     cookie_secure: bool = False
     # Registrations' personal data is erased this many days after a session ends.
     retention_days: int = Field(default=90, ge=1)

@@ -34,6 +34,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+# How long a writer waits for a lock before it gives up with 503 busy (KAIFANG_LOCK_TIMEOUT_S;
+# set by create_app and the CLI). SQLite's own busy_timeout is the same.
+lock_timeout_s = 10.0
+
+
+def set_lock_timeout(seconds: float) -> None:
+    global lock_timeout_s
+    lock_timeout_s = seconds
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -42,8 +52,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={round(lock_timeout_s * 1000)}")
+    # FULL: a commit answered 201 survives a power cut; group commit makes the sync cheap.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 
@@ -57,7 +68,8 @@ POOL_SIZE = REQUEST_THREADS + 8
 def get_engine(url: str) -> Engine:
     """hide_parameters: an error's text never quotes a statement's values (phone numbers)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                   "timeout": lock_timeout_s},
                                pool_size=POOL_SIZE, max_overflow=0, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from events.lifecycle import change_status, close_event
 from events.lifecycle import postpone as postpone_event
+from events.locking import write_lock
 from events.models import Event, EventKind, EventMode, EventStatus, Moderation, Role, StaffUser
 from events.sessions import EventCreate, EventUpdate, MaterialIn, create_event, update_event
 from events.staff import UserCreate, create_user
@@ -351,6 +352,9 @@ def load_demo(db: Session, settings: Settings) -> str:
     """Fills the district once; the caller has migrated and commits. Returns the summary."""
     if db.exec(select(StaffUser).where(StaffUser.username == "admin")).first():
         return "The demo district is already loaded (user 'admin' exists); nothing to do."
+    # One transaction writes the whole district: its one writer from the start (it registers
+    # citizens later, under the sessions' locks).
+    write_lock(db)
     password = os.environ.get("KAIFANG_DEMO_PASSWORD") or DEFAULT_PASSWORD
     rng = random.Random(SEED)
     cal = Calendar(utcnow(), rng)
