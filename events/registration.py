@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from events import audit, notify, permissions, seats
-from events.errors import Conflict, DomainError, Invalid, NotFound
+from events.errors import Busy, Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
 from events.sessions import get_event, is_public, registration_state
@@ -189,13 +189,16 @@ def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRe
         indices = by_event[event_id]
         try:
             event = _event_open_for_registration(db, event_id)
+        except Busy:
+            raise  # the lock was not had in time: the whole batch is answered 503
         except DomainError as exc:
             for index in indices:
                 outcomes[index] = type(exc)(exc.code, exc.message, **exc.detail)
             continue
         assert event.id is not None
-        # Taken under the lock: the waitlist's order (queued_at) is the order of the commits,
-        # so the place each citizen is told stays true when another process commits next.
+        # The waitlist's order is the rows' ids, given under the lock: the order of the commits,
+        # so the place each citizen is told stays true when another process commits next, and
+        # a clock stepped back cannot reverse it (queued_at only records the time).
         now = utcnow()
         taken_phones = seats.active_phone_hashes(db, event.id, {hashes[i] for i in indices})
         confirmed, waitlisted = seats.counts(db, [event.id])[event.id]
@@ -255,12 +258,19 @@ def own_registration(db: Session, signer: Signer, event_id: int, phone: str,
 
 
 def _event_open_for_registration(db: Session, event_id: int) -> Event:
+    """The session, locked, once it is public and open for registration: checked before the
+    lock (a closed session makes nobody wait) and again under it (it may have closed since)."""
+    _check_open(db.get(Event, event_id), event_id)
     event = lock_event(db, event_id)
-    if not is_public(event):
+    _check_open(event, event_id)
+    return event
+
+
+def _check_open(event: Event | None, event_id: int) -> None:
+    if event is None or not is_public(event):
         raise NotFound("event_not_found", f"no session with id {event_id}")
     if registration_state(event) != "open":
         raise Conflict("registration_closed", "registration for this session is not open")
-    return event
 
 
 def _fresh_codes(db: Session, event_id: int, count: int) -> list[str]:

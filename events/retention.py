@@ -45,7 +45,7 @@ def due_for_purge(db: Session, settings: Settings, now: datetime | None = None) 
     cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
     found = db.exec(select(col(Event.id)).where(
         col(Event.ends_at) < cutoff, col(Event.personal_data_purged_at).is_(None))
-        .order_by(col(Event.ends_at), col(Event.id)))
+        .order_by(col(Event.id)))  # the one lock order (events.locking)
     return [event_id for event_id in found if event_id is not None]
 
 
