@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from server.db import UTCDateTime, enum_column, utcnow
@@ -172,6 +172,9 @@ class RegistrationStatus(StrEnum):
     cancelled = "cancelled"
 
 
+ACTIVE_PHONE = "status IN ('confirmed', 'waitlisted') AND phone_hash <> ''"
+
+
 class Registration(SQLModel, table=True):
     """A citizen's seat (or place on the waitlist) for one session."""
 
@@ -179,6 +182,10 @@ class Registration(SQLModel, table=True):
         UniqueConstraint("event_id", "code", name="uq_registration_event_code"),
         Index("ix_registration_event_phone", "event_id", "phone_hash"),
         Index("ix_registration_event_status", "event_id", "status"),
+        # One active registration per phone and session, refused by the database itself;
+        # walk-ins without a phone (and erased rows) have phone_hash ''.
+        Index("uq_registration_active_phone", "event_id", "phone_hash", unique=True,
+              sqlite_where=text(ACTIVE_PHONE), postgresql_where=text(ACTIVE_PHONE)),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -197,7 +204,7 @@ class Registration(SQLModel, table=True):
     form_nonce: str | None = Field(default=None, max_length=32)
     consent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # Waitlist order: the time one joined it (a promotion keeps everyone's order).
+    # When one joined the waitlist; its order is the id (events.seats), which no clock reverses.
     queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     promoted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -382,14 +382,18 @@ def walk_in(db: Session, signer: Signer, actor: StaffUser, event_id: int, name: 
     phone = normalise_phone(phone) if phone else ""
     if phone and not PHONE_PATTERN.match(phone):
         raise Invalid("invalid_phone", "a mainland mobile number has 11 digits", field="phone")
+    phone_hash = signer.keyed_hash("phone", phone) if phone else ""
     event = lock_event(db, event_id)
     assert event.id is not None
+    if phone_hash and seats.active_phone_hashes(db, event.id, {phone_hash}):
+        raise Conflict("already_registered", "this mobile number already holds a ticket for "
+                       "this session: check it in by its code", field="phone")
     if event.capacity > 0 and seats.confirmed_count(db, event.id) >= event.capacity:
         raise Conflict("full", "no seats remain")
     now = utcnow()
     registration = Registration(
         event_id=event.id, status=R.confirmed, code=_new_code(db, event.id), name=name,
-        phone=phone, phone_hash=signer.keyed_hash("phone", phone) if phone else "",
+        phone=phone, phone_hash=phone_hash,
         source="walk_in", checked_in_at=now, checked_in_by=actor.id,
     )
     db.add(registration)

@@ -1,4 +1,8 @@
-"""Seat counts and waitlist promotion. Callers hold the session's lock (events.locking)."""
+"""Seat counts and waitlist promotion. Callers hold the session's lock (events.locking).
+
+The waitlist's order is the rows' ids: each is given under the session's lock, so it is the
+order in which places were taken and told, whatever the wall clock did meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -52,9 +56,7 @@ def waitlist_position(db: Session, registration: Registration) -> int | None:
         select(func.count()).select_from(Registration).where(
             Registration.event_id == registration.event_id,
             Registration.status == R.waitlisted,
-            (col(Registration.queued_at) < registration.queued_at)
-            | ((col(Registration.queued_at) == registration.queued_at)
-               & (col(Registration.id) < registration.id)),
+            col(Registration.id) < registration.id,
         )
     ).one()
     return int(ahead) + 1
@@ -72,7 +74,7 @@ def promote_waitlist(db: Session, event: Event) -> list[Registration]:
     query = (
         select(Registration)
         .where(Registration.event_id == event.id, Registration.status == R.waitlisted)
-        .order_by(col(Registration.queued_at), col(Registration.id))
+        .order_by(col(Registration.id))
     )
     if free is not None:
         query = query.limit(free)

@@ -50,6 +50,8 @@ WALK_IN_PROBLEMS = {
     "invalid_name": ("name", N_("Enter a name of 1 to 50 characters.")),
     "invalid_phone": ("phone", N_("Enter an 11-digit mainland mobile number, or leave it empty.")),
     "full": ("", N_("No seats remain: walk-ins can no longer be registered.")),
+    "already_registered": ("phone", N_("This number already holds a ticket for this session: "
+                                       "check it in by its code.")),
     "not_open_for_checkin": ("", N_("This session is not open for check-in")),
 }
 CAPACITY_PROBLEMS = {
@@ -268,9 +270,8 @@ def registration_rows(db: Session, event_id: int) -> list[Row]:
     """Confirmed first, then the waitlist in its order, then cancelled; personal data masked."""
     found = list(db.exec(select(Registration).where(Registration.event_id == event_id)
                          .order_by(col(Registration.created_at), col(Registration.id))))
-    # The waitlist's order is events.seats': the time one joined it, then the id.
-    queue = sorted((r for r in found if r.status == R.waitlisted),
-                   key=lambda r: (r.queued_at, r.id or 0))
+    # The waitlist's order is events.seats': the id, given under the session's lock.
+    queue = sorted((r for r in found if r.status == R.waitlisted), key=lambda r: r.id or 0)
     positions = {r.id: number for number, r in enumerate(queue, start=1)}
     rank = {R.confirmed: 0, R.waitlisted: 1, R.cancelled: 2}
     ordered = sorted(found, key=lambda r: (rank[r.status], positions.get(r.id, 0)))
@@ -360,7 +361,7 @@ def change_capacity(event_id: int, request: Request, db: SessionDep, signer: Sig
     moved = [row_id for row_id, status in db.exec(
         select(Registration.id, Registration.status)
         .where(Registration.event_id == event_id)
-        .order_by(col(Registration.queued_at), col(Registration.id)))
+        .order_by(col(Registration.id)))
         if row_id in waiting and status == R.confirmed]
     db.commit()
     token = signer.dumps(PROMOTED_PURPOSE, {"e": event_id, "ids": moved[:PROMOTED_SHOWN],
