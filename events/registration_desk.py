@@ -22,22 +22,35 @@ from typing import Any
 
 import anyio.to_thread
 from anyio import CapacityLimiter
-from sqlmodel import Session
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session, select
 
+import server.db
 from events import registration
-from events.errors import DomainError
-from events.registration import RegistrationRequest
+from events.errors import Busy, Conflict, DomainError
+from events.locking import busy
+from events.models import Registration
+from events.registration import Registered, RegistrationRequest
 from server.db import get_engine
 from server.security import Signer
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 250
+# A batch refused for what one of its requests holds: the others are written one by one.
+REFUSED = (IntegrityError, DataError, DomainError)
+# Failures that say nothing about the requests (a lost connection, a timeout, a full pool):
+# the batch is answered 503 busy at once.
+TRANSIENT = (OperationalError, InterfaceError, PoolTimeout)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Waiting:
     request: RegistrationRequest
     answer: asyncio.Future[dict[str, Any]]
+    # Once taken into a batch it is answered by the batch; until then, its deadline may.
+    taken: bool = False
+    deadline: asyncio.TimerHandle | None = None
 
 
 Outcome = dict[str, Any] | BaseException
@@ -73,24 +86,45 @@ class RegistrationDesk:
                ) -> list[Outcome]:
         try:
             return self._write_batch(requests)
-        except Exception as exc:
+        except Busy as exc:  # the session's lock was not had in time
+            return [exc] * len(requests)
+        except REFUSED as exc:
             if len(requests) == 1:
-                return [exc]
-        # One request spoilt the batch (it should not happen): the others go on their own.
-        log.warning("a registration batch of %d failed; writing them one by one", len(requests))
+                return [_refusal(exc)]
+            failure: Exception = exc
+        except TRANSIENT as exc:
+            # The database is slow or gone: retrying one by one would hold the lane longer and
+            # could not succeed. The clients may try again; nothing of the batch was written.
+            log.warning("a registration batch of %d failed (%s); answered busy", len(requests),
+                        type(exc).__name__)
+            return [busy()] * len(requests)
+        except Exception as exc:  # a bug: this batch answers 500 (logged), the lane goes on
+            return [exc] * len(requests)
+        # One request spoilt the batch (a rule's refusal, or the database refusing a row): the
+        # others go on their own.
+        log.warning("a registration batch of %d failed (%s); writing them one by one",
+                    len(requests), type(failure).__name__)
         outcomes: list[Outcome] = []
         for request in requests:
             try:
                 outcomes.extend(self._write_batch([request]))
+            except TRANSIENT:
+                outcomes.append(busy())
             except Exception as exc:
-                outcomes.append(exc)
+                outcomes.append(_refusal(exc))
         return outcomes
 
     def _write_batch(self, requests: Sequence[RegistrationRequest]
                      ) -> list[Outcome]:
         with Session(get_engine(self._url), expire_on_commit=False) as db:
             made = registration.register_many(db, self._signer, requests)
-            db.commit()
+            try:
+                db.commit()
+            except TRANSIENT:
+                # The commit may have gone through with only its answer lost: look before
+                # answering, or a retry would find the citizen's own registration and be 409.
+                if not self._was_committed(made):
+                    raise
         outcomes: list[Outcome] = []
         for outcome in made:
             if isinstance(outcome, DomainError):
@@ -99,6 +133,26 @@ class RegistrationDesk:
             outcomes.append(registration.registration_public(
                 None, outcome, registration.manage_token(self._signer, outcome)))
         return outcomes
+
+    def _was_committed(self, made: Sequence[Registered | DomainError]) -> bool:
+        """Whether the rows of a commit that failed are in the database (all or none are)."""
+        written = [outcome for outcome in made if isinstance(outcome, Registered)]
+        if not written:
+            return False
+        try:
+            with Session(get_engine(self._url)) as db:
+                found = db.exec(select(Registration.code).where(
+                    Registration.id == written[0].id)).first()
+        except TRANSIENT:
+            return False
+        return found == written[0].code
+
+
+def _refusal(exc: Exception) -> Exception:
+    """What a request refused by the database is answered: the table refused its row."""
+    if isinstance(exc, IntegrityError):
+        return Conflict("try_again", "please submit again")
+    return exc
 
 
 Writer = Callable[[Sequence[RegistrationRequest]], list[Outcome]]
@@ -114,11 +168,15 @@ class _Lane:
         self._thread = CapacityLimiter(1)
 
     async def submit(self, request: RegistrationRequest) -> dict[str, Any]:
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(request, answer))
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(request, loop.create_future())
+        # Not written late: a request still waiting for its turn at the deadline is answered
+        # 503 busy and never written (its client may try again, or has given up).
+        waiting.deadline = loop.call_later(server.db.lock_timeout_s, _expire, waiting)
+        self._waiting.append(waiting)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_while_waiting())
-        return await answer
+        return await waiting.answer
 
     async def _write_while_waiting(self) -> None:
         batch: list[_Waiting] = []
@@ -126,8 +184,11 @@ class _Lane:
             while self._waiting:
                 batch = [self._waiting.popleft()
                          for _ in range(min(MAX_BATCH, len(self._waiting)))]
-                # A client that went away before its turn is not registered.
+                # A client that went away before its turn, or is past its deadline, is not
+                # registered.
                 batch = [waiting for waiting in batch if not waiting.answer.done()]
+                for waiting in batch:
+                    waiting.taken = True
                 if not batch:
                     continue
                 requests = [waiting.request for waiting in batch]
@@ -146,7 +207,14 @@ class _Lane:
             self._writer = None
 
 
+def _expire(waiting: _Waiting) -> None:
+    if not waiting.taken:
+        _answer(waiting, busy())
+
+
 def _answer(waiting: _Waiting, outcome: Outcome) -> None:
+    if waiting.deadline is not None:
+        waiting.deadline.cancel()
     if waiting.answer.done():
         return
     if isinstance(outcome, BaseException):

@@ -7,9 +7,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlmodel import select
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, select
 
-from events import registration
+import server.db
+from events import registration, registration_desk
 from events.errors import Conflict, DomainError, NotFound
 from events.models import OutboxMessage, Registration
 from events.registration import (
@@ -101,7 +104,7 @@ def test_a_spoilt_batch_is_written_one_by_one(app, staff, db, monkeypatch):
 
     def fragile(session, signer, requests):
         if len(requests) > 1:
-            raise RuntimeError("a batch that cannot be written")
+            raise IntegrityError("INSERT", {}, Exception("a batch that cannot be written"))
         return original(session, signer, requests)
 
     monkeypatch.setattr(registration, "register_many", fragile)
@@ -174,3 +177,79 @@ def test_the_waitlist_place_told_stays_true_when_a_waiting_writer_commits_next(
     stored = {row.name: seats.waitlist_position(db, row) for row in db.exec(
         select(Registration).where(Registration.event_id == event_id))}
     assert stored == {"甲": None, "乙": 1, "丙": 2}
+
+
+def test_a_transient_error_answers_the_batch_503_busy_without_retrying_one_by_one(
+        app, staff, db, monkeypatch):
+    event_id = _open_event(staff, db, capacity=2)
+    tried: list[int] = []
+
+    def connection_lost(session, signer, requests):
+        tried.append(len(requests))
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(registration, "register_many", connection_lost)
+    answers = asyncio.run(_burst(app, event_id, 6))
+    assert [a.status_code for a in answers] == [503] * 6
+    assert {a.json()["error"] for a in answers} == {"busy"}
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers)
+    assert sum(tried) == 6  # each request tried once: the lane is not held up by retries
+
+
+def test_a_lost_commit_acknowledgement_still_answers_201_with_the_ticket(
+        app, client, staff, db, monkeypatch):
+    """The commit went through but its answer was lost: the desk looks, and answers what was
+    made, not 409 already_registered to the citizen who registered."""
+    event_id = _open_event(staff, db, capacity=2)
+
+    class AckLost(Session):
+        def commit(self) -> None:
+            super().commit()
+            raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(registration_desk, "Session", AckLost)
+    answers = asyncio.run(_burst(app, event_id, 5))
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    for body in (a.json() for a in answers):
+        stored = client.get(f"/api/registrations/{body['manage_token']}").json()
+        assert (stored["status"], stored["code"]) == (body["status"], body["code"])
+
+
+@pytest.fixture
+def short_deadline(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(server.db, "lock_timeout_s", 0.3)
+    return 0.3
+
+
+def test_a_request_past_its_deadline_is_answered_503_and_never_written(
+        app, staff, db, monkeypatch, short_deadline):
+    event_id = _open_event(staff, db, capacity=5)
+    original = registration.register_many
+    calls: list[int] = []
+
+    def slow_first(session, signer, requests):
+        calls.append(len(requests))
+        if len(calls) == 1:
+            import time
+            time.sleep(3 * short_deadline)  # e.g. a slow disk: the others wait meanwhile
+        return original(session, signer, requests)
+
+    monkeypatch.setattr(registration, "register_many", slow_first)
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kaifang") as client:
+            first = asyncio.create_task(client.post(
+                f"/api/events/{event_id}/registrations", json=_person(0)))
+            await asyncio.sleep(0.05)
+            late = await asyncio.gather(*[client.post(
+                f"/api/events/{event_id}/registrations", json=_person(i)) for i in (1, 2)])
+            return [await first, *late]
+
+    first, *late = asyncio.run(scenario())
+    assert first.status_code == 201
+    assert [a.status_code for a in late] == [503, 503]
+    assert all(a.json()["error"] == "busy" and "Retry-After" in a.headers for a in late)
+    db.expire_all()
+    assert [r.phone for r in db.exec(select(Registration).where(
+        Registration.event_id == event_id))] == [_person(0)["phone"]]
