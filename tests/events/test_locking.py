@@ -190,3 +190,28 @@ def test_many_writers_on_two_sessions_all_finish(app, staff, db):
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(attempt, range(24)))
     assert set(answers) <= {200, 201}
+
+
+def test_another_process_holding_the_write_lock_gives_503_then_lets_go(
+        app, client, staff, db, settings, short_locks):
+    """Another process's writer (an flock of its own on the lock file): the wait in the
+    kernel's queue ends at the deadline, and the next request goes through once it is free."""
+    import fcntl
+    import os
+
+    if db.connection().dialect.name != "sqlite":
+        pytest.skip("the flock is SQLite's")
+    db.rollback()
+    event_id = _open_event(staff, db, capacity=2)
+    ticket = _register(client, event_id, "13800000001").json()
+    other = os.open(f"{settings.data_dir / 'kaifang.db'}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        started = time.monotonic()
+        answer = client.delete(f"/api/registrations/{ticket['manage_token']}")
+        assert answer.status_code == 503 and answer.json()["error"] == "busy"
+        assert time.monotonic() - started < 3
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+    assert client.delete(f"/api/registrations/{ticket['manage_token']}").status_code == 200
