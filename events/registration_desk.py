@@ -7,6 +7,13 @@ request that arrived meanwhile and registers them in one transaction (group comm
 databases do with their own log). Seats still go in arrival order and are counted under the
 session's lock (events.locking), so capacity holds across processes as before. A request that
 arrives alone is written alone, at once: nothing waits for a batch to fill.
+
+Why a batch failed decides what follows: a refused row or rule (IntegrityError, DomainError)
+sends its requests one by one, so only the culprit is refused; a lost connection, a timeout or
+a lock not had in time answers the whole batch 503 `busy` with Retry-After at once, and a commit
+whose acknowledgement was lost is looked up before it is answered. A request still waiting for
+its turn at its deadline (server.db.lock_timeout_s after it arrived) is answered 503 and never
+written late.
 """
 
 from __future__ import annotations
