@@ -47,6 +47,14 @@ class LockStateError(RuntimeError):
     """A lock asked for where it cannot be had safely: a bug in the caller, not a busy moment."""
 
 
+def is_lock_timeout(exc: OperationalError) -> bool:
+    """A statement gave up waiting for a lock: PostgreSQL's lock_timeout, SQLite's busy_timeout
+    (SQLITE_BUSY, SQLITE_LOCKED)."""
+    if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return True
+    return getattr(exc.orig, "sqlite_errorcode", None) in (5, 6)
+
+
 def busy() -> Busy:
     return Busy("busy", "the service is busy: please try again in a moment",
                 retry_after_s=RETRY_AFTER_S)
@@ -166,7 +174,9 @@ def write_lock(db: Session) -> None:
     try:
         connection.execute(text("BEGIN IMMEDIATE"))
     except OperationalError as exc:  # a writer that did not queue on the flock held on
-        raise busy() from exc
+        if is_lock_timeout(exc):
+            raise busy() from exc
+        raise
 
 
 def lock_event(db: Session, event_id: int) -> Event:
@@ -184,7 +194,7 @@ def lock_event(db: Session, event_id: int) -> Event:
                 .execution_options(populate_existing=True)
             ).first()
         except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            if is_lock_timeout(exc):
                 raise busy() from exc
             raise
     if found is None:

@@ -58,6 +58,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _postgresql_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+    """Every row lock a statement waits for gives up at the same deadline (then 503 busy)."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET lock_timeout = {max(1, round(lock_timeout_s * 1000))}")
+    cursor.close()
+    dbapi_connection.autocommit = autocommit
+
+
 # Request threads (the app sets anyio's limiter to this) and the connections behind them: the
 # pool is larger, so a request never waits for a connection held by one waiting for a thread.
 REQUEST_THREADS = 32
@@ -75,6 +85,7 @@ def get_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE // 2,
                                max_overflow=POOL_SIZE - POOL_SIZE // 2, hide_parameters=True)
+        event.listen(engine, "connect", _postgresql_lock_timeout)
     return engine
 
 

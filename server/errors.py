@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events.errors import DomainError
+from events.locking import busy, is_lock_timeout
 from server.access_log import redact_path
 
 log = logging.getLogger("kaifang")
@@ -89,6 +90,14 @@ def install(app: FastAPI) -> None:
                     request.url.path, type(exc.orig).__name__)
         return error_response(request, 422, "invalid_value",
                               "a value is out of range or holds characters that cannot be stored")
+
+    @app.exception_handler(OperationalError)
+    async def database_failure(request: Request, exc: OperationalError) -> Response:
+        # A statement that waited for a lock past its deadline (a write outside events.locking):
+        # 503 busy with Retry-After, like a lock of our own. Anything else is unexpected.
+        if is_lock_timeout(exc):
+            return await domain_error(request, busy())
+        return await unexpected(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

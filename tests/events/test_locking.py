@@ -215,3 +215,21 @@ def test_another_process_holding_the_write_lock_gives_503_then_lets_go(
     finally:
         os.close(other)
     assert client.delete(f"/api/registrations/{ticket['manage_token']}").status_code == 200
+
+
+def test_a_write_outside_our_locks_that_waits_too_long_is_503_busy(
+        app, staff, db, settings, short_locks):
+    """An edit that takes no lock of ours still waits for the database's (SQLite's write lock,
+    PostgreSQL's row lock): at the deadline it is 503 busy, never a 500 nor a wait without end."""
+    editor = staff("editor", "education")
+    created = editor.post("/api/events", json=_body(db))
+    assert created.status_code == 201, created.text
+    event_id = created.json()["id"]
+    get_engine(settings.sqlalchemy_url).dispose()  # new connections take the short deadline
+
+    answer, seconds = _while_locked(settings, event_id, lambda: editor.patch(
+        f"/api/events/{event_id}", json={"title": "改过的标题"}))
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "busy" and "Retry-After" in answer.headers
+    assert seconds < 3
+    assert editor.patch(f"/api/events/{event_id}", json={"title": "改过的标题"}).status_code == 200
