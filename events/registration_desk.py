@@ -93,8 +93,8 @@ class RegistrationDesk:
                ) -> list[Outcome]:
         try:
             return self._write_batch(requests)
-        except Busy as exc:  # the session's lock was not had in time
-            return [exc] * len(requests)
+        except Busy:  # the session's lock was not had in time
+            return [busy() for _ in requests]
         except REFUSED as exc:
             if len(requests) == 1:
                 return [_refusal(exc)]
@@ -104,7 +104,7 @@ class RegistrationDesk:
             # could not succeed. The clients may try again; nothing of the batch was written.
             log.warning("a registration batch of %d failed (%s); answered busy", len(requests),
                         type(exc).__name__)
-            return [busy()] * len(requests)
+            return [busy() for _ in requests]
         except Exception as exc:  # a bug: this batch answers 500 (logged), the lane goes on
             return [exc] * len(requests)
         # One request spoilt the batch (a rule's refusal, or the database refusing a row): the
