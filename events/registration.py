@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,12 +29,16 @@ R = RegistrationStatus
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
 MANAGE_PURPOSE = "registration-manage"
-PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$")
+PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 CHECKIN_STATUSES = frozenset({"published", "live", "ended"})
 
 
 def normalise_phone(raw: str) -> str:
-    phone = re.sub(r"[\s\-()]", "", raw)
+    """One number is one number however it is typed: full-width or Arabic-Indic digits and
+    punctuation become ASCII (NFKC, then any decimal digit), before validating and hashing."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    phone = re.sub(r"[\s\-()]", "", text)
     if phone.startswith("+86"):
         phone = phone[3:]
     elif phone.startswith("0086"):
