@@ -31,6 +31,7 @@ CODE_LENGTH = 8
 MANAGE_PURPOSE = "registration-manage"
 PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 CHECKIN_STATUSES = frozenset({"published", "live", "ended"})
+SESSION_OVER_STATUSES = frozenset({"cancelled", "ended", "archived"})
 
 
 def normalise_phone(raw: str) -> str:
@@ -280,7 +281,8 @@ def _fresh_codes(db: Session, event_id: int, count: int) -> list[str]:
 
 
 def cancel(db: Session, registration: Registration) -> list[Registration]:
-    """Frees the seat (or the waitlist place); the head of the waitlist moves up at once."""
+    """Frees the seat (or the waitlist place); the head of the waitlist moves up at once.
+    Once the session is cancelled or over, a seat freed is no seat: nobody moves up."""
     if registration.status == R.cancelled:
         return []
     event = lock_event(db, registration.event_id)
@@ -292,7 +294,8 @@ def cancel(db: Session, registration: Registration) -> list[Registration]:
     registration.cancelled_at = utcnow()
     db.add(registration)
     db.flush()
-    promoted = seats.promote_waitlist(db, event) if was_confirmed else []
+    holds = event.status.value not in SESSION_OVER_STATUSES and utcnow() < event.ends_at
+    promoted = seats.promote_waitlist(db, event) if was_confirmed and holds else []
     for other in promoted:
         notify.promoted(db, event, other)
     return promoted
