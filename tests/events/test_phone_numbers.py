@@ -10,8 +10,10 @@ from events.registration import normalise_phone
 from tests.conftest import event_body, publish
 
 
-@pytest.mark.parametrize("typed", ["13９１２３４５６７９", "13٩１２３４５６７９", "１３９１２３４５６７９",
-                                   "＋８６ １３９－１２３４－５６７９", "13۹12345679"])
+@pytest.mark.parametrize("typed", [
+    "13９１２３４５６７９", "13٩１２３４５６７９", "１３９１２３４５６７９",
+    "＋８６ １３９－１２３４－５６７９", "13۹12345679",
+])
 def test_any_decimal_digits_become_ascii(typed):
     assert normalise_phone(typed) == "13912345679"
 
