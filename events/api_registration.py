@@ -14,9 +14,11 @@ from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.sessions import get_event
 from events.timeutil import iso_local
-from server.deps import DeskDep, JSONRoute, SessionDep, SignerDep, StaffDep
+from server.caching import PrivateJSONRoute
+from server.deps import DeskDep, SessionDep, SignerDep, StaffDep
 
-router = APIRouter(prefix="/api", route_class=JSONRoute)
+# Tickets, manage tokens and registration lists: never stored by a cache.
+router = APIRouter(prefix="/api", route_class=PrivateJSONRoute)
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Token = Annotated[str, Path(min_length=10, max_length=300)]
 

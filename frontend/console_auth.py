@@ -16,6 +16,7 @@ from events.errors import DomainError, Forbidden, Throttled, Unauthenticated
 from events.models import StaffUser
 from frontend.i18n import N_, gettext
 from frontend.templating import render
+from server.caching import PRIVATE
 from server.deps import (
     SAFE_METHODS,
     OptionalStaffDep,
@@ -93,7 +94,7 @@ class ConsoleRoute(APIRoute):
                 response = see_other(f"{LOGIN_PATH}?next={quote(wanted, safe='/')}")
             except DomainError as exc:
                 response = render_error(request, exc.status, exc.code)
-            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("Cache-Control", PRIVATE)
             return response
 
         return console_handler

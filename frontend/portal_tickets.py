@@ -24,8 +24,10 @@ from events import registration, sessions
 from events.errors import Conflict, NotFound
 from events.models import Event, Registration, RegistrationStatus
 from frontend import portal
+from frontend.browser import bound_nonce, browser_id, remember_browser
 from frontend.i18n import N_, gettext
 from frontend.templating import env, render
+from server.caching import keep_private
 from server.deps import DeskDep, PostedForm, SessionDep, SignerDep
 from server.security import Signer
 
@@ -116,11 +118,11 @@ class PrivateRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def private_handler(request: Request) -> Response:
+            keep_private(request.scope)
             try:
                 response = await handler(request)
             except NotFound:
                 response = not_found(request, TICKET_MISSING)
-            response.headers["Cache-Control"] = "no-store"
             response.headers["Referrer-Policy"] = "no-referrer"
             response.headers["X-Robots-Tag"] = "noindex"
             return response
@@ -189,6 +191,14 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
 @router.post("/events/{event_id:int}/register")
 def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep,
              signer: SignerDep, desk: DeskDep) -> Response:
+    browser = browser_id(request) or secrets.token_urlsafe(24)
+    response = _register(event_id, request, posted, db, signer, desk, browser)
+    remember_browser(request, response, browser)
+    return response
+
+
+def _register(event_id: int, request: Request, posted: PostedForm, db: SessionDep,
+              signer: SignerDep, desk: DeskDep, browser: str) -> Response:
     try:
         event = sessions.get_visible_event(db, event_id, None)
     except NotFound:
@@ -209,6 +219,8 @@ def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep
     except ValidationError as exc:
         form.errors = field_errors(exc, values)
         return session_page(request, db, event, form, 422)
+    # The shortcut below leads only this browser back to its ticket: the nonce is bound to it.
+    nonce = bound_nonce(signer, nonce, browser)
     db.rollback()  # no connection held while the desk writes
     try:
         created = anyio.from_thread.run(desk.register, event_id, data, nonce)

@@ -16,6 +16,7 @@ from events import api_compliance, api_feeds, api_registration, api_staff
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.access_log import AccessLog
+from server.caching import PrivateAnswers
 from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS
 from server.security import Signer
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     install_frontend(app)
 
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PrivateAnswers)
 
     app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
     app.add_middleware(AccessLog)
