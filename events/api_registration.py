@@ -15,6 +15,7 @@ from events.models import Registration
 from events.sessions import get_event
 from events.timeutil import iso_local
 from server.caching import PrivateJSONRoute
+from server.clientaddr import ClientAddressDep
 from server.deps import DeskDep, SessionDep, SignerDep, StaffDep
 
 # Tickets, manage tokens and registration lists: never stored by a cache.
@@ -34,9 +35,9 @@ class WalkInIn(BaseModel):
 
 @router.post("/events/{event_id}/registrations", status_code=201)
 async def register(event_id: EventId, body: registration.RegistrationIn,
-                   desk: DeskDep) -> dict[str, Any]:
+                   desk: DeskDep, client: ClientAddressDep) -> dict[str, Any]:
     """On the event loop: the desk writes what arrives together in one transaction."""
-    return await desk.register(event_id, body)
+    return await desk.register(event_id, body, client_address=client)
 
 
 @router.get("/registrations/{token}")

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
+from events import smscap
 from events.locking import write_lock
 from events.models import Event, EventStatus, OutboxMessage, Registration, RegistrationStatus
 from events.notify import reminder_key
@@ -233,6 +234,8 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
         if message is None:
             continue
         reason = stale_reason(db, message, now)
+        if reason is None and smscap.over_daily_cap(db, message, settings.sms_daily_cap, now):
+            reason = "this number has had its texts for today"
         db.commit()  # nothing is held while sending
         if reason is not None:
             message.state, message.error = "void", reason

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from events import audit, notify, permissions, seats
+from events import audit, notify, permissions, seats, smscap
 from events.errors import Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
@@ -149,6 +149,8 @@ class RegistrationRequest:
     event_id: int
     data: RegistrationIn
     form_nonce: str | None = None
+    # Who sent it (events.ratelimit counts attempts per address).
+    client_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,8 @@ def _waitlist_position(db: Session | None, registration: Registration | Register
     return seats.waitlist_position(db, registration)
 
 
-def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRequest]
-                  ) -> list[Registered | DomainError]:
+def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRequest],
+                  *, sms_daily_cap: int = 0) -> list[Registered | DomainError]:
     """Registers a batch in one transaction: each session is locked once and counted once, and
     the rows go in with one INSERT (group commit; see events.registration_desk). Seats go in
     the order given. One outcome per request, in that order: what was made, or the refusal.
@@ -243,6 +245,7 @@ def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRe
                                      row["name"], row["phone"], row["created_at"], position)
         messages += notify.received_messages(event, new_id, row["status"], row["code"],
                                              row["phone"])
+    messages = smscap.within_daily_cap(db, messages, sms_daily_cap, utcnow())
     if messages:
         db.execute(insert(OutboxMessage.__table__), messages)  # type: ignore[attr-defined]
     return [outcome for outcome in outcomes if outcome is not None]
