@@ -21,15 +21,28 @@ def browser_id(request: Request) -> str | None:
     return value if _WELL_FORMED.match(value) else None
 
 
-def remember_browser(request: Request, response: Response, given: str | None = None) -> str:
-    """This browser's id; a browser without one is given one with this response."""
+def browser_for(request: Request) -> str:
+    """This browser's id, or the one this request gives it (the same all through a request)."""
     known = browser_id(request)
     if known is not None:
         return known
-    new = given or secrets.token_urlsafe(24)
-    response.set_cookie(BROWSER_COOKIE, new, max_age=MAX_AGE_S, httponly=True, samesite="lax",
-                        secure=request.app.state.settings.cookie_secure, path="/")
+    if getattr(request.state, "new_browser_id", None) is None:
+        request.state.new_browser_id = secrets.token_urlsafe(24)
+    new: str = request.state.new_browser_id
     return new
+
+
+def remember_browser(request: Request, response: Response) -> None:
+    """A browser without an id is given one with this response (once)."""
+    if browser_id(request) is not None:
+        return
+    prefix = f"{BROWSER_COOKIE}=".encode()
+    if any(name == b"set-cookie" and value.startswith(prefix)
+           for name, value in response.raw_headers):
+        return
+    response.set_cookie(BROWSER_COOKIE, browser_for(request), max_age=MAX_AGE_S, httponly=True,
+                        samesite="lax", secure=request.app.state.settings.cookie_secure,
+                        path="/")
 
 
 def bound_nonce(signer: Signer, form_nonce: str, browser: str) -> str:

@@ -24,7 +24,7 @@ from events import registration, sessions
 from events.errors import Conflict, NotFound, Throttled
 from events.models import Event, Registration, RegistrationStatus
 from frontend import portal
-from frontend.browser import bound_nonce, browser_id, remember_browser
+from frontend.browser import bound_nonce, browser_for, remember_browser
 from frontend.i18n import N_, gettext
 from frontend.templating import env, render
 from server.caching import keep_private
@@ -194,9 +194,9 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
 @router.post("/events/{event_id:int}/register")
 def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep,
              signer: SignerDep, desk: DeskDep, client: ClientAddressDep) -> Response:
-    browser = browser_id(request) or secrets.token_urlsafe(24)
-    response = _register(event_id, request, posted, db, signer, desk, browser, client)
-    remember_browser(request, response, browser)
+    response = _register(event_id, request, posted, db, signer, desk, browser_for(request),
+                         client)
+    remember_browser(request, response)
     return response
 
 

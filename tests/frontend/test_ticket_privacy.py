@@ -83,3 +83,14 @@ def test_personal_and_capability_answers_are_private_and_never_stored(
 
     # What is public stays cacheable.
     assert "public" in client.get("/feed.atom").headers["cache-control"]
+
+
+def test_a_browser_is_given_one_id_even_when_the_form_comes_back(client, staff, db):
+    event_id = open_session(staff, db)
+    token = form_token(client, event_id)
+    with TestClient(client.app) as fresh:
+        answer = post_form(fresh, event_id, token, phone="12345")
+    assert answer.status_code == 422
+    given = [value for name, value in answer.headers.multi_items()
+             if name == "set-cookie" and value.startswith("kaifang_browser=")]
+    assert len(given) == 1 and "HttpOnly" in given[0]
