@@ -47,10 +47,14 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Trusted
     return hops[0][:64] if hops else peer
 
 
-async def request_client(request: Request) -> str:
+def client_of(request: Request) -> str:
     trusted: TrustedProxies = request.app.state.trusted_proxies
     return client_address(request.client.host if request.client else None,
                           ",".join(request.headers.getlist("x-forwarded-for")), trusted)
+
+
+async def request_client(request: Request) -> str:
+    return client_of(request)
 
 
 ClientAddressDep = Annotated[str, Depends(request_client)]
