@@ -137,13 +137,16 @@ def server_cpu(group: int) -> tuple[float, float]:
 
 # The burst ----------------------------------------------------------------------------------
 
-async def exchange(port: int, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+async def exchange(port: int, method: str, path: str, body: bytes | None,
+                   forwarded_for: str | None = None) -> tuple[int, bytes]:
     """One HTTP/1.1 request on a connection of its own. Deliberately minimal: httpx spends
     ~1.4 ms of CPU per request here, as much as the server's whole /healthz, and on two
     cores the client's CPU is taken from the server (see bench/README.md)."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
         head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n"
+        if forwarded_for is not None:  # as nginx on this machine would say it
+            head += f"X-Forwarded-For: {forwarded_for}\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         writer.write(head.encode() + b"\r\n" + (body or b""))
@@ -155,9 +158,14 @@ async def exchange(port: int, method: str, path: str, body: bytes | None) -> tup
 
 
 async def burst(port: int, count: int, method: str, path: str,
-                body: Callable[[int], bytes] | None = None, group: int | None = None) -> Burst:
-    """`count` requests released together behind one event, one task and connection each."""
+                body: Callable[[int], bytes] | None = None, group: int | None = None,
+                citizens: str | None = None) -> Burst:
+    """`count` requests released together behind one event, one task and connection each.
+    With `citizens` (an address prefix such as "10.1"), each request comes from an address of
+    its own through the trusted proxy 127.0.0.1: many citizens, not one client."""
     payloads = [body(i) if body else None for i in range(count)]
+    addresses = [f"{citizens}.{i // 256 % 256}.{i % 256}" if citizens else None
+                 for i in range(count)]
     go = asyncio.Event()
     latencies = [0.0] * count
     answers: Counter[str] = Counter()
@@ -168,7 +176,8 @@ async def burst(port: int, count: int, method: str, path: str,
         await go.wait()
         try:
             status, raw = await asyncio.wait_for(
-                exchange(port, method, path, payloads[index]), REQUEST_TIMEOUT_S)
+                exchange(port, method, path, payloads[index], addresses[index]),
+                REQUEST_TIMEOUT_S)
             answer: Any = json.loads(raw) if raw else None
             outcome = str(status)
             if status >= 400 and isinstance(answer, dict):

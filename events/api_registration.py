@@ -14,9 +14,12 @@ from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.sessions import get_event
 from events.timeutil import iso_local
-from server.deps import DeskDep, JSONRoute, SessionDep, SignerDep, StaffDep
+from server.caching import PrivateJSONRoute
+from server.clientaddr import ClientAddressDep
+from server.deps import DeskDep, SessionDep, SignerDep, StaffDep
 
-router = APIRouter(prefix="/api", route_class=JSONRoute)
+# Tickets, manage tokens and registration lists: never stored by a cache.
+router = APIRouter(prefix="/api", route_class=PrivateJSONRoute)
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Token = Annotated[str, Path(min_length=10, max_length=300)]
 
@@ -32,9 +35,9 @@ class WalkInIn(BaseModel):
 
 @router.post("/events/{event_id}/registrations", status_code=201)
 async def register(event_id: EventId, body: registration.RegistrationIn,
-                   desk: DeskDep) -> dict[str, Any]:
+                   desk: DeskDep, client: ClientAddressDep) -> dict[str, Any]:
     """On the event loop: the desk writes what arrives together in one transaction."""
-    return await desk.register(event_id, body)
+    return await desk.register(event_id, body, client_address=client)
 
 
 @router.get("/registrations/{token}")

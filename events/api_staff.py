@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from events import permissions, staff, units
 from events.errors import Unauthenticated
+from server.clientaddr import client_of
 from server.deps import (
     JSONRoute,
     OptionalStaffDep,
@@ -29,7 +30,7 @@ class Credentials(BaseModel):
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_of(request)  # behind a trusted proxy, the client it names
 
 
 @router.post("/session")

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
+from events import smscap
 from events.locking import write_lock
 from events.models import Event, EventStatus, OutboxMessage, Registration, RegistrationStatus
 from events.notify import reminder_key
@@ -39,6 +40,7 @@ FIRST_RETRY = timedelta(minutes=1)  # then 2, 4, 8 minutes
 # claims run out; then the message is due again.
 LEASE = timedelta(minutes=5)
 RETRYABLE = ("pending", "failed")
+OVER = (EventStatus.ended, EventStatus.archived)
 # A round stops claiming after this long; what it claimed and did not reach is due again.
 BATCH_SECONDS = 5.0
 SMTP_TIMEOUT_S = 10.0
@@ -177,6 +179,13 @@ def stale_reason(db: Session, message: OutboxMessage, now: datetime) -> str | No
     """Why a message must not go out any more, or None. A reminder for an old time is void."""
     if not message.recipient:
         return "no recipient: the personal data was erased"
+    if message.event_id is not None and message.topic != "event_cancelled":
+        # A message about a session that no longer holds tells nobody anything true.
+        event = db.get(Event, message.event_id, populate_existing=True)
+        if event is not None and event.status == EventStatus.cancelled:
+            return "the session was cancelled"
+        if event is not None and (event.status in OVER or now >= event.ends_at):
+            return "the session is over"
     if message.topic != "reminder":
         return None
     registration = (db.get(Registration, message.registration_id, populate_existing=True)
@@ -225,6 +234,8 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
         if message is None:
             continue
         reason = stale_reason(db, message, now)
+        if reason is None and smscap.over_daily_cap(db, message, settings.sms_daily_cap, now):
+            reason = "this number has had its texts for today"
         db.commit()  # nothing is held while sending
         if reason is not None:
             message.state, message.error = "void", reason

@@ -216,6 +216,11 @@ class Registration(SQLModel, table=True):
 class OutboxMessage(SQLModel, table=True):
     """A notification to a citizen or a unit; sent by a backend, readable by staff."""
 
+    # How many texts a number got today (events.smscap): counted by recipient and time.
+    __table_args__ = (
+        Index("ix_outboxmessage_recipient_created", "recipient", "created_at"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=10)  # sms | email
     recipient: str = Field(max_length=200)
@@ -260,3 +265,15 @@ class QuotaRule(SQLModel, table=True):
     kind: EventKind = Field(sa_column=enum_column(EventKind))
     required: int
     deadline: date | None = Field(default=None)
+
+
+class RegistrationAttempt(SQLModel, table=True):
+    """One public registration attempt, counted against its client address and its phone
+    within a sliding window (events.ratelimit); the worker deletes what the window left."""
+
+    __table_args__ = (Index("ix_registrationattempt_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A keyed hash of "address:…" or "phone:…": limiter state holds no personal data.
+    key: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from events import audit, notify, permissions, seats
+from events import audit, notify, permissions, seats, smscap
 from events.errors import Busy, Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
@@ -28,12 +29,17 @@ R = RegistrationStatus
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
 MANAGE_PURPOSE = "registration-manage"
-PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$")
+PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 CHECKIN_STATUSES = frozenset({"published", "live", "ended"})
+SESSION_OVER_STATUSES = frozenset({"cancelled", "ended", "archived"})
 
 
 def normalise_phone(raw: str) -> str:
-    phone = re.sub(r"[\s\-()]", "", raw)
+    """One number is one number however it is typed: full-width or Arabic-Indic digits and
+    punctuation become ASCII (NFKC, then any decimal digit), before validating and hashing."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    phone = re.sub(r"[\s\-()]", "", text)
     if phone.startswith("+86"):
         phone = phone[3:]
     elif phone.startswith("0086"):
@@ -143,6 +149,8 @@ class RegistrationRequest:
     event_id: int
     data: RegistrationIn
     form_nonce: str | None = None
+    # Who sent it (events.ratelimit counts attempts per address).
+    client_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,8 +177,8 @@ def _waitlist_position(db: Session | None, registration: Registration | Register
     return seats.waitlist_position(db, registration)
 
 
-def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRequest]
-                  ) -> list[Registered | DomainError]:
+def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRequest],
+                  *, sms_daily_cap: int = 0) -> list[Registered | DomainError]:
     """Registers a batch in one transaction: each session is locked once and counted once, and
     the rows go in with one INSERT (group commit; see events.registration_desk). Seats go in
     the order given. One outcome per request, in that order: what was made, or the refusal.
@@ -240,6 +248,7 @@ def register_many(db: Session, signer: Signer, requests: Sequence[RegistrationRe
                                      row["name"], row["phone"], row["created_at"], position)
         messages += notify.received_messages(event, new_id, row["status"], row["code"],
                                              row["phone"])
+    messages = smscap.within_daily_cap(db, messages, sms_daily_cap, utcnow())
     if messages:
         db.execute(insert(OutboxMessage.__table__), messages)  # type: ignore[attr-defined]
     return [outcome for outcome in outcomes if outcome is not None]
@@ -285,7 +294,8 @@ def _fresh_codes(db: Session, event_id: int, count: int) -> list[str]:
 
 
 def cancel(db: Session, registration: Registration) -> list[Registration]:
-    """Frees the seat (or the waitlist place); the head of the waitlist moves up at once."""
+    """Frees the seat (or the waitlist place); the head of the waitlist moves up at once.
+    Once the session is cancelled or over, a seat freed is no seat: nobody moves up."""
     if registration.status == R.cancelled:
         return []
     event = lock_event(db, registration.event_id)
@@ -297,7 +307,8 @@ def cancel(db: Session, registration: Registration) -> list[Registration]:
     registration.cancelled_at = utcnow()
     db.add(registration)
     db.flush()
-    promoted = seats.promote_waitlist(db, event) if was_confirmed else []
+    holds = event.status.value not in SESSION_OVER_STATUSES and utcnow() < event.ends_at
+    promoted = seats.promote_waitlist(db, event) if was_confirmed and holds else []
     for other in promoted:
         notify.promoted(db, event, other)
     return promoted

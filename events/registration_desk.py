@@ -38,6 +38,7 @@ from events import registration
 from events.errors import Busy, Conflict, DomainError
 from events.locking import busy
 from events.models import Registration
+from events.ratelimit import Limiter
 from events.registration import Registered, RegistrationRequest
 from server.db import get_engine
 from server.security import Signer
@@ -71,15 +72,19 @@ class RegistrationDesk:
     batch counts under the session's lock.
     """
 
-    def __init__(self, database_url: str, signer: Signer) -> None:
+    def __init__(self, database_url: str, signer: Signer, *, limiter: Limiter | None = None,
+                 sms_daily_cap: int = 0) -> None:
         self._url = database_url
         self._signer = signer
+        self._limiter = limiter
+        self._sms_daily_cap = sms_daily_cap
         self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = (
             weakref.WeakKeyDictionary())
         self._lanes_guard = threading.Lock()
 
     async def register(self, event_id: int, data: registration.RegistrationIn,
-                       form_nonce: str | None = None) -> dict[str, Any]:
+                       form_nonce: str | None = None, client_address: str = ""
+                       ) -> dict[str, Any]:
         """The public view of the new registration, with its manage token; or raises the
         refusal (a DomainError)."""
         loop = asyncio.get_running_loop()
@@ -87,7 +92,7 @@ class RegistrationDesk:
             lane = self._lanes.get(loop)
             if lane is None:
                 lane = self._lanes[loop] = _Lane(self._write)
-        return await lane.submit(RegistrationRequest(event_id, data, form_nonce))
+        return await lane.submit(RegistrationRequest(event_id, data, form_nonce, client_address))
 
     def _write(self, requests: Sequence[RegistrationRequest]
                ) -> list[Outcome]:
@@ -124,7 +129,14 @@ class RegistrationDesk:
     def _write_batch(self, requests: Sequence[RegistrationRequest]
                      ) -> list[Outcome]:
         with Session(get_engine(self._url), expire_on_commit=False) as db:
-            made = registration.register_many(db, self._signer, requests)
+            # Counted in this very transaction: a refused request goes no further.
+            refusals = (self._limiter.admit(db, requests) if self._limiter
+                        else [None] * len(requests))
+            admitted = [request for request, refusal in zip(requests, refusals, strict=True)
+                        if refusal is None]
+            made = (registration.register_many(db, self._signer, admitted,
+                                               sms_daily_cap=self._sms_daily_cap)
+                    if admitted else [])
             try:
                 db.commit()
             except TRANSIENT:
@@ -132,8 +144,10 @@ class RegistrationDesk:
                 # answering, or a retry would find the citizen's own registration and be 409.
                 if not self._was_committed(made):
                     raise
+        made_in_order = iter(made)
         outcomes: list[Outcome] = []
-        for outcome in made:
+        for refusal in refusals:
+            outcome = refusal if refusal is not None else next(made_in_order)
             if isinstance(outcome, DomainError):
                 outcomes.append(outcome)
                 continue

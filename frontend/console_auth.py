@@ -16,6 +16,8 @@ from events.errors import DomainError, Forbidden, Throttled, Unauthenticated
 from events.models import StaffUser
 from frontend.i18n import N_, gettext
 from frontend.templating import render
+from server.caching import PRIVATE
+from server.clientaddr import client_of
 from server.deps import (
     SAFE_METHODS,
     OptionalStaffDep,
@@ -93,7 +95,7 @@ class ConsoleRoute(APIRoute):
                 response = see_other(f"{LOGIN_PATH}?next={quote(wanted, safe='/')}")
             except DomainError as exc:
                 response = render_error(request, exc.status, exc.code)
-            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("Cache-Control", PRIVATE)
             return response
 
         return console_handler
@@ -148,7 +150,7 @@ def login(request: Request, db: SessionDep, signer: SignerDep, settings: Setting
     if not username.strip() or not password:
         return _login_page(request, 422, username=username, next_path=next_path,
                            error=gettext("Enter your username and password."))
-    address = request.client.host if request.client else "unknown"
+    address = client_of(request)
     try:
         user = staff.authenticate(db, signer, username, password, address,
                                   max_failures=settings.login_max_failures,

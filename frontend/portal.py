@@ -23,8 +23,10 @@ from events.errors import NotFound
 from events.models import Event, EventKind, Unit, UnitCategory
 from events.timeutil import LOCAL_TZ, local
 from frontend import labels
+from frontend.browser import remember_browser
 from frontend.i18n import N_, current_locale, gettext
 from frontend.templating import WEEKDAYS_ZH, render
+from server.caching import keep_private
 from server.db import utcnow
 from server.deps import OptionalStaffDep, SessionDep
 
@@ -361,11 +363,15 @@ def render_session(request: Request, db: SessionDep, event: Event, *, status: in
                    preview: bool = False, **extra: Any) -> Response:
     """The session page; the registration form re-renders it with what was typed (extra)."""
     card = session_cards(db, [event], unit_directory(db))[0]
-    return render(
+    response = render(
         request, "portal/event.html", status_code=status, section="", e=card,
         explanation=gettext(KIND_EXPLANATIONS[card["kind"]]), map_url=map_link(card),
         json_ld=json_ld(request, card), preview=preview, **extra,
     )
+    # The form carries a fresh nonce, bound to this browser when it posts (frontend.browser).
+    keep_private(request.scope)
+    remember_browser(request, response)
+    return response
 
 
 @router.get("/units")

@@ -21,11 +21,14 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from events import registration, sessions
-from events.errors import Conflict, NotFound
+from events.errors import Conflict, NotFound, Throttled
 from events.models import Event, Registration, RegistrationStatus
 from frontend import portal
+from frontend.browser import bound_nonce, browser_for, remember_browser
 from frontend.i18n import N_, gettext
 from frontend.templating import env, render
+from server.caching import keep_private
+from server.clientaddr import ClientAddressDep
 from server.deps import DeskDep, PostedForm, SessionDep, SignerDep
 from server.security import Signer
 
@@ -47,6 +50,8 @@ ALREADY_REGISTERED_HINT = N_("To see or cancel that registration, open the ticke
 FORM_EXPIRED = N_("This form expired or did not come from this page. Check what you typed "
                   "and send it again.")
 REGISTRATION_CLOSED = N_("Registration for this session is not open any more.")
+TOO_MANY_ATTEMPTS = N_("Too many registrations were sent from this network or for this "
+                       "number. Please wait a while and try again.")
 TICKET_MISSING = N_("This ticket link is not valid, or the registration behind it was "
                     "deleted. Check that you copied the whole link.")
 SESSION_MISSING = N_("This session does not exist or is not public.")
@@ -116,11 +121,11 @@ class PrivateRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def private_handler(request: Request) -> Response:
+            keep_private(request.scope)
             try:
                 response = await handler(request)
             except NotFound:
                 response = not_found(request, TICKET_MISSING)
-            response.headers["Cache-Control"] = "no-store"
             response.headers["Referrer-Policy"] = "no-referrer"
             response.headers["X-Robots-Tag"] = "noindex"
             return response
@@ -188,7 +193,15 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
 
 @router.post("/events/{event_id:int}/register")
 def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep,
-             signer: SignerDep, desk: DeskDep) -> Response:
+             signer: SignerDep, desk: DeskDep, client: ClientAddressDep) -> Response:
+    response = _register(event_id, request, posted, db, signer, desk, browser_for(request),
+                         client)
+    remember_browser(request, response)
+    return response
+
+
+def _register(event_id: int, request: Request, posted: PostedForm, db: SessionDep,
+              signer: SignerDep, desk: DeskDep, browser: str, client: str) -> Response:
     try:
         event = sessions.get_visible_event(db, event_id, None)
     except NotFound:
@@ -209,9 +222,17 @@ def register(event_id: int, request: Request, posted: PostedForm, db: SessionDep
     except ValidationError as exc:
         form.errors = field_errors(exc, values)
         return session_page(request, db, event, form, 422)
+    # The shortcut below leads only this browser back to its ticket: the nonce is bound to it.
+    nonce = bound_nonce(signer, nonce, browser)
     db.rollback()  # no connection held while the desk writes
     try:
-        created = anyio.from_thread.run(desk.register, event_id, data, nonce)
+        created = anyio.from_thread.run(desk.register, event_id, data, nonce, client)
+    except Throttled as exc:
+        db.rollback()
+        form.notice = gettext(TOO_MANY_ATTEMPTS)
+        response = session_page(request, db, sessions.get_event(db, event_id), form, 429)
+        response.headers["Retry-After"] = str(exc.retry_after_s or 60)
+        return response
     except Conflict as exc:
         db.rollback()
         if exc.code == "already_registered":

@@ -12,10 +12,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import api as events_api
-from events import api_compliance, api_feeds, api_registration, api_staff
+from events import api_compliance, api_feeds, api_registration, api_staff, ratelimit
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.access_log import AccessLog
+from server.caching import PrivateAnswers
+from server.clientaddr import TrustedProxies
 from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS, set_lock_timeout
 from server.security import Signer
@@ -118,7 +120,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
                   openapi_url="/api/openapi.json", redoc_url=None)
     app.state.settings = settings
     app.state.signer = Signer(settings.resolved_secret_key())
-    app.state.registration_desk = RegistrationDesk(settings.sqlalchemy_url, app.state.signer)
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+    app.state.registration_desk = RegistrationDesk(
+        settings.sqlalchemy_url, app.state.signer,
+        limiter=ratelimit.limiter_for(settings, app.state.signer),
+        sms_daily_cap=settings.sms_daily_cap)
     errors.install(app)
 
     @app.get("/healthz", response_model=None)
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     install_frontend(app)
 
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PrivateAnswers)
 
     app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
     app.add_middleware(AccessLog)

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.
     smtp_url: str | None = Field(default=None, repr=False)
     mail_from: str = "kaifang@localhost"
+    # X-Forwarded-For names the client only when the peer is one of these (IPs, CIDRs, *).
+    trusted_proxies: str = "127.0.0.1"
+    # Public registration attempts per client address and per phone within the window (0: no
+    # limit); then 429 too_many_requests with Retry-After. SMS any one number gets per day.
+    registration_limit_per_address: int = Field(default=60, ge=0)
+    registration_limit_per_phone: int = Field(default=5, ge=0)
+    registration_window_s: int = Field(default=3600, gt=0)
+    sms_daily_cap: int = Field(default=10, ge=0)
 
     @field_validator("smtp_url")
     @classmethod

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from events.delivery import deliver_due
 from events.quotas import remind_units_at_risk
+from events.ratelimit import forget_expired
 from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
@@ -48,10 +49,15 @@ def _quota_reminders(db: Session, settings: Settings) -> object:
     return remind_units_at_risk(db)
 
 
+def _forget_registration_attempts(db: Session, settings: Settings) -> object:
+    return forget_expired(db, settings)
+
+
 JOBS: tuple[Job, ...] = (
     Job("deliver", 0, _deliver),
     Job("purge", 3600, _purge),
     Job("quota_reminders", 3600, _quota_reminders),
+    Job("registration_limits", 600, _forget_registration_attempts),
 )
 
 

@@ -71,14 +71,20 @@ def _reset_pg(url: str) -> None:
         conn.execute(QuotaRule.__table__.insert(), quota_seed_rows())  # type: ignore[attr-defined]
 
 
+# The suite registers freely from one test client; tests/events/test_ratelimit.py sets limits.
+NO_REGISTRATION_LIMITS: dict[str, Any] = {"registration_limit_per_address": 0,
+                                          "registration_limit_per_phone": 0}
+
+
 @pytest.fixture
 def settings(tmp_path: Path, template_db: str) -> Settings:
     if PG_URL:
         _reset_pg(PG_URL)
         return Settings(data_dir=tmp_path, database_url=PG_URL, redis_url=REDIS_URL,
-                        secret_key=TEST_SECRET_KEY)
+                        secret_key=TEST_SECRET_KEY, **NO_REGISTRATION_LIMITS)
     shutil.copy(template_db, tmp_path / "kaifang.db")
-    return Settings(data_dir=tmp_path, redis_url=REDIS_URL, secret_key=TEST_SECRET_KEY)
+    return Settings(data_dir=tmp_path, redis_url=REDIS_URL, secret_key=TEST_SECRET_KEY,
+                    **NO_REGISTRATION_LIMITS)
 
 
 @pytest.fixture

@@ -42,9 +42,9 @@ def test_a_burst_is_written_in_batches_and_seats_go_in_order(app, staff, db, mon
     batches: list[int] = []
     original = registration.register_many
 
-    def counted(session, signer, requests):
+    def counted(session, signer, requests, **options):
         batches.append(len(requests))
-        return original(session, signer, requests)
+        return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", counted)
     answers = asyncio.run(_burst(app, event_id, 120))
@@ -102,10 +102,10 @@ def test_a_spoilt_batch_is_written_one_by_one(app, staff, db, monkeypatch):
     event_id = _open_event(staff, db, capacity=2)
     original = registration.register_many
 
-    def fragile(session, signer, requests):
+    def fragile(session, signer, requests, **options):
         if len(requests) > 1:
             raise IntegrityError("INSERT", {}, Exception("a batch that cannot be written"))
-        return original(session, signer, requests)
+        return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", fragile)
     answers = asyncio.run(_burst(app, event_id, 6))
@@ -117,10 +117,10 @@ def test_a_failure_reaches_only_its_own_request(app, staff, db, monkeypatch):
     event_id = _open_event(staff, db, capacity=2)
     original = registration.register_many
 
-    def refuse_one(session, signer, requests):
+    def refuse_one(session, signer, requests, **options):
         if any(request.data.phone == "13900000003" for request in requests):
             raise DomainError("try_again", "please submit again")
-        return original(session, signer, requests)
+        return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", refuse_one)
     answers = asyncio.run(_burst(app, event_id, 6))

@@ -387,7 +387,7 @@ def test_host_sees_sessions_to_run_and_may_go_live(console, db):
 
 def test_console_pages_are_never_cached(console):
     editor = console("editor", "education")
-    assert editor.get("/console").headers["cache-control"] == "no-store"
+    assert editor.get("/console").headers["cache-control"] == "private, no-store"
 
 
 # ---- every string translated -------------------------------------------------------------------
