@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api", route_class=JSONRoute)
 
 class Credentials(BaseModel):
     username: units.Text = Field(min_length=1, max_length=60)
-    password: str = Field(min_length=1, max_length=200)
+    password: staff.Password = Field(min_length=1, max_length=200)
 
 
 def client_address(request: Request) -> str:

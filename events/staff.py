@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session, col, delete, func, select
 
 from events import audit
 from events.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from events.models import LoginFailure, Role, StaffUser
-from events.units import MAX_ID, Text, get_unit, get_unit_by_code
+from events.units import MAX_ID, Text, encodable, get_unit, get_unit_by_code
 from server.db import utcnow
 from server.security import Signer, hash_password, verify_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,60}$")
 MIN_PASSWORD_LENGTH = 8
+# A password is compared as it was typed: never cleaned, but it must be encodable.
+Password = Annotated[str, AfterValidator(encodable)]
 
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=60)
-    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    password: Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
     role: Role
     unit_id: int | None = None
     display_name: Text = Field(default="", max_length=100)
@@ -35,7 +37,8 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     unit_id: int | None = None  # given as null: the account leaves its unit
     active: bool | None = None
-    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    password: Password | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH,
+                                      max_length=200)
 
 
 def user_public(user: StaffUser) -> dict[str, Any]:
