@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from events import permissions, staff, units
-from events.errors import Unauthenticated
+from events.errors import Forbidden, Unauthenticated
 from server.deps import (
     JSONRoute,
     OptionalStaffDep,
@@ -16,6 +16,7 @@ from server.deps import (
     SettingsDep,
     SignerDep,
     StaffDep,
+    csrf_matches,
     end_staff_session,
     start_staff_session,
 )
@@ -56,8 +57,12 @@ def whoami(request: Request, user: StaffDep) -> dict[str, Any]:
 
 
 @router.delete("/session", status_code=204)
-def sign_out(response: Response, db: SessionDep, user: OptionalStaffDep) -> Response:
+def sign_out(request: Request, response: Response, db: SessionDep,
+             user: OptionalStaffDep) -> Response:
     if user is not None:
+        # Unsafe and cookie-authenticated: a cross-site request must not sign anyone out.
+        if not csrf_matches(request.state.csrf_token, request.headers.get("x-csrf-token")):
+            raise Forbidden("csrf_failed", "the X-CSRF-Token header is missing or wrong")
         # Server-side too: a copy of the cookie must not outlive the sign-out.
         staff.end_sessions(db, user)
         db.commit()

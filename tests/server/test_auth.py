@@ -115,6 +115,25 @@ def test_sign_out_ends_the_session_on_the_server(app, db):
     assert len(TestClient(app).get("/api/events").json()) == 0
 
 
+def test_sign_out_needs_the_csrf_token(app, db):
+    make_user(db, "jiaowei.editor", "editor", "education")
+    with TestClient(app) as laptop, TestClient(app) as phone:
+        csrf = login(laptop, "jiaowei.editor")
+        login(phone, "jiaowei.editor")
+        del laptop.headers["X-CSRF-Token"]  # what a cross-site form or fetch would send
+        refused = laptop.delete("/api/session")
+        assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"
+        forged = laptop.delete("/api/session", headers={"X-CSRF-Token": "forged"})
+        assert forged.status_code == 403
+        assert "set-cookie" not in refused.headers
+        # Nobody was signed out.
+        assert laptop.get("/api/session").status_code == 200
+        assert phone.get("/api/session").status_code == 200
+        assert laptop.delete("/api/session",
+                             headers={"X-CSRF-Token": csrf}).status_code == 204
+        assert phone.get("/api/session").status_code == 401
+
+
 def test_sign_out_without_a_session_is_harmless(client):
     assert client.delete("/api/session").status_code == 204
     assert client.delete("/api/session").status_code == 204
