@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import Session
 
 from events.errors import DomainError
-from server.config import Settings, get_settings
+from server.config import ConfigError, Settings, get_settings
 from server.db import get_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,7 @@ def migrate(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    settings.resolved_secret_key()  # a key too short stops here, before any worker starts
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
@@ -192,7 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args, get_settings()))
+    try:
+        return int(args.run(args, get_settings()))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

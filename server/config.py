@@ -12,6 +12,13 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Anything shorter can be guessed or forged (an empty key signs an admin's cookie for anyone).
+MIN_SECRET_KEY_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting the service cannot run with; the CLI prints it without a traceback."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAIFANG_", extra="ignore")
@@ -54,9 +61,21 @@ class Settings(BaseSettings):
         return self.data_dir / "media"
 
     def resolved_secret_key(self) -> str:
-        """The configured key, or one generated once into the data dir (never logged)."""
-        if self.secret_key:
-            return self.secret_key
+        """The configured key, or one generated once into the data dir (never logged).
+        Raises ConfigError for a key under 32 bytes, wherever it came from."""
+        if self.secret_key is not None:
+            key, source = self.secret_key, "KAIFANG_SECRET_KEY"
+        else:
+            key, source = self._key_from_file(), f"the key file {self.data_dir / 'secret_key'}"
+        size = len(key.encode())
+        if size < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(
+                f"{source} holds a secret key of {size} bytes; it needs at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (e.g. the output of "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+        return key
+
+    def _key_from_file(self) -> str:
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,9 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from events.models import LoginFailure, StaffUser
+from server import cli
 from server.app import create_app
-from server.config import Settings
+from server.config import ConfigError, Settings, get_settings
 from server.db import utcnow
 from server.deps import SESSION_COOKIE
 from tests.conftest import PASSWORD, event_body, login, make_user
@@ -165,8 +166,45 @@ def test_the_secret_key_is_generated_once_private_and_never_printed(
 def test_a_configured_secret_key_is_not_written_to_disk(tmp_path, settings):
     data_dir = tmp_path / "configured"
     create_app(Settings(data_dir=data_dir, database_url=settings.sqlalchemy_url,
-                        secret_key="from-the-environment"))
+                        secret_key="from-the-environment-and-32-bytes-long"))
     assert not (data_dir / "secret_key").exists()
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * 31, "密钥" * 5])
+def test_a_secret_key_under_32_bytes_is_refused_at_start(tmp_path, settings, key):
+    configured = Settings(data_dir=tmp_path / "env", database_url=settings.sqlalchemy_url,
+                          secret_key=key)
+    with pytest.raises(ConfigError, match="at least 32 bytes") as refused:
+        create_app(configured)
+    assert "KAIFANG_SECRET_KEY" in str(refused.value)
+    assert not key or key not in str(refused.value)
+
+
+def test_an_empty_key_file_is_refused_at_start(tmp_path, settings):
+    data_dir = tmp_path / "emptied"
+    data_dir.mkdir()
+    (data_dir / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        create_app(Settings(data_dir=data_dir, database_url=settings.sqlalchemy_url,
+                            secret_key=None))
+
+
+def test_kaifang_serve_refuses_a_short_key_without_a_traceback(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setenv("KAIFANG_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KAIFANG_SECRET_KEY", "changeme")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["serve"]) == 2
+    finally:
+        get_settings.cache_clear()
+    out, err = capsys.readouterr()
+    assert served == []
+    assert "KAIFANG_SECRET_KEY" in err and "at least 32 bytes" in err
+    assert "Traceback" not in out + err and "changeme" not in out + err
 
 
 def test_passwords_are_stored_as_salted_argon2_hashes(db):
