@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from events import permissions, staff, units
-from events.errors import Forbidden, Unauthenticated
+from events.errors import Forbidden
 from server.deps import (
     JSONRoute,
     OptionalStaffDep,
@@ -38,14 +38,11 @@ def sign_in(
     body: Credentials, request: Request, response: Response, db: SessionDep,
     signer: SignerDep, settings: SettingsDep,
 ) -> dict[str, Any]:
-    try:
-        user = staff.authenticate(db, signer, body.username, body.password,
-                                  client_address(request),
-                                  max_failures=settings.login_max_failures,
-                                  window_s=settings.login_window_s)
-    except Unauthenticated:
-        db.commit()  # keep the failure: it feeds the throttle
-        raise
+    # A failure is already counted (committed) by authenticate; this commit clears them.
+    user = staff.authenticate(db, signer, body.username, body.password,
+                              client_address(request),
+                              max_failures=settings.login_max_failures,
+                              window_s=settings.login_window_s)
     db.commit()
     csrf = start_staff_session(response, signer, settings, user)
     return {"user": staff.user_public(user), "csrf_token": csrf}

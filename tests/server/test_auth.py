@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
@@ -13,6 +16,7 @@ from httpx import Response
 from sqlalchemy import update
 from sqlmodel import select
 
+from events import staff as staff_domain
 from events.models import LoginFailure, StaffUser
 from server import cli
 from server.app import create_app
@@ -76,6 +80,37 @@ def test_the_sixth_failure_is_throttled_even_with_the_right_password(client, db,
     db.execute(update(LoginFailure).values(at=long_ago))
     db.commit()
     assert sign_in(client, "jiaowei.editor").status_code == 200
+
+
+def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
+    live_server, db, settings, monkeypatch,
+):
+    make_user(db, "jiaowei.editor", "editor", "education")
+    checked: list[str] = []
+    real_verify = staff_domain.verify_password
+
+    def verify_as_slowly_as_argon2(password_hash: str | None, password: str) -> bool:
+        checked.append(password)
+        time.sleep(0.05)  # the suite's Argon2 is cheap; the real one takes this long
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(staff_domain, "verify_password", verify_as_slowly_as_argon2)
+
+    def attempt(number: int) -> int:
+        response = httpx.post(f"{live_server}/api/session", timeout=60, json={
+            "username": "jiaowei.editor", "password": f"guess-{number}"})
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(attempt, range(100)))
+    assert statuses.count(401) + statuses.count(429) == 100, statuses
+    assert statuses.count(401) == settings.login_max_failures
+    assert len(checked) == settings.login_max_failures
+    # The throttle holds for the right password too, and says when to try again.
+    refused = httpx.post(f"{live_server}/api/session",
+                         json={"username": "jiaowei.editor", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= settings.login_window_s
 
 
 def test_a_deactivated_account_cannot_sign_in_and_its_cookie_stops_working(staff, db):
