@@ -26,7 +26,7 @@ from events.models import Event, Registration, RegistrationStatus
 from frontend import portal
 from frontend.i18n import N_, gettext
 from frontend.templating import env, render
-from server.deps import DeskDep, PostedForm, SessionDep, SignerDep
+from server.deps import DeskDep, PostedForm, SessionDep, SignerDep, public_url
 from server.security import Signer
 
 FORM_PURPOSE = "register-form"
@@ -163,7 +163,7 @@ def qr_svg(code: str) -> Markup:
 
 
 def ticket_url(request: Request, token: str) -> str:
-    return str(request.base_url).rstrip("/") + f"/tickets/{token}"
+    return public_url(request) + f"/tickets/{token}"
 
 
 def ticket_page(request: Request, db: SessionDep, found: Registration, token: str, *,

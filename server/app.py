@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,7 +16,7 @@ from events import api_compliance, api_feeds, api_registration, api_staff
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.access_log import AccessLog
-from server.config import Settings, get_settings
+from server.config import Settings, get_settings, host_name
 from server.db import REQUEST_THREADS
 from server.security import Signer
 from server.worker import BackgroundWorker
@@ -70,6 +70,34 @@ class BodyLimit:
         except ClientDisconnect:
             if not refused:
                 raise
+
+
+class KnownHosts:
+    """Refuses a request for a host name the service does not know (400 bad_host): links are
+    never built from the Host header, and nothing answers a DNS-rebinding name."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        host = host_name(header.decode("latin-1"))
+        if host in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await receive()  # the connect; closing before accepting refuses it
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        shown = host[:100]
+        refused = JSONResponse({"error": "bad_host",
+                                "message": f"this service does not answer to the host {shown!r}"},
+                               status_code=400)
+        await refused(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -134,6 +162,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     install_frontend(app)
 
+    app.add_middleware(KnownHosts, hosts=settings.known_hosts)
     app.add_middleware(SecurityHeaders)
 
     app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)

@@ -8,9 +8,22 @@ import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(value: str) -> str:
+    """The host of a Host header or a host[:port] setting, lower-case, without port or brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8000
+        end = value.find("]")
+        return value[1:end] if end > 0 else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
 
 # Anything shorter can be guessed or forged (an empty key signs an admin's cookie for anyone).
 MIN_SECRET_KEY_BYTES = 32
@@ -41,6 +54,20 @@ class Settings(BaseSettings):
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.
     smtp_url: str | None = Field(default=None, repr=False)
     mail_from: str = "kaifang@localhost"
+    # The address in feeds, calendars, pages and messages: never taken from a request's Host.
+    public_url: str = "http://127.0.0.1:8000"
+    # More host names requests may name (comma-separated), beside the public URL's and loopback.
+    allowed_hosts: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username:
+            raise ValueError("KAIFANG_PUBLIC_URL must be an http:// or https:// address like "
+                             "https://kaifang.example.gov.cn, without a query")
+        return value.strip().rstrip("/")
 
     @field_validator("smtp_url")
     @classmethod
@@ -55,6 +82,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'kaifang.db').resolve()}"
+
+    @property
+    def known_hosts(self) -> frozenset[str]:
+        """Host names a request may use: the public URL's, loopback, KAIFANG_ALLOWED_HOSTS."""
+        named = {host_name(name) for name in self.allowed_hosts.split(",") if name.strip()}
+        return LOOPBACK_HOSTS | {host_name(urlsplit(self.public_url).netloc)} | named
 
     @property
     def media_dir(self) -> Path:
