@@ -127,7 +127,7 @@ class SecurityHeaders:
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> FastAPI:
     """The app; with start_worker, the lifespan also runs the worker in a thread (serve_app)."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

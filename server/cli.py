@@ -25,7 +25,7 @@ def migrate(settings: Settings) -> None:
 
     from alembic import command
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.sqlalchemy_url
     config.attributes["configure_logger"] = False

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
+import stat
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+log = logging.getLogger("kaifang")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -93,6 +96,16 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         return self.data_dir / "media"
 
+    def prepare_data_dir(self) -> None:
+        """Creates the data dir private to the service (0700). One that exists open wider is
+        reported, not changed: media under it may be served by another account (nginx)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(self.data_dir.stat().st_mode)
+        if mode & 0o077:
+            log.warning("the data dir %s is open to other accounts (mode %o): chmod 700 it, "
+                        "it holds the database and the secret key", self.data_dir.resolve(),
+                        mode)
+
     def resolved_secret_key(self) -> str:
         """The configured key, or one generated once into the data dir (never logged).
         Raises ConfigError for a key under 32 bytes, wherever it came from."""
@@ -111,7 +124,7 @@ class Settings(BaseSettings):
     def _key_from_file(self) -> str:
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.prepare_data_dir()
             # Written whole to a private temp file, then linked into place: a process that
             # loses the race reads the winner's complete key, never a half-written one.
             fd, temp = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")
