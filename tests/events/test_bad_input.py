@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
-from events.models import Registration
+from events.models import Event, Registration
 from server.app import MAX_JSON_BODY
 from tests.conftest import event_body, unit_id
 from tests.events.test_lifecycle import FUTURE, reach
@@ -313,6 +314,17 @@ def test_control_characters_never_reach_the_feed_or_the_calendar(client, admin, 
     calendar = client.get("/calendar.ics").content.decode()
     assert "会场检修，顺延一周" in calendar.replace("\r\n ", "")  # unfolded
     assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", calendar)
+
+
+def test_a_reason_stored_before_the_rule_does_not_break_the_feed(client, admin, db):
+    event_id = reach(admin, db, "published", **FUTURE)
+    db.execute(update(Event).where(col(Event.id) == event_id)
+               .values(public_notice="旧\x01原因\x1b", postponed_from=Event.starts_at))
+    db.commit()
+    entry = ET.fromstring(client.get("/feed.atom").content).find(
+        "{http://www.w3.org/2005/Atom}entry")
+    assert entry is not None
+    assert "旧原因" in entry.findtext("{http://www.w3.org/2005/Atom}summary", "")
 
 
 OPEN = {**FUTURE, "registration_opens_at": "2020-01-01T09:00:00+08:00",
