@@ -69,7 +69,7 @@ env.globals["labels"] = labels
 def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     """A path on this site (Starlette's would be absolute, built from the Host header)."""
     request: Request = context["request"]
-    return str(request.app.url_path_for(name, **path_params))
+    return request.scope.get("root_path", "") + str(request.app.url_path_for(name, **path_params))
 
 
 @jinja2.pass_context
