@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from events.errors import DomainError
@@ -197,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args, get_settings()))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a KAIFANG_ variable that is not what it must be
+        for error in exc.errors():
+            name = "KAIFANG_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
         return 2
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from server import cli
 from server.app import create_app
-from server.config import Settings
+from server.config import Settings, get_settings
 from tests.conftest import event_body, login, make_user, publish
 
 PUBLIC = "https://kaifang.xicheng.gov.cn"
@@ -46,6 +47,18 @@ def test_an_unknown_host_is_refused(client: TestClient, published: int, path: st
 def test_a_public_url_that_is_no_address_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="KAIFANG_PUBLIC_URL"):
         Settings(public_url=url)
+
+
+def test_kaifang_names_a_bad_public_url_without_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KAIFANG_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KAIFANG_PUBLIC_URL", "kaifang.example")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["migrate"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert "error: KAIFANG_PUBLIC_URL:" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("host", ["testserver", "TestServer:8080", "localhost", "127.0.0.1:9",
