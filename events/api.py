@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from events import audit, lifecycle, permissions, sessions
 from events.errors import Invalid
 from events.models import EventKind, EventStatus
-from events.units import Text
+from events.units import MultilineText
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep
 
 router = APIRouter(prefix="/api", route_class=JSONRoute)
@@ -19,20 +19,20 @@ router = APIRouter(prefix="/api", route_class=JSONRoute)
 
 class StatusChange(BaseModel):
     status: EventStatus
-    reason: Text = Field(default="", max_length=500)
+    reason: MultilineText = Field(default="", max_length=500)
 
 
 class Postponement(BaseModel):
     starts_at: sessions.Moment
     ends_at: sessions.Moment
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: MultilineText = Field(min_length=1, max_length=500)
 
 
 class CloseOut(BaseModel):
-    minutes: Text = Field(min_length=1, max_length=50_000)
+    minutes: MultilineText = Field(min_length=1, max_length=50_000)
     attendee_count: int | None = Field(default=None, ge=0, le=1_000_000)
     # Required when attendee_count differs from the check-in count (422 reason_required).
-    attendance_reason: Text = Field(default="", max_length=500)
+    attendance_reason: MultilineText = Field(default="", max_length=500)
 
 
 def _date_or_datetime(value: str | None, name: str) -> datetime | date | None:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from events import calendars, sessions, units
 from events.errors import NotFound
 from server.db import utcnow
-from server.deps import JSONRoute, SessionDep
+from server.deps import JSONRoute, SessionDep, public_url
 
 router = APIRouter(route_class=JSONRoute)
 
@@ -19,7 +19,7 @@ MAX_ID = 2**31 - 1
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_url(request)
 
 
 def _ics(body: bytes, filename: str) -> Response:

@@ -14,6 +14,7 @@ from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.sessions import get_event
 from events.timeutil import iso_local
+from events.units import Text
 from server.caching import PrivateJSONRoute
 from server.clientaddr import ClientAddressDep
 from server.deps import DeskDep, SessionDep, SignerDep, StaffDep
@@ -29,7 +30,7 @@ class CheckinIn(BaseModel):
 
 
 class WalkInIn(BaseModel):
-    name: str = Field(min_length=1, max_length=50)
+    name: Text = Field(min_length=1, max_length=50)
     phone: str = Field(default="", max_length=20)
 
 

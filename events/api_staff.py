@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from events import permissions, staff, units
-from events.errors import Unauthenticated
+from events.errors import Forbidden
 from server.clientaddr import client_of
 from server.deps import (
     JSONRoute,
@@ -17,6 +17,7 @@ from server.deps import (
     SettingsDep,
     SignerDep,
     StaffDep,
+    csrf_matches,
     end_staff_session,
     start_staff_session,
 )
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api", route_class=JSONRoute)
 
 class Credentials(BaseModel):
     username: units.Text = Field(min_length=1, max_length=60)
-    password: str = Field(min_length=1, max_length=200)
+    password: staff.Password = Field(min_length=1, max_length=200)
 
 
 def client_address(request: Request) -> str:
@@ -38,14 +39,11 @@ def sign_in(
     body: Credentials, request: Request, response: Response, db: SessionDep,
     signer: SignerDep, settings: SettingsDep,
 ) -> dict[str, Any]:
-    try:
-        user = staff.authenticate(db, signer, body.username, body.password,
-                                  client_address(request),
-                                  max_failures=settings.login_max_failures,
-                                  window_s=settings.login_window_s)
-    except Unauthenticated:
-        db.commit()  # keep the failure: it feeds the throttle
-        raise
+    # A failure is already counted (committed) by authenticate; this commit clears them.
+    user = staff.authenticate(db, signer, body.username, body.password,
+                              client_address(request),
+                              max_failures=settings.login_max_failures,
+                              window_s=settings.login_window_s)
     db.commit()
     csrf = start_staff_session(response, signer, settings, user)
     return {"user": staff.user_public(user), "csrf_token": csrf}
@@ -57,8 +55,12 @@ def whoami(request: Request, user: StaffDep) -> dict[str, Any]:
 
 
 @router.delete("/session", status_code=204)
-def sign_out(response: Response, db: SessionDep, user: OptionalStaffDep) -> Response:
+def sign_out(request: Request, response: Response, db: SessionDep,
+             user: OptionalStaffDep) -> Response:
     if user is not None:
+        # Unsafe and cookie-authenticated: a cross-site request must not sign anyone out.
+        if not csrf_matches(request.state.csrf_token, request.headers.get("x-csrf-token")):
+            raise Forbidden("csrf_failed", "the X-CSRF-Token header is missing or wrong")
         # Server-side too: a copy of the cookie must not outlive the sign-out.
         staff.end_sessions(db, user)
         db.commit()

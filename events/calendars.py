@@ -165,7 +165,8 @@ def how_to_take_part(event: Event) -> str:
 
 def notice_text(event: Event) -> str:
     """What the public must know first: a cancellation or a postponement, with its reason."""
-    reason = f"：{event.public_notice}" if event.public_notice else ""
+    # Stored text is clean (events.units); a reason stored before that rule may not be.
+    reason = f"：{_clean(event.public_notice)}" if event.public_notice else ""
     if event.status == EventStatus.cancelled:
         return f"本场活动已取消{reason}"
     if event.postponed_from is not None:

@@ -15,6 +15,7 @@ from events.models import Event, EventStatus, StaffUser
 from events.registration import checked_in_count
 from events.sessions import check_times, get_event
 from events.timeutil import as_utc
+from events.units import clean_text
 from server.db import utcnow
 
 S = EventStatus
@@ -37,7 +38,7 @@ def change_status(
     db: Session, actor: StaffUser, event_id: int, target: EventStatus, reason: str = ""
 ) -> Event:
     event = get_event(db, event_id)
-    reason = reason.strip()
+    reason = clean_text(reason, "reason", multiline=True).strip()
     current = event.status
     if target == S.published:
         permissions.require_admin(actor)
@@ -87,7 +88,7 @@ def postpone(
     if event.status not in POSTPONABLE:
         raise Conflict("not_postponable",
                        f"a session that is {event.status.value} cannot be postponed")
-    reason = reason.strip()
+    reason = clean_text(reason, "reason", multiline=True).strip()
     if not reason:
         raise Invalid("reason_required", "say why the session moves: the public sees it",
                       field="reason")
@@ -119,11 +120,12 @@ def close_event(
                        f"a session that is {event.status.value} cannot be closed")
     if event.starts_at > utcnow():
         raise Conflict("not_started", "a session can be closed only once it has started")
-    minutes = minutes.strip()
+    minutes = clean_text(minutes, "minutes", multiline=True).strip()
     if not minutes:
         raise Invalid("minutes_required", "the close-out needs minutes", field="minutes")
     checked_in = checked_in_count(db, event_id)
-    attendance_reason = attendance_reason.strip()
+    attendance_reason = clean_text(attendance_reason, "attendance_reason",
+                                   multiline=True).strip()
     if attendee_count is None:
         attendee_count = checked_in
     elif attendee_count != checked_in and not attendance_reason:

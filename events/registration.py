@@ -21,6 +21,7 @@ from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
 from events.sessions import get_event, is_public, registration_state
 from events.timeutil import iso_local
+from events.units import MultilineText, Text
 from server.db import utcnow
 from server.security import Signer
 
@@ -48,9 +49,9 @@ def normalise_phone(raw: str) -> str:
 
 
 class RegistrationIn(BaseModel):
-    name: str = Field(min_length=1, max_length=50)
+    name: Text = Field(min_length=1, max_length=50)
     phone: str = Field(min_length=1, max_length=20)
-    question: str = Field(default="", max_length=1000)
+    question: MultilineText = Field(default="", max_length=1000)
     consent: bool
 
     @field_validator("name")

@@ -24,7 +24,7 @@ from events.models import (
     Unit,
 )
 from events.timeutil import LOCAL_TZ, as_utc, iso_local
-from events.units import MAX_ID, Text
+from events.units import MAX_ID, MultilineText, Text
 from server.db import utcnow
 
 S = EventStatus
@@ -62,7 +62,7 @@ class EventFields(BaseModel):
     """Fields shared by create and update; every one optional here."""
 
     title: Text | None = Field(default=None, min_length=1, max_length=200)
-    summary: Text | None = Field(default=None, max_length=20_000)
+    summary: MultilineText | None = Field(default=None, max_length=20_000)
     starts_at: Moment | None = None
     ends_at: Moment | None = None
     mode: EventMode | None = None

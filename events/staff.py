@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from sqlalchemy import String, insert, literal, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, delete, func, select
 
 from events import audit
-from events.errors import Conflict, Invalid, NotFound, Throttled, Unauthenticated
+from events.errors import Busy, Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from events.models import LoginFailure, Role, StaffUser
-from events.units import MAX_ID, Text, get_unit, get_unit_by_code
-from server.db import utcnow
+from events.units import MAX_ID, Text, encodable, get_unit, get_unit_by_code
+from server.db import UTCDateTime, utcnow
 from server.security import Signer, hash_password, verify_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,60}$")
 MIN_PASSWORD_LENGTH = 8
+# How long a sign-in waits for another attempt on the same account before 503 busy.
+LOCK_TIMEOUT_S = 5
+# A password is compared as it was typed: never cleaned, but it must be encodable.
+Password = Annotated[str, AfterValidator(encodable)]
 
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=60)
-    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    password: Password = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
     role: Role
     unit_id: int | None = None
     display_name: Text = Field(default="", max_length=100)
@@ -35,7 +41,8 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     unit_id: int | None = None  # given as null: the account leaves its unit
     active: bool | None = None
-    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    password: Password | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH,
+                                      max_length=200)
 
 
 def user_public(user: StaffUser) -> dict[str, Any]:
@@ -153,27 +160,54 @@ def end_sessions(db: Session, user: StaffUser) -> None:
     db.flush()
 
 
+def _reserve_attempt(db: Session, key: str, since: datetime, max_failures: int) -> bool:
+    """Counts this attempt as a failure before the password is checked, unless the window is
+    full: one INSERT … SELECT … WHERE count < limit, in its own short transaction committed at
+    once, so parallel attempts (threads or processes) each see the ones before. SQLite runs the
+    statement under its write lock; PostgreSQL first takes an advisory lock on the key. Neither
+    is held while Argon2 runs."""
+    recent = (select(func.count()).select_from(LoginFailure)
+              .where(col(LoginFailure.key) == key, col(LoginFailure.at) >= since)
+              .scalar_subquery())
+    row = select(literal(key, String()), literal(utcnow(), UTCDateTime())).where(
+        recent < max_failures)
+    try:
+        with db.get_bind().engine.connect() as connection, connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"))
+                lock_id = int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+                connection.execute(select(func.pg_advisory_xact_lock(lock_id)))
+            reserved = connection.execute(
+                insert(LoginFailure).from_select(["key", "at"], row)
+                .returning(col(LoginFailure.id))).first() is not None
+            connection.execute(delete(LoginFailure).where(col(LoginFailure.at) < since))
+    except OperationalError as exc:  # the lock was not had in time
+        raise Busy("busy", "sign-in is busy; try again in a moment", retry_after_s=1) from exc
+    return reserved
+
+
 def authenticate(
     db: Session, signer: Signer, username: str, password: str, address: str,
     *, max_failures: int, window_s: int,
 ) -> StaffUser:
-    """The user for these credentials; throttled per (username, address) after failures."""
+    """The user for these credentials; throttled per (username, address) after failures.
+
+    Each attempt is counted (reserved) before its password is checked, and the reservation is
+    cleared when the password is right: however many arrive at once, at most max_failures are
+    checked per window."""
     key = signer.keyed_hash("login-throttle", f"{username.strip().lower()}|{address}")
     since = utcnow() - timedelta(seconds=window_s)
-    failures = db.exec(
-        select(func.count()).select_from(LoginFailure)
-        .where(LoginFailure.key == key, col(LoginFailure.at) >= since)
-    ).one()
-    if failures >= max_failures:
-        raise Throttled("too_many_attempts", "too many failed sign-ins; wait a few minutes")
+    if not _reserve_attempt(db, key, since, max_failures):
+        oldest = db.exec(select(func.min(LoginFailure.at))
+                         .where(LoginFailure.key == key, col(LoginFailure.at) >= since)).one()
+        wait_s = window_s - int((utcnow() - oldest).total_seconds()) if oldest else window_s
+        raise Throttled("too_many_attempts", "too many failed sign-ins; wait a few minutes",
+                        retry_after_s=max(1, wait_s))
     user = db.exec(
         select(StaffUser).where(func.lower(StaffUser.username) == username.strip().lower())
     ).first()
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.active:
-        db.add(LoginFailure(key=key))
-        db.execute(delete(LoginFailure).where(col(LoginFailure.at) < since))
-        db.flush()
         raise Unauthenticated("invalid_credentials", "wrong username or password")
     db.execute(delete(LoginFailure).where(col(LoginFailure.key) == key))
     return user

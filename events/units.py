@@ -26,15 +26,49 @@ MAX_EMAIL_LENGTH = 200
 MAX_ID = 2**31 - 1
 
 
-def _storable(value: str) -> str:
-    # PostgreSQL cannot store NUL; refuse it everywhere so both databases agree.
-    if "\x00" in value:
-        raise ValueError("text may not contain NUL characters")
+# C0 and C1 controls and DEL, and the two noncharacters XML 1.0 cannot carry either: they would
+# break the Atom feed and go raw into calendars. Tab and newline are handled apart.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+_LINE_BREAK = re.compile("\r\n?")
+_SINGLE_LINE_SPACES = re.compile("[\t\n\r]")
+# Half of a UTF-16 pair on its own (JSON's "\ud800"): no encoding can store or send it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(value: str) -> str:
+    """Refuses what no encoding can carry (a password is checked, never cleaned)."""
+    if _LONE_SURROGATE.search(value):
+        raise ValueError("text may not contain a lone surrogate (half of a UTF-16 pair)")
     return value
 
 
-# Free text from a form or a JSON body.
+def _storable(value: str, multiline: bool = False) -> str:
+    """Every stored free text passes here: refuses NUL (PostgreSQL cannot store it) and lone
+    surrogates, turns tabs and line breaks into spaces (or, multi-line, keeps tab and newline),
+    and drops every other control character."""
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    encodable(value)
+    value = _LINE_BREAK.sub("\n", value) if multiline else _SINGLE_LINE_SPACES.sub(" ", value)
+    return _CONTROLS.sub("", value)
+
+
+def _storable_lines(value: str) -> str:
+    return _storable(value, multiline=True)
+
+
+def clean_text(value: str, field: str, *, multiline: bool = False) -> str:
+    """The same gate for a domain function given a plain str (a console form): 422 invalid."""
+    try:
+        return _storable(value, multiline)
+    except ValueError as exc:
+        raise Invalid("invalid", f"{field}: {exc}", field=field) from exc
+
+
+# Free text from a form or a JSON body, on one line (names, titles, places).
 Text = Annotated[str, AfterValidator(_storable)]
+# Free text that may run over lines (summaries, reasons, minutes, questions).
+MultilineText = Annotated[str, AfterValidator(_storable_lines)]
 
 
 class UnitCreate(BaseModel):

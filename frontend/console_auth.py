@@ -155,8 +155,7 @@ def login(request: Request, db: SessionDep, signer: SignerDep, settings: Setting
         user = staff.authenticate(db, signer, username, password, address,
                                   max_failures=settings.login_max_failures,
                                   window_s=settings.login_window_s)
-    except Unauthenticated:
-        db.commit()  # the failure feeds the throttle
+    except Unauthenticated:  # already counted by authenticate, before the password check
         return _login_page(request, 401, username=username, next_path=next_path,
                            error=gettext("Wrong username or password."))
     except Throttled:

@@ -22,7 +22,7 @@ from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import format_datetime, render
 from server.db import utcnow
-from server.deps import PostedForm, SessionDep
+from server.deps import PostedForm, SessionDep, public_url
 
 MAX_RULE_ROWS = 40
 BLANK_RULE_ROWS = 1
@@ -47,7 +47,7 @@ router = APIRouter(prefix="/console", include_in_schema=False, route_class=Conso
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return public_url(request)
 
 
 # ---- the dashboard --------------------------------------------------------------------------

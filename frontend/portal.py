@@ -28,7 +28,7 @@ from frontend.i18n import N_, current_locale, gettext
 from frontend.templating import WEEKDAYS_ZH, render
 from server.caching import keep_private
 from server.db import utcnow
-from server.deps import OptionalStaffDep, SessionDep
+from server.deps import OptionalStaffDep, SessionDep, public_url
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -240,7 +240,7 @@ def map_link(card: dict[str, Any]) -> str | None:
 
 
 def _absolute(request: Request, path: str) -> str:
-    return str(request.base_url).rstrip("/") + path
+    return public_url(request) + path
 
 
 def json_ld(request: Request, card: dict[str, Any]) -> Markup:

@@ -29,7 +29,7 @@ from frontend.i18n import N_, gettext
 from frontend.templating import env, render
 from server.caching import keep_private
 from server.clientaddr import ClientAddressDep
-from server.deps import DeskDep, PostedForm, SessionDep, SignerDep
+from server.deps import DeskDep, PostedForm, SessionDep, SignerDep, public_url
 from server.security import Signer
 
 FORM_PURPOSE = "register-form"
@@ -168,7 +168,7 @@ def qr_svg(code: str) -> Markup:
 
 
 def ticket_url(request: Request, token: str) -> str:
-    return str(request.base_url).rstrip("/") + f"/tickets/{token}"
+    return public_url(request) + f"/tickets/{token}"
 
 
 def ticket_page(request: Request, db: SessionDep, found: Registration, token: str, *,

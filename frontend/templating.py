@@ -65,6 +65,25 @@ env.filters["role_label"] = _label(labels.ROLES)
 env.globals["labels"] = labels
 
 
+@jinja2.pass_context
+def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+    """A path on this site (Starlette's would be absolute, built from the Host header)."""
+    request: Request = context["request"]
+    return request.scope.get("root_path", "") + str(request.app.url_path_for(name, **path_params))
+
+
+@jinja2.pass_context
+def this_page_with(context: dict[str, Any], **params: str) -> str:
+    """This page's path and query with the given parameters set: a link relative to the site."""
+    request: Request = context["request"]
+    url = request.url.include_query_params(**params)
+    return f"{url.path}?{url.query}" if url.query else url.path
+
+
+env.globals["url_for"] = url_for
+env.globals["this_page_with"] = this_page_with
+
+
 def render(request: Request, template: str, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     """Renders a page with the locale, the signed-in staff member and the CSRF token."""

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +18,7 @@ from server import errors
 from server.access_log import AccessLog
 from server.caching import PrivateAnswers
 from server.clientaddr import TrustedProxies
-from server.config import Settings, get_settings
+from server.config import Settings, get_settings, host_name
 from server.db import REQUEST_THREADS, set_lock_timeout
 from server.security import Signer
 from server.worker import BackgroundWorker
@@ -74,6 +74,34 @@ class BodyLimit:
                 raise
 
 
+class KnownHosts:
+    """Refuses a request for a host name the service does not know (400 bad_host): links are
+    never built from the Host header, and nothing answers a DNS-rebinding name."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        header = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        host = host_name(header.decode("latin-1"))
+        if host in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await receive()  # the connect; closing before accepting refuses it
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        shown = host[:100]
+        refused = JSONResponse({"error": "bad_host",
+                                "message": f"this service does not answer to the host {shown!r}"},
+                               status_code=400)
+        await refused(scope, receive, send)
+
+
 class SecurityHeaders:
     """Plain ASGI (no BaseHTTPMiddleware task per request): adds the headers every page needs."""
 
@@ -101,7 +129,7 @@ class SecurityHeaders:
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> FastAPI:
     """The app; with start_worker, the lifespan also runs the worker in a thread (serve_app)."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
     set_lock_timeout(settings.lock_timeout_s)
 
     @asynccontextmanager
@@ -141,6 +169,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     install_frontend(app)
 
+    app.add_middleware(KnownHosts, hosts=settings.known_hosts)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PrivateAnswers)
 

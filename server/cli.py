@@ -11,10 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from events.errors import DomainError
-from server.config import Settings, get_settings
+from server.config import ConfigError, Settings, get_settings
 from server.db import get_engine, set_lock_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def migrate(settings: Settings) -> None:
 
     from alembic import command
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.prepare_data_dir()
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.sqlalchemy_url
     config.attributes["configure_logger"] = False
@@ -35,6 +36,7 @@ def migrate(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    settings.resolved_secret_key()  # a key too short stops here, before any worker starts
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
@@ -192,9 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    set_lock_timeout(settings.lock_timeout_s)
-    return int(args.run(args, settings))
+    try:
+        settings = get_settings()
+        set_lock_timeout(settings.lock_timeout_s)
+        return int(args.run(args, settings))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a KAIFANG_ variable that is not what it must be
+        for error in exc.errors():
+            name = "KAIFANG_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
+import stat
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("kaifang")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(value: str) -> str:
+    """The host of a Host header or a host[:port] setting, lower-case, without port or brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8000
+        end = value.find("]")
+        return value[1:end] if end > 0 else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+# Anything shorter can be guessed or forged (an empty key signs an admin's cookie for anyone).
+MIN_SECRET_KEY_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting the service cannot run with; the CLI prints it without a traceback."""
 
 
 class Settings(BaseSettings):
@@ -44,6 +67,20 @@ class Settings(BaseSettings):
     registration_limit_per_phone: int = Field(default=5, ge=0)
     registration_window_s: int = Field(default=3600, gt=0)
     sms_daily_cap: int = Field(default=10, ge=0)
+    # The address in feeds, calendars, pages and messages: never taken from a request's Host.
+    public_url: str = "http://127.0.0.1:8000"
+    # More host names requests may name (comma-separated), beside the public URL's and loopback.
+    allowed_hosts: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username:
+            raise ValueError("KAIFANG_PUBLIC_URL must be an http:// or https:// address like "
+                             "https://kaifang.example.gov.cn, without a query")
+        return value.strip().rstrip("/")
 
     @field_validator("smtp_url")
     @classmethod
@@ -60,16 +97,44 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'kaifang.db').resolve()}"
 
     @property
+    def known_hosts(self) -> frozenset[str]:
+        """Host names a request may use: the public URL's, loopback, KAIFANG_ALLOWED_HOSTS."""
+        named = {host_name(name) for name in self.allowed_hosts.split(",") if name.strip()}
+        return LOOPBACK_HOSTS | {host_name(urlsplit(self.public_url).netloc)} | named
+
+    @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
 
+    def prepare_data_dir(self) -> None:
+        """Creates the data dir private to the service (0700). One that exists open wider is
+        reported, not changed: media under it may be served by another account (nginx)."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(self.data_dir.stat().st_mode)
+        if mode & 0o077:
+            log.warning("the data dir %s is open to other accounts (mode %o): chmod 700 it, "
+                        "it holds the database and the secret key", self.data_dir.resolve(),
+                        mode)
+
     def resolved_secret_key(self) -> str:
-        """The configured key, or one generated once into the data dir (never logged)."""
-        if self.secret_key:
-            return self.secret_key
+        """The configured key, or one generated once into the data dir (never logged).
+        Raises ConfigError for a key under 32 bytes, wherever it came from."""
+        if self.secret_key is not None:
+            key, source = self.secret_key, "KAIFANG_SECRET_KEY"
+        else:
+            key, source = self._key_from_file(), f"the key file {self.data_dir / 'secret_key'}"
+        size = len(key.encode())
+        if size < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(
+                f"{source} holds a secret key of {size} bytes; it needs at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (e.g. the output of "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+        return key
+
+    def _key_from_file(self) -> str:
         path = self.data_dir / "secret_key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.prepare_data_dir()
             # Written whole to a private temp file, then linked into place: a process that
             # loses the race reads the winner's complete key, never a half-written one.
             fd, temp = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, DateTime, event
+from sqlalchemy import Column, DateTime, event, make_url
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
@@ -74,10 +76,23 @@ REQUEST_THREADS = 32
 POOL_SIZE = REQUEST_THREADS + 8
 
 
+def private_sqlite_file(url: str) -> None:
+    """Creates the SQLite file 0600 before SQLite opens it (SQLite gives -wal and -shm the main
+    file's mode), and makes one left readable by others private."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or not os.path.isdir(os.path.dirname(path) or "."):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.exists(name) and stat.S_IMODE(os.stat(name).st_mode) & 0o077:
+            os.chmod(name, 0o600)
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """hide_parameters: an error's text never quotes a statement's values (phone numbers)."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False,
                                                    "timeout": lock_timeout_s},
                                pool_size=POOL_SIZE, max_overflow=0, hide_parameters=True)

@@ -50,6 +50,13 @@ async def app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
+def public_url(request: Request) -> str:
+    """Where the public reaches the service (KAIFANG_PUBLIC_URL, no trailing slash): every
+    absolute link starts with it, whatever Host the request named."""
+    settings: Settings = request.app.state.settings
+    return settings.public_url
+
+
 async def get_signer(request: Request) -> Signer:
     signer: Signer = request.app.state.signer
     return signer

@@ -36,6 +36,8 @@ TEST_SECRET_KEY = "test-secret-key-of-at-least-32-bytes"
 # Cheap Argon2 parameters for the suite only: still Argon2id, 100x faster to hash.
 security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PG_URL = os.environ.get("KAIFANG_TEST_DATABASE_URL")
+# The host TestClient names; browser tests reach the app on 127.0.0.1, which is always known.
+PUBLIC_URL = "http://testserver"
 REDIS_URL = os.environ.get("KAIFANG_TEST_REDIS_URL")
 
 
@@ -81,10 +83,11 @@ def settings(tmp_path: Path, template_db: str) -> Settings:
     if PG_URL:
         _reset_pg(PG_URL)
         return Settings(data_dir=tmp_path, database_url=PG_URL, redis_url=REDIS_URL,
-                        secret_key=TEST_SECRET_KEY, **NO_REGISTRATION_LIMITS)
+                        secret_key=TEST_SECRET_KEY, public_url=PUBLIC_URL,
+                        **NO_REGISTRATION_LIMITS)
     shutil.copy(template_db, tmp_path / "kaifang.db")
     return Settings(data_dir=tmp_path, redis_url=REDIS_URL, secret_key=TEST_SECRET_KEY,
-                    **NO_REGISTRATION_LIMITS)
+                    public_url=PUBLIC_URL, **NO_REGISTRATION_LIMITS)
 
 
 @pytest.fixture

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
+from events.models import Event, Registration
 from server.app import MAX_JSON_BODY
 from tests.conftest import event_body, unit_id
 from tests.events.test_lifecycle import FUTURE, reach
@@ -285,3 +291,78 @@ def test_markup_is_stored_and_returned_as_text_verbatim(client, admin, db):
     for shown in (client.get(f"/api/events/{event_id}").json(),
                   client.get("/api/events").json()[0], created.json()):
         assert {key: shown[key] for key in MARKUP} == MARKUP
+
+
+def test_control_characters_never_reach_the_feed_or_the_calendar(client, admin, db):
+    event_id = reach(admin, db, "published", **FUTURE)
+    response = admin.post(f"/api/events/{event_id}/postpone", json={
+        "starts_at": "2035-05-15T09:30:00+08:00", "ends_at": "2035-05-15T11:30:00+08:00",
+        "reason": "会场\x01检修\x0b\x1b，顺延\u0085一周\r\n另行通知"})
+    assert response.status_code == 200, response.text
+    patched = admin.patch(f"/api/events/{event_id}", json={
+        "title": "会议\x07开放\t第二场", "summary": "第一段\x1b[31m\r\n第二段\tA\x7f"})
+    assert patched.status_code == 200, patched.text
+    shown = client.get(f"/api/events/{event_id}").json()
+    assert shown["title"] == "会议开放 第二场"  # on one line: a tab is a space
+    assert shown["summary"] == "第一段[31m\n第二段\tA"  # multi-line keeps newline and tab
+    feed = client.get("/feed.atom")
+    assert feed.status_code == 200
+    entry = ET.fromstring(feed.content).find("{http://www.w3.org/2005/Atom}entry")
+    assert entry is not None
+    assert "会场检修，顺延一周\n另行通知" in entry.findtext(
+        "{http://www.w3.org/2005/Atom}summary", "")
+    calendar = client.get("/calendar.ics").content.decode()
+    assert "会场检修，顺延一周" in calendar.replace("\r\n ", "")  # unfolded
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", calendar)
+
+
+def test_a_reason_stored_before_the_rule_does_not_break_the_feed(client, admin, db):
+    event_id = reach(admin, db, "published", **FUTURE)
+    db.execute(update(Event).where(col(Event.id) == event_id)
+               .values(public_notice="旧\x01原因\x1b", postponed_from=Event.starts_at))
+    db.commit()
+    entry = ET.fromstring(client.get("/feed.atom").content).find(
+        "{http://www.w3.org/2005/Atom}entry")
+    assert entry is not None
+    assert "旧原因" in entry.findtext("{http://www.w3.org/2005/Atom}summary", "")
+
+
+OPEN = {**FUTURE, "registration_opens_at": "2020-01-01T09:00:00+08:00",
+        "registration_closes_at": "2035-05-07T18:00:00+08:00"}
+
+
+def test_control_characters_in_a_registration_are_dropped(client, admin, db):
+    event_id = reach(admin, db, "published", **OPEN)
+    response = client.post(f"/api/events/{event_id}/registrations", json={
+        "name": "张\x1b三", "phone": "13912345678", "question": "问题\x0c一\n问题二",
+        "consent": True})
+    assert response.status_code == 201, response.text
+    stored = db.exec(select(Registration)).one()
+    assert (stored.name, stored.question) == ("张三", "问题一\n问题二")
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("PATCH", "/api/events/{event}", {"summary": "\ud800"}),
+    ("PATCH", "/api/events/{event}", {"title": "会议\udfff"}),
+    ("PATCH", "/api/users/{user}", {"display_name": "\ud800"}),
+    ("POST", "/api/events/{event}/postpone", {"starts_at": "2035-05-15T09:30:00+08:00",
+                                             "ends_at": "2035-05-15T11:30:00+08:00",
+                                             "reason": "顺延\ud83d"}),
+    ("POST", "/api/events/{event}/registrations", {"name": "\udc00", "phone": "13912345678",
+                                                  "consent": True}),
+    ("POST", "/api/session", {"username": "admin", "password": "\ud800"}),
+])
+def test_a_lone_surrogate_is_422_and_never_logged(admin, db, caplog, method, path, body):
+    caplog.set_level(logging.DEBUG)
+    event_id = reach(admin, db, "published", **OPEN)
+    user_id = admin.get("/api/session").json()["user"]["id"]
+    before = saved(admin)
+    # A JSON escape: the body itself is plain ASCII, as any client may send it.
+    raw = json.dumps(body).encode()
+    response = admin.request(method, path.format(event=event_id, user=user_id), content=raw,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code in (401, 422), response.text
+    assert_error(response, response.status_code)
+    assert saved(admin) == before
+    assert "surrogates not allowed" not in caplog.text
+    assert "Error" not in caplog.text

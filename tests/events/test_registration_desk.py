@@ -31,7 +31,7 @@ def _person(i: int) -> dict[str, object]:
 
 async def _burst(app, event_id: int, count: int) -> list[httpx.Response]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://kaifang") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         return await asyncio.gather(*[
             client.post(f"/api/events/{event_id}/registrations", json=_person(i))
             for i in range(count)])

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
@@ -13,9 +16,11 @@ from httpx import Response
 from sqlalchemy import update
 from sqlmodel import select
 
+from events import staff as staff_domain
 from events.models import LoginFailure, StaffUser
+from server import cli
 from server.app import create_app
-from server.config import Settings
+from server.config import ConfigError, Settings, get_settings
 from server.db import utcnow
 from server.deps import SESSION_COOKIE
 from tests.conftest import PASSWORD, event_body, login, make_user
@@ -77,6 +82,37 @@ def test_the_sixth_failure_is_throttled_even_with_the_right_password(client, db,
     assert sign_in(client, "jiaowei.editor").status_code == 200
 
 
+def test_parallel_wrong_passwords_are_checked_no_more_than_the_limit(
+    live_server, db, settings, monkeypatch,
+):
+    make_user(db, "jiaowei.editor", "editor", "education")
+    checked: list[str] = []
+    real_verify = staff_domain.verify_password
+
+    def verify_as_slowly_as_argon2(password_hash: str | None, password: str) -> bool:
+        checked.append(password)
+        time.sleep(0.05)  # the suite's Argon2 is cheap; the real one takes this long
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(staff_domain, "verify_password", verify_as_slowly_as_argon2)
+
+    def attempt(number: int) -> int:
+        response = httpx.post(f"{live_server}/api/session", timeout=60, json={
+            "username": "jiaowei.editor", "password": f"guess-{number}"})
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(attempt, range(100)))
+    assert statuses.count(401) + statuses.count(429) == 100, statuses
+    assert statuses.count(401) == settings.login_max_failures
+    assert len(checked) == settings.login_max_failures
+    # The throttle holds for the right password too, and says when to try again.
+    refused = httpx.post(f"{live_server}/api/session",
+                         json={"username": "jiaowei.editor", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= settings.login_window_s
+
+
 def test_a_deactivated_account_cannot_sign_in_and_its_cookie_stops_working(staff, db):
     editor = staff("editor", "education")
     user = db.exec(select(StaffUser).where(StaffUser.role == "editor")).one()
@@ -115,6 +151,25 @@ def test_sign_out_ends_the_session_on_the_server(app, db):
     assert len(TestClient(app).get("/api/events").json()) == 0
 
 
+def test_sign_out_needs_the_csrf_token(app, db):
+    make_user(db, "jiaowei.editor", "editor", "education")
+    with TestClient(app) as laptop, TestClient(app) as phone:
+        csrf = login(laptop, "jiaowei.editor")
+        login(phone, "jiaowei.editor")
+        del laptop.headers["X-CSRF-Token"]  # what a cross-site form or fetch would send
+        refused = laptop.delete("/api/session")
+        assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"
+        forged = laptop.delete("/api/session", headers={"X-CSRF-Token": "forged"})
+        assert forged.status_code == 403
+        assert "set-cookie" not in refused.headers
+        # Nobody was signed out.
+        assert laptop.get("/api/session").status_code == 200
+        assert phone.get("/api/session").status_code == 200
+        assert laptop.delete("/api/session",
+                             headers={"X-CSRF-Token": csrf}).status_code == 204
+        assert phone.get("/api/session").status_code == 401
+
+
 def test_sign_out_without_a_session_is_harmless(client):
     assert client.delete("/api/session").status_code == 204
     assert client.delete("/api/session").status_code == 204
@@ -146,8 +201,45 @@ def test_the_secret_key_is_generated_once_private_and_never_printed(
 def test_a_configured_secret_key_is_not_written_to_disk(tmp_path, settings):
     data_dir = tmp_path / "configured"
     create_app(Settings(data_dir=data_dir, database_url=settings.sqlalchemy_url,
-                        secret_key="from-the-environment"))
+                        secret_key="from-the-environment-and-32-bytes-long"))
     assert not (data_dir / "secret_key").exists()
+
+
+@pytest.mark.parametrize("key", ["", "short", "x" * 31, "密钥" * 5])
+def test_a_secret_key_under_32_bytes_is_refused_at_start(tmp_path, settings, key):
+    configured = Settings(data_dir=tmp_path / "env", database_url=settings.sqlalchemy_url,
+                          secret_key=key)
+    with pytest.raises(ConfigError, match="at least 32 bytes") as refused:
+        create_app(configured)
+    assert "KAIFANG_SECRET_KEY" in str(refused.value)
+    assert not key or key not in str(refused.value)
+
+
+def test_an_empty_key_file_is_refused_at_start(tmp_path, settings):
+    data_dir = tmp_path / "emptied"
+    data_dir.mkdir()
+    (data_dir / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        create_app(Settings(data_dir=data_dir, database_url=settings.sqlalchemy_url,
+                            secret_key=None))
+
+
+def test_kaifang_serve_refuses_a_short_key_without_a_traceback(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setenv("KAIFANG_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("KAIFANG_SECRET_KEY", "changeme")
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["serve"]) == 2
+    finally:
+        get_settings.cache_clear()
+    out, err = capsys.readouterr()
+    assert served == []
+    assert "KAIFANG_SECRET_KEY" in err and "at least 32 bytes" in err
+    assert "Traceback" not in out + err and "changeme" not in out + err
 
 
 def test_passwords_are_stored_as_salted_argon2_hashes(db):
