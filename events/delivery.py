@@ -226,41 +226,43 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
     started = time.monotonic()
     sent = 0
     claimed = _claim(db, now, limit)
-    for position, message_id in enumerate(claimed):
-        if time.monotonic() - started > BATCH_SECONDS:
-            _release(db, claimed[position:], now)
-            break
-        message = db.get(OutboxMessage, message_id, populate_existing=True)
-        if message is None:
-            continue
-        reason = stale_reason(db, message, now)
-        if reason is None and smscap.over_daily_cap(db, message, settings.sms_daily_cap, now):
-            reason = "this number has had its texts for today"
-        db.commit()  # nothing is held while sending
-        if reason is not None:
-            message.state, message.error = "void", reason
-            log.info("message %s (%s) void: %s", message.id, message.topic, reason)
-        else:
-            chosen = backend
-            if chosen is None:
-                if message.channel not in backends:
-                    backends[message.channel] = backend_for(settings, message.channel)
-                chosen = backends[message.channel]
-            message.attempts += 1
-            try:
-                chosen.send(message)
-            except DeliveryError as exc:
-                _record_failure(message, str(exc), now)
-            except Exception as exc:  # a backend's bug must not stop the batch, nor leak data
-                _record_failure(message, f"backend error ({type(exc).__name__})", now)
+    # Changes wait for the commit: a read must never flush them before the write lock.
+    with db.no_autoflush:
+        for position, message_id in enumerate(claimed):
+            if time.monotonic() - started > BATCH_SECONDS:
+                _release(db, claimed[position:], now)
+                break
+            message = db.get(OutboxMessage, message_id, populate_existing=True)
+            if message is None:
+                continue
+            reason = stale_reason(db, message, now)
+            if reason is None and smscap.over_daily_cap(db, message, settings.sms_daily_cap, now):
+                reason = "this number has had its texts for today"
+            db.commit()  # nothing is held while sending
+            if reason is not None:
+                message.state, message.error = "void", reason
+                log.info("message %s (%s) void: %s", message.id, message.topic, reason)
             else:
-                message.state, message.sent_at, message.error = "sent", now, ""
-                sent += 1
-                log.info("message %s (%s, %s) sent", message.id, message.topic, message.channel)
-        message.claimed_until = None
-        write_lock(db)
-        db.add(message)
-        db.commit()
+                chosen = backend
+                if chosen is None:
+                    if message.channel not in backends:
+                        backends[message.channel] = backend_for(settings, message.channel)
+                    chosen = backends[message.channel]
+                message.attempts += 1
+                try:
+                    chosen.send(message)
+                except DeliveryError as exc:
+                    _record_failure(message, str(exc), now)
+                except Exception as exc:  # a backend's bug must not stop the batch, nor leak data
+                    _record_failure(message, f"backend error ({type(exc).__name__})", now)
+                else:
+                    message.state, message.sent_at, message.error = "sent", now, ""
+                    sent += 1
+                    log.info("message %s (%s, %s) sent", message.id, message.topic, message.channel)
+            message.claimed_until = None
+            write_lock(db)
+            db.add(message)
+            db.commit()
     return sent
 
 

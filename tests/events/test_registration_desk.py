@@ -184,7 +184,7 @@ def test_a_transient_error_answers_the_batch_503_busy_without_retrying_one_by_on
     event_id = _open_event(staff, db, capacity=2)
     tried: list[int] = []
 
-    def connection_lost(session, signer, requests):
+    def connection_lost(session, signer, requests, **options):
         tried.append(len(requests))
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
@@ -227,18 +227,18 @@ def test_a_request_past_its_deadline_is_answered_503_and_never_written(
     original = registration.register_many
     calls: list[int] = []
 
-    def slow_first(session, signer, requests):
+    def slow_first(session, signer, requests, **options):
         calls.append(len(requests))
         if len(calls) == 1:
             import time
             time.sleep(3 * short_deadline)  # e.g. a slow disk: the others wait meanwhile
-        return original(session, signer, requests)
+        return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", slow_first)
 
     async def scenario() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kaifang") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             first = asyncio.create_task(client.post(
                 f"/api/events/{event_id}/registrations", json=_person(0)))
             await asyncio.sleep(0.05)
