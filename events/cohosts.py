@@ -62,13 +62,6 @@ def invitations_for(db: Session, unit_id: int) -> list[tuple[Event, EventCohost]
                         .order_by(col(Event.starts_at))))  # type: ignore[arg-type]
 
 
-def pending_invitations(db: Session) -> list[tuple[Event, EventCohost]]:
-    return list(db.exec(select(Event, EventCohost)
-                        .join(EventCohost, col(EventCohost.event_id) == Event.id)
-                        .where(EventCohost.state == C.invited)
-                        .order_by(col(Event.starts_at))))  # type: ignore[arg-type]
-
-
 def cohost_public(row: EventCohost) -> dict[str, Any]:
     return {"unit_id": row.unit_id, "state": row.state.value,
             "responded_at": row.responded_at.isoformat() if row.responded_at else None}
