@@ -30,7 +30,9 @@ def test_an_edit_of_a_published_session_waits_in_the_review_queue(console, db, c
     page = unescape(editor.get(saved.headers["location"]).text)
     assert "已提交区政务公开办审核" in page and "待审核的修改" in page
     # The form goes on from the changes waiting for review.
-    assert 'value="改写后的标题"' in unescape(editor.get(edit).text)
+    form_page = unescape(editor.get(edit).text)
+    assert 'value="改写后的标题"' in form_page
+    assert "该活动已发布：对公众可见内容的修改须经" in form_page
     assert "改写后的标题" not in client.get(f"/events/{event_id}").text
 
     queue = unescape(admin.get("/console/review").text)
