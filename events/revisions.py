@@ -58,6 +58,8 @@ def propose(db: Session, actor: StaffUser, event: Event, proposed: dict[str, Any
     merged = {name: value for name, value in merged.items() if value != live.get(name)}
     if revision is None and not merged:
         return None
+    if revision is not None and merged == fields_of(revision):
+        return revision  # the same changes sent again (a form posted twice): nothing new
     if revision is None:
         revision = EventRevision(event_id=event.id, state=RevisionState.pending)
     if not merged:

@@ -204,6 +204,7 @@ def with_pending_revision(db: Session) -> list[Event]:
         .where(EventRevision.state == RevisionState.pending) \
         .group_by(col(EventRevision.event_id)).subquery()
     return list(db.exec(select(Event).join(waiting, waiting.c.event_id == Event.id)
+                        .where(col(Event.status).in_(revisions.REVIEWED_STATUSES))
                         .order_by(waiting.c.at, col(Event.id))))
 
 
