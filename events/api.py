@@ -103,7 +103,8 @@ def update_event(
     the answer then shows the published version and `pending_revision`."""
     event = sessions.update_event(db, user, event_id, body)
     held = not permissions.is_admin(user) and revisions.is_reviewed(event) \
-        and bool(body.model_fields_set & set(revisions.REVIEWED_FIELDS))
+        and bool(body.model_fields_set & set(revisions.REVIEWED_FIELDS)) \
+        and revisions.pending_of(db, event_id) is not None
     db.commit()
     if held:
         response.status_code = 202
