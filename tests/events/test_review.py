@@ -263,3 +263,9 @@ def test_a_host_sees_drafts_only_when_assigned(staff, db):
                       json={"user_id": _host_id(admin)}).status_code == 201
     assert host.get(f"/api/events/{draft}").status_code == 200
     assert draft in {e["id"] for e in host.get("/api/events").json()}
+    # Running it needs no review notes: those stay with the unit and the office.
+    assert move(admin, draft, "pending_review").status_code == 200
+    assert move(admin, draft, "draft", "请补充议程").status_code == 200
+    shown = host.get(f"/api/events/{draft}").json()
+    assert "review_note" not in shown and "pending_revision" not in shown
+    assert "请补充议程" not in host.get(f"/console/events/{draft}").text
