@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from events import audit, lifecycle, permissions, sessions
-from events.errors import Invalid
-from events.models import EventKind, EventStatus
-from events.units import MultilineText
+from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions
+from events.errors import Forbidden, Invalid
+from events.models import EventKind, EventStatus, Role
+from events.units import MultilineText, Text
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep
 
 router = APIRouter(prefix="/api", route_class=JSONRoute)
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class StatusChange(BaseModel):
@@ -26,6 +27,14 @@ class Postponement(BaseModel):
     starts_at: sessions.Moment
     ends_at: sessions.Moment
     reason: MultilineText = Field(min_length=1, max_length=500)
+
+
+class Rejection(BaseModel):
+    reason: Text = Field(min_length=1, max_length=500)
+
+
+class HostAssignment(BaseModel):
+    user_id: int = Field(ge=1, le=2**31 - 1)
 
 
 class CloseOut(BaseModel):
@@ -69,7 +78,7 @@ def list_events(
         name = {"start": "from", "end": "to"}.get(str(first["loc"][0]), str(first["loc"][0]))
         raise Invalid("invalid", f"{name}: {first['msg']}", field=name) from exc
     found = sessions.list_events(db, query, viewer)
-    return sessions.events_public(db, found, staff=viewer is not None)
+    return sessions.events_public(db, found, staff=viewer is not None, viewer=viewer)
 
 
 @router.post("/events", status_code=201)
@@ -82,16 +91,88 @@ def create_event(body: sessions.EventCreate, db: SessionDep, user: StaffDep) -> 
 @router.get("/events/{event_id}")
 def get_event(event_id: int, db: SessionDep, viewer: OptionalStaffDep) -> dict[str, Any]:
     event = sessions.get_visible_event(db, event_id, viewer)
-    return sessions.event_public(db, event, staff=viewer is not None)
+    return sessions.event_public(db, event, staff=viewer is not None, viewer=viewer)
 
 
 @router.patch("/events/{event_id}")
 def update_event(
-    event_id: int, body: sessions.EventUpdate, db: SessionDep, user: StaffDep
+    event_id: int, body: sessions.EventUpdate, db: SessionDep, user: StaffDep,
+    response: Response,
 ) -> dict[str, Any]:
+    """200 when the change is applied; 202 when (part of) it waits for the office's review:
+    the answer then shows the published version and `pending_revision`."""
     event = sessions.update_event(db, user, event_id, body)
+    held = not permissions.is_admin(user) and revisions.is_reviewed(event) \
+        and bool(body.model_fields_set & set(revisions.REVIEWED_FIELDS)) \
+        and revisions.pending_of(db, event_id) is not None
+    db.commit()
+    if held:
+        response.status_code = 202
+    return sessions.event_public(db, event, staff=True)
+
+
+@router.get("/revisions")
+def pending_revisions(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+    """The office's queue of changes to published sessions, oldest first."""
+    permissions.require_admin(user)
+    return sessions.events_public(db, sessions.with_pending_revision(db), staff=True)
+
+
+@router.post("/events/{event_id}/revision/approve")
+def approve_revision(event_id: Id, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+    event = sessions.approve_revision(db, user, event_id)
     db.commit()
     return sessions.event_public(db, event, staff=True)
+
+
+@router.post("/events/{event_id}/revision/reject")
+def reject_revision(event_id: Id, body: Rejection, db: SessionDep,
+                    user: StaffDep) -> dict[str, Any]:
+    event = sessions.reject_revision(db, user, event_id, body.reason)
+    db.commit()
+    return sessions.event_public(db, event, staff=True)
+
+
+@router.post("/events/{event_id}/cohosts/{unit_id}/{answer}")
+def answer_cohosting(event_id: Id, unit_id: Id, answer: str, db: SessionDep,
+                     user: StaffDep) -> dict[str, Any]:
+    """The invited unit's editor (or an admin): `accept` or `decline`."""
+    if answer not in ("accept", "decline"):
+        raise Invalid("invalid", "answer: expected accept or decline", field="answer")
+    event = sessions.get_visible_event(db, event_id, user)
+    row = cohosts.respond(db, user, event, unit_id, answer == "accept")
+    db.commit()
+    return cohosts.cohost_public(row)
+
+
+@router.get("/hosts")
+def host_accounts(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+    """The host accounts a unit may assign to its sessions."""
+    if user.role == Role.host:
+        raise Forbidden("forbidden", "only units and the office assign hosts")
+    return [hosts.host_public(host) for host in hosts.host_accounts(db)]
+
+
+@router.get("/events/{event_id}/hosts")
+def event_hosts(event_id: Id, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+    event = sessions.get_event(db, event_id)
+    permissions.require_owner(user, event)
+    return [hosts.host_public(host) for host in hosts.hosts_of(db, event_id)]
+
+
+@router.post("/events/{event_id}/hosts", status_code=201)
+def assign_host(event_id: Id, body: HostAssignment, db: SessionDep,
+                user: StaffDep) -> dict[str, Any]:
+    host = hosts.assign(db, user, sessions.get_event(db, event_id), body.user_id)
+    db.commit()
+    return hosts.host_public(host)
+
+
+@router.delete("/events/{event_id}/hosts/{user_id}", status_code=204)
+def unassign_host(event_id: Id, user_id: Id, db: SessionDep, user: StaffDep) -> Response:
+    hosts.unassign(db, user, sessions.get_event(db, event_id), user_id)
+    db.commit()
+    return Response(status_code=204)
 
 
 @router.post("/events/{event_id}/status")

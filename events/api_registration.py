@@ -81,7 +81,7 @@ def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep)
 
 @router.get("/events/{event_id}/checkins")
 def checkin_state(event_id: EventId, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    permissions.require_runner(user, get_event(db, event_id))
+    permissions.require_runner(db, user, get_event(db, event_id))
     return _checkin_state(db, event_id)
 
 
@@ -103,7 +103,7 @@ def _rows(db: SessionDep, event_id: int) -> list[Registration]:
 @router.get("/events/{event_id}/registrations")
 def list_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
     """Staff view: personal data masked."""
-    permissions.require_runner(user, get_event(db, event_id))
+    permissions.require_runner(db, user, get_event(db, event_id))
     out = []
     for row in _rows(db, event_id):
         item = registration.registration_public(db, row)

@@ -1,7 +1,8 @@
 """Quota evidence: which sessions of a year a unit can show for a requirement, and why not.
 
 A session is evidence for a unit when the unit led it (role "lead") or co-hosted it (role
-"cohost"): each of them opened itself to the public, so it counts for each. It counts toward a
+"cohost"): each of them opened itself to the public, so it counts for each. A co-host counts only
+once it accepted (events.cohosts): an invitation is no evidence. It counts toward a
 requirement when it was published, not cancelled, held on or before the deadline (its Beijing
 date), and closed out with minutes (closed_at set). The archived recording is linked when one
 exists, through the providers registered here (streaming/ registers one; events/ never imports
@@ -17,7 +18,7 @@ from datetime import date, datetime, time
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from events.models import Event, EventCohost, EventKind, EventStatus
+from events.models import CohostState, Event, EventCohost, EventKind, EventStatus
 from events.timeutil import LOCAL_TZ, as_utc, local
 
 S = EventStatus
@@ -98,14 +99,16 @@ def sessions_of_year(db: Session, year: int, unit_ids: Iterable[int] | None = No
     stmt = select(Event).where(col(Event.starts_at) >= start, col(Event.starts_at) < end)
     if unit_ids is not None:
         wanted = list(unit_ids)
-        cohosted = select(EventCohost.event_id).where(col(EventCohost.unit_id).in_(wanted))
+        cohosted = select(EventCohost.event_id).where(col(EventCohost.unit_id).in_(wanted),
+                                                      EventCohost.state == CohostState.accepted)
         stmt = stmt.where(or_(col(Event.unit_id).in_(wanted), col(Event.id).in_(cohosted)))
     events = list(db.exec(stmt.order_by(col(Event.starts_at), col(Event.id))))
     ids = [event.id for event in events if event.id is not None]
     hosts: dict[int, dict[int, str]] = {event.id: {event.unit_id: "lead"}
                                         for event in events if event.id is not None}
     if ids:
-        for row in db.exec(select(EventCohost).where(col(EventCohost.event_id).in_(ids))):
+        for row in db.exec(select(EventCohost).where(col(EventCohost.event_id).in_(ids),
+                                                     EventCohost.state == CohostState.accepted)):
             hosts[row.event_id].setdefault(row.unit_id, "cohost")
     return YearSessions(events=events, hosts=hosts, recordings=recording_links(db, ids))
 

@@ -5,7 +5,7 @@ Every move is on the graph of the contract (TRANSITIONS); any other is 409 illeg
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -31,6 +31,9 @@ TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
     S.cancelled: frozenset(),
 }
 POSTPONABLE = frozenset({S.draft, S.pending_review, S.published})
+# A session may go live this long before its start (the stream is tested, the room opens);
+# it ends, closing registration for good, only once it has started.
+GO_LIVE_LEAD = timedelta(minutes=30)
 CLOSABLE = frozenset({S.published, S.live, S.ended})
 
 
@@ -43,7 +46,7 @@ def change_status(
     if target == S.published:
         permissions.require_admin(actor)
     elif target in (S.live, S.ended):
-        permissions.require_runner(actor, event)
+        permissions.require_runner(db, actor, event)
     elif current == S.pending_review and target == S.draft:
         # The office sends a draft back; the unit may also withdraw its own.
         if not permissions.is_admin(actor):
@@ -54,6 +57,13 @@ def change_status(
         raise Conflict("illegal_transition",
                        f"a session cannot go from {current.value} to {target.value}",
                        current=current.value, target=target.value)
+    if target == S.live and utcnow() < event.starts_at - GO_LIVE_LEAD:
+        raise Conflict("not_started", "a session goes live at most "
+                       f"{GO_LIVE_LEAD.seconds // 60} minutes before it starts",
+                       starts_at=event.starts_at.isoformat())
+    if target == S.ended and utcnow() < event.starts_at:
+        raise Conflict("not_started", "a session can end only once it has started",
+                       starts_at=event.starts_at.isoformat())
     if target == S.cancelled and event.published_at is not None and not reason:
         raise Invalid("reason_required", "say why the session is cancelled: the public sees it",
                       field="reason")

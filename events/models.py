@@ -101,11 +101,25 @@ class Event(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="staffuser.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # When what the public reads last changed after publication (an approved revision or an
+    # admin's edit): the portal says "更新于 …" and the audit log says what changed.
+    revised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CohostState(StrEnum):
+    invited = "invited"
+    accepted = "accepted"
+    declined = "declined"
 
 
 class EventCohost(SQLModel, table=True):
     event_id: int = Field(foreign_key="event.id", primary_key=True, ondelete="CASCADE")
     unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    # A unit co-hosts (is shown, counts for its quota) only once it accepted (events.cohosts).
+    state: CohostState = Field(default=CohostState.invited,
+                               sa_column=enum_column(CohostState, default=CohostState.invited))
+    responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    responded_by: int | None = Field(default=None, foreign_key="staffuser.id")
 
 
 class EventMaterial(SQLModel, table=True):
@@ -152,6 +166,7 @@ class AuditEntry(SQLModel, table=True):
 __all__ = [
     "AuditEntry",
     "Event",
+    "CohostState",
     "EventCohost",
     "EventKind",
     "EventMaterial",
@@ -277,3 +292,35 @@ class RegistrationAttempt(SQLModel, table=True):
     # A keyed hash of "address:…" or "phone:…": limiter state holds no personal data.
     key: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class RevisionState(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class EventRevision(SQLModel, table=True):
+    """An editor's change to what the public reads of a published session, waiting for the
+    district office's review (信息发布审核); the published version stays up until approved."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
+    state: RevisionState = Field(sa_column=enum_column(RevisionState, index=True))
+    # JSON: the proposed values of the reviewed fields, e.g. {"title": "…", "materials": [...]}.
+    fields: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    submitted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    submitted_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    # Why the office rejected it; the editor reads it.
+    reason: str = Field(default="", max_length=500)
+
+
+class EventHost(SQLModel, table=True):
+    """A host account assigned to run one session (go live, end, check people in)."""
+
+    event_id: int = Field(foreign_key="event.id", primary_key=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="staffuser.id", primary_key=True)
+    assigned_by: int | None = Field(default=None, foreign_key="staffuser.id")
+    assigned_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,9 +1,12 @@
-"""Who may do what. Editors act only on their own unit's sessions; only admins publish."""
+"""Who may do what. Editors act only on their own unit's sessions; only admins publish; hosts
+run (go live, end, check people in) only the sessions they are assigned to (events.hosts)."""
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from events.errors import Forbidden
-from events.models import Event, Role, StaffUser
+from events.models import Event, EventHost, Role, StaffUser
 
 
 def is_admin(user: StaffUser) -> bool:
@@ -32,8 +35,18 @@ def require_owner(user: StaffUser, event: Event) -> None:
     require_unit_editor(user, event.unit_id)
 
 
-def require_runner(user: StaffUser, event: Event) -> None:
-    """Starting and ending a live session: its unit, an admin or any host."""
-    if user.role == Role.host or owns(user, event):
-        return
-    raise Forbidden("forbidden", "only the unit, a host or an admin may run this session")
+def is_assigned_host(db: Session, user: StaffUser, event: Event) -> bool:
+    return user.role == Role.host and user.id is not None and event.id is not None \
+        and db.get(EventHost, (event.id, user.id)) is not None
+
+
+def may_run(db: Session, user: StaffUser, event: Event) -> bool:
+    """Going live, ending, checking in and reading the registration list: the unit, an admin,
+    or a host assigned to this session (need-to-know, plan 四(一))."""
+    return owns(user, event) or is_assigned_host(db, user, event)
+
+
+def require_runner(db: Session, user: StaffUser, event: Event) -> None:
+    if not may_run(db, user, event):
+        raise Forbidden("forbidden", "only the unit, an admin or a host assigned to this "
+                        "session may run it")

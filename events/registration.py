@@ -352,7 +352,7 @@ def purge_event(db: Session, event: Event) -> int:
 
 def check_in(db: Session, actor: StaffUser, event_id: int, code: str) -> Registration:
     event = get_event(db, event_id)
-    permissions.require_runner(actor, event)
+    permissions.require_runner(db, actor, event)
     if event.status.value not in CHECKIN_STATUSES:
         raise Conflict("not_open_for_checkin", "this session is not open for check-in")
     code = re.sub(r"\s", "", code).upper()
@@ -385,7 +385,7 @@ def walk_in(db: Session, signer: Signer, actor: StaffUser, event_id: int, name: 
             phone: str = "") -> Registration:
     """Someone registered at the door while seats remain: confirmed and checked in at once."""
     event = get_event(db, event_id)
-    permissions.require_runner(actor, event)
+    permissions.require_runner(db, actor, event)
     if event.status.value not in CHECKIN_STATUSES:
         raise Conflict("not_open_for_checkin", "this session is not open for check-in")
     name = " ".join(name.split())

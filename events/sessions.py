@@ -6,20 +6,25 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
-from events import audit, notify, permissions, seats
+from events import audit, cohosts, hosts, notify, permissions, revisions, seats
 from events.errors import Conflict, Invalid, NotFound
 from events.locking import lock_event
 from events.models import (
+    CohostState,
     Event,
     EventCohost,
+    EventHost,
     EventKind,
     EventMaterial,
     EventMode,
+    EventRevision,
     EventStatus,
     Moderation,
+    RevisionState,
+    Role,
     StaffUser,
     Unit,
 )
@@ -120,10 +125,26 @@ def get_event(db: Session, event_id: int) -> Event:
     return event
 
 
+def may_read(db: Session, viewer: StaffUser | None, event: Event) -> bool:
+    """Need-to-know (plan 四(一)): everyone reads published sessions; a draft only its unit, the
+    office, a unit invited to co-host it and a host assigned to it."""
+    if is_public(event):
+        return True
+    if viewer is None:
+        return False
+    if permissions.owns(viewer, event) or permissions.is_assigned_host(db, viewer, event):
+        return True
+    if viewer.role == Role.editor and viewer.unit_id is not None and event.id is not None:
+        row = db.get(EventCohost, (event.id, viewer.unit_id))
+        return row is not None and row.state != CohostState.declined
+    return False
+
+
 def get_visible_event(db: Session, event_id: int, viewer: StaffUser | None) -> Event:
-    """A session as this viewer may see it: the public sees only published ones."""
+    """A session as this viewer may see it: the public sees only published ones, staff what
+    they need to know (may_read); anything else is as if it did not exist."""
     event = get_event(db, event_id)
-    if viewer is None and not is_public(event):
+    if not may_read(db, viewer, event):
         raise NotFound("event_not_found", f"no session with id {event_id}")
     return event
 
@@ -136,9 +157,19 @@ def _as_bound(value: datetime | date) -> datetime:
 
 def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> list[Event]:
     stmt = select(Event)
+    public = (col(Event.status).in_(PUBLIC_STATUSES), col(Event.published_at).is_not(None))
     if viewer is None:
-        stmt = stmt.where(col(Event.status).in_(PUBLIC_STATUSES),
-                          col(Event.published_at).is_not(None))
+        stmt = stmt.where(*public)
+    elif not permissions.is_admin(viewer):
+        readable: list[ColumnElement[bool]] = [and_(*public)]
+        if viewer.role == Role.editor and viewer.unit_id is not None:
+            invited = select(EventCohost.event_id).where(
+                EventCohost.unit_id == viewer.unit_id, EventCohost.state != CohostState.declined)
+            readable += [col(Event.unit_id) == viewer.unit_id, col(Event.id).in_(invited)]
+        if viewer.role == Role.host:
+            readable.append(col(Event.id).in_(
+                select(EventHost.event_id).where(EventHost.user_id == viewer.id)))
+        stmt = stmt.where(or_(*readable))
     if query.kind:
         stmt = stmt.where(Event.kind == query.kind)
     if query.status:
@@ -148,7 +179,8 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
         if query.unit.isdecimal() and len(query.unit) < 10:
             unit_filter = or_(unit_filter, col(Unit.id) == int(query.unit))
         unit_ids = select(Unit.id).where(unit_filter)
-        cohosted = select(EventCohost.event_id).where(col(EventCohost.unit_id).in_(unit_ids))
+        cohosted = select(EventCohost.event_id).where(col(EventCohost.unit_id).in_(unit_ids),
+                                                      EventCohost.state == CohostState.accepted)
         stmt = stmt.where(or_(col(Event.unit_id).in_(unit_ids), col(Event.id).in_(cohosted)))
     if query.start is not None:
         stmt = stmt.where(col(Event.ends_at) >= _as_bound(query.start))
@@ -166,13 +198,24 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
     return list(db.exec(stmt))
 
 
-def cohost_ids(db: Session, event_ids: list[int]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {event_id: [] for event_id in event_ids}
-    if event_ids:
-        rows = db.exec(select(EventCohost).where(col(EventCohost.event_id).in_(event_ids)))
-        for row in rows:
-            out[row.event_id].append(row.unit_id)
-    return out
+def with_pending_revision(db: Session) -> list[Event]:
+    """Sessions whose change waits for review, the longest waiting first."""
+    waiting = select(EventRevision.event_id, func.min(EventRevision.submitted_at).label("at")) \
+        .where(EventRevision.state == RevisionState.pending) \
+        .group_by(col(EventRevision.event_id)).subquery()
+    return list(db.exec(select(Event).join(waiting, waiting.c.event_id == Event.id)
+                        .where(col(Event.status).in_(revisions.REVIEWED_STATUSES))
+                        .order_by(waiting.c.at, col(Event.id))))
+
+
+def cohost_ids(db: Session, event_ids: list[int], *, accepted_only: bool = True
+               ) -> dict[int, list[int]]:
+    """The co-hosting units: those that accepted (what the public sees and quotas count), or
+    with accepted_only=False every unit invited and not declined (what the editor asked for)."""
+    return {event_id: [row.unit_id for row in rows
+                       if row.state == CohostState.accepted
+                       or (not accepted_only and row.state == CohostState.invited)]
+            for event_id, rows in cohosts.rows_of(db, event_ids).items()}
 
 
 def materials_of(db: Session, event_ids: list[int]) -> dict[int, list[EventMaterial]]:
@@ -200,8 +243,11 @@ def registration_state(event: Event, now: datetime | None = None) -> str:
 
 
 def events_public(
-    db: Session, events: list[Event], *, staff: bool = False
+    db: Session, events: list[Event], *, staff: bool = False, viewer: StaffUser | None = None
 ) -> list[dict[str, Any]]:
+    """The public view; with staff=True the unit's and the office's view too (review notes,
+    the pending revision, co-host answers, hosts), for sessions the viewer (when given) owns;
+    other units' sessions show their published version only."""
     ids = [e.id for e in events if e.id is not None]
     counts = seats.counts(db, ids)
     cohosts = cohost_ids(db, ids)
@@ -237,6 +283,7 @@ def events_public(
             "public_notice": event.public_notice,
             "postponed_from": iso_local(event.postponed_from),
             "published_at": iso_local(event.published_at),
+            "revised_at": iso_local(event.revised_at),
             "registered_count": registered,
             "waitlist_count": waitlisted,
             "seats_left": max(event.capacity - registered, 0) if event.capacity else None,
@@ -245,16 +292,32 @@ def events_public(
             "minutes": event.minutes if event.closed_at else "",
             "attendee_count": event.attendee_count,
         }
-        if staff:
+        if staff and (viewer is None or permissions.owns(viewer, event)):
             item.update(review_note=event.review_note, created_by=event.created_by,
                         created_at=iso_local(event.created_at),
                         updated_at=iso_local(event.updated_at))
+            item.update(_internal(db, event))
         out.append(item)
     return out
 
 
-def event_public(db: Session, event: Event, *, staff: bool = False) -> dict[str, Any]:
-    return events_public(db, [event], staff=staff)[0]
+def event_public(db: Session, event: Event, *, staff: bool = False,
+                 viewer: StaffUser | None = None) -> dict[str, Any]:
+    return events_public(db, [event], staff=staff, viewer=viewer)[0]
+
+
+def _internal(db: Session, event: Event) -> dict[str, Any]:
+    assert event.id is not None
+    pending = revisions.pending_of(db, event.id)
+    rejected = revisions.last_rejected(db, event.id)
+    live = _reviewed_values(db, event) if pending or rejected else {}
+    return {
+        "pending_revision": revisions.revision_public(db, pending, live) if pending else None,
+        "rejected_revision": revisions.revision_public(db, rejected, live) if rejected else None,
+        "cohosts": [cohosts.cohost_public(row)
+                    for row in cohosts.rows_of(db, [event.id])[event.id]],
+        "hosts": [hosts.host_public(user) for user in hosts.hosts_of(db, event.id)],
+    }
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -262,7 +325,7 @@ def event_public(db: Session, event: Event, *, staff: bool = False) -> dict[str,
 def _snapshot(db: Session, event: Event) -> dict[str, Any]:
     snap: dict[str, Any] = {name: getattr(event, name) for name in SCALAR_FIELDS}
     if event.id is not None:
-        snap["cohost_unit_ids"] = sorted(cohost_ids(db, [event.id])[event.id])
+        snap["cohost_unit_ids"] = sorted(cohost_ids(db, [event.id], accepted_only=False)[event.id])
         snap["materials"] = [[m.title, m.url] for m in materials_of(db, [event.id])[event.id]]
     return snap
 
@@ -286,7 +349,39 @@ def check_times(event: Event) -> None:
                       field="registration_closes_at")
 
 
-def _apply(db: Session, event: Event, fields: EventFields) -> None:
+def _reviewed_values(db: Session, event: Event) -> dict[str, Any]:
+    """The published values of the reviewed fields, as a revision stores them (JSON)."""
+    snap = _snapshot(db, event)
+    values = {name: getattr(snap[name], "value", snap[name])
+              for name in revisions.REVIEWED_FIELDS if name in SCALAR_FIELDS}
+    values["cohost_unit_ids"] = snap["cohost_unit_ids"]
+    values["materials"] = [{"title": title, "url": url} for title, url in snap["materials"]]
+    return values
+
+
+def _apply_cohosts(db: Session, event: Event, unit_ids: list[int], *, accept: bool) -> None:
+    """New co-hosts are invited (accepted at once when `accept`: an admin names them); those
+    still wanted keep their answer, a declined one is invited again; the rest are removed."""
+    assert event.id is not None
+    wanted = set(unit_ids) - {event.unit_id}
+    for unit_id in wanted:
+        _check_unit(db, unit_id, field="cohost_unit_ids")
+    existing = {row.unit_id: row for row in cohosts.rows_of(db, [event.id])[event.id]}
+    for unit_id, row in existing.items():
+        if unit_id not in wanted:
+            db.delete(row)
+        elif row.state == CohostState.declined or (accept and row.state == CohostState.invited):
+            row.state = CohostState.accepted if accept else CohostState.invited
+            db.add(row)
+    db.flush()
+    state = CohostState.accepted if accept else CohostState.invited
+    for unit_id in sorted(wanted - existing.keys()):
+        db.add(EventCohost(event_id=event.id, unit_id=unit_id, state=state,
+                           responded_at=utcnow() if accept else None))
+
+
+def _apply(db: Session, event: Event, fields: EventFields, *,
+           accept_cohosts: bool = False) -> None:
     values = fields.model_dump(exclude_unset=True)
     for name in SCALAR_FIELDS:
         if name not in values:
@@ -305,14 +400,7 @@ def _apply(db: Session, event: Event, fields: EventFields) -> None:
     db.flush()
     assert event.id is not None
     if fields.cohost_unit_ids is not None:
-        wanted = set(fields.cohost_unit_ids) - {event.unit_id}
-        for unit_id in wanted:
-            _check_unit(db, unit_id, field="cohost_unit_ids")
-        for cohost in db.exec(select(EventCohost).where(EventCohost.event_id == event.id)):
-            db.delete(cohost)
-        db.flush()
-        for unit_id in sorted(wanted):
-            db.add(EventCohost(event_id=event.id, unit_id=unit_id))
+        _apply_cohosts(db, event, fields.cohost_unit_ids, accept=accept_cohosts)
     if fields.materials is not None:
         for row in db.exec(select(EventMaterial).where(EventMaterial.event_id == event.id)):
             db.delete(row)
@@ -329,17 +417,53 @@ def create_event(db: Session, actor: StaffUser, data: EventCreate) -> Event:
     event = Event(kind=data.kind, unit_id=data.unit_id, title=data.title,
                   starts_at=as_utc(data.starts_at), ends_at=as_utc(data.ends_at),
                   created_by=actor.id)
-    _apply(db, event, data)
+    _apply(db, event, data, accept_cohosts=permissions.is_admin(actor))
     audit.record(db, actor, "event.create", "event", event.id, unit_id=event.unit_id,
                  changes=audit.diff({}, _snapshot(db, event)))
     return event
 
 
+def _hold_for_review(db: Session, actor: StaffUser, event: Event, data: EventUpdate
+                     ) -> EventUpdate:
+    """An editor's change to a published session: what the public reads goes into the pending
+    revision, the rest (operational) is returned to apply now; the times move by postponing."""
+    for name in ("starts_at", "ends_at"):
+        value = getattr(data, name)
+        if name in data.model_fields_set and (value is None
+                                              or as_utc(value) != getattr(event, name)):
+            raise Conflict("postpone_required", "a published session's time changes by "
+                           "postponing it, with a reason the public sees", field=name)
+    reviewed = data.model_fields_set & set(revisions.REVIEWED_FIELDS)
+    if reviewed:
+        proposed = data.model_dump(mode="json", include=reviewed)
+        if proposed.get("cohost_unit_ids") is not None:
+            for unit_id in proposed["cohost_unit_ids"]:
+                _check_unit(db, unit_id, field="cohost_unit_ids")
+            proposed["cohost_unit_ids"] = sorted(set(proposed["cohost_unit_ids"])
+                                                 - {event.unit_id})
+        for name in ("kind", "title", "mode"):
+            if name in proposed and proposed[name] is None:
+                raise Invalid("required", f"{name} may not be empty", field=name)
+        for name in ("summary", "venue", "address"):
+            if name in proposed and proposed[name] is None:
+                proposed[name] = ""
+        if "materials" in proposed and proposed["materials"] is None:
+            proposed["materials"] = []
+        if "cohost_unit_ids" in proposed and proposed["cohost_unit_ids"] is None:
+            proposed["cohost_unit_ids"] = []
+        revisions.propose(db, actor, event, proposed, _reviewed_values(db, event))
+    return EventUpdate.model_validate(data.model_dump(exclude_unset=True, exclude=reviewed))
+
+
 def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate) -> Event:
+    """Edits a session. After publication an editor's change to what the public reads waits
+    for review (events.revisions); admins' edits apply at once, and the public sees when."""
     event = get_event(db, event_id)
     permissions.require_owner(actor, event)
     if event.status not in EDITABLE:
         raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
+    if revisions.is_reviewed(event) and not permissions.is_admin(actor):
+        data = _hold_for_review(db, actor, event, data)
     if data.unit_id is not None and data.unit_id != event.unit_id:
         _check_unit(db, data.unit_id)
         permissions.require_unit_editor(actor, data.unit_id)
@@ -352,16 +476,63 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
                            f"{confirmed} people hold a seat; capacity cannot go below that",
                            confirmed=confirmed)
     before = _snapshot(db, event)
-    _apply(db, event, data)
+    _apply(db, event, data, accept_cohosts=permissions.is_admin(actor))
     event.updated_at = utcnow()
     changes = audit.diff(before, _snapshot(db, event))
     if changes:
         audit.record(db, actor, "event.update", "event", event.id, unit_id=event.unit_id,
                      changes=changes)
+    _after_change(db, event, changes)
+    return event
+
+
+def _after_change(db: Session, event: Event, changes: dict[str, Any]) -> None:
+    if revisions.is_reviewed(event) and changes.keys() & set(revisions.REVIEWED_FIELDS):
+        event.revised_at = event.updated_at
+        db.add(event)
+        db.flush()
     if "capacity" in changes:
         for promoted in seats.promote_waitlist(db, event):
             notify.promoted(db, event, promoted)
     moved = {"starts_at", "ends_at", "venue", "address", "mode"} & changes.keys()
     if moved and is_public(event):
         notify.event_changed(db, event, "时间或地点调整")
+
+
+def approve_revision(db: Session, actor: StaffUser, event_id: int) -> Event:
+    """The office approves the pending revision: the public sees it now (revised_at), the
+    audit log records the diff. Co-hosts it adds are invited, not yet accepted."""
+    permissions.require_admin(actor)
+    event = get_event(db, event_id)
+    if event.status not in EDITABLE:
+        raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
+    revision = revisions.require_pending(db, event)
+    data = EventUpdate.model_validate(revisions.fields_of(revision))
+    before = _snapshot(db, event)
+    _apply(db, event, data)
+    event.updated_at = utcnow()
+    changes = audit.diff(before, _snapshot(db, event))
+    revisions.decide(revision, actor, RevisionState.approved)
+    db.add(revision)
+    submitter = db.get(StaffUser, revision.submitted_by) if revision.submitted_by else None
+    audit.record(db, actor, "event.revision_approved", "event", event.id, unit_id=event.unit_id,
+                 changes={**changes, "submitted_by": submitter.username if submitter else None})
+    _after_change(db, event, changes)
+    return event
+
+
+def reject_revision(db: Session, actor: StaffUser, event_id: int, reason: str) -> Event:
+    """The office rejects the pending revision with a reason the unit reads; nothing changes
+    for the public."""
+    permissions.require_admin(actor)
+    event = get_event(db, event_id)
+    revision = revisions.require_pending(db, event)
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("reason_required", "say what the unit must fix", field="reason")
+    revisions.decide(revision, actor, RevisionState.rejected, reason)
+    db.add(revision)
+    db.flush()
+    audit.record(db, actor, "event.revision_rejected", "event", event.id, unit_id=event.unit_id,
+                 changes={"reason": reason})
     return event

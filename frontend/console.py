@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from events import audit, permissions, sessions, units
+from events import audit, cohosts, hosts, permissions, sessions, units
 from events.errors import DomainError
 from events.models import EventKind, EventStatus, Role, StaffUser, UnitCategory
 from events.sessions import EventQuery
@@ -84,14 +84,19 @@ def _home_query(user: StaffUser, request: Request) -> tuple[EventQuery, dict[str
 @router.get("")
 def home(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
     query, chosen = _home_query(user, request)
-    if user.role == Role.host:
-        found = [e for e in sessions.list_events(db, query, user)
-                 if e.status in (S.published, S.live) and e.ends_at >= utcnow()]
+    if user.role == Role.host:  # the sessions the host is assigned to run
+        assigned = hosts.assigned_event_ids(db, user)
+        found = [e for e in sessions.list_events(db, query, user) if e.id in assigned
+                 and e.status in (S.published, S.live) and e.ends_at >= utcnow()]
     else:
         found = sessions.list_events(db, query, user)
-    items = sessions.events_public(db, found, staff=True)
+    items = sessions.events_public(db, found, staff=True, viewer=user)
     own_unit = units.get_unit(db, user.unit_id) if user.unit_id else None
+    invitations = [sessions.event_public(db, event) for event, _ in
+                   cohosts.invitations_for(db, user.unit_id)] if user.role == Role.editor \
+        and user.unit_id is not None else []
     return render(request, "console/home.html", groups=grouped(items), items=items,
+                  invitations=invitations,
                   own_unit=own_unit, chosen=chosen, all_units=units.list_units(db),
                   filtered=any(chosen.values()), compliance_card=editor_card(db, user))
 

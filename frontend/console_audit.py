@@ -24,6 +24,14 @@ ACTIONS = {
     "event.archived": N_("Archived"),
     "event.postpone": N_("Postponed"),
     "event.close": N_("Closed out"),
+    "event.revision_submitted": N_("Changed the published session: sent for review"),
+    "event.revision_withdrawn": N_("Withdrew the changes sent for review"),
+    "event.revision_approved": N_("Approved the changes: the public sees them"),
+    "event.revision_rejected": N_("Rejected the changes"),
+    "event.cohost_accepted": N_("Accepted to co-host"),
+    "event.cohost_declined": N_("Declined to co-host"),
+    "event.host_assigned": N_("Assigned a host"),
+    "event.host_unassigned": N_("Removed a host"),
     "unit.create": N_("Added a unit"),
     "unit.update": N_("Changed a unit"),
     "user.create": N_("Created an account"),
@@ -70,6 +78,9 @@ FIELDS = {
     "checked_in_count": N_("Checked in"),
     "attendance_reason": N_("Why the attendance differs"),
     "rules": N_("Rules"),
+    "submitted_by": N_("Submitted by"),
+    "host": N_("Host"),
+    "cohost_unit_id": N_("Co-hosting unit"),
 }
 MODERATION = {"pre": N_("Approve before showing"), "post": N_("Show at once, remove if needed")}
 TIME_FIELDS = {"starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
@@ -117,7 +128,8 @@ def display(name: str, value: Any, unit_names: dict[int, str]) -> str:
     if name == "cohost_unit_ids" and isinstance(value, list):
         return "、".join(unit_names.get(v, f"#{v}") for v in value)
     if name == "materials" and isinstance(value, list):
-        return "、".join(str(item[0]) for item in value if isinstance(item, list) and item)
+        return "、".join(str(item["title"] if isinstance(item, dict) else item[0])
+                        for item in value if isinstance(item, list | dict) and item)
     if name == "capacity" and value == 0:
         return gettext("No limit")
     if isinstance(value, bool):

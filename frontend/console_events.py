@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
-from events import audit, lifecycle, permissions, sessions, units
-from events.errors import Conflict, DomainError, Forbidden
+from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions, units
+from events.errors import Conflict, DomainError, Forbidden, Invalid
 from events.models import Event, EventStatus, Role, StaffUser
 from events.sessions import EventQuery
 from frontend import console_forms as forms
-from frontend.console_audit import readable
+from frontend.console_audit import FIELDS, display, readable
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
@@ -36,6 +36,14 @@ DONE = {
     "archived": N_("The session is archived."),
     "postponed": N_("The session is postponed; the portal shows the new time and your reason."),
     "closed": N_("The close-out is saved."),
+    "held": N_("Sent to the district office for review: the public sees the published version "
+               "until the office approves your changes."),
+    "revision_approved": N_("The changes are approved: the public sees them now."),
+    "revision_rejected": N_("The changes are rejected; the unit sees your reason."),
+    "cohost_accepted": N_("Your unit co-hosts this session now."),
+    "cohost_declined": N_("Your unit declined to co-host this session."),
+    "host_assigned": N_("The host is assigned to this session."),
+    "host_unassigned": N_("The host no longer runs this session."),
 }
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -49,11 +57,12 @@ def unit_names(db: Session) -> dict[int, str]:
     return {u.id: u.name for u in units.list_units(db, include_retired=True) if u.id is not None}
 
 
-def allowed_actions(user: StaffUser, event: Event) -> set[str]:
+def allowed_actions(db: Session, user: StaffUser, event: Event) -> set[str]:
     """The buttons to offer; the domain still decides when one is pressed."""
     owner = permissions.owns(user, event)
     admin = permissions.is_admin(user)
-    runner = user.role == Role.host or owner
+    runner = permissions.may_run(db, user, event)
+    now = utcnow()
     moves = lifecycle.TRANSITIONS[event.status]
     offered = {
         "edit": owner and event.status in sessions.EDITABLE,
@@ -61,8 +70,8 @@ def allowed_actions(user: StaffUser, event: Event) -> set[str]:
         "withdraw": owner and not admin and event.status == S.pending_review,
         "publish": admin and S.published in moves,
         "send_back": admin and event.status == S.pending_review,
-        "live": runner and S.live in moves,
-        "end": runner and event.status == S.live,
+        "live": runner and S.live in moves and now >= event.starts_at - lifecycle.GO_LIVE_LEAD,
+        "end": runner and event.status == S.live and now >= event.starts_at,
         "postpone": owner and event.status in lifecycle.POSTPONABLE
         and event.published_at is not None,
         "cancel": owner and S.cancelled in moves,
@@ -115,8 +124,12 @@ def edit_event(event_id: int, request: Request, db: SessionDep, user: ConsoleSta
     permissions.require_owner(user, event)
     if event.status not in sessions.EDITABLE:
         raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
-    values = forms.event_values(event, sessions.cohost_ids(db, [event_id])[event_id],
-                                sessions.materials_of(db, [event_id])[event_id])
+    values = forms.event_values(
+        event, sessions.cohost_ids(db, [event_id], accepted_only=False)[event_id],
+        sessions.materials_of(db, [event_id])[event_id])
+    pending = revisions.pending_of(db, event_id)
+    if pending is not None:  # the editor goes on from the changes waiting for review
+        values.update(forms.revision_values(revisions.fields_of(pending)))
     return _form_page(request, db, user, values, event=event)
 
 
@@ -136,8 +149,10 @@ def update_event(event_id: int, request: Request, db: SessionDep, user: ConsoleS
         errors = {forms.domain_error_field(exc): forms.domain_error_message(exc)}
         return _form_page(request, db, user, forms.typed_values(form), event=event,
                           errors=errors, status_code=exc.status)
+    held = not permissions.is_admin(user) and revisions.is_reviewed(event) \
+        and revisions.pending_of(db, event_id) is not None
     db.commit()
-    return see_other(f"/console/events/{event_id}?done=saved")
+    return see_other(f"/console/events/{event_id}?done={'held' if held else 'saved'}")
 
 
 # ---- the details and their actions -----------------------------------------------------------
@@ -148,31 +163,64 @@ def _detail_page(request: Request, db: Session, user: StaffUser, event: Event, *
     assert event.id is not None
     names = unit_names(db)
     trail = []
-    if permissions.owns(user, event):
+    owner = permissions.owns(user, event)
+    if owner:
         trail = [readable(e, names)
                  for e in audit.entries(db, entity="event", entity_id=event.id)]
     values = {"starts_at": forms.local_input(event.starts_at),
               "ends_at": forms.local_input(event.ends_at), "minutes": event.minutes,
               "attendee_count": "" if event.attendee_count is None else str(event.attendee_count),
               "attendance_reason": ""}
+    shown = sessions.event_public(db, event, staff=True, viewer=user)
+    invitation = None
+    if user.unit_id is not None and user.unit_id != event.unit_id:
+        invitation = next((c for c in cohosts.rows_of(db, [event.id])[event.id]
+                           if c.unit_id == user.unit_id), None)
     return render(request, "console/event.html", status_code=status_code, event=event,
-                  shown=sessions.event_public(db, event, staff=True), unit_names=names,
-                  actions=allowed_actions(user, event), trail=trail,
+                  shown=shown, unit_names=names, owner=owner,
+                  runner=permissions.may_run(db, user, event), invitation=invitation,
+                  pending=_readable_changes(shown.get("pending_revision"), names),
+                  rejected=shown.get("rejected_revision"),
+                  host_choices=hosts.host_accounts(db) if owner else [],
+                  actions=allowed_actions(db, user, event), trail=trail,
                   done=done_message(request.query_params.get("done")),
                   failed=failed, error=error, typed={**values, **(typed or {})})
 
 
+def _readable_changes(revision: dict[str, Any] | None, names: dict[int, str]
+                      ) -> list[tuple[str, str, str]]:
+    """A pending revision as rows of (field, published, proposed) for people to read."""
+    if not revision:
+        return []
+    rows = []
+    for name, (old, new) in revision["changes"].items():
+        rows.append((gettext(FIELDS.get(name, name)), _shown(name, old, names),
+                     _shown(name, new, names)))
+    return rows
+
+
+def _shown(name: str, value: Any, names: dict[int, str]) -> str:
+    if name == "materials":  # every link in full: the office checks where they lead
+        return "\n".join(f"{m['title']} <{m['url']}>" for m in value or []) or "—"
+    return display(name, value, names)
+
+
 @router.get("/events/{event_id}")
 def event_page(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
-    return _detail_page(request, db, user, sessions.get_event(db, event_id))
+    return _detail_page(request, db, user, sessions.get_visible_event(db, event_id, user))
 
 
 def _review_page(request: Request, db: Session, user: StaffUser, *, status_code: int = 200,
                  failed_id: int = 0, error: str = "",
                  typed: dict[str, str] | None = None) -> Response:
     queue = sessions.list_events(db, EventQuery(status=S.pending_review, limit=1000), user)
+    names = unit_names(db)
+    changed = sessions.events_public(db, sessions.with_pending_revision(db), staff=True)
+    for item in changed:
+        item["diff"] = _readable_changes(item["pending_revision"], names)
     return render(request, "console/review.html", status_code=status_code,
-                  queue=sessions.events_public(db, queue, staff=True),
+                  queue=sessions.events_public(db, queue, staff=True), changed=changed,
+                  unit_names=names,
                   done=done_message(request.query_params.get("done")), failed_id=failed_id,
                   error=error, typed=typed or {})
 
@@ -245,3 +293,58 @@ def close_out(event_id: int, request: Request, db: SessionDep, user: ConsoleStaf
         return _action_failed(request, db, user, event_id, "close", exc, typed, False)
     db.commit()
     return see_other(f"/console/events/{event_id}?done=closed")
+
+
+# ---- review of published sessions, co-hosting, hosts -------------------------------------------
+
+@router.post("/events/{event_id}/revision/{decision}")
+def decide_revision(event_id: int, decision: str, request: Request, db: SessionDep,
+                    user: ConsoleStaff, form: PostedForm) -> Response:
+    reason = str(form.get("reason", "")).strip()
+    try:
+        forms.check_length(reason, "reason", MAX_REASON)
+        if decision == "approve":
+            sessions.approve_revision(db, user, event_id)
+        elif decision == "reject":
+            sessions.reject_revision(db, user, event_id, reason)
+        else:
+            raise Invalid("invalid", "decision: expected approve or reject")
+    except DomainError as exc:
+        if exc.status == 403:
+            raise
+        return _action_failed(request, db, user, event_id, "revision", exc, {"reason": reason},
+                              True)
+    db.commit()
+    return see_other(f"/console/review?done=revision_{decision}d#changes")
+
+
+@router.post("/events/{event_id}/cohosts/{unit_id}/{answer}")
+def answer_cohosting(event_id: int, unit_id: int, answer: str, db: SessionDep,
+                     user: ConsoleStaff, form: PostedForm) -> Response:
+    if answer not in ("accept", "decline"):
+        raise Invalid("invalid", "answer: expected accept or decline")
+    event = sessions.get_visible_event(db, event_id, user)
+    cohosts.respond(db, user, event, unit_id, answer == "accept")
+    db.commit()
+    return see_other(f"/console/events/{event_id}?done=cohost_{answer}ed")
+
+
+@router.post("/events/{event_id}/hosts")
+def assign_host(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                form: PostedForm) -> Response:
+    event = sessions.get_event(db, event_id)
+    raw = str(form.get("user_id", ""))[:12]
+    try:
+        hosts.assign(db, user, event, int(raw) if raw.isdecimal() else 0)
+    except DomainError as exc:
+        return _action_failed(request, db, user, event_id, "hosts", exc, {}, False)
+    db.commit()
+    return see_other(f"/console/events/{event_id}?done=host_assigned#hosts-title")
+
+
+@router.post("/events/{event_id}/hosts/{host_id}/remove")
+def unassign_host(event_id: int, host_id: int, db: SessionDep, user: ConsoleStaff,
+                  form: PostedForm) -> Response:
+    hosts.unassign(db, user, sessions.get_event(db, event_id), host_id)
+    db.commit()
+    return see_other(f"/console/events/{event_id}?done=host_unassigned#hosts-title")

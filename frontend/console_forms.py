@@ -33,7 +33,13 @@ CODE_MESSAGES = {
     "not_editable": N_("A session in this state can no longer be edited."),
     "illegal_transition": N_("The session has moved on; this step is no longer possible."),
     "not_postponable": N_("A session in this state can no longer be postponed."),
-    "not_started": N_("A session can be closed out only once it has started."),
+    "not_started": N_("The session has not started yet: it goes live at most 30 minutes before "
+                      "its start, and ends or is closed out only once it has started."),
+    "postpone_required": N_("A published session moves to another time by postponing it, with "
+                            "a reason the public sees."),
+    "no_pending_revision": N_("No changes are waiting for review any more."),
+    "cohost_declined": N_("The unit declined; invite it again by editing the session."),
+    "not_a_host": N_("Choose an active host account."),
     "invalid_code": N_("A code is 2-40 lower-case letters, digits or '-', e.g. xc-new-office."),
     "unit_exists": N_("A unit with this code exists already."),
 }
@@ -237,6 +243,17 @@ def event_values(event: Event, cohosts: list[int],
     values["capacity"] = str(event.capacity)
     values["cohost_unit_ids"] = [str(unit_id) for unit_id in cohosts]
     values["materials"] = [{"title": m.title, "url": m.url} for m in materials]
+    return values
+
+
+def revision_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """The changes waiting for review, as the form shows them."""
+    values: dict[str, Any] = {name: fields[name] or "" for name in (*TEXT_FIELDS, *CHOICE_FIELDS)
+                              if name in fields}
+    if "cohost_unit_ids" in fields:
+        values["cohost_unit_ids"] = [str(unit_id) for unit_id in fields["cohost_unit_ids"]]
+    if "materials" in fields:
+        values["materials"] = [dict(item) for item in fields["materials"]]
     return values
 
 

@@ -195,7 +195,7 @@ def checkin_page(request: Request, db: Session, signer: Signer, event: Event, *,
 def checkin_form(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
                  user: ConsoleStaff) -> Response:
     event = sessions.get_event(db, event_id)
-    permissions.require_runner(user, event)
+    permissions.require_runner(db, user, event)
     return checkin_page(request, db, signer, event)
 
 
@@ -208,7 +208,7 @@ def _ticket_id(db: Session, event_id: int, code: str) -> int | None:
 def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
              user: ConsoleStaff, form: PostedForm) -> Response:
     event = sessions.get_event(db, event_id)
-    permissions.require_runner(user, event)
+    permissions.require_runner(db, user, event)
     code = str(form.get("code", "")).strip()[:MAX_CODE]
     if not code:
         return checkin_page(request, db, signer, event, status_code=422,
@@ -330,7 +330,7 @@ def registrations_page(request: Request, db: Session, signer: Signer, user: Staf
 def registrations(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
                   user: ConsoleStaff) -> Response:
     event = sessions.get_event(db, event_id)
-    permissions.require_runner(user, event)
+    permissions.require_runner(db, user, event)
     return registrations_page(request, db, signer, user, event)
 
 

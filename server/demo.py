@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
+from events import cohosts, hosts
 from events.lifecycle import change_status, close_event
 from events.lifecycle import postpone as postpone_event
 from events.locking import write_lock
@@ -374,7 +375,11 @@ def load_demo(db: Session, settings: Settings) -> str:
     for plan in PLANS:
         unit_editor = editors.get(unit_ids[plan.unit], admin)
         event = create_event(db, unit_editor, _fields(plan, unit_ids, cal))
+        for code in plan.cohosts:  # each invited unit agreed (its editor, else the office)
+            cohosts.respond(db, editors.get(unit_ids[code], admin), event, unit_ids[code], True)
         _tell_story(db, plan, event, unit_editor, admin, rng)
+        if event.published_at is not None and plan.state != "cancelled":
+            hosts.assign(db, unit_editor, event, staff["host"].id or 0)
         sessions[plan.key] = event
     extra = _later_parts(db, settings, staff, sessions)
     return _summary(db, password == DEFAULT_PASSWORD, extra)

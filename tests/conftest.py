@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
-from events.models import QuotaRule, Role, StaffUser, Unit
+from events.models import EventHost, QuotaRule, Role, StaffUser, Unit
 from events.quotas import seed_rows as quota_seed_rows
 from events.staff import UserCreate, create_user
 from events.units import seed_rows
@@ -119,6 +119,14 @@ def make_user(db: Session, username: str, role: str, unit_code: str | None = Non
         unit_id=unit_id(db, unit_code) if unit_code else None))
     db.commit()
     return user
+
+
+def assign_hosts(db: Session, event_id: int) -> None:
+    """Assigns every host account to the session: hosts run only sessions they are assigned."""
+    for host in db.exec(select(StaffUser).where(StaffUser.role == Role.host)):
+        if db.get(EventHost, (event_id, host.id)) is None:
+            db.add(EventHost(event_id=event_id, user_id=host.id))
+    db.commit()
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> str:

@@ -17,7 +17,8 @@ from server.deps import SESSION_COOKIE, SESSION_PURPOSE
 from tests.conftest import event_body, unit_id
 from tests.events.test_lifecycle import FUTURE, PAST, reach
 
-ROLES = ("admin", "editor_own", "editor_other", "host", "anonymous")
+# host: any host account; host_assigned: a host the session's unit assigned to run it.
+ROLES = ("admin", "editor_own", "editor_other", "host", "host_assigned", "anonymous")
 STAFF = frozenset(ROLES) - {"anonymous"}
 Body = Callable[[Session], dict[str, Any]]
 
@@ -35,6 +36,8 @@ class Action:
     ok: int = 200
     # What the public (no cookie) gets instead of 401.
     anonymous: int = 401
+    # What a signed-in user without the right gets: 404 where need-to-know hides the session.
+    refused: int = 403
     after: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,14 +77,17 @@ ACTIONS: dict[str, Action] = {
                     "published", past=True, allowed=own("admin", "editor_own"),
                     after={"status": "ended", "minutes": "会议纪要"}),
     "go live": Action("POST", "/api/events/{id}/status", lambda db: {"status": "live"},
-                      "published", allowed=own("admin", "editor_own", "host"),
+                      "published", past=True, allowed=own("admin", "editor_own", "host_assigned"),
                       after={"status": "live"}),
     "end": Action("POST", "/api/events/{id}/status", lambda db: {"status": "ended"}, "live",
-                  allowed=own("admin", "editor_own", "host"), after={"status": "ended"}),
+                  past=True, allowed=own("admin", "editor_own", "host_assigned"),
+                  after={"status": "ended"}),
     "archive": Action("POST", "/api/events/{id}/status", lambda db: {"status": "archived"},
-                      "ended", allowed=own("admin", "editor_own"), after={"status": "archived"}),
-    "read a draft": Action("GET", "/api/events/{id}", state="draft", allowed=STAFF,
-                           anonymous=404),
+                      "ended", past=True, allowed=own("admin", "editor_own"),
+                      after={"status": "archived"}),
+    "read a draft": Action("GET", "/api/events/{id}", state="draft",
+                           allowed=own("admin", "editor_own", "host_assigned"), anonymous=404,
+                           refused=404),
     "read the session's audit": Action("GET", "/api/events/{id}/audit", state="draft",
                                        allowed=own("admin", "editor_own")),
     "read the audit log": Action("GET", "/api/audit"),
@@ -103,7 +109,7 @@ MATRIX = [(name, role) for name in ACTIONS for role in ROLES]
 def expected_status(action: Action, role: str) -> int:
     if role == "anonymous":
         return action.anonymous
-    return action.ok if role in action.allowed else 403
+    return action.ok if role in action.allowed else action.refused
 
 
 def world(admin: TestClient) -> dict[str, Any]:
@@ -115,7 +121,7 @@ def world(admin: TestClient) -> dict[str, Any]:
 @pytest.fixture
 def actor(client, staff) -> Callable[[str], TestClient]:
     clients = {"editor_own": ("editor", "education"), "editor_other": ("editor", "health"),
-               "host": ("host", None)}
+               "host": ("host", None), "host_assigned": ("host", None)}
 
     def make(role: str) -> TestClient:
         if role == "anonymous":
@@ -134,6 +140,10 @@ def test_matrix(staff, actor, db, name, role):
     ids: dict[str, Any] = {"education": unit_id(db, "education"), "sports": unit_id(db, "sports")}
     if action.state:
         ids["id"] = reach(admin, db, action.state, **(PAST if action.past else FUTURE))
+        if role == "host_assigned":
+            [host] = admin.get("/api/hosts").json()
+            assigned = admin.post(f"/api/events/{ids['id']}/hosts", json={"user_id": host["id"]})
+            assert assigned.status_code == 201, assigned.text
     before = world(admin)
     body = action.body(db) if action.body else None
     response = who.request(action.method, action.path.format(**ids), json=body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
 
@@ -37,6 +38,14 @@ FUTURE = {"starts_at": "2035-05-08T09:30:00+08:00", "ends_at": "2035-05-08T11:30
           "registration_opens_at": None, "registration_closes_at": None}
 
 
+def started() -> dict[str, Any]:
+    """Times of a session that began ten minutes ago: it may go live and end."""
+    now = datetime.now(UTC)
+    return {"starts_at": (now - timedelta(minutes=10)).isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+            "registration_opens_at": None, "registration_closes_at": None}
+
+
 def move(client: TestClient, event_id: int, status: str, reason: str = "") -> Any:
     return client.post(f"/api/events/{event_id}/status",
                        json={"status": status, **({"reason": reason} if reason else {})})
@@ -44,7 +53,10 @@ def move(client: TestClient, event_id: int, status: str, reason: str = "") -> An
 
 def reach(admin: TestClient, db: Session, status: str, unit_code: str = "education",
           **overrides: Any) -> int:
-    """A new session of the unit, moved by an admin into `status`; returns its id."""
+    """A new session of the unit, moved by an admin into `status`; returns its id. A session
+    taken live or ended has started, unless the caller gives its times."""
+    if {"live", "ended"} & set(ROUTE[status]) and "starts_at" not in overrides:
+        overrides = {**started(), **overrides}
     created = admin.post("/api/events", json=event_body(db, unit_code, **overrides))
     assert created.status_code == 201, created.text
     event_id: int = created.json()["id"]
@@ -67,7 +79,7 @@ def audit_of(admin: TestClient, event_id: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("current", "target"), LEGAL)
 def test_every_legal_move_is_taken_and_audited(staff, db, current, target):
     admin = staff("admin")
-    event_id = reach(admin, db, current)
+    event_id = reach(admin, db, current, **(started() if target in ("live", "ended") else {}))
     moved = move(admin, event_id, target, "场地临时无法使用" if target == "cancelled" else "")
     assert moved.status_code == 200, moved.text
     assert moved.json()["status"] == target
@@ -167,7 +179,7 @@ def test_postpone_refuses_bad_input(staff, db, body, code):
 @pytest.mark.parametrize("status", ["live", "ended", "cancelled"])
 def test_a_session_that_has_begun_or_is_cancelled_cannot_be_postponed(staff, db, status):
     admin = staff("admin")
-    event_id = reach(admin, db, status, **FUTURE)
+    event_id = reach(admin, db, status, **(FUTURE if status == "cancelled" else started()))
     refused = admin.post(f"/api/events/{event_id}/postpone", json={
         "starts_at": "2035-06-01T09:30:00+08:00", "ends_at": "2035-06-01T11:30:00+08:00",
         "reason": "顺延"})
@@ -178,7 +190,7 @@ def test_a_session_that_has_begun_or_is_cancelled_cannot_be_postponed(staff, db,
 @pytest.mark.parametrize("status", ["ended", "archived", "cancelled"])
 def test_a_finished_session_cannot_be_edited(staff, db, status):
     admin = staff("admin")
-    event_id = reach(admin, db, status, **FUTURE)
+    event_id = reach(admin, db, status, **(FUTURE if status == "cancelled" else started()))
     refused = admin.patch(f"/api/events/{event_id}", json={"title": "事后改名"})
     assert refused.status_code == 409
     assert refused.json()["error"] == "not_editable"

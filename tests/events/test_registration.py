@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from events.models import OutboxMessage, Registration
-from tests.conftest import event_body, publish
+from tests.conftest import assign_hosts, event_body, publish
 
 
 def _open_event(staff, db, capacity: int = 2, **overrides) -> int:
@@ -104,6 +104,7 @@ def test_forged_and_erased_tokens_reveal_nothing(client, staff, db):
 def test_check_in_once_then_409_with_time(client, staff, db):
     event_id = _open_event(staff, db, capacity=1)
     host = staff("host")
+    assign_hosts(db, event_id)
     confirmed = _register(client, event_id, "13800000001").json()
     waitlisted = _register(client, event_id, "13800000002").json()
     first = host.post(f"/api/events/{event_id}/checkins", json={"code": confirmed["code"].lower()})
@@ -139,6 +140,7 @@ def test_many_threads_racing_for_the_last_seats_never_overbook(app, staff, db):
 def test_an_attendee_can_still_erase_their_data_and_stays_counted(client, staff, db):
     event_id = _open_event(staff, db)
     host = staff("host")
+    assign_hosts(db, event_id)
     ticket = _register(client, event_id, "13800000007").json()
     assert host.post(f"/api/events/{event_id}/checkins",
                      json={"code": ticket["code"]}).status_code == 200

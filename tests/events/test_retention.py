@@ -18,7 +18,7 @@ from server import cli
 from server.config import Settings, get_settings
 from server.db import get_engine
 from server.worker import JOBS, Job, run_worker
-from tests.conftest import event_body, publish
+from tests.conftest import assign_hosts, event_body, publish
 from tests.events.test_delivery import deliver
 
 DAY = timedelta(days=1)
@@ -74,6 +74,8 @@ def test_purge_erases_a_session_ended_91_days_ago_not_89_and_keeps_counts(
     admin, host = staff("admin"), staff("host")
     start = datetime.now(UTC).replace(microsecond=0) + 10 * DAY
     old_id, recent_id = _session(admin, db, start), _session(admin, db, start + 2 * DAY)
+    assign_hosts(db, old_id)
+    assign_hosts(db, recent_id)
     seated = _register(client, old_id, "13800000001", "欧阳娜娜")
     waiting = _register(client, old_id, "13800000002", "李雷")
     kept = _register(client, recent_id, "13800000003", "韩梅梅")
@@ -121,6 +123,7 @@ def _held_in_the_past(staff: Any, db: Session) -> tuple[int, int, TestClient]:
     ids = []
     for days, name, phone in ((91, "张伟", "13900000091"), (89, "王芳", "13900000089")):
         event_id = _session(admin, db, now - days * DAY - timedelta(hours=2))
+        assign_hosts(db, event_id)
         walked = host.post(f"/api/events/{event_id}/walk-ins", json={"name": name,
                                                                      "phone": phone})
         assert walked.status_code == 201, walked.text

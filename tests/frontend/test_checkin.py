@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from events.models import AuditEntry, OutboxMessage, Registration, RegistrationStatus
 from events.timeutil import local
+from tests.conftest import assign_hosts
 from tests.frontend.test_console import csrf_of
 from tests.frontend.test_tickets import open_session
 
@@ -168,6 +169,8 @@ def test_a_host_checks_in_an_editor_of_another_unit_may_not(client, staff, conso
     assert stranger.get(f"/console/events/{event_id}/registrations").status_code == 403
 
     host = console("host")
+    assert host.get(checkin_url(event_id)).status_code == 403  # not assigned to it
+    assign_hosts(db, event_id)
     page = check_in(host, event_id, ticket["code"])
     assert result_of(page).startswith("✓ 签到成功 王*明")
     assert rows(db)[0].checked_in_at is not None
@@ -252,6 +255,8 @@ def test_the_list_masks_personal_data_and_the_export_is_full_and_audited(
     assert "导出了含完整个人信息的报名名单" in log and "行数 2" in log
 
     host = console("host")
+    assert host.get(f"/console/events/{event_id}/registrations").status_code == 403
+    assign_hosts(db, event_id)
     seen = host.get(f"/console/events/{event_id}/registrations")
     assert seen.status_code == 200 and "王*明" in seen.text
     assert "导出 CSV" not in seen.text and "修改名额" not in seen.text
@@ -290,6 +295,7 @@ def test_capacity_cannot_go_below_the_confirmed_and_raising_it_moves_the_waitlis
     assert [m.recipient for m in promoted] == ["13800000003"]
 
     host = console("host")
+    assign_hosts(db, event_id)
     token = csrf_of(host.get(f"/console/events/{event_id}/registrations").text)
     denied = host.post(f"/console/events/{event_id}/capacity",
                        data={"capacity": "10", "csrf_token": token})
@@ -342,7 +348,9 @@ def test_admins_find_the_outbox_in_the_menu_and_the_session_links_its_pages(
                  f"/console/events/{event_id}/registrations",
                  f"/api/events/{event_id}/registrations.csv"):
         assert f'href="{href}"' in event_page
-    host_page = console("host").get(f"/console/events/{event_id}").text
+    host = console("host")
+    assign_hosts(db, event_id)
+    host_page = host.get(f"/console/events/{event_id}").text
     assert f'href="/console/events/{event_id}/checkin"' in host_page
     assert "registrations.csv" not in host_page
     assert '<a href="/console/outbox"' not in console("editor", "education").get("/console").text

@@ -13,7 +13,7 @@ import segno
 from playwright.sync_api import expect
 
 from events.timeutil import local
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, make_user
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, assign_hosts, make_user
 from tests.frontend.test_checkin import register, rows
 from tests.frontend.test_portal_browser import ARTIFACTS, PHONE, no_horizontal_scroll
 from tests.frontend.test_tickets import open_session
@@ -70,6 +70,7 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
     photographed = register(client, event_id, "张三丰", "13800000003")
     make_user(db, "door-editor", "editor", "education")
     second_door = staff("host")
+    assign_hosts(db, event_id)
 
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, locale="zh-CN")
     page = context.new_page()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from events.models import AuditEntry, Event, EventStatus
+from events.timeutil import LOCAL_TZ
 from frontend.i18n import catalog
 from tests.conftest import PASSWORD, make_user, unit_id
 
@@ -370,19 +372,36 @@ def test_host_sees_sessions_to_run_and_may_go_live(console, db):
     editor = console("editor", "education")
     admin = console("admin")
     host = console("host")
-    event_id = create_via_form(editor, db)
+    soon = datetime.now(LOCAL_TZ) + timedelta(minutes=20)
+    event_id = create_via_form(editor, db, starts_at=soon.strftime("%Y-%m-%dT%H:%M"),
+                               ends_at=(soon + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+                               registration_opens_at="", registration_closes_at="")
     assert "区教委2027年招生政策会议开放" not in host.get("/console").text
     submit(editor, event_id)
     post_form(admin, "/console/review", f"/console/events/{event_id}/status",
               {"status": "published", "origin": "review"})
+    # Published, but not yet assigned to this host: not theirs to run.
+    assert "区教委2027年招生政策会议开放" not in host.get("/console").text
+    assert host.get(f"/console/events/{event_id}/checkin").status_code == 403
+    page = editor.get(f"/console/events/{event_id}").text
+    host_id = re.search(r'<option value="(\d+)">[^<]*\(console-host-x-2\)</option>', page)
+    assert host_id, "the unit's page offers the host accounts"
+    assigned = post_form(editor, f"/console/events/{event_id}",
+                         f"/console/events/{event_id}/hosts", {"user_id": host_id.group(1)})
+    assert assigned.status_code == 303
+    assert "已为该活动分派主持人。" in editor.get(assigned.headers["location"]).text
     assert "区教委2027年招生政策会议开放" in host.get("/console").text
     page = host.get(f"/console/events/{event_id}").text
-    assert "开始直播" in page and "编辑</a>" not in page
+    assert "开始直播" in page and "编辑</a>" not in page and "结束活动" not in page
     assert host.get("/console/events/new").status_code == 403
     went = post_form(host, f"/console/events/{event_id}", f"/console/events/{event_id}/status",
                      {"status": "live"})
     assert went.status_code == 303
-    assert "直播中" in host.get(f"/console/events/{event_id}").text
+    live = host.get(f"/console/events/{event_id}").text
+    assert "直播中" in live and "结束活动" not in live  # it has not started yet
+    early = post_form(host, f"/console/events/{event_id}", f"/console/events/{event_id}/status",
+                      {"status": "ended"})
+    assert early.status_code == 409 and "活动尚未开始" in early.text
 
 
 def test_console_pages_are_never_cached(console):

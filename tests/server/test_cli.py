@@ -108,6 +108,19 @@ def test_demo_editor_signs_in_and_sees_its_unit(settings: Settings, client: Test
     assert response.status_code == 403
 
 
+def test_demo_host_has_sessions_to_run(settings: Settings, client: TestClient,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    use_database(monkeypatch, settings)
+    assert cli.main(["demo"]) == 0
+    login(client, "host", DEFAULT_PASSWORD)
+    published = [e for e in client.get("/api/events", params={"status": "published"}).json()
+                 if e["starts_at"] > e["published_at"]]
+    readable = [e for e in published
+                if client.get(f"/api/events/{e['id']}/registrations").status_code == 200]
+    assert len(readable) >= 10  # assigned to the demo's upcoming sessions
+    assert "没有分派给您主持的活动" not in client.get("/console").text
+
+
 def test_create_user_gives_a_login_that_works_against_the_api(
     settings: Settings, client: TestClient, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
