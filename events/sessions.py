@@ -462,19 +462,20 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
     permissions.require_owner(actor, event)
     if event.status not in EDITABLE:
         raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
-    if revisions.is_reviewed(event) and not permissions.is_admin(actor):
-        data = _hold_for_review(db, actor, event, data)
-    if data.unit_id is not None and data.unit_id != event.unit_id:
-        _check_unit(db, data.unit_id)
-        permissions.require_unit_editor(actor, data.unit_id)
     if data.capacity is not None:
-        # Seats are scarce: re-read under the lock and never drop below who holds one.
+        # Seats are scarce: re-read under the lock (taken before any write) and never drop
+        # below who holds one.
         event = lock_event(db, event_id)
         confirmed = seats.confirmed_count(db, event_id)
         if data.capacity != 0 and data.capacity < confirmed:
             raise Conflict("capacity_below_confirmed",
                            f"{confirmed} people hold a seat; capacity cannot go below that",
                            confirmed=confirmed)
+    if revisions.is_reviewed(event) and not permissions.is_admin(actor):
+        data = _hold_for_review(db, actor, event, data)
+    if data.unit_id is not None and data.unit_id != event.unit_id:
+        _check_unit(db, data.unit_id)
+        permissions.require_unit_editor(actor, data.unit_id)
     before = _snapshot(db, event)
     _apply(db, event, data, accept_cohosts=permissions.is_admin(actor))
     event.updated_at = utcnow()

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from events import registration
 from events.models import Registration
 from server.db import get_engine
+from tests.conftest import assign_hosts
 from tests.events.test_registration import _open_event, _register
 
 
@@ -56,6 +57,7 @@ def test_a_walk_in_with_a_number_that_holds_a_ticket_is_409(client, staff, db):
     event_id = _open_event(staff, db, capacity=5)
     assert _register(client, event_id, "13900000009").status_code == 201
     host = staff("host")
+    assign_hosts(db, event_id)
     refused = host.post(f"/api/events/{event_id}/walk-ins",
                         json={"name": "赵六", "phone": "139 0000 0009"})
     assert refused.status_code == 409, refused.text
