@@ -17,7 +17,7 @@ from icalendar import Event as VEvent
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from events import sessions
+from events import rooms, sessions
 from events.models import AuditEntry, Event, EventKind, EventMode, EventStatus, Unit
 from events.timeutil import LOCAL_TZ, local
 
@@ -75,6 +75,11 @@ class CalendarEntry:
     @property
     def cancelled(self) -> bool:
         return self.event.status == EventStatus.cancelled
+
+    @property
+    def room_url(self) -> str | None:
+        """Where an online or hybrid session is watched: its page's live room."""
+        return f"{self.page_url}/live" if rooms.has_room(self.event) else None
 
 
 # ---- choosing and enriching sessions ---------------------------------------------------------
@@ -188,7 +193,8 @@ def description_text(entry: CalendarEntry) -> str:
     place = location_text(event)
     if place:
         lines.append(f"地点：{_clean(place)}")
-    lines += [f"参与方式：{how_to_take_part(event)}", f"详情：{entry.page_url}"]
+    lines += [f"参与方式：{how_to_take_part(event)}",
+              f"在线收看：{entry.room_url}" if entry.room_url else "", f"详情：{entry.page_url}"]
     return "\n".join(line for line in lines if line)
 
 

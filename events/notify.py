@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from events import permissions
+from events import permissions, rooms
 from events.errors import Forbidden
 from events.models import (
     Event,
@@ -28,6 +28,13 @@ from server.db import utcnow
 R = RegistrationStatus
 REMINDER_BEFORE = timedelta(days=1)
 SIGNATURE = "【西城政务开放】"
+# Links in texts start with KAIFANG_PUBLIC_URL; the composition root sets it (set_public_url).
+public_url = "http://127.0.0.1:8000"
+
+
+def set_public_url(url: str) -> None:
+    global public_url
+    public_url = url.rstrip("/")
 
 
 def _when(event: Event) -> str:
@@ -78,8 +85,9 @@ def reminder_key(registration_id: int | None, starts_at: datetime) -> str:
 
 
 def _reminder_body(event: Event, code: str) -> str:
+    watch = f"在线收看：{public_url}{rooms.room_path(event.id)}" if rooms.has_room(event) else ""
     return (f"{SIGNATURE}提醒：您报名的“{event.title}”将于{_when(event)}开始，"
-            f"地点：{event.venue or '线上'}。入场码 {code}。")
+            f"地点：{event.venue or '线上'}。入场码 {code}。{watch}")
 
 
 def schedule_reminder(db: Session, event: Event, registration: Registration) -> None:

@@ -228,10 +228,18 @@ def materials_of(db: Session, event_ids: list[int]) -> dict[int, list[EventMater
     return out
 
 
+def is_over(event: Event, now: datetime | None = None) -> bool:
+    """Held and done: ended or archived, or published and past its end (a live one is on air
+    until its host ends it). A cancelled session was never held."""
+    if event.status in (S.ended, S.archived):
+        return True
+    return event.status == S.published and (now or utcnow()) >= event.ends_at
+
+
 def registration_state(event: Event, now: datetime | None = None) -> str:
     """open | not_yet | closed | none (sessions that take no registration)."""
     now = now or utcnow()
-    if event.status not in (S.published, S.live):
+    if event.status not in (S.published, S.live) or now >= event.ends_at:
         return "closed"
     if event.registration_opens_at is None and event.registration_closes_at is None:
         return "none"

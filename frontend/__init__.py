@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from frontend.i18n import LOCALES, current_locale, gettext, negotiate
+from frontend.i18n import LOCALES, N_, current_locale, gettext, negotiate
 
 LANG_COOKIE = "lang"
 
@@ -25,10 +27,20 @@ ERROR_TITLES = {
 }
 
 
+# What a page says when the router knows no more than the status (Starlette's English phrase).
+ERROR_MESSAGES = {
+    404: N_("The page you are looking for does not exist. Check the address, or start again "
+            "from the upcoming sessions."),
+    405: N_("This address does not answer that kind of request."),
+}
+
+
 def _render_error(request: Request, status: int, code: str, message: str) -> Response:
     from frontend.templating import render
 
     title = gettext(ERROR_TITLES.get(status, "Something went wrong"))
+    if status in ERROR_MESSAGES and message == HTTPStatus(status).phrase:
+        message = gettext(ERROR_MESSAGES[status])
     return render(request, "error.html", status_code=status, title=title, code=code,
                   message=message)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from events import audit, cohosts, hosts, permissions, sessions, units
+from events import audit, closeout, cohosts, hosts, permissions, sessions, units
 from events.errors import DomainError
 from events.models import EventKind, EventStatus, Role, StaffUser, UnitCategory
 from events.sessions import EventQuery
@@ -30,6 +30,7 @@ GROUPS = (
     ("sent_back", N_("Sent back: please revise")),
     ("draft", N_("Drafts")),
     ("pending_review", N_("Awaiting review")),
+    ("closeout", N_("Waiting for close-out")),
     ("published", N_("Published")),
     ("past", N_("Past and cancelled")),
 )
@@ -50,6 +51,8 @@ router.include_router(console_events.router)
 
 def _group_of(item: dict[str, Any]) -> str:
     status = item["status"]
+    if item.get("awaiting_closeout"):
+        return "closeout"
     if status == "draft":
         return "sent_back" if item.get("review_note") else "draft"
     if status in ("published", "live"):
@@ -91,6 +94,10 @@ def home(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
     else:
         found = sessions.list_events(db, query, user)
     items = sessions.events_public(db, found, staff=True, viewer=user)
+    if user.role != Role.host:  # the unit closes out, not its hosts
+        waiting = {e.id for e in found if closeout.is_waiting(e) and permissions.owns(user, e)}
+        for item in items:
+            item["awaiting_closeout"] = item["id"] in waiting
     own_unit = units.get_unit(db, user.unit_id) if user.unit_id else None
     invitations = [sessions.event_public(db, event) for event, _ in
                    cohosts.invitations_for(db, user.unit_id)] if user.role == Role.editor \

@@ -70,7 +70,8 @@ def allowed_actions(db: Session, user: StaffUser, event: Event) -> set[str]:
         "withdraw": owner and not admin and event.status == S.pending_review,
         "publish": admin and S.published in moves,
         "send_back": admin and event.status == S.pending_review,
-        "live": runner and S.live in moves and now >= event.starts_at - lifecycle.GO_LIVE_LEAD,
+        "live": runner and S.live in moves and now >= event.starts_at - lifecycle.GO_LIVE_LEAD
+        and now < event.ends_at,
         "end": runner and event.status == S.live and now >= event.starts_at,
         "postpone": owner and event.status in lifecycle.POSTPONABLE
         and event.published_at is not None,

@@ -69,6 +69,7 @@ TOPICS = {
     "reminder": N_("Reminder the day before"),
     "event_changed": N_("Session changed"),
     "event_cancelled": N_("Session cancelled"),
+    "closeout_reminder": N_("Reminder to close out"),
 }
 STATES = {"pending": N_("Waiting to be sent"), "sending": N_("Sending"), "sent": N_("Sent"),
           "failed": N_("Failed, will retry"), "void": N_("Void")}

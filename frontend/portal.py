@@ -13,19 +13,19 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from markupsafe import Markup
 from sqlmodel import Session
 from starlette.convertors import Convertor, register_url_convertor
 
-from events import sessions, units
+from events import rooms, sessions, units
 from events.errors import NotFound
 from events.models import Event, EventKind, Unit, UnitCategory
 from events.timeutil import LOCAL_TZ, local
 from frontend import labels
 from frontend.browser import remember_browser
 from frontend.i18n import N_, current_locale, gettext
-from frontend.templating import WEEKDAYS_ZH, render
+from frontend.templating import STATIC_DIR, WEEKDAYS_ZH, render
 from server.caching import keep_private
 from server.db import utcnow
 from server.deps import OptionalStaffDep, SessionDep, public_url
@@ -189,7 +189,10 @@ def session_cards(db: Session, events: list[Event],
                   directory: dict[int, UnitView]) -> list[dict[str, Any]]:
     """The public shape of sessions, with their units named for this page's language."""
     cards = sessions.events_public(db, events)
-    for card in cards:
+    now = utcnow()
+    for event, card in zip(events, cards, strict=True):
+        card["over"] = sessions.is_over(event, now)
+        card["room_url"] = rooms.room_path(event.id) if rooms.has_room(event) else None
         card["organiser"] = directory[card["unit_id"]]
         card["cohosts"] = [directory[i] for i in card["cohost_unit_ids"] if i in directory]
         card["same_day"] = card["starts_at"][:10] == card["ends_at"][:10]
@@ -357,6 +360,46 @@ def session_page(event_id: int, request: Request, db: SessionDep,
     except NotFound:
         return _not_found(request, missing)
     return render_session(request, db, event, preview=not sessions.is_public(event))
+
+
+def countdown_text(left: timedelta) -> str:
+    """What the room says before its start when no script runs: days and hours, then minutes."""
+    minutes = max(1, int(left.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return gettext("Starts in %(days)s d %(hours)s h") % {"days": days, "hours": hours}
+    if hours:
+        return gettext("Starts in %(hours)s h %(minutes)s min") % {"hours": hours,
+                                                                    "minutes": minutes}
+    return gettext("Starts in %(minutes)s min") % {"minutes": minutes}
+
+
+@router.get("/events/{event_id:int}/live")
+def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
+    """The live room of an online or hybrid session: for now its countdown and what will be
+    there. In-person and unpublished sessions have none (404)."""
+    missing = N_("This session has no live room, or is not public.")
+    if not 0 < event_id <= MAX_ID:
+        return _not_found(request, missing)
+    try:
+        event = sessions.get_visible_event(db, event_id, None)
+    except NotFound:
+        return _not_found(request, missing)
+    if not rooms.has_room(event):
+        return _not_found(request, missing)
+    now = utcnow()
+    card = session_cards(db, [event], unit_directory(db))[0]
+    upcoming = card["status"] == "published" and now < event.starts_at
+    return render(request, "portal/room.html", section="", e=card,
+                  countdown=countdown_text(event.starts_at - now) if upcoming else "",
+                  server_now=now.isoformat(timespec="seconds"))
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 def render_session(request: Request, db: SessionDep, event: Event, *, status: int = 200,

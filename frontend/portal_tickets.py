@@ -181,7 +181,8 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
     return render(
         request, "portal/ticket.html", status_code=status, section="", e=card, ticket=ticket,
         token=token, mode=mode, problem=problem, map_url=portal.map_link(card),
-        qr=qr_svg(found.code) if active and mode == "ticket" else None,
+        qr=qr_svg(found.code) if found.status == RegistrationStatus.confirmed
+        and mode == "ticket" else None,
         manage_url=ticket_url(request, token),
         done=request.query_params.get("done", ""), checked_in=checked_in,
         can_cancel=active and not checked_in and card["status"] in CANCELLABLE_EVENT_STATUSES,

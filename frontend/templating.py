@@ -80,7 +80,16 @@ def this_page_with(context: dict[str, Any], **params: str) -> str:
     return f"{url.path}?{url.query}" if url.query else url.path
 
 
+@jinja2.pass_context
+def webcal(context: dict[str, Any], path: str) -> str:
+    """A calendar subscription (webcal://) at the public address (KAIFANG_PUBLIC_URL)."""
+    request: Request = context["request"]
+    public: str = request.app.state.settings.public_url
+    return "webcal://" + public.split("://", 1)[-1] + path
+
+
 env.globals["url_for"] = url_for
+env.globals["webcal"] = webcal
 env.globals["this_page_with"] = this_page_with
 
 

@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import api as events_api
-from events import api_compliance, api_feeds, api_registration, api_staff, ratelimit
+from events import api_compliance, api_feeds, api_registration, api_staff, notify, ratelimit
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.access_log import AccessLog
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     settings = settings or get_settings()
     settings.prepare_data_dir()
     set_lock_timeout(settings.lock_timeout_s)
+    notify.set_public_url(settings.public_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from events import notify
 from events.errors import DomainError
 from server.config import ConfigError, Settings, get_settings
 from server.db import get_engine, set_lock_timeout
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         set_lock_timeout(settings.lock_timeout_s)
+        notify.set_public_url(settings.public_url)
         return int(args.run(args, settings))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from events.closeout import remind_units as remind_units_to_close_out
 from events.delivery import deliver_due
 from events.quotas import remind_units_at_risk
 from events.ratelimit import forget_expired
@@ -49,6 +50,10 @@ def _quota_reminders(db: Session, settings: Settings) -> object:
     return remind_units_at_risk(db)
 
 
+def _closeout_reminders(db: Session, settings: Settings) -> object:
+    return remind_units_to_close_out(db)
+
+
 def _forget_registration_attempts(db: Session, settings: Settings) -> object:
     return forget_expired(db, settings)
 
@@ -57,6 +62,7 @@ JOBS: tuple[Job, ...] = (
     Job("deliver", 0, _deliver),
     Job("purge", 3600, _purge),
     Job("quota_reminders", 3600, _quota_reminders),
+    Job("closeout_reminders", 3600, _closeout_reminders),
     Job("registration_limits", 600, _forget_registration_attempts),
 )
 
