@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import delete, func, text, update
 from sqlmodel import Session, col, select
 
 from events import notify, smscap
@@ -159,10 +159,14 @@ def enter_code(db: Session, signer: Signer, phone: str, code: str, *,
 
 
 def forget_expired(db: Session, now: datetime | None = None) -> int:
-    """The worker's round: challenges the window has left behind are deleted. Flushes."""
-    since = (now or utcnow()) - WINDOW - CODE_LIFETIME
+    """The worker's round: challenges the window has left behind are deleted, and the numbers
+    of code texts a day old (counted by the daily cap until then) blanked. Flushes."""
+    now = now or utcnow()
     write_lock(db)
     result = db.execute(delete(RecoveryChallenge)
-                        .where(col(RecoveryChallenge.created_at) <= since))
+                        .where(col(RecoveryChallenge.created_at) <= now - WINDOW - CODE_LIFETIME))
+    db.execute(update(OutboxMessage).where(
+        col(OutboxMessage.topic) == TOPIC, col(OutboxMessage.recipient) != "",
+        col(OutboxMessage.created_at) <= now - smscap.DAY).values(recipient=""))
     db.flush()
     return int(getattr(result, "rowcount", 0) or 0)

@@ -102,6 +102,14 @@ def test_the_code_texted_to_the_phone_opens_its_tickets(client, staff, db, setti
     assert code_on_ticket and code_on_ticket[1] in original
     # Used once: the same code opens nothing again.
     assert enter(client, asked, PHONE, code).status_code == 422
+    # A day later the worker forgets the challenge and the number the code went to.
+    with Session(get_engine(settings.sqlalchemy_url)) as worker_db:
+        recovery.forget_expired(worker_db, datetime.now(UTC) + timedelta(days=1, minutes=1))
+        worker_db.commit()
+    db.expire_all()
+    assert db.exec(select(RecoveryChallenge)).first() is None
+    assert db.exec(select(OutboxMessage.recipient).where(
+        OutboxMessage.topic == "recovery_code")).one() == ""
 
 
 def test_wrong_codes_are_limited(client, staff, db, settings, sms_api):
