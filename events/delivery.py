@@ -29,6 +29,7 @@ from events import smscap
 from events.locking import write_lock
 from events.models import Event, EventStatus, OutboxMessage, Registration, RegistrationStatus
 from events.notify import reminder_key
+from events.recovery import CODE_LIFETIME
 from server.config import Settings
 from server.db import utcnow
 
@@ -47,6 +48,8 @@ SMTP_TIMEOUT_S = 10.0
 DEFAULT_SUBJECT = "西城政务开放通知"
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 SMTP_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# Texts whose parameters hold a secret (a one-time code): kept only until sent or given up.
+SECRET_TOPICS = frozenset({"recovery_code"})
 
 
 class DeliveryError(Exception):
@@ -67,20 +70,23 @@ class OutboxBackend:
         return None
 
 
+class NoGateway(Exception):
+    """No gateway for this channel is configured: the message stays `unsent`, not retried."""
+
+
 class SmsGateway(Protocol):
-    """A text-message provider. Only the local outbox implementation exists: no real SMS
-    gateway can run here (no provider account, no network beyond package registries). A
-    provider's client implements send_text and is returned by backend_for for "sms"."""
+    """A text-message provider (events.sms.AliyunSmsGateway)."""
 
-    def send_text(self, phone: str, text: str) -> None:
-        """Sends one text, or raises DeliveryError."""
+    def send_text(self, phone: str, message: OutboxMessage) -> None:
+        """Sends one text (the message's topic and template parameters), or raises
+        DeliveryError."""
 
 
-class OutboxSmsGateway:
-    """The local SMS gateway: the text stays in the outbox, readable by staff."""
+class UnsentSmsBackend:
+    """Channel "sms" without KAIFANG_SMS_*: nothing can send a text, so none is marked sent."""
 
-    def send_text(self, phone: str, text: str) -> None:
-        return None
+    def send(self, message: OutboxMessage) -> None:
+        raise NoGateway("no SMS gateway is configured")
 
 
 class SmsBackend:
@@ -92,7 +98,7 @@ class SmsBackend:
     def send(self, message: OutboxMessage) -> None:
         if not MOBILE.match(message.recipient):
             raise DeliveryError("the recipient is not a mainland mobile number")
-        self.gateway.send_text(message.recipient, message.body)
+        self.gateway.send_text(message.recipient, message)
 
 
 class SmtpBackend:
@@ -146,7 +152,11 @@ def backend_for(settings: Settings, channel: str) -> Backend:
     if channel == "email" and settings.smtp_url:
         return SmtpBackend(settings.smtp_url, settings.mail_from)
     if channel == "sms":
-        return SmsBackend(OutboxSmsGateway())
+        if not settings.sms_configured:
+            return UnsentSmsBackend()
+        from events.sms import AliyunSmsGateway
+
+        return SmsBackend(AliyunSmsGateway(settings))
     if channel == "console":
         return OutboxBackend()  # delivered by being readable in the console's outbox
     return OutboxBackend()
@@ -179,6 +189,8 @@ def stale_reason(db: Session, message: OutboxMessage, now: datetime) -> str | No
     """Why a message must not go out any more, or None. A reminder for an old time is void."""
     if not message.recipient:
         return "no recipient: the personal data was erased"
+    if message.topic in SECRET_TOPICS and now >= message.created_at + CODE_LIFETIME:
+        return "the code has expired"
     if message.event_id is not None and message.topic != "event_cancelled":
         # A message about a session that no longer holds tells nobody anything true.
         event = db.get(Event, message.event_id, populate_existing=True)
@@ -251,6 +263,8 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
                 message.attempts += 1
                 try:
                     chosen.send(message)
+                except NoGateway as exc:
+                    message.state, message.error = "unsent", str(exc)
                 except DeliveryError as exc:
                     _record_failure(message, str(exc), now)
                 except Exception as exc:  # a backend's bug must not stop the batch, nor leak data
@@ -260,6 +274,8 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
                     sent += 1
                     log.info("message %s (%s, %s) sent", message.id, message.topic, message.channel)
             message.claimed_until = None
+            if message.topic in SECRET_TOPICS and message.state != "failed":
+                message.sms_params = "{}"  # a one-time code lives no longer than its sending
             write_lock(db)
             db.add(message)
             db.commit()

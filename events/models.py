@@ -255,7 +255,10 @@ class OutboxMessage(SQLModel, table=True):
     # Sending waits until then (reminders); a reminder keyed to an old start time is void.
     due_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     dedupe_key: str | None = Field(default=None, max_length=120, unique=True)
-    # pending | sending | sent | failed | void
+    # A text's template parameters as a JSON object (events.sms); a code is blanked once sent.
+    sms_params: str = Field(default="{}", sa_column=Column(Text, nullable=False,
+                                                            server_default="{}"))
+    # pending | sending | sent | failed | void | unsent (no SMS gateway is configured)
     state: str = Field(default="pending", max_length=10, index=True)
     # While `sending`: the worker's claim ends then (a dead worker's claim runs out).
     claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -292,6 +295,25 @@ class RegistrationAttempt(SQLModel, table=True):
     # A keyed hash of "address:…" or "phone:…": limiter state holds no personal data.
     key: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class RecoveryChallenge(SQLModel, table=True):
+    """A one-time code sent to a phone to find its registrations again (events.recovery).
+    Keys and the code are keyed hashes: no number, address or code is stored."""
+
+    __table_args__ = (
+        Index("ix_recoverychallenge_phone_created", "phone_key", "created_at"),
+        Index("ix_recoverychallenge_address_created", "address_key", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone_key: str = Field(max_length=64)
+    address_key: str = Field(max_length=64)
+    code_hash: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    tries: int = Field(default=0)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class RevisionState(StrEnum):

@@ -6,6 +6,7 @@ A reminder is keyed to the start time it announces: after a reschedule the old o
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,11 @@ def _when(event: Event) -> str:
     return f"{start.month}月{start.day}日 {start:%H:%M}"
 
 
+def _params(event: Event, **more: str) -> dict[str, str]:
+    """A text's template parameters (an SMS gateway fills its template with them)."""
+    return {"title": event.title, "time": _when(event), "venue": event.venue or "线上", **more}
+
+
 def _mask(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}" if len(phone) >= 7 else "***"
 
@@ -50,6 +56,7 @@ def message_row(
     *, topic: str, recipient: str, body: str, event_id: int | None = None,
     registration_id: int | None = None, unit_id: int | None = None, subject: str = "",
     channel: str = "sms", due_at: datetime | None = None, dedupe_key: str | None = None,
+    params: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every column of an outbox row: for OutboxMessage(**row), or for one INSERT of many."""
     now = utcnow()
@@ -57,13 +64,15 @@ def message_row(
             "subject": subject, "body": body, "topic": topic, "event_id": event_id,
             "registration_id": registration_id, "unit_id": unit_id, "due_at": due_at or now,
             "dedupe_key": dedupe_key, "state": "pending", "attempts": 0, "sent_at": None,
-            "error": "", "created_at": now}
+            "error": "", "created_at": now,
+            "sms_params": json.dumps(params or {}, ensure_ascii=False)}
 
 
 def enqueue(
     db: Session, *, topic: str, recipient: str, body: str, event: Event | None = None,
     registration: Registration | None = None, unit: Unit | None = None, subject: str = "",
     channel: str = "sms", due_at: datetime | None = None, dedupe_key: str | None = None,
+    params: dict[str, str] | None = None,
 ) -> OutboxMessage | None:
     if not recipient:
         return None
@@ -74,7 +83,8 @@ def enqueue(
         topic=topic, recipient=recipient, body=body, subject=subject, channel=channel,
         event_id=event.id if event else None,
         registration_id=registration.id if registration else None,
-        unit_id=unit.id if unit else None, due_at=due_at, dedupe_key=dedupe_key))
+        unit_id=unit.id if unit else None, due_at=due_at, dedupe_key=dedupe_key,
+        params=params))
     db.add(message)  # flushed with the transaction: no round trip per message
     return message
 
@@ -103,11 +113,13 @@ def schedule_reminder(db: Session, event: Event, registration: Registration) -> 
         # Moved back to a time it had before: the old reminder for that time lives again.
         voided.state, voided.due_at, voided.body = "pending", due, body
         voided.recipient, voided.attempts, voided.error = registration.phone, 0, ""
+        voided.sms_params = json.dumps(_params(event, code=registration.code), ensure_ascii=False)
         db.add(voided)
         db.flush()
         return
     enqueue(db, topic="reminder", recipient=registration.phone, event=event,
-            registration=registration, due_at=due, dedupe_key=key, body=body)
+            registration=registration, due_at=due, dedupe_key=key, body=body,
+            params=_params(event, code=registration.code))
 
 
 def received_messages(event: Event, registration_id: int, status: RegistrationStatus,
@@ -120,25 +132,28 @@ def received_messages(event: Event, registration_id: int, status: RegistrationSt
         body = (f"{SIGNATURE}您已成功报名“{event.title}”，时间：{_when(event)}，"
                 f"地点：{event.venue or '线上'}。入场码 {code}。")
         rows = [message_row(topic="registration_confirmed", recipient=phone, body=body,
-                            event_id=event.id, registration_id=registration_id)]
+                            event_id=event.id, registration_id=registration_id,
+                            params=_params(event, code=code))]
         due = event.starts_at - REMINDER_BEFORE
         if due > utcnow():  # a new registration can have no earlier reminder to revive
             rows.append(message_row(
                 topic="reminder", recipient=phone, body=_reminder_body(event, code),
                 event_id=event.id, registration_id=registration_id, due_at=due,
-                dedupe_key=reminder_key(registration_id, event.starts_at)))
+                dedupe_key=reminder_key(registration_id, event.starts_at),
+                params=_params(event, code=code)))
         return rows
     body = (f"{SIGNATURE}“{event.title}”名额已满，您已进入候补名单。"
             f"有名额空出时将按顺序自动递补并短信通知您。")
     return [message_row(topic="registration_waitlisted", recipient=phone, body=body,
-                        event_id=event.id, registration_id=registration_id)]
+                        event_id=event.id, registration_id=registration_id,
+                        params={"title": event.title})]
 
 
 def promoted(db: Session, event: Event, registration: Registration) -> None:
     body = (f"{SIGNATURE}好消息：您已从候补转为正式报名“{event.title}”，时间：{_when(event)}，"
             f"地点：{event.venue or '线上'}。入场码 {registration.code}。")
     enqueue(db, topic="promoted", recipient=registration.phone, body=body, event=event,
-            registration=registration)
+            registration=registration, params=_params(event, code=registration.code))
     schedule_reminder(db, event, registration)
 
 
@@ -167,7 +182,7 @@ def event_changed(db: Session, event: Event, what: str) -> None:
     void_stale_reminders(db, event)
     for registration in _active_registrations(db, event):
         enqueue(db, topic="event_changed", recipient=registration.phone, event=event,
-                registration=registration,
+                registration=registration, params=_params(event, change=what),
                 body=f"{SIGNATURE}您报名的“{event.title}”有变更：{what}。"
                      f"新时间：{_when(event)}，地点：{event.venue or '线上'}。")
         if registration.status == R.confirmed:
@@ -179,6 +194,8 @@ def event_cancelled(db: Session, event: Event) -> None:
     for registration in _active_registrations(db, event):
         enqueue(db, topic="event_cancelled", recipient=registration.phone, event=event,
                 registration=registration,
+                params={"title": event.title,
+                        "reason": event.public_notice or "主办单位安排调整"},
                 body=f"{SIGNATURE}很抱歉，您报名的“{event.title}”已取消。"
                      f"原因：{event.public_notice or '主办单位安排调整'}。")
 

@@ -98,11 +98,13 @@ def install(app: FastAPI) -> None:
         console_registrations,
         console_users,
         portal,
+        portal_recover,
         portal_results,
         portal_tickets,
     )
 
     app.include_router(portal.router)
+    app.include_router(portal_recover.router)  # before /tickets/{token}
     app.include_router(portal_tickets.router)
     app.include_router(console.router)
     app.include_router(console_registrations.router)

@@ -70,9 +70,11 @@ TOPICS = {
     "event_changed": N_("Session changed"),
     "event_cancelled": N_("Session cancelled"),
     "closeout_reminder": N_("Reminder to close out"),
+    "recovery_code": N_("Code to find registrations again"),
 }
 STATES = {"pending": N_("Waiting to be sent"), "sending": N_("Sending"), "sent": N_("Sent"),
-          "failed": N_("Failed, will retry"), "void": N_("Void")}
+          "failed": N_("Failed, will retry"), "void": N_("Void"),
+          "unsent": N_("Not sent (no SMS gateway configured)")}
 CHANNELS = {"sms": N_("SMS"), "email": N_("Email"), "console": N_("In the console")}
 # Words the check-in script shows; translated here so the catalogue holds them all.
 SCRIPT_TEXTS = {

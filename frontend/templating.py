@@ -99,4 +99,7 @@ def render(request: Request, template: str, status_code: int = 200,
     context.setdefault("locale", current_locale.get())
     context.setdefault("csrf_token", getattr(request.state, "csrf_token", ""))
     context.setdefault("staff_user", getattr(request.state, "staff_user", None))
+    # Pages promise a text message only when a gateway can send one.
+    settings = getattr(request.app.state, "settings", None)
+    context.setdefault("sms_enabled", bool(getattr(settings, "sms_configured", False)))
     return templates.TemplateResponse(request, template, context, status_code=status_code)

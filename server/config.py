@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     registration_limit_per_phone: int = Field(default=5, ge=0)
     registration_window_s: int = Field(default=3600, gt=0)
     sms_daily_cap: int = Field(default=10, ge=0)
+    # Alibaba Cloud SMS (events.sms): texts go out only when the key, the signature and the
+    # templates are all set; otherwise they stay in the outbox as unsent.
+    sms_access_key_id: str = ""
+    sms_access_key_secret: str = Field(default="", repr=False)
+    sms_sign_name: str = ""
+    # host[:port], or http(s)://host[:port]; empty: the SDK's own endpoint.
+    sms_endpoint: str = ""
+    # topic=SMS_123,topic2=SMS_456: the template code of each kind of text.
+    sms_templates: str = ""
     # The address in feeds, calendars, pages and messages: never taken from a request's Host.
     public_url: str = "http://127.0.0.1:8000"
     # More host names requests may name (comma-separated), beside the public URL's and loopback.
@@ -89,6 +98,28 @@ class Settings(BaseSettings):
             raise ValueError("KAIFANG_SMTP_URL must start with smtp://, smtp+starttls:// or "
                              "smtps://")
         return value or None
+
+    @field_validator("sms_templates")
+    @classmethod
+    def _sms_templates(cls, value: str) -> str:
+        for pair in filter(None, (part.strip() for part in value.split(","))):
+            topic, _, code = pair.partition("=")
+            if not topic.strip() or not code.strip():
+                raise ValueError("KAIFANG_SMS_TEMPLATES must look like "
+                                 "registration_confirmed=SMS_123,reminder=SMS_456")
+        return value
+
+    @property
+    def sms_template_codes(self) -> dict[str, str]:
+        """Template code per topic, from KAIFANG_SMS_TEMPLATES."""
+        pairs = (part.partition("=") for part in self.sms_templates.split(",") if "=" in part)
+        return {topic.strip(): code.strip() for topic, _, code in pairs}
+
+    @property
+    def sms_configured(self) -> bool:
+        """An SMS gateway exists: texts leave the machine (and pages may promise them)."""
+        return bool(self.sms_access_key_id and self.sms_access_key_secret
+                    and self.sms_sign_name and self.sms_template_codes)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from events import recovery
 from events.closeout import remind_units as remind_units_to_close_out
 from events.delivery import deliver_due
 from events.quotas import remind_units_at_risk
@@ -55,7 +56,7 @@ def _closeout_reminders(db: Session, settings: Settings) -> object:
 
 
 def _forget_registration_attempts(db: Session, settings: Settings) -> object:
-    return forget_expired(db, settings)
+    return forget_expired(db, settings) + recovery.forget_expired(db)
 
 
 JOBS: tuple[Job, ...] = (

@@ -40,9 +40,16 @@ from server.config import Settings, get_settings
 from server.db import get_engine
 from server.worker import Job, run_job
 from tests.conftest import event_body, publish
+from tests.sms_gateway import FakeSmsApi, sms_env, with_sms
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE = "13912345678"
+
+
+@pytest.fixture
+def settings(settings: Settings, sms_api: FakeSmsApi) -> Settings:
+    """Texts go to a gateway here: the local SMS API (tests.sms_gateway)."""
+    return with_sms(settings, sms_api)
 
 
 def _open_event(staff: Any, db: Session, capacity: int = 10, days: int = 10) -> int:
@@ -475,7 +482,7 @@ def test_kaifang_worker_delivers_until_sigterm(client, staff, db, settings):
     ticket = _register(client, event_id)
     env = {**os.environ, "KAIFANG_DATA_DIR": str(settings.data_dir),
            "KAIFANG_SECRET_KEY": "test-secret-key-of-at-least-32-bytes",
-           "KAIFANG_WORKER_INTERVAL_S": "0.1"}
+           "KAIFANG_WORKER_INTERVAL_S": "0.1", **sms_env(settings)}
     env.pop("KAIFANG_DATABASE_URL", None)
     if settings.database_url:
         env["KAIFANG_DATABASE_URL"] = settings.database_url

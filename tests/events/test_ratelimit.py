@@ -22,6 +22,7 @@ from server.db import get_engine
 from server.worker import JOBS, run_job
 from tests.conftest import REDIS_URL, event_body, publish
 from tests.frontend.test_tickets import HTML, post_form, visible
+from tests.sms_gateway import with_sms
 
 PHONE = "13912345678"
 
@@ -140,7 +141,7 @@ def _texts(db: Session, **where: Any) -> list[OutboxMessage]:
 
 
 def test_a_register_cancel_loop_queues_and_sends_no_more_than_the_daily_cap(
-        app, staff, db, settings, limited):
+        app, staff, db, settings, limited, sms_api):
     event_id = _session(staff, db)
     client = limited(sms_daily_cap=4)  # no registration limits: only the cap holds
     for _ in range(20):
@@ -151,17 +152,19 @@ def test_a_register_cancel_loop_queues_and_sends_no_more_than_the_daily_cap(
     queued = [m for m in _texts(db) if m.state != "void" and m.topic != "reminder"]
     assert len(queued) == 4
     with Session(get_engine(settings.sqlalchemy_url)) as worker_db:
-        deliver_due(worker_db, settings.model_copy(update={"sms_daily_cap": 4}))
+        deliver_due(worker_db, with_sms(settings, sms_api).model_copy(
+            update={"sms_daily_cap": 4}))
     assert len(_texts(db, state="sent")) <= 4
 
 
-def test_delivery_voids_texts_beyond_the_daily_cap(db, settings):
+def test_delivery_voids_texts_beyond_the_daily_cap(db, settings, sms_api):
     for n in range(5):
         db.add(OutboxMessage(**message_row(topic="event_changed", recipient=PHONE,
                                            body=f"第{n}条")))
     db.commit()
     with Session(get_engine(settings.sqlalchemy_url)) as worker_db:
-        deliver_due(worker_db, settings.model_copy(update={"sms_daily_cap": 3}))
+        deliver_due(worker_db, with_sms(settings, sms_api).model_copy(
+            update={"sms_daily_cap": 3}))
     assert len(_texts(db, state="sent")) == 3
     assert [m.error for m in _texts(db, state="void")] == \
         ["this number has had its texts for today"] * 2

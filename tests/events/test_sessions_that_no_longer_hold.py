@@ -14,6 +14,7 @@ from events.models import Event, EventStatus, OutboxMessage
 from server.config import Settings
 from server.db import get_engine
 from tests.conftest import event_body, publish
+from tests.sms_gateway import with_sms
 
 
 def _full_session(staff: Any, db: Session, client: TestClient) -> tuple[TestClient, int,
@@ -83,14 +84,14 @@ def _messages(db: Session, registration_id: int) -> dict[str, str]:
 
 
 def test_a_promotion_queued_before_the_session_was_cancelled_is_void(
-        client, staff, db, settings):
+        client, staff, db, settings, sms_api):
     admin, event_id, (first, second) = _full_session(staff, db, client)
     assert client.delete(f"/api/registrations/{first['manage_token']}").status_code == 200
     assert _messages(db, second["id"])["promoted"] == "pending"
     assert admin.post(f"/api/events/{event_id}/status",
                       json={"status": "cancelled", "reason": "场地检修"}).status_code == 200
 
-    _deliver(settings)
+    _deliver(with_sms(settings, sms_api))
     states = _messages(db, second["id"])
     assert states["promoted"] == "void"
     assert states["event_cancelled"] == "sent"  # the cancellation notice itself goes out
