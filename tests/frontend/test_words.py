@@ -1,0 +1,30 @@
+"""The words staff and citizens read: labels instead of codes, Chinese punctuation in Chinese,
+one name for one thing across the page, the feed and the CSV."""
+
+from __future__ import annotations
+
+import re
+
+from events.models import AuditEntry
+from tests.frontend.test_portal import create, future
+
+TAG = re.compile(r"<[^>]+>")
+
+
+def text_of(html: str) -> str:
+    return " ".join(TAG.sub(" ", html).split())
+
+
+def test_the_audit_log_names_fields_in_chinese_and_sessions_by_title(staff, db):
+    admin = staff("admin")
+    event = create(admin, db, starts=future(6), title="区教委课后服务会议开放")
+    db.add(AuditEntry(username="system", action="registration.purge", entity="event",
+                      entity_id=event["id"],
+                      changes='{"registrations": 12, "messages": 30, "retention_days": 90}'))
+    db.commit()
+    page = admin.get("/console/audit").text
+    words = text_of(page)
+    assert f"活动 #{event['id']} 区教委课后服务会议开放" in words
+    assert "删除的报名记录 12" in words and "保留期限（天） 90" in words
+    labels = re.findall(r"<dt>([^<]*)</dt>", page)
+    assert labels and not [label for label in labels if re.fullmatch(r"[a-z_]+", label)]
