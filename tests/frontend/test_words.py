@@ -28,3 +28,16 @@ def test_the_audit_log_names_fields_in_chinese_and_sessions_by_title(staff, db):
     assert "删除的报名记录 12" in words and "保留期限（天） 90" in words
     labels = re.findall(r"<dt>([^<]*)</dt>", page)
     assert labels and not [label for label in labels if re.fullmatch(r"[a-z_]+", label)]
+
+
+def test_the_feed_and_the_calendar_say_how_to_take_part_as_the_page_does(client, staff, db):
+    admin = staff("admin")
+    event = create(admin, db, starts=future(6), mode="in_person")
+    page = text_of(client.get(f"/events/{event['id']}").text)
+    assert "线下参加" in page
+    feed = client.get("/feed.atom").text
+    assert "线下参加" in feed and "现场参加" not in feed
+    online = create(admin, db, starts=future(7), mode="online", venue="",
+                    title="区教委线上政策解读")
+    assert "线上参加" in client.get(f"/events/{online['id']}").text
+    assert "线上参加" in client.get("/feed.atom").text
