@@ -41,3 +41,20 @@ def test_the_feed_and_the_calendar_say_how_to_take_part_as_the_page_does(client,
                     title="区教委线上政策解读")
     assert "线上参加" in client.get(f"/events/{online['id']}").text
     assert "线上参加" in client.get("/feed.atom").text
+
+
+def test_a_host_starts_an_in_person_meeting_and_goes_live_online(console, staff, db):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import assign_hosts
+
+    admin = staff("admin")
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=20)
+    meeting = create(admin, db, starts=soon, mode="in_person")
+    online = create(admin, db, starts=soon, mode="online", venue="", title="区教委线上政策解读")
+    host = console("host")
+    assign_hosts(db, meeting["id"])
+    assign_hosts(db, online["id"])
+    page = host.get(f"/console/events/{meeting['id']}").text
+    assert "开始活动" in page and "开始直播" not in page
+    assert "开始直播" in host.get(f"/console/events/{online['id']}").text
