@@ -58,3 +58,39 @@ def test_a_host_starts_an_in_person_meeting_and_goes_live_online(console, staff,
     page = host.get(f"/console/events/{meeting['id']}").text
     assert "开始活动" in page and "开始直播" not in page
     assert "开始直播" in host.get(f"/console/events/{online['id']}").text
+
+
+def test_an_in_person_meeting_is_saved_without_comment_moderation(console, db):
+    from tests.frontend.test_console import csrf_of, session_form
+
+    editor = console("editor", "education")
+    form = session_form(db)
+    del form["moderation"]  # the form hides it for an in-person meeting
+    token = csrf_of(editor.get("/console/events/new").text)
+    response = editor.post("/console/events/new", data={**form, "csrf_token": token},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def test_the_form_asks_about_comment_moderation_only_for_online_sessions(live_server, browser,
+                                                                         db):
+    from tests.conftest import PASSWORD, make_user
+
+    make_user(db, "form-editor", "editor", "education")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/console/login?next=/console/events/new")
+        page.get_by_label("用户名").fill("form-editor")
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url(f"{live_server}/console/events/new")
+        moderation = page.locator("#moderation")
+        page.locator("#mode").select_option("in_person")
+        assert not moderation.is_visible()
+        page.locator("#mode").select_option("online")
+        assert moderation.is_visible()
+        page.locator("#mode").select_option("hybrid")
+        assert moderation.is_visible()
+    finally:
+        context.close()
