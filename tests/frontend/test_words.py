@@ -94,3 +94,26 @@ def test_the_form_asks_about_comment_moderation_only_for_online_sessions(live_se
         assert moderation.is_visible()
     finally:
         context.close()
+
+
+def test_chinese_text_uses_the_full_width_colon(console, db):
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    from tests.frontend.test_console import post_form, session_form
+
+    half_width = re.compile(r":(?!//|\d)")  # a link and a clock time keep theirs
+    locale = Path(__file__).resolve().parents[2] / "frontend/locale/zh_CN/LC_MESSAGES"
+    for path in sorted(locale.glob("*.po")):
+        with path.open("rb") as handle:
+            for message in read_po(handle, locale="zh_CN"):
+                if not message.id:
+                    continue  # the catalogue's header
+                strings = message.string if isinstance(message.string, tuple | list) \
+                    else [message.string]
+                assert not [s for s in strings if s and half_width.search(s)], message.id
+    editor = console("editor", "education")
+    page = post_form(editor, "/console/events/new", "/console/events/new",
+                     session_form(db, title="")).text
+    assert '<a href="#title">标题</a>：此项为必填。' in page
