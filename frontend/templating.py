@@ -10,6 +10,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from events.timeutil import local
 from frontend import labels
@@ -80,8 +81,14 @@ def this_page_with(context: dict[str, Any], **params: str) -> str:
     return f"{url.path}?{url.query}" if url.query else url.path
 
 
+def content_lang() -> Markup:
+    """` lang="zh-CN"` on an English page, for what staff typed in Chinese (titles, venues)."""
+    return Markup(' lang="zh-CN"') if current_locale.get() == "en" else Markup("")
+
+
 env.globals["url_for"] = url_for
 env.globals["this_page_with"] = this_page_with
+env.globals["content_lang"] = content_lang
 
 
 def render(request: Request, template: str, status_code: int = 200,

@@ -4,8 +4,10 @@ one name for one thing across the page, the feed and the CSV."""
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 from events.models import AuditEntry
+from events.timeutil import LOCAL_TZ
 from tests.frontend.test_portal import create, future
 
 TAG = re.compile(r"<[^>]+>")
@@ -117,3 +119,58 @@ def test_chinese_text_uses_the_full_width_colon(console, db):
     page = post_form(editor, "/console/events/new", "/console/events/new",
                      session_form(db, title="")).text
     assert '<a href="#title">标题</a>：此项为必填。' in page
+
+
+class _Langs(HTMLParser):
+    """The language in force where each piece of text stands."""
+
+    VOID = {"br", "img", "input", "meta", "link", "hr", "source", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []
+        self.found: list[tuple[str, str]] = []  # (text, lang)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.VOID:
+            return
+        lang = dict(attrs).get("lang") or (self.stack[-1][1] if self.stack else "")
+        self.stack.append((tag, lang or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        # <title> takes no markup; a script is not read out.
+        if data.strip() and self.stack and self.stack[-1][0] not in ("title", "script"):
+            self.found.append((data.strip(), self.stack[-1][1]))
+
+
+def langs_of(html: str, text: str) -> set[str]:
+    parser = _Langs()
+    parser.feed(html)
+    return {lang for data, lang in parser.found if text in data}
+
+
+def test_chinese_content_on_english_pages_says_it_is_chinese(client, staff, db):
+    admin = staff("admin")
+    title = "什刹海街道政府开放日"
+    event = create(admin, db, "shichahai", starts=future(9), kind="open_day", title=title,
+                   venue="什刹海街道办事处一层多功能厅", address="北京市西城区地安门西大街49号",
+                   summary="走进街道综合执法队。",
+                   materials=[{"title": "整治方案", "url": "https://example.org/plan.pdf"}])
+    home = client.get("/?lang=en").text
+    assert langs_of(home, title) == {"zh-CN"}
+    assert langs_of(home, "什刹海街道办事处一层多功能厅") == {"zh-CN"}
+    page = client.get(f"/events/{event['id']}?lang=en").text
+    assert '<html lang="en">' in page
+    for text in (title, "什刹海街道办事处一层多功能厅", "地安门西大街49号", "走进街道综合执法队。",
+                 "整治方案", "什刹海街道"):
+        assert langs_of(page, text) == {"zh-CN"}, text
+    month = future(9).astimezone(LOCAL_TZ).strftime("%Y-%m")
+    assert langs_of(client.get(f"/calendar?month={month}&lang=en").text, title) == {"zh-CN"}
+    assert langs_of(client.get("/units/shichahai?lang=en").text, title) == {"zh-CN"}
+    # In Chinese, nothing to say: the page is Chinese.
+    assert langs_of(client.get(f"/events/{event['id']}").text, title) == {"zh-CN"}
