@@ -28,10 +28,11 @@ KIND_LABELS_ZH: dict[EventKind, str] = {
     EventKind.chief_dialogue: "市民对话一把手",
     EventKind.broadcast: "政民互动直播间",
 }
+# The portal's words (frontend/locale zh_CN "In person" …): the feed says what the page says.
 MODE_LABELS_ZH: dict[EventMode, str] = {
-    EventMode.in_person: "现场参加",
-    EventMode.online: "线上参与",
-    EventMode.hybrid: "现场或线上参与",
+    EventMode.in_person: "线下参加",
+    EventMode.online: "线上参加",
+    EventMode.hybrid: "线上线下同步",
 }
 WEEKDAYS_ZH = "一二三四五六日"
 

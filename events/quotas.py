@@ -56,8 +56,14 @@ KIND_NAMES = {
     EventKind.chief_dialogue: "市民对话一把手",
     EventKind.broadcast: "政民互动直播间",
 }
+# The words of the console's dashboard, for the CSV's readers (the JSON keeps only the codes).
+CATEGORY_NAMES = {UnitCategory.livelihood: "民生部门", UnitCategory.subdistrict: "街道",
+                  UnitCategory.other: "其他部门"}
+STATUS_NAMES = {"met": "达标", "on_track": "进行中", "at_risk": "有风险", "missed": "未完成",
+                "not_required": "无要求"}
+# The codes stay where they were, for scripts; their Chinese follows in the last three columns.
 CSV_HEADER = ("单位代码", "单位", "类别", "要求", "截止日期", "要求次数", "已完成", "是否达标",
-              "状态")
+              "状态", "类别（中文）", "要求（中文）", "状态（中文）")
 WHOLE_YEAR = "全年"
 
 
@@ -305,13 +311,17 @@ def report_csv(report: ComplianceReport) -> str:
     writer.writerow(CSV_HEADER)
     for item in report.units:
         unit = [item.unit.code, item.unit.name, item.unit.category.value]
+        category = CATEGORY_NAMES[item.unit.category]
         if not item.requirements:
-            writer.writerow([*unit, "", "", "", "", "", item.status])
+            writer.writerow([*unit, "", "", "", "", "", item.status,
+                             category, "", STATUS_NAMES.get(item.status, item.status)])
         for requirement in item.requirements:
             deadline = requirement.deadline.isoformat() if requirement.deadline else WHOLE_YEAR
             writer.writerow([*unit, requirement.kind, deadline, requirement.required,
                              requirement.counted, "是" if requirement.met else "否",
-                             requirement.status])
+                             requirement.status, category,
+                             KIND_NAMES.get(EventKind(requirement.kind), requirement.kind),
+                             STATUS_NAMES.get(requirement.status, requirement.status)])
     return out.getvalue()
 
 

@@ -14,7 +14,7 @@ from events.models import EventKind, EventStatus, Role, StaffUser, UnitCategory
 from events.sessions import EventQuery
 from frontend import console_auth, console_events
 from frontend import console_forms as forms
-from frontend.console_audit import readable
+from frontend.console_audit import readable, with_titles
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.console_compliance import editor_card
 from frontend.console_events import unit_names
@@ -119,7 +119,8 @@ def audit_log(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
                           offset=(page - 1) * AUDIT_PAGE_SIZE)
     names = unit_names(db)
     return render(request, "console/audit.html",
-                  entries=[readable(e, names) for e in found[:AUDIT_PAGE_SIZE]],
+                  entries=with_titles(db, [readable(e, names)
+                                           for e in found[:AUDIT_PAGE_SIZE]]),
                   page=page, has_next=len(found) > AUDIT_PAGE_SIZE, unit_id=unit_id,
                   unit_names=names, all_units=units.list_units(db, include_retired=True))
 

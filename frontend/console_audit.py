@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from events.models import AuditEntry
+from sqlmodel import Session, col, select
+
+from events.models import AuditEntry, Event
 from frontend import labels
 from frontend.i18n import N_, gettext
 from frontend.templating import format_datetime
@@ -81,6 +83,10 @@ FIELDS = {
     "submitted_by": N_("Submitted by"),
     "host": N_("Host"),
     "cohost_unit_id": N_("Co-hosting unit"),
+    "registrations": N_("Registrations erased"),
+    "messages": N_("Messages blanked"),
+    "retention_days": N_("Retention period (days)"),
+    "year": N_("Year"),
 }
 MODERATION = {"pre": N_("Approve before showing"), "post": N_("Show at once, remove if needed")}
 TIME_FIELDS = {"starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
@@ -107,6 +113,7 @@ class Entry:
     entity_id: int | None
     unit_id: int | None
     changes: list[Change] = field(default_factory=list)
+    title: str | None = None  # the session's title, for an entry about a session
 
 
 def _shorten(text: str) -> str:
@@ -161,3 +168,14 @@ def readable(entry: AuditEntry, unit_names: dict[int, str]) -> Entry:
     return Entry(entry.id, entry.at, entry.username,
                  gettext(ACTIONS.get(entry.action, entry.action)), entry.entity,
                  entry.entity_id, entry.unit_id, changes)
+
+
+def with_titles(db: Session, entries: list[Entry]) -> list[Entry]:
+    """Names each session an entry is about by its title, not only by its number."""
+    ids = {e.entity_id for e in entries if e.entity == "event" and e.entity_id is not None}
+    if ids:
+        titles = dict(db.exec(select(Event.id, Event.title).where(col(Event.id).in_(ids))).all())
+        for entry in entries:
+            if entry.entity == "event":
+                entry.title = titles.get(entry.entity_id)
+    return entries

@@ -160,6 +160,8 @@ def _fields(values: dict[str, Any], actor: StaffUser
     for name in CHOICE_FIELDS:
         if not data[name]:
             data[name] = None
+    if data["moderation"] is None:  # hidden for in-person meetings: keep what is stored
+        del data["moderation"]
     for name in TIME_FIELDS:
         raw = values[name].strip()
         if not raw:

@@ -10,6 +10,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from events.timeutil import local
 from frontend import labels
@@ -88,9 +89,15 @@ def webcal(context: dict[str, Any], path: str) -> str:
     return "webcal://" + public.split("://", 1)[-1] + path
 
 
+def content_lang() -> Markup:
+    """` lang="zh-CN"` on an English page, for what staff typed in Chinese (titles, venues)."""
+    return Markup(' lang="zh-CN"') if current_locale.get() == "en" else Markup("")
+
+
 env.globals["url_for"] = url_for
 env.globals["webcal"] = webcal
 env.globals["this_page_with"] = this_page_with
+env.globals["content_lang"] = content_lang
 
 
 def render(request: Request, template: str, status_code: int = 200,

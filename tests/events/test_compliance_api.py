@@ -46,7 +46,8 @@ def rows_of_csv(text: str) -> set[tuple[Any, ...]]:
     assert text.startswith("\ufeff")
     reader = csv.DictReader(io.StringIO(text[1:]))
     assert reader.fieldnames == ["单位代码", "单位", "类别", "要求", "截止日期", "要求次数",
-                                 "已完成", "是否达标", "状态"]
+                                 "已完成", "是否达标", "状态", "类别（中文）", "要求（中文）",
+                                 "状态（中文）"]
     return {(row["单位代码"], row["要求"],
              None if row["截止日期"] == "全年" else row["截止日期"],
              int(row["要求次数"]), int(row["已完成"]), row["是否达标"] == "是")
@@ -127,7 +128,7 @@ def test_a_bad_year_or_category_is_422(client, path, query):
     assert response.json()["error"] in ("invalid_year", "invalid_category")
 
 
-def test_the_csv_has_a_bom_and_one_row_per_unit_and_requirement(client, year_2025):
+def test_the_csv_has_a_bom_one_row_per_unit_and_requirement_and_chinese_words(client, year_2025):
     response = client.get("/api/compliance.csv?year=2025")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
@@ -136,9 +137,9 @@ def test_the_csv_has_a_bom_and_one_row_per_unit_and_requirement(client, year_202
     rows = list(csv.reader(io.StringIO(response.text[1:])))
     assert len(rows) == 1 + 26 * 4 + 16
     assert ["government-office", "区政府办公室", "other", "", "", "", "", "",
-            "not_required"] in rows
+            "not_required", "其他部门", "", "无要求"] in rows
     assert ["civil-affairs", "区民政局", "livelihood", "open_meeting", "2025-07-20", "1", "0",
-            "否", "missed"] in rows
+            "否", "missed", "民生部门", "会议开放", "未完成"] in rows
 
 
 def test_api_json_csv_and_cli_agree(client, year_2025, run_cli):

@@ -392,7 +392,9 @@ def test_host_sees_sessions_to_run_and_may_go_live(console, db):
     assert "已为该活动分派主持人。" in editor.get(assigned.headers["location"]).text
     assert "区教委2027年招生政策会议开放" in host.get("/console").text
     page = host.get(f"/console/events/{event_id}").text
-    assert "开始直播" in page and "编辑</a>" not in page and "结束活动" not in page
+    # An in-person meeting is started, not broadcast.
+    assert "开始活动" in page and "开始直播" not in page
+    assert "编辑</a>" not in page and "结束活动" not in page
     assert host.get("/console/events/new").status_code == 403
     went = post_form(host, f"/console/events/{event_id}", f"/console/events/{event_id}/status",
                      {"status": "live"})

@@ -73,7 +73,8 @@ def test_a_citizen_on_a_phone_finds_a_session_and_adds_it_to_a_calendar(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "portal-phone-list.png"), full_page=True)
 
-        # Filter by kind with the form, as a citizen would.
+        # Filter by kind with the form, as a citizen would: it is folded on a phone.
+        page.get_by_text("筛选活动", exact=True).click()
         page.get_by_label("活动类型").select_option("open_day")
         page.get_by_role("button", name="查看活动").click()
         page.wait_for_url("**/?kind=open_day*")

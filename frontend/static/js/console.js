@@ -15,4 +15,16 @@
     premiere.hidden = !relevant;
   }
   if (kind) { kind.addEventListener("change", syncPremiere); syncPremiere(); }
+
+  // Comments are moderated in the online room: an in-person meeting has none to ask about.
+  var mode = document.getElementById("mode");
+  var moderation = document.getElementById("moderation-field");
+  function syncModeration() {
+    if (!mode || !moderation) { return; }
+    moderation.hidden = mode.value === "in_person";
+    var room = moderation.closest("fieldset");
+    if (room) { room.hidden = moderation.hidden && (!premiere || premiere.hidden); }
+  }
+  if (mode) { mode.addEventListener("change", syncModeration); syncModeration(); }
+  if (kind) { kind.addEventListener("change", syncModeration); }
 })();
