@@ -168,6 +168,7 @@ def event_body(db: Session, unit_code: str = "education", **overrides: Any) -> d
         "ends_at": "2027-03-10T11:30:00+08:00",
         "mode": "in_person",
         "venue": "区教委三层会议室",
+        "address": "北京市西城区西直门南小街国英一号",
         "capacity": 30,
         "registration_opens_at": "2027-02-20T09:00:00+08:00",
         "registration_closes_at": "2027-03-09T18:00:00+08:00",
