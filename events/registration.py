@@ -380,7 +380,8 @@ def door(event: Event, opens_before: timedelta = CHECKIN_OPENS_BEFORE,
 def require_door_open(event: Event, opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> None:
     """Check-in and walk-ins happen at the door, from shortly before the start to the end."""
     found = door(event, opens_before)
-    when = {"opens_at": iso_local(found.opens_at), "closes_at": iso_local(found.closes_at)}
+    when: dict[str, Any] = {"opens_at": iso_local(found.opens_at),
+                            "closes_at": iso_local(found.closes_at)}
     if found.state == "closed":
         raise Conflict("not_open_for_checkin", "this session is not open for check-in")
     if found.state == "not_yet":

@@ -375,7 +375,7 @@ def missing_fields(values: Event | dict[str, Any]) -> list[str]:
     """The fields a session (or its values with a pending change) still lacks, in form order."""
     get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
     wanted = ["summary"]
-    if EventMode(get("mode")) in IN_PERSON_MODES:
+    if EventMode(str(get("mode"))) in IN_PERSON_MODES:
         wanted += ["venue", "address"]
     return [name for name in wanted if not str(get(name) or "").strip()]
 
