@@ -61,12 +61,26 @@ REGISTRATION_ORDER = N_("Registration must close after it opens.")
 REGISTRATION_BEFORE_END = N_("Registration must close before the session ends.")
 
 
+# The fields as the form shows them, top to bottom: errors are listed in this order.
+FORM_ORDER = ("kind", "unit_id", "title", "summary", "starts_at", "ends_at", "mode", "venue",
+              "address", "capacity", "registration_opens_at", "registration_closes_at",
+              "moderation", "premiere_at", "cohost_unit_ids", "materials")
+
+
+def in_form_order(errors: dict[str, str]) -> dict[str, str]:
+    def place(name: str) -> tuple[int, int]:
+        if name.startswith("material_") and name[9:].isdecimal():
+            return len(FORM_ORDER), int(name[9:])
+        return (FORM_ORDER.index(name), 0) if name in FORM_ORDER else (-1, 0)
+    return dict(sorted(errors.items(), key=lambda item: place(item[0])))
+
+
 class FormErrors(Exception):
     """Field name → translated sentence; raised when a form cannot be saved as typed."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__(", ".join(errors))
-        self.errors = errors
+        self.errors = in_form_order(errors)
 
 
 class FieldProblem(Invalid):
@@ -118,7 +132,7 @@ def domain_errors(exc: DomainError) -> dict[str, str]:
         problem = Invalid(str(item.get("code", "")), str(item.get("message", "")),
                           field=str(item.get("field") or ""))
         out.setdefault(domain_error_field(problem), domain_error_message(problem))
-    return out
+    return in_form_order(out)
 
 
 def domain_error_field(exc: DomainError, default: str = "form") -> str:
