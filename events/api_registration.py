@@ -17,7 +17,7 @@ from events.timeutil import iso_local
 from events.units import Text
 from server.caching import PrivateJSONRoute
 from server.clientaddr import ClientAddressDep
-from server.deps import DeskDep, SessionDep, SignerDep, StaffDep
+from server.deps import DeskDep, SessionDep, SettingsDep, SignerDep, StaffDep
 
 # Tickets, manage tokens and registration lists: never stored by a cache.
 router = APIRouter(prefix="/api", route_class=PrivateJSONRoute)
@@ -72,8 +72,10 @@ def _checkin_state(db: SessionDep, event_id: int) -> dict[str, Any]:
 
 
 @router.post("/events/{event_id}/checkins")
-def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    found = registration.check_in(db, user, event_id, body.code)
+def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep,
+             settings: SettingsDep) -> dict[str, Any]:
+    found = registration.check_in(db, user, event_id, body.code,
+                                  opens_before=settings.checkin_opens_before)
     db.commit()
     return {"registration": registration.registration_public(db, found),
             **_checkin_state(db, event_id)}
@@ -87,9 +89,11 @@ def checkin_state(event_id: EventId, db: SessionDep, user: StaffDep) -> dict[str
 
 @router.post("/events/{event_id}/walk-ins", status_code=201)
 def walk_in(
-    event_id: EventId, body: WalkInIn, db: SessionDep, signer: SignerDep, user: StaffDep
+    event_id: EventId, body: WalkInIn, db: SessionDep, signer: SignerDep, user: StaffDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
-    found = registration.walk_in(db, signer, user, event_id, body.name, body.phone)
+    found = registration.walk_in(db, signer, user, event_id, body.name, body.phone,
+                                 opens_before=settings.checkin_opens_before)
     db.commit()
     return {"registration": registration.registration_public(db, found),
             **_checkin_state(db, event_id)}

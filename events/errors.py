@@ -22,6 +22,15 @@ class Invalid(DomainError):
     status = 422
 
 
+def all_problems(problems: list[Invalid]) -> Invalid:
+    """Several problems as one 422: the first's code, message and field, and every one in
+    `fields` ([{field, code, message}]), so a form can show them all at once."""
+    first = problems[0]
+    listed = [{"field": p.detail.get("field", ""), "code": p.code, "message": p.message}
+              for p in problems]
+    return Invalid(first.code, first.message, **{**first.detail, "fields": listed})
+
+
 class NotFound(DomainError):
     status = 404
 

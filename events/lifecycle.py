@@ -13,7 +13,7 @@ from events import audit, notify, permissions
 from events.errors import Conflict, Invalid
 from events.models import Event, EventStatus, StaffUser
 from events.registration import checked_in_count
-from events.sessions import check_times, get_event
+from events.sessions import check_times, get_event, require_complete
 from events.timeutil import as_utc
 from events.units import clean_text
 from server.db import utcnow
@@ -57,6 +57,8 @@ def change_status(
         raise Conflict("illegal_transition",
                        f"a session cannot go from {current.value} to {target.value}",
                        current=current.value, target=target.value)
+    if target in (S.pending_review, S.published):  # 422 incomplete, naming every field
+        require_complete(event)
     if target == S.live and utcnow() < event.starts_at - GO_LIVE_LEAD:
         raise Conflict("not_started", "a session goes live at most "
                        f"{GO_LIVE_LEAD.seconds // 60} minutes before it starts",

@@ -7,7 +7,7 @@ import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -33,6 +33,8 @@ MANAGE_PURPOSE = "registration-manage"
 PHONE_PATTERN = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
 CHECKIN_STATUSES = frozenset({"published", "live", "ended"})
 SESSION_OVER_STATUSES = frozenset({"cancelled", "ended", "archived"})
+# The door opens this long before the start (KAIFANG_CHECKIN_OPENS_BEFORE_S) and closes at the end.
+CHECKIN_OPENS_BEFORE = timedelta(hours=2)
 
 
 def normalise_phone(raw: str) -> str:
@@ -350,11 +352,52 @@ def purge_event(db: Session, event: Event) -> int:
     return len(rows)
 
 
-def check_in(db: Session, actor: StaffUser, event_id: int, code: str) -> Registration:
+@dataclass(frozen=True)
+class Door:
+    """When check-in and walk-ins are possible: `state` is open, not_yet, over or closed (the
+    session's status allows none)."""
+
+    state: str
+    opens_at: datetime
+    closes_at: datetime
+
+
+def door(event: Event, opens_before: timedelta = CHECKIN_OPENS_BEFORE,
+         now: datetime | None = None) -> Door:
+    now = now or utcnow()
+    opens_at, closes_at = event.starts_at - opens_before, event.ends_at
+    if event.status.value not in CHECKIN_STATUSES:
+        state = "closed"
+    elif now < opens_at:
+        state = "not_yet"
+    elif now >= closes_at:
+        state = "over"
+    else:
+        state = "open"
+    return Door(state, opens_at, closes_at)
+
+
+def require_door_open(event: Event, opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> None:
+    """Check-in and walk-ins happen at the door, from shortly before the start to the end."""
+    found = door(event, opens_before)
+    when: dict[str, Any] = {"opens_at": iso_local(found.opens_at),
+                            "closes_at": iso_local(found.closes_at)}
+    if found.state == "closed":
+        raise Conflict("not_open_for_checkin", "this session is not open for check-in")
+    if found.state == "not_yet":
+        minutes = int(opens_before.total_seconds() // 60)
+        raise Conflict("checkin_not_open", f"check-in opens at {when['opens_at']}, {minutes} "
+                       "minutes before the session starts", **when)
+    if found.state == "over":
+        raise Conflict("checkin_closed", f"check-in closed when the session ended at "
+                       f"{when['closes_at']}", **when)
+
+
+def check_in(db: Session, actor: StaffUser, event_id: int, code: str, *,
+             opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> Registration:
     event = get_event(db, event_id)
     permissions.require_runner(db, actor, event)
-    if event.status.value not in CHECKIN_STATUSES:
-        raise Conflict("not_open_for_checkin", "this session is not open for check-in")
+    require_door_open(event, opens_before)
     code = re.sub(r"\s", "", code).upper()
     event = lock_event(db, event_id)
     registration = db.exec(select(Registration).where(Registration.event_id == event_id,
@@ -382,12 +425,11 @@ def checked_in_count(db: Session, event_id: int) -> int:
 
 
 def walk_in(db: Session, signer: Signer, actor: StaffUser, event_id: int, name: str,
-            phone: str = "") -> Registration:
+            phone: str = "", *, opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> Registration:
     """Someone registered at the door while seats remain: confirmed and checked in at once."""
     event = get_event(db, event_id)
     permissions.require_runner(db, actor, event)
-    if event.status.value not in CHECKIN_STATUSES:
-        raise Conflict("not_open_for_checkin", "this session is not open for check-in")
+    require_door_open(event, opens_before)
     name = " ".join(name.split())
     if not name or len(name) > 50:
         raise Invalid("invalid_name", "a name of 1-50 characters is required", field="name")

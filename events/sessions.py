@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
 from events import audit, cohosts, hosts, notify, permissions, revisions, seats
-from events.errors import Conflict, Invalid, NotFound
+from events.errors import Conflict, Invalid, NotFound, all_problems
 from events.locking import lock_event
 from events.models import (
     CohostState,
@@ -88,6 +88,8 @@ class EventCreate(EventFields):
     title: Text = Field(min_length=1, max_length=200)
     starts_at: Moment
     ends_at: Moment
+    # Said, never assumed: 0 is "no seat limit" (the contract), a number is the seats.
+    capacity: int = Field(ge=0, le=MAX_CAPACITY)
 
 
 class EventUpdate(EventFields):
@@ -301,7 +303,8 @@ def events_public(
             "attendee_count": event.attendee_count,
         }
         if staff and (viewer is None or permissions.owns(viewer, event)):
-            item.update(review_note=event.review_note, created_by=event.created_by,
+            item.update(review_note=event.review_note, missing=missing_fields(event),
+                        created_by=event.created_by,
                         created_at=iso_local(event.created_at),
                         updated_at=iso_local(event.updated_at))
             item.update(_internal(db, event))
@@ -345,16 +348,52 @@ def _check_unit(db: Session, unit_id: int, *, field: str = "unit_id") -> Unit:
     return unit
 
 
-def check_times(event: Event) -> None:
-    if event.ends_at <= event.starts_at:
-        raise Invalid("ends_before_start", "ends_at must be after starts_at", field="ends_at")
-    opens, closes = event.registration_opens_at, event.registration_closes_at
+def time_problems(starts: datetime | None, ends: datetime | None, opens: datetime | None,
+                  closes: datetime | None) -> list[Invalid]:
+    """Every problem of a session's times (UTC), not just the first; a time not given is not
+    checked."""
+    problems = []
+    if starts and ends and ends <= starts:
+        problems.append(Invalid("ends_before_start", "ends_at must be after starts_at",
+                                field="ends_at"))
     if opens and closes and closes <= opens:
-        raise Invalid("registration_window", "registration_closes_at must be after "
-                      "registration_opens_at", field="registration_closes_at")
-    if closes and closes > event.ends_at:
-        raise Invalid("registration_window", "registration must close before the session ends",
-                      field="registration_closes_at")
+        problems.append(Invalid("registration_window", "registration_closes_at must be after "
+                                "registration_opens_at", field="registration_closes_at"))
+    elif closes and ends and closes > ends:
+        problems.append(Invalid("registration_window", "registration must close before the "
+                                "session ends", field="registration_closes_at"))
+    return problems
+
+
+def check_times(event: Event) -> None:
+    problems = time_problems(event.starts_at, event.ends_at, event.registration_opens_at,
+                             event.registration_closes_at)
+    if problems:
+        raise all_problems(problems)
+
+
+# What a session needs before it goes to review and to the public. Online, the room is the
+# session's own page (/events/{id}/live), which every online and hybrid session has: nothing
+# to fill in. In person (and hybrid), people must find the place.
+IN_PERSON_MODES = frozenset({EventMode.in_person, EventMode.hybrid})
+COMPLETENESS_FIELDS = frozenset({"summary", "mode", "venue", "address"})
+
+
+def missing_fields(values: Event | dict[str, Any]) -> list[str]:
+    """The fields a session (or its values with a pending change) still lacks, in form order."""
+    get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
+    wanted = ["summary"]
+    if EventMode(str(get("mode"))) in IN_PERSON_MODES:
+        wanted += ["venue", "address"]
+    return [name for name in wanted if not str(get(name) or "").strip()]
+
+
+def require_complete(values: Event | dict[str, Any]) -> None:
+    missing = missing_fields(values)
+    if missing:
+        raise all_problems([Invalid("incomplete", f"before review and publication a session "
+                                    f"needs: {', '.join(missing)}", field=name, missing=missing)
+                            for name in missing])
 
 
 def _reviewed_values(db: Session, event: Event) -> dict[str, Any]:
@@ -459,7 +498,10 @@ def _hold_for_review(db: Session, actor: StaffUser, event: Event, data: EventUpd
             proposed["materials"] = []
         if "cohost_unit_ids" in proposed and proposed["cohost_unit_ids"] is None:
             proposed["cohost_unit_ids"] = []
-        revisions.propose(db, actor, event, proposed, _reviewed_values(db, event))
+        published = _reviewed_values(db, event)
+        if proposed.keys() & COMPLETENESS_FIELDS:
+            require_complete({**published, **proposed})
+        revisions.propose(db, actor, event, proposed, published)
     return EventUpdate.model_validate(data.model_dump(exclude_unset=True, exclude=reviewed))
 
 
@@ -486,6 +528,8 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
         permissions.require_unit_editor(actor, data.unit_id)
     before = _snapshot(db, event)
     _apply(db, event, data, accept_cohosts=permissions.is_admin(actor))
+    if revisions.is_reviewed(event) and data.model_fields_set & COMPLETENESS_FIELDS:
+        require_complete(event)  # what the public reads stays complete
     event.updated_at = utcnow()
     changes = audit.diff(before, _snapshot(db, event))
     if changes:
@@ -519,6 +563,8 @@ def approve_revision(db: Session, actor: StaffUser, event_id: int) -> Event:
     data = EventUpdate.model_validate(revisions.fields_of(revision))
     before = _snapshot(db, event)
     _apply(db, event, data)
+    if data.model_fields_set & COMPLETENESS_FIELDS:
+        require_complete(event)
     event.updated_at = utcnow()
     changes = audit.diff(before, _snapshot(db, event))
     revisions.decide(revision, actor, RevisionState.approved)

@@ -82,6 +82,17 @@ def allowed_actions(db: Session, user: StaffUser, event: Event) -> set[str]:
     return {name for name, ok in offered.items() if ok}
 
 
+def action_error_message(action: str, exc: DomainError) -> str:
+    """Why an action failed; a reason says who reads it, missing fields are named."""
+    if exc.code == "reason_required" and action in forms.REASON_MESSAGES:
+        return gettext(forms.REASON_MESSAGES[action])
+    if exc.code == "incomplete":
+        missing = exc.detail.get("missing") or []
+        names = gettext(", ").join(gettext(FIELDS.get(name, name)) for name in missing)
+        return gettext("Fill in before review and publication: %(fields)s.") % {"fields": names}
+    return forms.domain_error_message(exc)
+
+
 # ---- the form --------------------------------------------------------------------------------
 
 def _form_page(request: Request, db: Session, user: StaffUser, values: dict[str, Any], *,
@@ -112,7 +123,7 @@ def create_event(request: Request, db: SessionDep, user: ConsoleStaff,
                           status_code=422)
     except DomainError as exc:
         db.rollback()
-        errors = {forms.domain_error_field(exc): forms.domain_error_message(exc)}
+        errors = forms.domain_errors(exc)
         return _form_page(request, db, user, forms.typed_values(form), errors=errors,
                           status_code=exc.status)
     db.commit()
@@ -147,7 +158,7 @@ def update_event(event_id: int, request: Request, db: SessionDep, user: ConsoleS
                           errors=exc.errors, status_code=422)
     except DomainError as exc:
         db.rollback()
-        errors = {forms.domain_error_field(exc): forms.domain_error_message(exc)}
+        errors = forms.domain_errors(exc)
         return _form_page(request, db, user, forms.typed_values(form), event=event,
                           errors=errors, status_code=exc.status)
     held = not permissions.is_admin(user) and revisions.is_reviewed(event) \
@@ -178,7 +189,7 @@ def _detail_page(request: Request, db: Session, user: StaffUser, event: Event, *
         invitation = next((c for c in cohosts.rows_of(db, [event.id])[event.id]
                            if c.unit_id == user.unit_id), None)
     return render(request, "console/event.html", status_code=status_code, event=event,
-                  shown=shown, unit_names=names, owner=owner,
+                  shown=shown, unit_names=names, owner=owner, field_labels=FIELDS,
                   runner=permissions.may_run(db, user, event), invitation=invitation,
                   pending=_readable_changes(shown.get("pending_revision"), names),
                   rejected=shown.get("rejected_revision"),
@@ -221,7 +232,7 @@ def _review_page(request: Request, db: Session, user: StaffUser, *, status_code:
         item["diff"] = _readable_changes(item["pending_revision"], names)
     return render(request, "console/review.html", status_code=status_code,
                   queue=sessions.events_public(db, queue, staff=True), changed=changed,
-                  unit_names=names,
+                  unit_names=names, field_labels=FIELDS,
                   done=done_message(request.query_params.get("done")), failed_id=failed_id,
                   error=error, typed=typed or {})
 
@@ -235,7 +246,7 @@ def review_queue(request: Request, db: SessionDep, user: ConsoleStaff) -> Respon
 def _action_failed(request: Request, db: Session, user: StaffUser, event_id: int, action: str,
                    exc: DomainError, typed: dict[str, str], from_review: bool) -> Response:
     db.rollback()
-    message = forms.domain_error_message(exc)
+    message = action_error_message(action, exc)
     if from_review:
         return _review_page(request, db, user, status_code=exc.status, failed_id=event_id,
                             error=message, typed=typed)

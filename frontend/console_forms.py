@@ -11,8 +11,8 @@ from starlette.datastructures import FormData
 
 from events.errors import DomainError, Invalid
 from events.models import Event, EventMaterial, Role, StaffUser
-from events.sessions import EventCreate, EventUpdate
-from events.timeutil import local
+from events.sessions import EventCreate, EventUpdate, time_problems
+from events.timeutil import as_utc, local
 from frontend.i18n import N_, gettext
 
 TEXT_FIELDS = ("title", "summary", "venue", "address")
@@ -42,11 +42,37 @@ CODE_MESSAGES = {
     "not_a_host": N_("Choose an active host account."),
     "invalid_code": N_("A code is 2-40 lower-case letters, digits or '-', e.g. xc-new-office."),
     "unit_exists": N_("A unit with this code exists already."),
+    "incomplete": N_("Needed before the session goes to review."),
 }
+# A reason's readers, by the action that asked for it: the public, or only the unit.
+REASON_MESSAGES = {
+    "cancelled": N_("Give a reason: the public sees it."),
+    "postpone": N_("Give a reason: the public sees it."),
+    "draft": N_("Say what the unit must fix: only the unit and the district office read it."),
+    "revision": N_("Say what the unit must fix: only the unit and the district office read it."),
+    "close": N_("Say why the attendance differs from the check-in count: it is kept in the "
+                "audit log."),
+}
+SEAT_CHOICE = N_("Choose: a number of seats, or no seat limit.")
+SEAT_NUMBER = N_("Enter the number of seats (1 or more), or choose no seat limit.")
 BAD_TIME = N_("Enter a date and time, e.g. 2027-03-10 09:30.")
 MAX_COUNT = 1_000_000
 REGISTRATION_ORDER = N_("Registration must close after it opens.")
 REGISTRATION_BEFORE_END = N_("Registration must close before the session ends.")
+
+
+# The fields as the form shows them, top to bottom: errors are listed in this order.
+FORM_ORDER = ("kind", "unit_id", "title", "summary", "starts_at", "ends_at", "mode", "venue",
+              "address", "capacity", "registration_opens_at", "registration_closes_at",
+              "moderation", "premiere_at", "cohost_unit_ids", "materials")
+
+
+def in_form_order(errors: dict[str, str]) -> dict[str, str]:
+    def place(name: str) -> tuple[int, int]:
+        if name.startswith("material_") and name[9:].isdecimal():
+            return len(FORM_ORDER), int(name[9:])
+        return (FORM_ORDER.index(name), 0) if name in FORM_ORDER else (-1, 0)
+    return dict(sorted(errors.items(), key=lambda item: place(item[0])))
 
 
 class FormErrors(Exception):
@@ -54,7 +80,7 @@ class FormErrors(Exception):
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__(", ".join(errors))
-        self.errors = errors
+        self.errors = in_form_order(errors)
 
 
 class FieldProblem(Invalid):
@@ -94,6 +120,19 @@ def domain_error_message(exc: DomainError) -> str:
         ends = "before the session ends" in exc.message
         return gettext(REGISTRATION_BEFORE_END if ends else REGISTRATION_ORDER)
     return gettext(CODE_MESSAGES.get(exc.code, N_("Please check this field.")))
+
+
+def domain_errors(exc: DomainError) -> dict[str, str]:
+    """Every problem the domain found (Invalid with `fields`), field → sentence."""
+    listed = exc.detail.get("fields")
+    if not isinstance(listed, list) or not listed:
+        return {domain_error_field(exc): domain_error_message(exc)}
+    out: dict[str, str] = {}
+    for item in listed:
+        problem = Invalid(str(item.get("code", "")), str(item.get("message", "")),
+                          field=str(item.get("field") or ""))
+        out.setdefault(domain_error_field(problem), domain_error_message(problem))
+    return in_form_order(out)
 
 
 def domain_error_field(exc: DomainError, default: str = "form") -> str:
@@ -142,7 +181,8 @@ def parse_local_time(raw: str) -> datetime:
 def typed_values(form: FormData) -> dict[str, Any]:
     """Everything the user typed, as strings, to put back into the form."""
     values: dict[str, Any] = {name: str(form.get(name, "")) for name in
-                              (*TEXT_FIELDS, *CHOICE_FIELDS, *TIME_FIELDS, "unit_id", "capacity")}
+                              (*TEXT_FIELDS, *CHOICE_FIELDS, *TIME_FIELDS, "unit_id", "capacity",
+                               "seat_limit")}
     values["cohost_unit_ids"] = [str(v) for v in form.getlist("cohost_unit_ids")]
     titles = [str(v) for v in form.getlist("material_title")]
     urls = [str(v) for v in form.getlist("material_url")]
@@ -171,11 +211,7 @@ def _fields(values: dict[str, Any], actor: StaffUser
             data[name] = parse_local_time(raw)
         except ValueError:
             errors[name] = gettext(BAD_TIME)
-    capacity = values["capacity"].strip() or "0"
-    if capacity.isdecimal():
-        data["capacity"] = int(capacity)
-    else:
-        errors["capacity"] = gettext("Enter a whole number of seats; 0 means no limit.")
+    _seats(values, data, errors)
     if actor.role == Role.editor:
         data["unit_id"] = actor.unit_id  # an editor acts for their own unit only
     elif values["unit_id"].isdecimal():
@@ -198,7 +234,27 @@ def _fields(values: dict[str, Any], actor: StaffUser
     for name in REQUIRED:
         if data.get(name) in (None, "") and name not in errors:
             errors[name] = gettext("This field is required.")
+    # The domain's rules on times, checked now too: every error in one round, not one a time.
+    times = [data.get(name) for name in ("starts_at", "ends_at", "registration_opens_at",
+                                         "registration_closes_at")]
+    problems = time_problems(*(as_utc(t) if isinstance(t, datetime) else None for t in times))
+    for problem in problems:
+        errors.setdefault(domain_error_field(problem), domain_error_message(problem))
     return data, errors, rows
+
+
+def _seats(values: dict[str, Any], data: dict[str, Any], errors: dict[str, str]) -> None:
+    """No seat limit is a choice the form asks for, never a default (0 in the domain)."""
+    choice, raw = values["seat_limit"], values["capacity"].strip()
+    if choice == "none":
+        data["capacity"] = 0
+    elif choice == "limited" or raw:  # a number typed says seats are limited
+        if raw.isdecimal() and (int(raw) > 0 or choice != "limited"):
+            data["capacity"] = int(raw)
+        else:
+            errors["capacity"] = gettext(SEAT_NUMBER)
+    else:
+        errors["capacity"] = gettext(SEAT_CHOICE)
 
 
 def _check(model: type[EventCreate] | type[EventUpdate], data: dict[str, Any],
@@ -242,7 +298,8 @@ def event_values(event: Event, cohosts: list[int],
     values.update({name: getattr(event, name).value for name in CHOICE_FIELDS})
     values.update({name: local_input(getattr(event, name)) for name in TIME_FIELDS})
     values["unit_id"] = str(event.unit_id)
-    values["capacity"] = str(event.capacity)
+    values["capacity"] = str(event.capacity) if event.capacity else ""
+    values["seat_limit"] = "limited" if event.capacity else "none"
     values["cohost_unit_ids"] = [str(unit_id) for unit_id in cohosts]
     values["materials"] = [{"title": m.title, "url": m.url} for m in materials]
     return values
@@ -261,7 +318,8 @@ def revision_values(fields: dict[str, Any]) -> dict[str, Any]:
 
 def blank_values(actor: StaffUser) -> dict[str, Any]:
     values: dict[str, Any] = {name: "" for name in (*TEXT_FIELDS, *TIME_FIELDS)}
-    values.update(kind="open_meeting", mode="in_person", moderation="pre", capacity="0",
+    values.update(kind="open_meeting", mode="in_person", moderation="pre", capacity="",
+                  seat_limit="",
                   unit_id=str(actor.unit_id or ""), cohost_unit_ids=[], materials=[])
     return values
 

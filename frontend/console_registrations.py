@@ -21,7 +21,7 @@ from events.timeutil import local
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
-from server.deps import PostedForm, SessionDep, SignerDep
+from server.deps import PostedForm, SessionDep, SettingsDep, SignerDep
 from server.security import Signer
 
 R = RegistrationStatus
@@ -44,6 +44,8 @@ OUTCOMES: dict[str, tuple[str, str, str]] = {
     "ticket_cancelled": ("✗", "refused", N_("Cancelled ticket")),
     "ticket_not_found": ("✗", "refused", N_("No such ticket code")),
     "not_open_for_checkin": ("✗", "refused", N_("This session is not open for check-in")),
+    "checkin_not_open": ("✗", "refused", N_("Check-in has not opened yet")),
+    "checkin_closed": ("✗", "refused", N_("Check-in closed when the session ended")),
 }
 # What the walk-in form says when the domain refuses (field, sentence).
 WALK_IN_PROBLEMS = {
@@ -53,6 +55,8 @@ WALK_IN_PROBLEMS = {
     "already_registered": ("phone", N_("This number already holds a ticket for this session: "
                                        "check it in by its code.")),
     "not_open_for_checkin": ("", N_("This session is not open for check-in")),
+    "checkin_not_open": ("", N_("Check-in has not opened yet")),
+    "checkin_closed": ("", N_("Check-in closed when the session ended")),
 }
 CAPACITY_PROBLEMS = {
     "capacity_below_confirmed": N_("%(confirmed)s people hold a seat: the capacity cannot be "
@@ -125,6 +129,11 @@ def open_for_checkin(event: Event) -> bool:
     return event.status.value in registration.CHECKIN_STATUSES
 
 
+def door_of(request: Request, event: Event) -> registration.Door:
+    """When the door is open, by the service's KAIFANG_CHECKIN_OPENS_BEFORE_S."""
+    return registration.door(event, request.app.state.settings.checkin_opens_before)
+
+
 def hhmm(moment: datetime | None) -> str:
     return local(moment).strftime("%H:%M") if moment else ""
 
@@ -187,8 +196,11 @@ def checkin_page(request: Request, db: Session, signer: Signer, event: Event, *,
     assert event.id is not None
     counts = counts_of(db, event)
     result = read_result(db, signer, event.id, request.query_params.get("result"))
+    door = door_of(request, event)
+    lead_minutes = int(request.app.state.settings.checkin_opens_before.total_seconds() // 60)
     return render(request, "console/checkin.html", status_code=status_code, event=event,
-                  counts=counts, result=result, open=open_for_checkin(event),
+                  counts=counts, result=result, open=door.state == "open", door=door,
+                  lead_minutes=lead_minutes,
                   seats_remain=counts.seats_left is None or counts.seats_left > 0,
                   code_error=code_error, walk_in_error=walk_in_error,
                   walk_in_field=walk_in_field, typed=typed or {}, texts=script_texts())
@@ -209,7 +221,7 @@ def _ticket_id(db: Session, event_id: int, code: str) -> int | None:
 
 @router.post("/events/{event_id}/checkin")
 def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
-             user: ConsoleStaff, form: PostedForm) -> Response:
+             user: ConsoleStaff, form: PostedForm, settings: SettingsDep) -> Response:
     event = sessions.get_event(db, event_id)
     permissions.require_runner(db, user, event)
     code = str(form.get("code", "")).strip()[:MAX_CODE]
@@ -217,7 +229,8 @@ def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
         return checkin_page(request, db, signer, event, status_code=422,
                             code_error=gettext("Type the ticket code, or scan its QR code."))
     try:
-        found = registration.check_in(db, user, event_id, code)
+        found = registration.check_in(db, user, event_id, code,
+                                      opens_before=settings.checkin_opens_before)
     except DomainError as exc:
         db.rollback()
         if exc.code not in OUTCOMES:
@@ -234,11 +247,11 @@ def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
 
 @router.post("/events/{event_id}/walk-ins")
 def walk_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
-            user: ConsoleStaff, form: PostedForm) -> Response:
+            user: ConsoleStaff, form: PostedForm, settings: SettingsDep) -> Response:
     typed = {name: str(form.get(name, "")).strip()[:200] for name in ("name", "phone")}
     try:
         created = registration.walk_in(db, signer, user, event_id, typed["name"],
-                                       typed["phone"])
+                                       typed["phone"], opens_before=settings.checkin_opens_before)
     except DomainError as exc:
         db.rollback()
         if exc.code not in WALK_IN_PROBLEMS:

@@ -8,6 +8,7 @@ import os
 import secrets
 import stat
 import tempfile
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -76,6 +77,10 @@ class Settings(BaseSettings):
     sms_endpoint: str = ""
     # topic=SMS_123,topic2=SMS_456: the template code of each kind of text.
     sms_templates: str = ""
+
+    # Check-in and walk-ins at the door open this many seconds before a session starts (until
+    # it ends): not days before, when a walk-in would take a seat.
+    checkin_opens_before_s: int = Field(default=2 * 3600, ge=0, le=7 * 86400)
     # The address in feeds, calendars, pages and messages: never taken from a request's Host.
     public_url: str = "http://127.0.0.1:8000"
     # More host names requests may name (comma-separated), beside the public URL's and loopback.
@@ -132,6 +137,10 @@ class Settings(BaseSettings):
         """Host names a request may use: the public URL's, loopback, KAIFANG_ALLOWED_HOSTS."""
         named = {host_name(name) for name in self.allowed_hosts.split(",") if name.strip()}
         return LOOPBACK_HOSTS | {host_name(urlsplit(self.public_url).netloc)} | named
+
+    @property
+    def checkin_opens_before(self) -> timedelta:
+        return timedelta(seconds=self.checkin_opens_before_s)
 
     @property
     def media_dir(self) -> Path:

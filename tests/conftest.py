@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,7 @@ def event_body(db: Session, unit_code: str = "education", **overrides: Any) -> d
         "ends_at": "2027-03-10T11:30:00+08:00",
         "mode": "in_person",
         "venue": "区教委三层会议室",
+        "address": "北京市西城区西直门南小街国英一号",
         "capacity": 30,
         "registration_opens_at": "2027-02-20T09:00:00+08:00",
         "registration_closes_at": "2027-03-09T18:00:00+08:00",
@@ -177,6 +179,17 @@ def event_body(db: Session, unit_code: str = "education", **overrides: Any) -> d
     }
     body.update(overrides)
     return body
+
+
+def door_open(minutes_to_start: int = 30) -> dict[str, str]:
+    """Times for a session whose door is open now (check-in opens 2 hours before the start),
+    registration open from yesterday until the start: overrides for event_body."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    starts = now + timedelta(minutes=minutes_to_start)
+    return {"starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=2)).isoformat(),
+            "registration_opens_at": (now - timedelta(days=1)).isoformat(),
+            "registration_closes_at": starts.isoformat()}
 
 
 def publish(admin: TestClient, event_id: int) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def test_the_sequence_rises_when_a_session_is_postponed(staff: Any, client: Test
     assert response.status_code == 200, response.text
     third = _vevents(_calendar(client, f"/events/{event_id}.ics")[1])[uid]
     assert third["SEQUENCE"] > second["SEQUENCE"]
-    assert str(third["LOCATION"]) == "区政务服务中心"
+    assert str(third["LOCATION"]) == "区政务服务中心，北京市西城区西直门南小街国英一号"
 
 
 def test_markup_in_a_title_comes_back_as_text(staff: Any, client: TestClient,

@@ -325,3 +325,50 @@ def test_public_filters(client, db, published_set, params, expected):
     found = client.get("/api/events", params=params)
     assert found.status_code == 200, found.text
     assert [e["id"] for e in found.json()] == [published_set[name] for name in expected]
+
+
+def test_an_incomplete_session_is_refused_at_submit_and_publish_naming_every_field(staff, db):
+    """An in-person meeting with no venue, address or description went through review."""
+    editor, admin = staff("editor", "education"), staff("admin")
+    bare = editor.post("/api/events", json=event_body(db, summary="", venue="", address=""))
+    assert bare.status_code == 201, bare.text
+    event_id = bare.json()["id"]
+    assert bare.json()["missing"] == ["summary", "venue", "address"]
+
+    refused = editor.post(f"/api/events/{event_id}/status", json={"status": "pending_review"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "incomplete"
+    assert refused.json()["missing"] == ["summary", "venue", "address"]
+    assert [f["field"] for f in refused.json()["fields"]] == ["summary", "venue", "address"]
+    assert editor.get(f"/api/events/{event_id}").json()["status"] == "draft"
+
+    # Online, the room is the session's own page: a summary is all it needs.
+    online = editor.patch(f"/api/events/{event_id}", json={"mode": "online"})
+    assert online.json()["missing"] == ["summary"]
+    editor.patch(f"/api/events/{event_id}", json={"summary": "议题：课后服务。"})
+    assert editor.post(f"/api/events/{event_id}/status",
+                       json={"status": "pending_review"}).status_code == 200
+    # Hybrid has an in-person half: the office cannot publish it without the place.
+    assert admin.patch(f"/api/events/{event_id}", json={"mode": "hybrid"}).status_code == 200
+    refused = admin.post(f"/api/events/{event_id}/status", json={"status": "published"})
+    assert (refused.status_code, refused.json()["missing"]) == (422, ["venue", "address"])
+    admin.patch(f"/api/events/{event_id}", json={"venue": "区教委一层报告厅",
+                                                 "address": "北京市西城区西直门南小街"})
+    assert admin.post(f"/api/events/{event_id}/status",
+                      json={"status": "published"}).status_code == 200
+    # Once published, nobody takes the address away again.
+    emptied = admin.patch(f"/api/events/{event_id}", json={"address": ""})
+    assert (emptied.status_code, emptied.json()["missing"]) == (422, ["address"])
+    held = editor.patch(f"/api/events/{event_id}", json={"venue": " "})
+    assert (held.status_code, held.json()["error"]) == (422, "incomplete")
+
+
+def test_no_seat_limit_is_said_not_assumed(staff, db):
+    admin = staff("admin")
+    body = event_body(db)
+    del body["capacity"]
+    refused = admin.post("/api/events", json=body)
+    assert refused.status_code == 422
+    assert [f["field"] for f in refused.json()["fields"]] == ["capacity"]
+    unlimited = admin.post("/api/events", json={**body, "capacity": 0})
+    assert unlimited.status_code == 201 and unlimited.json()["seats_left"] is None

@@ -21,7 +21,7 @@ from events.models import Event
 from events.registration import RegistrationIn, RegistrationRequest, register_many
 from server.db import get_engine
 from server.security import Signer
-from tests.conftest import TEST_SECRET_KEY, assign_hosts
+from tests.conftest import TEST_SECRET_KEY, assign_hosts, door_open
 from tests.events.test_registration import _open_event, _register
 
 SHORT = 0.3  # seconds: the lock timeout these tests run with
@@ -92,7 +92,7 @@ def test_a_registration_waiting_on_a_held_lock_is_503_busy_and_not_written(
 
 def test_a_check_in_waiting_on_a_held_lock_is_503_busy(app, client, staff, db, settings,
                                                         short_locks):
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = _open_event(staff, db, capacity=2, **door_open())
     ticket = _register(client, event_id, "13800000003").json()
     host = staff("host")
     assign_hosts(db, event_id)

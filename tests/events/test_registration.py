@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from events.models import OutboxMessage, Registration
-from tests.conftest import assign_hosts, event_body, publish
+from tests.conftest import assign_hosts, door_open, event_body, publish
 
 
 def _open_event(staff, db, capacity: int = 2, **overrides) -> int:
@@ -102,7 +102,7 @@ def test_forged_and_erased_tokens_reveal_nothing(client, staff, db):
 
 
 def test_check_in_once_then_409_with_time(client, staff, db):
-    event_id = _open_event(staff, db, capacity=1)
+    event_id = _open_event(staff, db, capacity=1, **door_open())
     host = staff("host")
     assign_hosts(db, event_id)
     confirmed = _register(client, event_id, "13800000001").json()
@@ -138,7 +138,7 @@ def test_many_threads_racing_for_the_last_seats_never_overbook(app, staff, db):
 
 
 def test_an_attendee_can_still_erase_their_data_and_stays_counted(client, staff, db):
-    event_id = _open_event(staff, db)
+    event_id = _open_event(staff, db, **door_open())
     host = staff("host")
     assign_hosts(db, event_id)
     ticket = _register(client, event_id, "13800000007").json()
@@ -176,3 +176,52 @@ def test_cancels_racing_registrations_promote_each_waiter_once(app, client, staf
         OutboxMessage.topic == "promoted")).all()
     assert len(promoted_messages) == 3
     assert len({m.registration_id for m in promoted_messages}) == 3
+
+
+def test_the_door_opens_two_hours_before_the_start_and_closes_at_the_end(client, staff, db):
+    """Check-in and walk-ins worked 11 days before a session, and a walk-in took a seat."""
+    event_id = _open_event(staff, db, capacity=1, **door_open(minutes_to_start=11 * 24 * 60))
+    host = staff("host")
+    assign_hosts(db, event_id)
+    ticket = _register(client, event_id, "13800000001").json()
+
+    early = host.post(f"/api/events/{event_id}/checkins", json={"code": ticket["code"]})
+    assert early.status_code == 409, early.text
+    starts = datetime.fromisoformat(client.get(f"/api/events/{event_id}").json()["starts_at"])
+    assert early.json()["error"] == "checkin_not_open"
+    assert datetime.fromisoformat(early.json()["opens_at"]) == starts - timedelta(hours=2)
+    walk_in = host.post(f"/api/events/{event_id}/walk-ins", json={"name": "赵六"})
+    assert (walk_in.status_code, walk_in.json()["error"]) == (409, "checkin_not_open")
+    event = client.get(f"/api/events/{event_id}").json()
+    assert (event["registered_count"], event["seats_left"]) == (1, 0)
+
+    # Two hours before the start the door opens; once the session ends it closes again.
+    soon = _open_event(staff, db, **door_open(minutes_to_start=115))
+    assign_hosts(db, soon)
+    assert host.post(f"/api/events/{soon}/walk-ins", json={"name": "赵六"}).status_code == 201
+    later = _open_event(staff, db, **door_open(minutes_to_start=125))
+    assign_hosts(db, later)
+    assert host.post(f"/api/events/{later}/walk-ins",
+                     json={"name": "赵六"}).json()["error"] == "checkin_not_open"
+    over = _open_event(staff, db, registration_opens_at=None, registration_closes_at=None,
+                       starts_at=(datetime.now(UTC) - timedelta(hours=3)).isoformat(),
+                       ends_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+    assign_hosts(db, over)
+    closed = host.post(f"/api/events/{over}/walk-ins", json={"name": "赵六"})
+    assert (closed.status_code, closed.json()["error"]) == (409, "checkin_closed")
+
+
+def test_how_long_before_the_start_the_door_opens_is_a_setting(staff, db, settings):
+    from server.app import create_app
+    from tests.conftest import login
+
+    event_id = _open_event(staff, db, **door_open(minutes_to_start=5 * 60))
+    staff("host")  # an account for the other app's client
+    host_name = "host-x-1"
+    assign_hosts(db, event_id)
+    for opens_before_s, status in ((2 * 3600, 409), (6 * 3600, 201)):
+        app = create_app(settings.model_copy(update={"checkin_opens_before_s": opens_before_s}))
+        with TestClient(app) as host:
+            login(host, host_name)
+            made = host.post(f"/api/events/{event_id}/walk-ins", json={"name": f"赵{status}"})
+            assert made.status_code == status, made.text

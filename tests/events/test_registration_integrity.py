@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from events import registration
 from events.models import Registration
 from server.db import get_engine
-from tests.conftest import assign_hosts
+from tests.conftest import assign_hosts, door_open
 from tests.events.test_registration import _open_event, _register
 
 
@@ -54,7 +54,7 @@ def test_the_database_refuses_a_second_active_registration_of_one_phone(staff, d
 
 
 def test_a_walk_in_with_a_number_that_holds_a_ticket_is_409(client, staff, db):
-    event_id = _open_event(staff, db, capacity=5)
+    event_id = _open_event(staff, db, capacity=5, **door_open())
     assert _register(client, event_id, "13900000009").status_code == 201
     host = staff("host")
     assign_hosts(db, event_id)

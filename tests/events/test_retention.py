@@ -38,6 +38,15 @@ def _session(admin: TestClient, db: Session, starts: datetime, capacity: int = 1
     return int(created.json()["id"])
 
 
+def _move(db: Session, event_id: int, starts: datetime) -> None:
+    """Time travel for the test: the session (two hours long) starts at `starts`."""
+    event = db.get(Event, event_id, populate_existing=True)
+    assert event is not None
+    event.starts_at, event.ends_at = starts, starts + timedelta(hours=2)
+    db.add(event)
+    db.commit()
+
+
 def _register(client: TestClient, event_id: int, phone: str, name: str) -> dict[str, Any]:
     response = client.post(f"/api/events/{event_id}/registrations", json={
         "name": name, "phone": phone, "consent": True, "question": "课后服务如何收费？"})
@@ -79,8 +88,10 @@ def test_purge_erases_a_session_ended_91_days_ago_not_89_and_keeps_counts(
     seated = _register(client, old_id, "13800000001", "欧阳娜娜")
     waiting = _register(client, old_id, "13800000002", "李雷")
     kept = _register(client, recent_id, "13800000003", "韩梅梅")
+    _move(db, old_id, datetime.now(UTC) + timedelta(minutes=30))  # the door opens
     assert host.post(f"/api/events/{old_id}/checkins",
                      json={"code": seated["code"]}).status_code == 200
+    _move(db, old_id, start)
     deliver(settings)  # confirmations sent; the reminder still waits
     before = _counts(host, old_id)
     assert before == (1, 1, 1)
@@ -117,16 +128,18 @@ def test_purge_erases_a_session_ended_91_days_ago_not_89_and_keeps_counts(
 
 
 def _held_in_the_past(staff: Any, db: Session) -> tuple[int, int, TestClient]:
-    """Two sessions entered after the fact, ended 91 and 89 days ago, each with a walk-in."""
+    """Two sessions that ended 91 and 89 days ago, each with a walk-in (let in at the door,
+    then the clock moved on)."""
     admin, host = staff("admin"), staff("host")
     now = datetime.now(UTC)
     ids = []
     for days, name, phone in ((91, "张伟", "13900000091"), (89, "王芳", "13900000089")):
-        event_id = _session(admin, db, now - days * DAY - timedelta(hours=2))
+        event_id = _session(admin, db, now + timedelta(minutes=30))
         assign_hosts(db, event_id)
         walked = host.post(f"/api/events/{event_id}/walk-ins", json={"name": name,
                                                                      "phone": phone})
         assert walked.status_code == 201, walked.text
+        _move(db, event_id, now - days * DAY - timedelta(hours=2))
         ids.append(event_id)
     return ids[0], ids[1], host
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from events.models import AuditEntry, OutboxMessage, Registration, RegistrationStatus
 from events.timeutil import local
-from tests.conftest import assign_hosts
+from tests.conftest import assign_hosts, door_open
 from tests.frontend.test_console import csrf_of
 from tests.frontend.test_tickets import open_session
 
@@ -91,7 +91,7 @@ def post_capacity(client: TestClient, event_id: int, capacity: str) -> Any:
 # ---- check-in at the door -------------------------------------------------------------------
 
 def test_the_door_form_checks_in_once_and_says_when_the_first_was(client, staff, console, db):
-    event_id = open_session(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2, **door_open())
     first = register(client, event_id, "王小明", "13800000001")
     register(client, event_id, "李华", "13800000002")
     waiting = register(client, event_id, "张三丰", "13800000003")
@@ -127,7 +127,7 @@ def test_the_door_form_checks_in_once_and_says_when_the_first_was(client, staff,
 
 
 def test_refused_tickets_say_why_in_words(client, staff, console, db):
-    event_id = open_session(staff, db, capacity=1)
+    event_id = open_session(staff, db, capacity=1, **door_open())
     seat = register(client, event_id, "王小明", "13800000001")
     waiting = register(client, event_id, "李华", "13800000002")
     editor = console("editor", "education")
@@ -155,7 +155,7 @@ def test_refused_tickets_say_why_in_words(client, staff, console, db):
 
 
 def test_a_host_checks_in_an_editor_of_another_unit_may_not(client, staff, console, db):
-    event_id = open_session(staff, db)
+    event_id = open_session(staff, db, **door_open())
     ticket = register(client, event_id, "王小明", "13800000001")
     stranger = console("editor", "civil-affairs")
 
@@ -176,6 +176,25 @@ def test_a_host_checks_in_an_editor_of_another_unit_may_not(client, staff, conso
     assert rows(db)[0].checked_in_at is not None
 
 
+def test_days_before_the_door_page_says_when_check_in_opens(client, staff, console, db):
+    event_id = open_session(staff, db, capacity=1)  # in ten days
+    register(client, event_id, "王小明", "13800000001")
+    editor = console("editor", "education")
+    page = editor.get(checkin_url(event_id))
+    notice = re.search(r'<p class="notice error"[^>]*id="door-notice">(.*?)</p>', page.text, re.S)
+    assert notice, "the page does not say that the door is not open yet"
+    assert "签到和现场登记将于" in notice[1] and "活动开始前 120 分钟" in notice[1]
+    assert 'id="checkin-code"' in page.text and "disabled" in page.text.split(
+        'id="checkin-code"')[1].split(">")[0]
+
+    code = rows(db)[0].code
+    refused = check_in(editor, event_id, code)
+    assert result_of(refused).startswith("✗ 签到尚未开始")
+    walked = walk_in(editor, event_id, "赵六")
+    assert walked.status_code == 409 and "签到尚未开始" in walked.text
+    assert [r.checked_in_at for r in rows(db)] == [None]
+
+
 def test_a_form_without_its_token_checks_nobody_in(client, staff, console, db):
     event_id = open_session(staff, db)
     ticket = register(client, event_id, "王小明", "13800000001")
@@ -186,7 +205,7 @@ def test_a_form_without_its_token_checks_nobody_in(client, staff, console, db):
 
 
 def test_a_walk_in_is_registered_checked_in_and_counted(client, staff, console, db):
-    event_id = open_session(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2, **door_open())
     register(client, event_id, "王小明", "13800000001")
     editor = console("editor", "education")
 
@@ -382,7 +401,7 @@ def test_every_string_of_these_pages_is_in_the_checkin_catalogue():
 
 
 def test_the_door_page_speaks_english_when_asked(client, staff, console, db):
-    event_id = open_session(staff, db)
+    event_id = open_session(staff, db, **door_open())
     ticket = register(client, event_id, "王小明", "13800000001")
     editor = console("editor", "education")
     editor.get("/console?lang=en")

@@ -213,6 +213,57 @@ def test_each_bad_field_gets_its_own_sentence(console, db):
     assert 'id="material_0-error">请同时填写' in page
 
 
+def test_the_form_reports_every_error_at_once(console, db):
+    """A title missing and the times wrong were told one round at a time."""
+    editor = console("editor", "education")
+    response = post_form(editor, "/console/events/new", "/console/events/new", session_form(
+        db, title="x" * 201, ends_at="2027-03-10T08:00", registration_closes_at="2027-03-11T09:00",
+        capacity="", material_title=["", ""], material_url=["ftp://example.cn", ""]))
+    assert response.status_code == 422
+    page = unescape(response.text)
+    summary = page.split('id="error-summary"')[1].split("</div>")[0]
+    for field in ("title", "ends_at", "registration_closes_at", "capacity", "material_0"):
+        assert f'href="#{field}' in summary, field
+    assert 'id="ends_at-error">结束时间须晚于开始时间' in page
+    assert 'id="capacity-error">请选择：限定名额，或不限名额' in page
+
+
+def test_no_seat_limit_is_a_choice_the_form_asks_for(console, db):
+    editor = console("editor", "education")
+    blank = editor.get("/console/events/new").text
+    assert 'name="capacity" value=""' in blank
+    assert not re.search(r'name="seat_limit"[^>]*checked', blank)
+    unlimited = create_via_form(editor, db, capacity="", seat_limit="none")
+    assert db.get(Event, unlimited).capacity == 0  # type: ignore[union-attr]
+    edit = editor.get(f"/console/events/{unlimited}/edit").text
+    assert re.search(r'id="seat_limit-none" name="seat_limit" value="none" checked', edit)
+    zero = post_form(editor, "/console/events/new", "/console/events/new",
+                     session_form(db, capacity="0", seat_limit="limited"))
+    assert zero.status_code == 422 and 'id="capacity-error">请输入名额' in unescape(zero.text)
+
+
+def test_the_review_queue_shows_what_is_missing_and_publish_names_it(console, staff, db):
+    editor = console("editor", "education")
+    admin = console("admin")
+    # Submitted before the rule: an in-person session without an address.
+    event_id = create_via_form(editor, db, address="")
+    event = db.get(Event, event_id)
+    assert event is not None
+    event.status = EventStatus.pending_review
+    db.add(event)
+    db.commit()
+    queue = admin.get("/console/review").text
+    missing = queue.split(f'id="missing-{event_id}">')[1].split("</p>")[0]
+    assert "不能发布" in missing and "地址" in missing and "简介" not in missing
+    assert "名额 30 个" in queue
+    refused = post_form(admin, "/console/review", f"/console/events/{event_id}/status",
+                        {"status": "published", "origin": "review"})
+    assert refused.status_code == 422
+    assert "提交审核和发布前请填写：地址。" in unescape(refused.text)
+    db.expire_all()
+    assert db.get(Event, event_id).status == EventStatus.pending_review  # type: ignore[union-attr]
+
+
 def test_editor_edits_a_session_and_the_change_is_audited(console, db):
     editor = console("editor", "education")
     event_id = create_via_form(editor, db)
@@ -271,7 +322,10 @@ def test_send_back_needs_a_reason_and_the_editor_sees_it(console, db):
     refused = post_form(admin, "/console/review", f"/console/events/{event_id}/status",
                         {"status": "draft", "origin": "review", "reason": "  "})
     assert refused.status_code == 422
-    assert "请填写原因" in refused.text
+    # The reason goes to the unit, not the public: the page says so, and nothing else.
+    error = refused.text.split(f'id="reason-{event_id}-error">')[1].split("</p>")[0]
+    assert error == "请说明需要单位修改的内容：仅本单位和区政务公开办可见。"
+    assert "仅本单位和区政务公开办可见，不向公众公开" in admin.get("/console/review").text
     db.expire_all()
     assert db.get(Event, event_id).status == EventStatus.pending_review  # type: ignore[union-attr]
     sent = post_form(admin, "/console/review", f"/console/events/{event_id}/status",

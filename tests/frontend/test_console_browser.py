@@ -49,7 +49,9 @@ def test_editor_creates_admin_publishes_citizen_finds_it(live_server, browser, d
     field("开始时间 必填").fill(f"{day}T09:30")
     field("结束时间 必填").fill(f"{day}T11:00")
     field("地点").fill("西长安街街道社区服务中心")
-    field("名额").fill("40")
+    field("地址").fill("北京市西城区府右街")
+    field("限定").check()  # seats are limited: a choice, not a default
+    field("名额数").fill("40")
     field("材料标题 1").fill("加装电梯补贴政策")
     field("链接 1").fill("https://www.bjxch.gov.cn/dt.html")
     page.screenshot(path=str(ARTIFACTS / "console-form.png"), full_page=True)
@@ -115,6 +117,34 @@ def test_form_errors_on_a_phone_keep_the_typing_and_take_the_keyboard(live_serve
     summary.get_by_role("link", name="结束时间").click()
     assert page.evaluate("document.activeElement.id") == "ends_at"
     context.close()
+
+
+def test_the_form_shows_every_error_in_one_round(live_server, browser, db):
+    """Each save used to tell one more error: the title, then the times, then the seats."""
+    base = live_server
+    make_user(db, "xichang-editor", "editor", "xichangan")
+    for viewport in ({"width": 1280, "height": 900}, {"width": 375, "height": 812}):
+        context = browser.new_context(viewport=viewport, locale="zh-CN")
+        page = context.new_page()
+        sign_in(page, base, "xichang-editor")
+        page.goto(f"{base}/console/events/new")
+        assert not page.get_by_label("不限名额", exact=True).is_checked()
+        assert not page.get_by_label("限定", exact=True).is_checked()
+        page.get_by_label("开始时间 必填", exact=True).fill("2027-03-10T09:30")
+        page.get_by_label("结束时间 必填", exact=True).fill("2027-03-10T08:00")
+        page.get_by_label("报名截止时间", exact=True).fill("2027-03-11T09:00")
+        page.get_by_label("材料标题 1", exact=True).fill("加装电梯补贴政策")
+        page.get_by_role("button", name="保存为草稿").click()
+        page.wait_for_load_state()
+        summary = page.locator("#error-summary")
+        links = summary.get_by_role("link").all_inner_texts()
+        assert links == ["标题", "结束时间", "名额", "报名截止时间", "相关材料 1"], links
+        for field in ("title", "ends_at", "registration_closes_at"):
+            assert page.locator(f"#{field}").get_attribute("aria-invalid") == "true", field
+        assert page.locator("#capacity-error").inner_text() == "请选择：限定名额，或不限名额。"
+        page.screenshot(path=str(ARTIFACTS / f"console-form-all-errors-{viewport['width']}.png"),
+                        full_page=True)
+        context.close()
 
 
 def test_admin_pages_render_for_the_screenshots(live_server, browser, db, staff):

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from events.models import Event, EventKind, StaffUser, Unit
+from events.sessions import missing_fields
 from server import cli
 from server.config import Settings, get_settings
 from server.db import get_engine
@@ -52,6 +53,8 @@ def check_demo_district(events: list[Event]) -> None:
     assert any(event.postponed_from and event.public_notice for event in events)
     assert any(event.capacity == 0 for event in events)
     assert any(event.premiere_at for event in events if event.kind == EventKind.broadcast)
+    reviewed = [event for event in events if event.status.value != "draft"]
+    assert [missing_fields(event) for event in reviewed] == [[]] * len(reviewed)
 
 
 def test_demo_into_a_fresh_data_dir_then_again_adds_nothing(
