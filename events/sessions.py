@@ -88,8 +88,9 @@ class EventCreate(EventFields):
     title: Text = Field(min_length=1, max_length=200)
     starts_at: Moment
     ends_at: Moment
-    # Said, never assumed: 0 is "no seat limit" (the contract), a number is the seats.
-    capacity: int = Field(ge=0, le=MAX_CAPACITY)
+    # 0 is "no seat limit" (the contract, which keeps the field optional for its callers);
+    # the console's form makes staff choose it explicitly.
+    capacity: int = Field(default=0, ge=0, le=MAX_CAPACITY)
 
 
 class EventUpdate(EventFields):

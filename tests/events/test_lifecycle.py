@@ -363,12 +363,14 @@ def test_an_incomplete_session_is_refused_at_submit_and_publish_naming_every_fie
     assert (held.status_code, held.json()["error"]) == (422, "incomplete")
 
 
-def test_no_seat_limit_is_said_not_assumed(staff, db):
+def test_no_seat_limit_is_the_contracts_zero(staff, db):
+    """The API keeps the contract: capacity 0, or none given, is no seat limit (the console's
+    form is where staff must choose; see tests/frontend/test_console.py)."""
     admin = staff("admin")
     body = event_body(db)
     del body["capacity"]
-    refused = admin.post("/api/events", json=body)
-    assert refused.status_code == 422
-    assert [f["field"] for f in refused.json()["fields"]] == ["capacity"]
-    unlimited = admin.post("/api/events", json={**body, "capacity": 0})
-    assert unlimited.status_code == 201 and unlimited.json()["seats_left"] is None
+    unlimited = admin.post("/api/events", json=body)
+    assert unlimited.status_code == 201 and unlimited.json()["capacity"] == 0
+    assert unlimited.json()["seats_left"] is None
+    limited = admin.post("/api/events", json={**body, "capacity": 30})
+    assert limited.status_code == 201 and limited.json()["seats_left"] == 30
