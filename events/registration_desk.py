@@ -56,9 +56,8 @@ TRANSIENT = (OperationalError, InterfaceError, PoolTimeout)
 class _Waiting:
     request: RegistrationRequest
     answer: asyncio.Future[dict[str, Any]]
-    # Once taken into a batch it is answered by the batch; until then, its deadline may.
-    taken: bool = False
-    deadline: asyncio.TimerHandle | None = None
+    # The loop's time after which, not yet taken into a batch, it is answered 503 busy.
+    deadline: float
 
 
 Outcome = dict[str, Any] | BaseException
@@ -187,17 +186,37 @@ class _Lane:
         self._waiting: deque[_Waiting] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._thread = CapacityLimiter(1)
+        # One timer for the whole queue, at its earliest deadline (not one per request: a
+        # burst's thousand timers cost the event loop more than the rest of the desk).
+        self._expiry: asyncio.TimerHandle | None = None
 
     async def submit(self, request: RegistrationRequest) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(request, loop.create_future())
         # Not written late: a request still waiting for its turn at the deadline is answered
         # 503 busy and never written (its client may try again, or has given up).
-        waiting.deadline = loop.call_later(server.db.lock_timeout_s, _expire, waiting)
+        waiting = _Waiting(request, loop.create_future(),
+                           loop.time() + server.db.lock_timeout_s)
         self._waiting.append(waiting)
+        if self._expiry is None:
+            self._expiry = loop.call_at(waiting.deadline, self._expire_due)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_while_waiting())
         return await waiting.answer
+
+    def _expire_due(self) -> None:
+        """Answers 503 busy every request still waiting for its turn past its deadline; the
+        timer then waits for the next deadline of those left."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for waiting in self._waiting:
+            if waiting.deadline <= now:
+                _answer(waiting, busy())
+        left = [waiting for waiting in self._waiting if not waiting.answer.done()]
+        self._waiting = deque(left)
+        if left:
+            self._expiry = loop.call_at(min(waiting.deadline for waiting in left),
+                                        self._expire_due)
 
     async def _write_while_waiting(self) -> None:
         batch: list[_Waiting] = []
@@ -208,8 +227,6 @@ class _Lane:
                 # A client that went away before its turn, or is past its deadline, is not
                 # registered.
                 batch = [waiting for waiting in batch if not waiting.answer.done()]
-                for waiting in batch:
-                    waiting.taken = True
                 if not batch:
                     continue
                 requests = [waiting.request for waiting in batch]
@@ -226,16 +243,12 @@ class _Lane:
             raise
         finally:
             self._writer = None
-
-
-def _expire(waiting: _Waiting) -> None:
-    if not waiting.taken:
-        _answer(waiting, busy())
+            if not self._waiting and self._expiry is not None:
+                self._expiry.cancel()
+                self._expiry = None
 
 
 def _answer(waiting: _Waiting, outcome: Outcome) -> None:
-    if waiting.deadline is not None:
-        waiting.deadline.cancel()
     if waiting.answer.done():
         return
     if isinstance(outcome, BaseException):

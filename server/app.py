@@ -26,6 +26,11 @@ from server.worker import BackgroundWorker
 MAX_JSON_BODY = 1_000_000
 
 
+def _too_large() -> Response:
+    return Response(b'{"error":"too_large","message":"the request body is too large"}',
+                    status_code=413, media_type="application/json")
+
+
 class BodyLimit:
     """Refuses oversized bodies (413 too_large): by Content-Length up front, else as they come."""
 
@@ -37,11 +42,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = Response(b'{"error":"too_large","message":"the request body is too large"}',
-                             status_code=413, media_type="application/json")
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        length = next((value for name, value in scope["headers"] if name == b"content-length"),
+                      None)
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await too_large(scope, receive, send)
+            await _too_large()(scope, receive, send)
             return
         received, started, refused = 0, False, False
 
@@ -57,7 +61,7 @@ class BodyLimit:
                 if received > self.max_bytes:
                     refused = True
                     if not started:
-                        await too_large(scope, receive, send)
+                        await _too_large()(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 

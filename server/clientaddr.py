@@ -5,6 +5,7 @@ done here so per-address limits count citizens, not nginx)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,10 +27,25 @@ class TrustedProxies:
             except ValueError:
                 continue  # a name such as "testclient" or a unix socket's: matched as written
 
+        # The same networks as integer ranges per family: an address of a burst's every
+        # request is parsed by the C library, not by ipaddress's Python.
+        self._ranges: dict[int, list[tuple[int, int]]] = {socket.AF_INET: [],
+                                                          socket.AF_INET6: []}
+        for network in self.networks:
+            family = socket.AF_INET if network.version == 4 else socket.AF_INET6
+            self._ranges[family].append((int(network.network_address),
+                                         int(network.broadcast_address)))
+
     def __contains__(self, host: str) -> bool:
         if self.everyone or host in self.names:
             return True
-        try:
+        for family, ranges in self._ranges.items():
+            try:
+                number = int.from_bytes(socket.inet_pton(family, host), "big")
+            except (OSError, ValueError):
+                continue
+            return any(low <= number <= high for low, high in ranges)
+        try:  # e.g. an IPv6 address with a zone (fe80::1%eth0)
             address = ipaddress.ip_address(host)
         except ValueError:
             return False
@@ -49,8 +65,10 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Trusted
 
 def client_of(request: Request) -> str:
     trusted: TrustedProxies = request.app.state.trusted_proxies
-    return client_address(request.client.host if request.client else None,
-                          ",".join(request.headers.getlist("x-forwarded-for")), trusted)
+    # ASGI header names are lower case: read the scope, as Headers.getlist would.
+    forwarded = ",".join(value.decode("latin-1") for name, value in request.scope["headers"]
+                         if name == b"x-forwarded-for")
+    return client_address(request.client.host if request.client else None, forwarded, trusted)
 
 
 async def request_client(request: Request) -> str:

@@ -30,6 +30,17 @@ def test_forwarded_for_names_the_client_only_behind_a_trusted_proxy(peer, forwar
     assert client_address(peer, forwarded, trusted) == expected
 
 
+@pytest.mark.parametrize("host, trusted", [
+    ("10.200.3.4", True), ("11.0.0.1", False), ("127.0.0.1", True),
+    # However an address is written, it is the same address.
+    ("0:0:0:0:0:0:0:1", True), ("fd12::5", True), ("fe80::1%eth0", False),
+    ("010.1.1.1", False), ("256.1.1.1", False), ("::ffff:10.0.0.1", False), ("nginx", True),
+    ("proxy", False),
+])
+def test_a_trusted_proxy_is_recognised_however_its_address_is_written(host, trusted):
+    assert (host in TrustedProxies("127.0.0.1, 10.0.0.0/8, ::1, fd00::/8, nginx")) is trusted
+
+
 def test_behind_a_trusted_proxy_sign_in_failures_count_per_citizen(settings, db):
     make_user(db, "jiaowei.editor", "editor", "education")
     app = create_app(settings.model_copy(update={"trusted_proxies": "testclient"}))
