@@ -88,8 +88,10 @@ def test_the_console_offers_no_go_live_once_a_session_is_over(client, staff, con
     host = console("host")
     assign_hosts(db, held["id"])
     assign_hosts(db, soon["id"])
-    assert "开始直播" not in visible(host.get(f"/console/events/{held['id']}").text)
-    assert "开始直播" in visible(host.get(f"/console/events/{soon['id']}").text)
+    over = visible(host.get(f"/console/events/{held['id']}").text)
+    assert "开始直播" not in over and "开始活动" not in over
+    # An in-person meeting is started (开始活动); only online sessions go live (开始直播).
+    assert "开始活动" in visible(host.get(f"/console/events/{soon['id']}").text)
 
 
 def test_the_console_lists_sessions_waiting_for_close_out(client, staff, console, db):
