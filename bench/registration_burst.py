@@ -99,7 +99,8 @@ async def published_session(admin: httpx.AsyncClient, title: str, capacity: int)
     response = await admin.post("/api/events", json={
         "kind": "open_day", "unit_id": unit_id, "title": title, "summary": "并发报名基准测试。",
         "starts_at": iso(starts), "ends_at": iso(starts + timedelta(hours=2)),
-        "mode": "in_person", "venue": "区教委一层报告厅", "capacity": capacity,
+        "mode": "in_person", "venue": "区教委一层报告厅", "address": "西城区示例街1号",
+        "capacity": capacity,
         "registration_opens_at": iso(now - timedelta(minutes=1)),
         "registration_closes_at": iso(starts - timedelta(days=1)), "moderation": "pre",
         "premiere_at": None})
