@@ -225,6 +225,7 @@ def event_page(event_id: int, request: Request, db: SessionDep, user: ConsoleSta
 def _review_page(request: Request, db: Session, user: StaffUser, *, status_code: int = 200,
                  failed_id: int = 0, error: str = "",
                  typed: dict[str, str] | None = None) -> Response:
+    permissions.require_admin(user)  # the queue shows every unit's drafts and changes
     queue = sessions.list_events(db, EventQuery(status=S.pending_review, limit=1000), user)
     names = unit_names(db)
     changed = sessions.events_public(db, sessions.with_pending_revision(db), staff=True)
@@ -247,10 +248,12 @@ def _action_failed(request: Request, db: Session, user: StaffUser, event_id: int
                    exc: DomainError, typed: dict[str, str], from_review: bool) -> Response:
     db.rollback()
     message = action_error_message(action, exc)
-    if from_review:
+    if from_review and permissions.is_admin(user):
         return _review_page(request, db, user, status_code=exc.status, failed_id=event_id,
                             error=message, typed=typed)
-    return _detail_page(request, db, user, sessions.get_event(db, event_id),
+    # The page comes back only to who may read it: a refused action shows nobody a draft.
+    event = sessions.get_visible_event(db, event_id, user)
+    return _detail_page(request, db, user, event,
                         status_code=exc.status, failed=action, error=message, typed=typed)
 
 

@@ -91,3 +91,39 @@ def test_other_units_drafts_stay_with_their_unit(console, db, client):
         assert who.get(f"/console/events/{event_id}").status_code == 404
         assert who.get(f"/events/{event_id}").status_code == 404  # no staff preview either
     assert editor.get(f"/events/{event_id}").status_code == 200
+
+
+def test_a_refused_action_shows_no_other_units_draft(console, staff, db):
+    """An editor of another unit, or a host not assigned, whose action on a draft is refused
+    gets the refusal, not the draft's page (its title, summary and place)."""
+    from tests.conftest import event_body
+    from tests.frontend.test_console import csrf_of
+
+    secret = "别人的草稿标题XYZ"
+    owner = staff("editor", "education")
+    event_id = owner.post("/api/events", json=event_body(db, title=secret)).json()["id"]
+    for stranger, data in ((console("editor", "civil-affairs"), {"status": "cancelled"}),
+                           (console("host"), {"status": "live"})):
+        token = csrf_of(stranger.get("/console").text)
+        refused = stranger.post(f"/console/events/{event_id}/status",
+                                data={**data, "csrf_token": token}, follow_redirects=False)
+        assert refused.status_code in (403, 404)
+        assert secret not in unescape(refused.text)
+
+
+def test_a_refused_action_from_the_review_page_shows_no_one_else_the_queue(console, staff, db):
+    from tests.conftest import event_body, publish
+    from tests.frontend.test_console import csrf_of
+
+    editor, admin = staff("editor", "education"), staff("admin")
+    event_id = editor.post("/api/events", json=event_body(db)).json()["id"]
+    publish(admin, event_id)
+    assert editor.patch(f"/api/events/{event_id}",
+                        json={"title": "待审的新标题XYZ"}).status_code == 202
+    stranger = console("editor", "civil-affairs")
+    token = csrf_of(stranger.get("/console").text)
+    refused = stranger.post("/console/events/99999/status",
+                            data={"status": "published", "origin": "review", "csrf_token": token},
+                            follow_redirects=False)
+    assert refused.status_code in (403, 404)
+    assert "待审的新标题XYZ" not in unescape(refused.text)
