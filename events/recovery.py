@@ -32,6 +32,7 @@ from events.models import (
     Registration,
     RegistrationStatus,
 )
+from events.registration import normalise_phone
 from server.db import utcnow
 from server.security import Signer
 
@@ -56,9 +57,9 @@ class Outcome:
 
 
 def normal_phone(raw: str) -> str:
-    phone = re.sub(r"[\s-]", "", raw or "")
-    if phone.startswith("+86"):
-        phone = phone[3:]
+    # One number however it is typed (full-width digits from a Chinese keyboard too), as at
+    # registration: the same key, and the same phone the registration was hashed from.
+    phone = normalise_phone(raw or "")
     if not MOBILE.match(phone):
         raise Invalid("invalid_phone", "an 11-digit mainland mobile number is expected")
     return phone

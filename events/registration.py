@@ -21,7 +21,7 @@ from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
 from events.sessions import get_event, is_public, registration_state
 from events.timeutil import iso_local
-from events.units import MultilineText, Text
+from events.units import MultilineText, Text, clean_text
 from server.db import utcnow
 from server.security import Signer
 
@@ -430,7 +430,7 @@ def walk_in(db: Session, signer: Signer, actor: StaffUser, event_id: int, name: 
     event = get_event(db, event_id)
     permissions.require_runner(db, actor, event)
     require_door_open(event, opens_before)
-    name = " ".join(name.split())
+    name = " ".join(clean_text(name, "name").split())
     if not name or len(name) > 50:
         raise Invalid("invalid_name", "a name of 1-50 characters is required", field="name")
     phone = normalise_phone(phone) if phone else ""

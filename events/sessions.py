@@ -29,7 +29,7 @@ from events.models import (
     Unit,
 )
 from events.timeutil import LOCAL_TZ, as_utc, iso_local
-from events.units import MAX_ID, MultilineText, Text
+from events.units import MAX_ID, MultilineText, Text, clean_text
 from server.db import utcnow
 
 S = EventStatus
@@ -583,7 +583,7 @@ def reject_revision(db: Session, actor: StaffUser, event_id: int, reason: str) -
     permissions.require_admin(actor)
     event = get_event(db, event_id)
     revision = revisions.require_pending(db, event)
-    reason = reason.strip()
+    reason = clean_text(reason, "reason", multiline=True).strip()
     if not reason:
         raise Invalid("reason_required", "say what the unit must fix", field="reason")
     revisions.decide(revision, actor, RevisionState.rejected, reason)

@@ -127,3 +127,23 @@ def test_a_refused_action_from_the_review_page_shows_no_one_else_the_queue(conso
                             follow_redirects=False)
     assert refused.status_code in (403, 404)
     assert "待审的新标题XYZ" not in unescape(refused.text)
+
+
+def test_console_walk_in_names_and_reject_reasons_lose_control_characters(console, staff, db):
+    from sqlmodel import select
+
+    from events.models import EventRevision, Registration
+    from tests.conftest import door_open, event_body, publish
+
+    admin_api, editor_api = staff("admin"), staff("editor", "education")
+    event_id = admin_api.post("/api/events", json=event_body(db, **door_open())).json()["id"]
+    publish(admin_api, event_id)
+    editor = console("editor", "education")
+    post_form(editor, f"/console/events/{event_id}/checkin",
+              f"/console/events/{event_id}/walk-ins", {"name": "王\x01\x1b五", "phone": ""})
+    assert editor_api.patch(f"/api/events/{event_id}", json={"title": "新标题"}).status_code == 202
+    post_form(console("admin"), "/console/review", f"/console/events/{event_id}/revision/reject",
+              {"reason": "请改\x01\x1b\x0b标题"})
+    db.expire_all()
+    assert [r.name for r in db.exec(select(Registration))] == ["王五"]
+    assert [r.reason for r in db.exec(select(EventRevision))] == ["请改标题"]

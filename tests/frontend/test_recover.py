@@ -212,3 +212,13 @@ def test_in_english_on_request(client):
     assert "找回我的报名" in page.text and "获取验证码" in page.text
     page = client.get("/tickets/recover", params={"lang": "en"}, headers=HTML)
     assert "Find my registration" in page.text and "Send me a code" in page.text
+
+
+def test_a_number_typed_in_full_width_digits_gets_its_code(client, staff, db, settings, sms_api):
+    """A Chinese keyboard types full-width digits: the same number as at registration."""
+    event_id = open_session(staff, db)
+    register(client, event_id, phone=PHONE)
+    wide = PHONE.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert ask_code(client, wide).status_code == 200
+    deliver(settings)
+    assert [t for t in sms_api.texts(PHONE) if t["template"] == "SMS_106"]  # the code's text
