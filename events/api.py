@@ -118,9 +118,17 @@ def pending_revisions(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
     return sessions.events_public(db, sessions.with_pending_revision(db), staff=True)
 
 
+class Approval(BaseModel):
+    # The pending revision's submitted_at as the reviewer read it: a later change is not
+    # approved unseen (409 changed_since_viewed).
+    submitted_at: str | None = Field(default=None, max_length=40)
+
+
 @router.post("/events/{event_id}/revision/approve")
-def approve_revision(event_id: Id, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    event = sessions.approve_revision(db, user, event_id)
+def approve_revision(event_id: Id, db: SessionDep, user: StaffDep,
+                     body: Approval | None = None) -> dict[str, Any]:
+    event = sessions.approve_revision(db, user, event_id,
+                                      body.submitted_at if body is not None else None)
     db.commit()
     return sessions.event_public(db, event, staff=True)
 

@@ -132,6 +132,10 @@ def close_event(
                        f"a session that is {event.status.value} cannot be closed")
     if event.starts_at > utcnow():
         raise Conflict("not_started", "a session can be closed only once it has started")
+    if event.closed_at is not None and not permissions.is_admin(actor):
+        # The minutes are public: once published, only the district office changes them.
+        raise Conflict("already_closed", "this session was closed out; ask the district office "
+                       "to correct its minutes")
     minutes = clean_text(minutes, "minutes", multiline=True).strip()
     if not minutes:
         raise Invalid("minutes_required", "the close-out needs minutes", field="minutes")

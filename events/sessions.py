@@ -553,14 +553,21 @@ def _after_change(db: Session, event: Event, changes: dict[str, Any]) -> None:
         notify.event_changed(db, event, "时间或地点调整")
 
 
-def approve_revision(db: Session, actor: StaffUser, event_id: int) -> Event:
+def approve_revision(db: Session, actor: StaffUser, event_id: int,
+                     seen_submitted_at: str | None = None) -> Event:
     """The office approves the pending revision: the public sees it now (revised_at), the
-    audit log records the diff. Co-hosts it adds are invited, not yet accepted."""
+    audit log records the diff. Co-hosts it adds are invited, not yet accepted.
+
+    `seen_submitted_at` is the revision's `submitted_at` as the office read it: a revision the
+    unit changed since then is not approved unseen (409 changed_since_viewed)."""
     permissions.require_admin(actor)
     event = get_event(db, event_id)
     if event.status not in EDITABLE:
         raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
     revision = revisions.require_pending(db, event)
+    if seen_submitted_at is not None and seen_submitted_at != iso_local(revision.submitted_at):
+        raise Conflict("changed_since_viewed", "the unit changed this revision after you read "
+                       "it: read it again before approving")
     data = EventUpdate.model_validate(revisions.fields_of(revision))
     before = _snapshot(db, event)
     _apply(db, event, data)

@@ -319,7 +319,9 @@ def decide_revision(event_id: int, decision: str, request: Request, db: SessionD
     try:
         forms.check_length(reason, "reason", MAX_REASON)
         if decision == "approve":
-            sessions.approve_revision(db, user, event_id)
+            # What the office read, not whatever is pending at the click.
+            sessions.approve_revision(db, user, event_id,
+                                      str(form.get("submitted_at", ""))[:40])
         elif decision == "reject":
             sessions.reject_revision(db, user, event_id, reason)
         else:

@@ -38,6 +38,10 @@ CODE_MESSAGES = {
     "postpone_required": N_("A published session moves to another time by postponing it, with "
                             "a reason the public sees."),
     "no_pending_revision": N_("No changes are waiting for review any more."),
+    "changed_since_viewed": N_("The unit changed these changes after you read them: read them "
+                               "again before approving."),
+    "already_closed": N_("This session was closed out: its minutes are public, and only the "
+                         "district office corrects them."),
     "cohost_declined": N_("The unit declined; invite it again by editing the session."),
     "not_a_host": N_("Choose an active host account."),
     "invalid_code": N_("A code is 2-40 lower-case letters, digits or '-', e.g. xc-new-office."),

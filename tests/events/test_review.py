@@ -269,3 +269,42 @@ def test_a_host_sees_drafts_only_when_assigned(staff, db):
     shown = host.get(f"/api/events/{draft}").json()
     assert "review_note" not in shown and "pending_revision" not in shown
     assert "请补充议程" not in host.get(f"/console/events/{draft}").text
+
+
+def test_the_office_approves_only_the_changes_it_read(staff, db, client):
+    """An editor who changes a pending revision after the office read it does not get the new
+    version approved unseen (a phishing link slipped in after a typo fix)."""
+    from tests.conftest import publish
+
+    admin, editor = staff("admin"), staff("editor", "education")
+    event_id = editor.post("/api/events", json=event_body(db)).json()["id"]
+    publish(admin, event_id)
+    assert editor.patch(f"/api/events/{event_id}", json={"title": "错字已改"}).status_code == 202
+    read = admin.get("/api/revisions").json()[0]["pending_revision"]["submitted_at"]
+    assert editor.patch(f"/api/events/{event_id}", json={"materials": [
+        {"title": "报名须知", "url": "https://evil.example/phish"}]}).status_code == 202
+    stale = admin.post(f"/api/events/{event_id}/revision/approve", json={"submitted_at": read})
+    assert stale.status_code == 409 and stale.json()["error"] == "changed_since_viewed"
+    public = client.get(f"/api/events/{event_id}").json()
+    assert public["materials"] == [] and public["title"] != "错字已改"
+    now_read = admin.get("/api/revisions").json()[0]["pending_revision"]["submitted_at"]
+    approved = admin.post(f"/api/events/{event_id}/revision/approve",
+                          json={"submitted_at": now_read})
+    assert approved.status_code == 200
+
+
+def test_published_minutes_are_corrected_only_by_the_office(staff, db, client):
+    from tests.conftest import door_open, publish
+
+    admin, editor = staff("admin"), staff("editor", "education")
+    event_id = editor.post("/api/events", json=event_body(
+        db, **door_open(minutes_to_start=-10))).json()["id"]
+    publish(admin, event_id)
+    assert editor.post(f"/api/events/{event_id}/close", json={"minutes": "座谈纪要"}
+                       ).status_code == 200
+    rewrite = editor.post(f"/api/events/{event_id}/close",
+                          json={"minutes": "诈骗 visit https://evil.example now"})
+    assert rewrite.status_code == 409 and rewrite.json()["error"] == "already_closed"
+    assert client.get(f"/api/events/{event_id}").json()["minutes"] == "座谈纪要"
+    corrected = admin.post(f"/api/events/{event_id}/close", json={"minutes": "座谈纪要（更正）"})
+    assert corrected.status_code == 200
