@@ -76,7 +76,8 @@ def allowed_actions(db: Session, user: StaffUser, event: Event) -> set[str]:
         "postpone": owner and event.status in lifecycle.POSTPONABLE
         and event.published_at is not None,
         "cancel": owner and S.cancelled in moves,
-        "close": owner and event.status in lifecycle.CLOSABLE and event.starts_at <= utcnow(),
+        "close": owner and event.status in lifecycle.CLOSABLE and event.starts_at <= utcnow()
+        and (event.closed_at is None or permissions.is_admin(user)),
         "archive": owner and S.archived in moves,
     }
     return {name for name, ok in offered.items() if ok}
