@@ -322,7 +322,7 @@ def decide_revision(event_id: int, decision: str, request: Request, db: SessionD
         if decision == "approve":
             # What the office read, not whatever is pending at the click.
             sessions.approve_revision(db, user, event_id,
-                                      str(form.get("submitted_at", ""))[:40])
+                                      str(form.get("submitted_at", ""))[:40] or None)
         elif decision == "reject":
             sessions.reject_revision(db, user, event_id, reason)
         else:

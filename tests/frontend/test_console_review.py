@@ -39,6 +39,7 @@ def test_an_edit_of_a_published_session_waits_in_the_review_queue(console, db, c
     changes = queue.split('id="changes"')[1]
     assert "区教委2027年招生政策会议开放" in changes and "改写后的标题" in changes
     assert "https://evil.example/phish" in changes
+    assert 'name="submitted_at"' in changes  # the approval names the version read
     approved = post_form(admin, "/console/review",
                          f"/console/events/{event_id}/revision/approve", {})
     assert approved.status_code == 303
