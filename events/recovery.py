@@ -32,7 +32,7 @@ from events.models import (
     Registration,
     RegistrationStatus,
 )
-from events.registration import normalise_phone
+from events.registration import PHONE_PATTERN, normalise_phone
 from server.db import utcnow
 from server.security import Signer
 
@@ -41,7 +41,6 @@ MAX_TRIES = 5
 WINDOW = timedelta(hours=1)
 CODES_PER_PHONE = 3
 CODES_PER_ADDRESS = 10
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
 CODE = re.compile(r"^\d{6}$")
 TOPIC = "recovery_code"
 MASKED_CODE = "******"
@@ -60,7 +59,7 @@ def normal_phone(raw: str) -> str:
     # One number however it is typed (full-width digits from a Chinese keyboard too), as at
     # registration: the same key, and the same phone the registration was hashed from.
     phone = normalise_phone(raw or "")
-    if not MOBILE.match(phone):
+    if not PHONE_PATTERN.match(phone):
         raise Invalid("invalid_phone", "an 11-digit mainland mobile number is expected")
     return phone
 

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from events import recovery, registration
 from events.errors import Invalid, Throttled
 from frontend.i18n import N_, gettext
-from frontend.portal_tickets import PrivateRoute, refused_cross_site
+from frontend.portal_tickets import PHONE_INVALID, PrivateRoute, refused_cross_site
 from frontend.templating import render
 from server.clientaddr import ClientAddressDep
 from server.deps import PostedForm, SessionDep, SignerDep
@@ -24,7 +24,6 @@ from server.deps import PostedForm, SessionDep, SignerDep
 FORM_PURPOSE = "recover-form"
 FORM_MAX_AGE_S = 3600
 
-PHONE_INVALID = N_("Enter an 11-digit mainland mobile number, e.g. 13812345678.")
 CODE_SENT = N_("If this number holds a registration, a text with a 6-digit code is on its way "
                "to it. The code is valid for %(minutes)s minutes.")
 CODE_WRONG = N_("This code is not right, or it has expired. Check the text and try again, or "
