@@ -1,4 +1,4 @@
-"""HTTP for sessions: parse, call the domain, commit once, answer."""
+"""HTTP for sessions: parse, call the domain, answer; the request boundary commits once."""
 
 from __future__ import annotations
 
@@ -84,7 +84,6 @@ def list_events(
 @router.post("/events", status_code=201)
 def create_event(body: sessions.EventCreate, db: SessionDep, user: StaffDep) -> dict[str, Any]:
     event = sessions.create_event(db, user, body)
-    db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
@@ -105,7 +104,6 @@ def update_event(
     held = not permissions.is_admin(user) and revisions.is_reviewed(event) \
         and bool(body.model_fields_set & set(revisions.REVIEWED_FIELDS)) \
         and revisions.pending_of(db, event_id) is not None
-    db.commit()
     if held:
         response.status_code = 202
     return sessions.event_public(db, event, staff=True)
@@ -129,7 +127,6 @@ def approve_revision(event_id: Id, db: SessionDep, user: StaffDep,
                      body: Approval | None = None) -> dict[str, Any]:
     event = sessions.approve_revision(db, user, event_id,
                                       body.submitted_at if body is not None else None)
-    db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
@@ -137,7 +134,6 @@ def approve_revision(event_id: Id, db: SessionDep, user: StaffDep,
 def reject_revision(event_id: Id, body: Rejection, db: SessionDep,
                     user: StaffDep) -> dict[str, Any]:
     event = sessions.reject_revision(db, user, event_id, body.reason)
-    db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
@@ -149,7 +145,6 @@ def answer_cohosting(event_id: Id, unit_id: Id, answer: str, db: SessionDep,
         raise Invalid("invalid", "answer: expected accept or decline", field="answer")
     event = sessions.get_visible_event(db, event_id, user)
     row = cohosts.respond(db, user, event, unit_id, answer == "accept")
-    db.commit()
     return cohosts.cohost_public(row)
 
 
@@ -172,14 +167,12 @@ def event_hosts(event_id: Id, db: SessionDep, user: StaffDep) -> list[dict[str, 
 def assign_host(event_id: Id, body: HostAssignment, db: SessionDep,
                 user: StaffDep) -> dict[str, Any]:
     host = hosts.assign(db, user, sessions.get_event(db, event_id), body.user_id)
-    db.commit()
     return hosts.host_public(host)
 
 
 @router.delete("/events/{event_id}/hosts/{user_id}", status_code=204)
 def unassign_host(event_id: Id, user_id: Id, db: SessionDep, user: StaffDep) -> Response:
     hosts.unassign(db, user, sessions.get_event(db, event_id), user_id)
-    db.commit()
     return Response(status_code=204)
 
 
@@ -188,14 +181,12 @@ def change_status(
     event_id: int, body: StatusChange, db: SessionDep, user: StaffDep
 ) -> dict[str, Any]:
     event = lifecycle.change_status(db, user, event_id, body.status, body.reason)
-    db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
 @router.post("/events/{event_id}/postpone")
 def postpone(event_id: int, body: Postponement, db: SessionDep, user: StaffDep) -> dict[str, Any]:
     event = lifecycle.postpone(db, user, event_id, body.starts_at, body.ends_at, body.reason)
-    db.commit()
     return sessions.event_public(db, event, staff=True)
 
 
@@ -203,7 +194,6 @@ def postpone(event_id: int, body: Postponement, db: SessionDep, user: StaffDep) 
 def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -> dict[str, Any]:
     event = lifecycle.close_event(db, user, event_id, body.minutes, body.attendee_count,
                                   body.attendance_reason)
-    db.commit()
     return sessions.event_public(db, event, staff=True)
 
 

@@ -83,5 +83,4 @@ def set_rules(body: RulesIn, db: SessionDep, user: StaffDep,
         raise Invalid("invalid_year", "year: say which year's rules these are", field="year")
     chosen = parse_year(year)
     quotas.set_rules(db, user, chosen, body.rules)
-    db.commit()
     return quotas.rules_public(db, chosen)

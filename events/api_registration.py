@@ -55,7 +55,6 @@ def show(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
 def cancel(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
     found = registration.from_manage_token(db, signer, token)
     registration.cancel(db, found)
-    db.commit()
     return registration.registration_public(db, found)
 
 
@@ -63,7 +62,6 @@ def cancel(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
 def erase(token: Token, db: SessionDep, signer: SignerDep) -> Response:
     found = registration.from_manage_token(db, signer, token)
     registration.erase(db, found)
-    db.commit()
     return Response(status_code=204)
 
 
@@ -80,7 +78,6 @@ def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep,
              settings: SettingsDep) -> dict[str, Any]:
     found = registration.check_in(db, user, event_id, body.code,
                                   opens_before=settings.checkin_opens_before)
-    db.commit()
     return {"registration": registration.registration_public(db, found),
             **_checkin_state(db, event_id)}
 
@@ -98,7 +95,6 @@ def walk_in(
 ) -> dict[str, Any]:
     found = registration.walk_in(db, signer, user, event_id, body.name, body.phone,
                                  opens_before=settings.checkin_opens_before)
-    db.commit()
     return {"registration": registration.registration_public(db, found),
             **_checkin_state(db, event_id)}
 
@@ -137,7 +133,6 @@ def export_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> R
                          iso_local(row.checked_in_at) or ""])
     audit.record(db, user, "registration.export", "event", event.id, unit_id=event.unit_id,
                  changes={"rows": len(rows)})
-    db.commit()
     return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition":
                              f'attachment; filename="registrations-{event_id}.csv"'})

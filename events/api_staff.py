@@ -39,12 +39,11 @@ def sign_in(
     body: Credentials, request: Request, response: Response, db: SessionDep,
     signer: SignerDep, settings: SettingsDep,
 ) -> dict[str, Any]:
-    # A failure is already counted (committed) by authenticate; this commit clears them.
+    # A failure is already counted (committed) by authenticate; the boundary's commit clears them.
     user = staff.authenticate(db, signer, body.username, body.password,
                               client_address(request),
                               max_failures=settings.login_max_failures,
                               window_s=settings.login_window_s)
-    db.commit()
     csrf = start_staff_session(response, signer, settings, user)
     return {"user": staff.user_public(user), "csrf_token": csrf}
 
@@ -63,7 +62,6 @@ def sign_out(request: Request, response: Response, db: SessionDep,
             raise Forbidden("csrf_failed", "the X-CSRF-Token header is missing or wrong")
         # Server-side too: a copy of the cookie must not outlive the sign-out.
         staff.end_sessions(db, user)
-        db.commit()
     end_staff_session(response)
     response.status_code = 204
     return response
@@ -79,7 +77,6 @@ def list_users(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
 def create_user(body: staff.UserCreate, db: SessionDep, user: StaffDep) -> dict[str, Any]:
     permissions.require_admin(user)
     created = staff.create_user(db, user, body)
-    db.commit()
     return staff.user_public(created)
 
 
@@ -89,7 +86,6 @@ def update_user(
 ) -> dict[str, Any]:
     permissions.require_admin(user)
     updated = staff.update_user(db, user, user_id, body)
-    db.commit()
     return staff.user_public(updated)
 
 
@@ -102,7 +98,6 @@ def list_units(db: SessionDep, include_retired: bool = False) -> list[dict[str, 
 def create_unit(body: units.UnitCreate, db: SessionDep, user: StaffDep) -> dict[str, Any]:
     permissions.require_admin(user)
     unit = units.create_unit(db, user, body)
-    db.commit()
     return units.unit_public(unit)
 
 
@@ -112,5 +107,4 @@ def update_unit(
 ) -> dict[str, Any]:
     permissions.require_admin(user)
     unit = units.update_unit(db, user, unit_id, body)
-    db.commit()
     return units.unit_public(unit)

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from events import notify
 from events.lifecycle import CLOSABLE
-from events.models import Event, Unit
+from events.models import Event, EventStatus, Unit
 from events.timeutil import local
 from server.db import utcnow
 
@@ -17,6 +17,15 @@ from server.db import utcnow
 REMIND_AFTER = timedelta(days=1)
 # Sessions older than this are history, not a task: the reminder job leaves them alone.
 REMIND_WITHIN = timedelta(days=60)
+
+
+# A session that took place: what the public results page lists once it is closed out.
+HELD = frozenset({EventStatus.ended, EventStatus.archived})
+
+
+def held(events: list[Event]) -> list[Event]:
+    """Sessions that took place and were closed out (minutes recorded): the evidence."""
+    return [e for e in events if e.status in HELD and e.closed_at is not None]
 
 
 def is_waiting(event: Event, now: datetime | None = None) -> bool:

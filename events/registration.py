@@ -393,12 +393,17 @@ def require_door_open(event: Event, opens_before: timedelta = CHECKIN_OPENS_BEFO
                        f"{when['closes_at']}", **when)
 
 
+def normal_code(raw: str) -> str:
+    """A ticket code as typed at the door (spaces, lower case) as it is stored."""
+    return re.sub(r"\s", "", raw).upper()
+
+
 def check_in(db: Session, actor: StaffUser, event_id: int, code: str, *,
              opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> Registration:
     event = get_event(db, event_id)
     permissions.require_runner(db, actor, event)
     require_door_open(event, opens_before)
-    code = re.sub(r"\s", "", code).upper()
+    code = normal_code(code)
     event = lock_event(db, event_id)
     registration = db.exec(select(Registration).where(Registration.event_id == event_id,
                                                       Registration.code == code)).first()

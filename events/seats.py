@@ -86,3 +86,16 @@ def promote_waitlist(db: Session, event: Event) -> list[Registration]:
         db.add(registration)
     db.flush()
     return promoted
+
+
+def staff_order(db: Session, event_id: int) -> list[tuple[Registration, int | None]]:
+    """A session's registrations as staff read them, each with its place on the waitlist:
+    confirmed first, then the waitlist in its order, then cancelled (within a group, by when
+    they registered)."""
+    found = list(db.exec(select(Registration).where(Registration.event_id == event_id)
+                         .order_by(col(Registration.created_at), col(Registration.id))))
+    queue = sorted((r for r in found if r.status == R.waitlisted), key=lambda r: r.id or 0)
+    places = {r.id: number for number, r in enumerate(queue, start=1)}
+    rank = {R.confirmed: 0, R.waitlisted: 1, R.cancelled: 2}
+    ordered = sorted(found, key=lambda r: (rank[r.status], places.get(r.id, 0)))
+    return [(r, places.get(r.id)) for r in ordered]

@@ -23,6 +23,7 @@ from events.models import (
     EventRevision,
     EventStatus,
     Moderation,
+    Registration,
     RevisionState,
     Role,
     StaffUser,
@@ -509,6 +510,18 @@ def _hold_for_review(db: Session, actor: StaffUser, event: Event, data: EventUpd
 def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate) -> Event:
     """Edits a session. After publication an editor's change to what the public reads waits
     for review (events.revisions); admins' edits apply at once, and the public sees when."""
+    return _update(db, actor, event_id, data)[0]
+
+
+def change_capacity(db: Session, actor: StaffUser, event_id: int,
+                    capacity: int) -> list[Registration]:
+    """Sets the seats (0: no limit; never below who holds one) and returns who moved up from
+    the waitlist because of it, in the waitlist's order; each is told."""
+    return _update(db, actor, event_id, EventUpdate(capacity=capacity))[1]
+
+
+def _update(db: Session, actor: StaffUser, event_id: int,
+            data: EventUpdate) -> tuple[Event, list[Registration]]:
     event = get_event(db, event_id)
     permissions.require_owner(actor, event)
     if event.status not in EDITABLE:
@@ -536,21 +549,22 @@ def update_event(db: Session, actor: StaffUser, event_id: int, data: EventUpdate
     if changes:
         audit.record(db, actor, "event.update", "event", event.id, unit_id=event.unit_id,
                      changes=changes)
-    _after_change(db, event, changes)
-    return event
+    return event, _after_change(db, event, changes)
 
 
-def _after_change(db: Session, event: Event, changes: dict[str, Any]) -> None:
+def _after_change(db: Session, event: Event, changes: dict[str, Any]) -> list[Registration]:
+    """Tells who must know of a change; returns who moved up from the waitlist."""
     if revisions.is_reviewed(event) and changes.keys() & set(revisions.REVIEWED_FIELDS):
         event.revised_at = event.updated_at
         db.add(event)
         db.flush()
-    if "capacity" in changes:
-        for promoted in seats.promote_waitlist(db, event):
-            notify.promoted(db, event, promoted)
+    promoted = seats.promote_waitlist(db, event) if "capacity" in changes else []
+    for row in promoted:
+        notify.promoted(db, event, row)
     moved = {"starts_at", "ends_at", "venue", "address", "mode"} & changes.keys()
     if moved and is_public(event):
         notify.event_changed(db, event, "时间或地点调整")
+    return promoted
 
 
 def approve_revision(db: Session, actor: StaffUser, event_id: int,

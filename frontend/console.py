@@ -160,7 +160,6 @@ def create_unit(request: Request, db: SessionDep, user: ConsoleStaff,
         status = exc.status if isinstance(exc, DomainError) else 422
         return _units_page(request, db, status_code=status, errors=_unit_errors(exc),
                            typed=typed)
-    db.commit()
     return see_other("/console/units?done=unit_created")
 
 
@@ -184,7 +183,6 @@ def update_unit(unit_id: int, request: Request, db: SessionDep, user: ConsoleSta
         status = exc.status if isinstance(exc, DomainError) else 422
         return _units_page(request, db, status_code=status, errors=_unit_errors(exc),
                            typed=typed, failed_id=unit_id)
-    db.commit()
     return see_other(f"/console/units?done=unit_saved#unit-{unit_id}")
 
 
@@ -208,6 +206,5 @@ def set_contact_email(unit_id: int, request: Request, db: SessionDep, user: Cons
         return _units_page(request, db, status_code=422,
                            errors={"contact_email": _contact_email_error(exc)}, typed=typed,
                            failed_id=unit_id)
-    db.commit()
     done = "contact_saved" if unit.contact_email else "contact_cleared"
     return see_other(f"/console/units?done={done}#unit-{unit_id}")

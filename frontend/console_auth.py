@@ -163,7 +163,6 @@ def login(request: Request, db: SessionDep, signer: SignerDep, settings: Setting
         message = gettext("Too many failed sign-ins. Wait %(minutes)s minutes and try again.")
         return _login_page(request, 429, username=username, next_path=next_path,
                            error=message % {"minutes": minutes})
-    db.commit()
     response = see_other(safe_next(next_path))
     start_staff_session(response, signer, settings, user)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
@@ -174,7 +173,6 @@ def login(request: Request, db: SessionDep, signer: SignerDep, settings: Setting
 def logout(user: ConsoleStaff, db: SessionDep) -> Response:
     # Server-side too: a copied cookie stops working once its owner signs out.
     staff.end_sessions(db, user)
-    db.commit()
     response = see_other(LOGIN_PATH)
     end_staff_session(response)
     return response

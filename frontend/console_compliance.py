@@ -232,7 +232,6 @@ def save_rules(request: Request, db: SessionDep, user: ConsoleStaff, form: Poste
             message = gettext(RULE_MESSAGES[DOMAIN_CODES.get(exc.code, "form")])
             return _rules_page(request, db, year, [row for _i, row in kept],
                                status_code=exc.status, message=message)
-        db.commit()
         return see_other(f"/console/compliance/rules?year={year}&done=rules_saved")
     return _rules_page(request, db, year, typed, status_code=422, errors=errors,
                        message=gettext(RULE_MESSAGES["form"]))

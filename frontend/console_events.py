@@ -127,7 +127,6 @@ def create_event(request: Request, db: SessionDep, user: ConsoleStaff,
         errors = forms.domain_errors(exc)
         return _form_page(request, db, user, forms.typed_values(form), errors=errors,
                           status_code=exc.status)
-    db.commit()
     return see_other(f"/console/events/{event.id}?done=created")
 
 
@@ -164,7 +163,6 @@ def update_event(event_id: int, request: Request, db: SessionDep, user: ConsoleS
                           errors=errors, status_code=exc.status)
     held = not permissions.is_admin(user) and revisions.is_reviewed(event) \
         and revisions.pending_of(db, event_id) is not None
-    db.commit()
     return see_other(f"/console/events/{event_id}?done={'held' if held else 'saved'}")
 
 
@@ -273,7 +271,6 @@ def change_status(event_id: int, request: Request, db: SessionDep, user: Console
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, target.value, exc,
                               {"reason": reason}, from_review)
-    db.commit()
     if from_review and permissions.is_admin(user):
         return see_other(f"/console/review?done={target.value}")
     return see_other(f"/console/events/{event_id}?done={target.value}")
@@ -290,7 +287,6 @@ def postpone(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff
         lifecycle.postpone(db, user, event_id, starts_at, ends_at, typed["reason"])
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, "postpone", exc, typed, False)
-    db.commit()
     return see_other(f"/console/events/{event_id}?done=postponed")
 
 
@@ -307,7 +303,6 @@ def close_out(event_id: int, request: Request, db: SessionDep, user: ConsoleStaf
                               typed["attendance_reason"])
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, "close", exc, typed, False)
-    db.commit()
     return see_other(f"/console/events/{event_id}?done=closed")
 
 
@@ -332,7 +327,6 @@ def decide_revision(event_id: int, decision: str, request: Request, db: SessionD
             raise
         return _action_failed(request, db, user, event_id, "revision", exc, {"reason": reason},
                               True)
-    db.commit()
     return see_other(f"/console/review?done=revision_{decision}d#changes")
 
 
@@ -343,7 +337,6 @@ def answer_cohosting(event_id: int, unit_id: int, answer: str, db: SessionDep,
         raise Invalid("invalid", "answer: expected accept or decline")
     event = sessions.get_visible_event(db, event_id, user)
     cohosts.respond(db, user, event, unit_id, answer == "accept")
-    db.commit()
     return see_other(f"/console/events/{event_id}?done=cohost_{answer}ed")
 
 
@@ -356,7 +349,6 @@ def assign_host(event_id: int, request: Request, db: SessionDep, user: ConsoleSt
         hosts.assign(db, user, event, int(raw) if raw.isdecimal() else 0)
     except DomainError as exc:
         return _action_failed(request, db, user, event_id, "hosts", exc, {}, False)
-    db.commit()
     return see_other(f"/console/events/{event_id}?done=host_assigned#hosts-title")
 
 
@@ -364,5 +356,4 @@ def assign_host(event_id: int, request: Request, db: SessionDep, user: ConsoleSt
 def unassign_host(event_id: int, host_id: int, db: SessionDep, user: ConsoleStaff,
                   form: PostedForm) -> Response:
     hosts.unassign(db, user, sessions.get_event(db, event_id), host_id)
-    db.commit()
     return see_other(f"/console/events/{event_id}?done=host_unassigned#hosts-title")

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from events import notify, permissions, registration, seats, sessions
 from events.errors import DomainError
@@ -139,8 +139,7 @@ def hhmm(moment: datetime | None) -> str:
 
 
 def normal_code(raw: str) -> str:
-    """The code as the domain looks it up: no spaces, upper case."""
-    return re.sub(r"\s", "", raw).upper()[:MAX_CODE]
+    return registration.normal_code(raw)[:MAX_CODE]
 
 
 # ---- check-in at the door ------------------------------------------------------------------
@@ -239,7 +238,6 @@ def check_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
         token = result_token(signer, event_id, exc.code, ticket,
                              normal_code(code) if ticket is None else "")
     else:
-        db.commit()
         token = result_token(signer, event_id, "checked_in", found.id)
     # Redirect, so a refresh shows the result again instead of checking in again.
     return see_other(f"/console/events/{event_id}/checkin?result={token}#checkin-result")
@@ -260,7 +258,6 @@ def walk_in(event_id: int, request: Request, db: SessionDep, signer: SignerDep,
         return checkin_page(request, db, signer, sessions.get_event(db, event_id),
                             status_code=exc.status, walk_in_error=gettext(text),
                             walk_in_field=field, typed=typed)
-    db.commit()
     token = result_token(signer, event_id, "walk_in", created.id)
     return see_other(f"/console/events/{event_id}/checkin?result={token}#checkin-result")
 
@@ -283,18 +280,12 @@ class Row:
 
 
 def registration_rows(db: Session, event_id: int) -> list[Row]:
-    """Confirmed first, then the waitlist in its order, then cancelled; personal data masked."""
-    found = list(db.exec(select(Registration).where(Registration.event_id == event_id)
-                         .order_by(col(Registration.created_at), col(Registration.id))))
-    # The waitlist's order is events.seats': the id, given under the session's lock.
-    queue = sorted((r for r in found if r.status == R.waitlisted), key=lambda r: r.id or 0)
-    positions = {r.id: number for number, r in enumerate(queue, start=1)}
-    rank = {R.confirmed: 0, R.waitlisted: 1, R.cancelled: 2}
-    ordered = sorted(found, key=lambda r: (rank[r.status], positions.get(r.id, 0)))
+    """In events.seats' staff order; personal data masked."""
     return [Row(r.id, registration.mask_name(r.name),
                 registration.mask_phone(r.phone) if r.phone else "", r.status.value,
-                positions.get(r.id), r.question, r.source, r.created_at, r.checked_in_at,
-                r.promoted_at is not None, r.erased_at is not None) for r in ordered]
+                place, r.question, r.source, r.created_at, r.checked_in_at,
+                r.promoted_at is not None, r.erased_at is not None)
+            for r, place in seats.staff_order(db, event_id)]
 
 
 @dataclass
@@ -361,10 +352,8 @@ def change_capacity(event_id: int, request: Request, db: SessionDep, signer: Sig
                                   capacity_error=gettext("Enter a whole number of seats; 0 "
                                                          "means no limit."),
                                   typed_capacity=raw)
-    waiting = set(db.exec(select(Registration.id).where(Registration.event_id == event_id,
-                                                        Registration.status == R.waitlisted)))
     try:
-        sessions.update_event(db, user, event_id, sessions.EventUpdate(capacity=int(raw)))
+        moved = [row.id for row in sessions.change_capacity(db, user, event_id, int(raw))]
     except DomainError as exc:
         db.rollback()
         if exc.code not in CAPACITY_PROBLEMS:
@@ -374,12 +363,6 @@ def change_capacity(event_id: int, request: Request, db: SessionDep, signer: Sig
         return registrations_page(request, db, signer, user, sessions.get_event(db, event_id),
                                   status_code=exc.status, capacity_error=message,
                                   typed_capacity=raw)
-    moved = [row_id for row_id, status in db.exec(
-        select(Registration.id, Registration.status)
-        .where(Registration.event_id == event_id)
-        .order_by(col(Registration.id)))
-        if row_id in waiting and status == R.confirmed]
-    db.commit()
     token = signer.dumps(PROMOTED_PURPOSE, {"e": event_id, "ids": moved[:PROMOTED_SHOWN],
                                             "n": len(moved)})
     return see_other(f"/console/events/{event_id}/registrations?done=capacity"

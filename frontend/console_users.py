@@ -103,7 +103,6 @@ def create_user(request: Request, db: SessionDep, user: ConsoleStaff,
         status = exc.status if isinstance(exc, DomainError) else 422
         return _users_page(request, db, status_code=status, errors=_errors(exc, typed),
                            typed=typed)
-    db.commit()
     return see_other("/console/users?done=user_created")
 
 
@@ -135,7 +134,6 @@ def update_user(user_id: int, request: Request, db: SessionDep, user: ConsoleSta
         status = exc.status if isinstance(exc, DomainError) else 422
         return _users_page(request, db, status_code=status, errors=_errors(exc, typed),
                            typed={} if action in TOGGLES else typed, failed_id=user_id)
-    db.commit()
     response = see_other(f"/console/users?done={done}#user-{user_id}")
     if updated.id == user.id:
         # A new password of your own ends your other sessions, not the one doing it.

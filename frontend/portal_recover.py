@@ -84,7 +84,6 @@ def request_code(request: Request, posted: PostedForm, db: SessionDep, signer: S
         response = _page(request, "phone", 429, phone=phone, error=gettext(TOO_MANY))
         response.headers["Retry-After"] = str(exc.retry_after_s or 60)
         return response
-    db.commit()
     minutes = int(recovery.CODE_LIFETIME.total_seconds() // 60)
     return _page(request, "code", phone=recovery.normal_phone(phone),
                  notice=gettext(CODE_SENT) % {"minutes": minutes})
@@ -102,7 +101,6 @@ def enter_code(request: Request, posted: PostedForm, db: SessionDep,
     except Invalid:
         db.rollback()
         return _page(request, "phone", 422, phone=phone, error=gettext(PHONE_INVALID))
-    db.commit()
     if outcome.status == "locked":
         return _page(request, "phone", 429, phone=phone, error=gettext(CODE_LOCKED))
     if outcome.status != "ok":

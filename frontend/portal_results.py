@@ -12,14 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from events import quotas, sessions
-from events.models import Event, EventStatus
+from events import closeout, quotas, sessions
 from frontend import compliance_views as views
 from frontend.portal import UnitView, unit_directory
 from frontend.templating import render
 from server.deps import SessionDep
-
-HELD = frozenset({EventStatus.ended, EventStatus.archived})
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,11 +39,6 @@ class UnitResult:
     held: list[HeldSession] = field(default_factory=list)
 
 
-def held_sessions(events: list[Event]) -> list[Event]:
-    """Public sessions that took place and were closed out (minutes recorded)."""
-    return [e for e in events if e.status in HELD and e.closed_at is not None]
-
-
 @router.get("/results")
 def results(request: Request, db: SessionDep) -> Response:
     year = min(views.parse_year(request.query_params.get("year")), views.this_year())
@@ -55,7 +47,7 @@ def results(request: Request, db: SessionDep) -> Response:
     rows = views.unit_rows(report)
     by_unit = {row.id: UnitResult(unit=directory[row.id], status=row.status,
                                   requirements=row.requirements) for row in rows}
-    held = held_sessions(views.events_of_year(db, year, viewer=None))
+    held = closeout.held(views.events_of_year(db, year, viewer=None))
     cohosts = sessions.cohost_ids(db, [e.id for e in held if e.id is not None])
     for event in held:
         assert event.id is not None

@@ -285,7 +285,6 @@ def cancel(token: str, request: Request, db: SessionDep, signer: SignerDep) -> R
         db.rollback()
         return ticket_page(request, db, found, token, status=409,
                            problem=gettext(CHECKED_IN_NO_CANCEL))
-    db.commit()
     return see_other(f"/tickets/{token}?done={'released' if was_confirmed else 'left'}")
 
 
@@ -308,7 +307,6 @@ def erase(token: str, request: Request, db: SessionDep, signer: SignerDep) -> Re
         db.rollback()
         return ticket_page(request, db, found, token, status=409,
                            problem=gettext(CHECKED_IN_NO_CANCEL))
-    db.commit()
     return see_other("/tickets/erased")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -14,7 +13,7 @@ from sqlalchemy import Column, DateTime, event, make_url
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,16 +101,6 @@ def get_engine(url: str) -> Engine:
                                max_overflow=POOL_SIZE - POOL_SIZE // 2, hide_parameters=True)
         event.listen(engine, "connect", _postgresql_lock_timeout)
     return engine
-
-
-def session_scope(url: str) -> Iterator[Session]:
-    """A session for one request or job; the caller commits, failures roll back."""
-    with Session(get_engine(url), expire_on_commit=False) as session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
 
 
 def enum_column(enum_cls: type[StrEnum], *, index: bool = False, default: StrEnum | None = None

@@ -17,7 +17,7 @@ from events.errors import Forbidden, Unauthenticated
 from events.models import StaffUser
 from events.registration_desk import RegistrationDesk
 from server.config import Settings
-from server.db import session_scope
+from server.db import get_engine
 from server.security import Signer
 
 SESSION_COOKIE = "kaifang_session"
@@ -83,10 +83,26 @@ PostedForm = Annotated[FormData, Depends(posted_form)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:
-    yield from session_scope(settings.sqlalchemy_url)
+    """One transaction per request, committed here at the boundary: handlers and services
+    flush, never commit (DESIGN.md; the registration desk, delivery and the sign-in throttle
+    keep their own short transactions, each documented where it commits).
+
+    Scope "function": the commit runs once the endpoint has returned and before the answer is
+    sent, so a commit that fails is answered as a failure (503 busy), never as a 201 for rows
+    that are not there; and the connection goes back to the pool before the answer is written
+    to a slow client. An exception rolls back. A page that answers an error without raising
+    rolls back what it tried first (the form pages do), and what it keeps is committed: a
+    wrong recovery code stays counted."""
+    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def start_staff_session(

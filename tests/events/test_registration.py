@@ -225,3 +225,23 @@ def test_how_long_before_the_start_the_door_opens_is_a_setting(staff, db, settin
             login(host, host_name)
             made = host.post(f"/api/events/{event_id}/walk-ins", json={"name": f"赵{status}"})
             assert made.status_code == status, made.text
+
+
+def test_raising_the_capacity_names_who_moved_up_in_waitlist_order(client, staff, db):
+    """events.sessions.change_capacity: the domain says who was promoted (the console shows
+    them); events.seats.staff_order: confirmed, then the waitlist by place, then cancelled."""
+    from events import seats, sessions
+    from events.models import StaffUser
+
+    event_id = _open_event(staff, db, capacity=1)
+    phones = [f"1380000010{n}" for n in range(5)]
+    made = [_register(client, event_id, phone).json() for phone in phones]
+    client.delete(f"/api/registrations/{made[2]['manage_token']}")  # leaves the waitlist
+    admin = db.exec(select(StaffUser).where(StaffUser.role == "admin")).first()
+    promoted = sessions.change_capacity(db, admin, event_id, 3)
+    db.commit()
+    assert [row.id for row in promoted] == [made[1]["id"], made[3]["id"]]
+    order = [(row.id, row.status.value, place) for row, place in seats.staff_order(db, event_id)]
+    assert order == [(made[0]["id"], "confirmed", None), (made[1]["id"], "confirmed", None),
+                     (made[3]["id"], "confirmed", None), (made[4]["id"], "waitlisted", 1),
+                     (made[2]["id"], "cancelled", None)]
