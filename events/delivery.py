@@ -66,6 +66,8 @@ class OutboxBackend:
     table, where staff read it in the console; on a machine without a mail or SMS gateway
     that is the delivery."""
 
+    leaves_machine = False
+
     def send(self, message: OutboxMessage) -> None:
         return None
 
@@ -84,6 +86,8 @@ class SmsGateway(Protocol):
 
 class UnsentSmsBackend:
     """Channel "sms" without KAIFANG_SMS_*: nothing can send a text, so none is marked sent."""
+
+    leaves_machine = False
 
     def send(self, message: OutboxMessage) -> None:
         raise NoGateway("no SMS gateway is configured")
@@ -229,19 +233,34 @@ def _record_failure(message: OutboxMessage, error: str, now: datetime) -> None:
                   message.topic, message.channel, message.attempts, message.error)
 
 
+def _leaves_machine(backend: Backend) -> bool:
+    """Whether sending hands the message to someone outside (a gateway, a mail server): such a
+    result is recorded at once, so a dead worker sends it twice at most. A backend that does
+    not say so is taken to."""
+    return bool(getattr(backend, "leaves_machine", True))
+
+
 def deliver_due(db: Session, settings: Settings, now: datetime | None = None, limit: int = 100,
                 *, backend: Backend | None = None) -> int:
     """Sends the messages due by `now` (failed ones again after their backoff); returns how
-    many went out. `backend` replaces the channel's own (tests). Commits as it goes."""
+    many went out. `backend` replaces the channel's own (tests). Commits as it goes.
+
+    A message handed outside is recorded in a transaction of its own right after its sending.
+    Results that leave nothing outside (void, unsent for want of a gateway, the console's
+    outbox) are recorded together, before the next outside sending and at the end: a round of
+    a hundred of them takes the write lock twice, not a hundred times, beside a registration
+    burst."""
     now = now or utcnow()
     backends: dict[str, Backend] = {}
     started = time.monotonic()
     sent = 0
     claimed = _claim(db, now, limit)
+    pending: list[OutboxMessage] = []  # results held back, all of them local
     # Changes wait for the commit: a read must never flush them before the write lock.
     with db.no_autoflush:
         for position, message_id in enumerate(claimed):
             if time.monotonic() - started > BATCH_SECONDS:
+                _record(db, pending)
                 _release(db, claimed[position:], now)
                 break
             message = db.get(OutboxMessage, message_id, populate_existing=True)
@@ -250,16 +269,20 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
             reason = stale_reason(db, message, now)
             if reason is None and smscap.over_daily_cap(db, message, settings.sms_daily_cap, now):
                 reason = "this number has had its texts for today"
-            db.commit()  # nothing is held while sending
-            if reason is not None:
-                message.state, message.error = "void", reason
+            chosen = backend
+            if reason is None and chosen is None:
+                if message.channel not in backends:
+                    backends[message.channel] = backend_for(settings, message.channel)
+                chosen = backends[message.channel]
+            outside = reason is None and chosen is not None and _leaves_machine(chosen)
+            if outside:
+                _record(db, pending)
+            if not pending:
+                db.commit()  # nothing is held while sending
+            if reason is not None or chosen is None:
+                message.state, message.error = "void", reason or ""
                 log.info("message %s (%s) void: %s", message.id, message.topic, reason)
             else:
-                chosen = backend
-                if chosen is None:
-                    if message.channel not in backends:
-                        backends[message.channel] = backend_for(settings, message.channel)
-                    chosen = backends[message.channel]
                 message.attempts += 1
                 try:
                     chosen.send(message)
@@ -276,10 +299,22 @@ def deliver_due(db: Session, settings: Settings, now: datetime | None = None, li
             message.claimed_until = None
             if message.topic in SECRET_TOPICS and message.state != "failed":
                 message.sms_params = "{}"  # a one-time code lives no longer than its sending
-            write_lock(db)
-            db.add(message)
-            db.commit()
+            pending.append(message)
+            if outside:
+                _record(db, pending)
+        _record(db, pending)
     return sent
+
+
+def _record(db: Session, results: list[OutboxMessage]) -> None:
+    """Writes the held-back results in one transaction under the write lock; empties the list."""
+    if not results:
+        return
+    write_lock(db)
+    for message in results:
+        db.add(message)
+    db.commit()
+    results.clear()
 
 
 def _release(db: Session, message_ids: list[int], now: datetime) -> None:

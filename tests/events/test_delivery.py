@@ -30,6 +30,7 @@ from events.delivery import (
     OutboxBackend,
     SmsBackend,
     SmtpBackend,
+    UnsentSmsBackend,
     backend_for,
     deliver_due,
 )
@@ -497,3 +498,42 @@ def test_kaifang_worker_delivers_until_sigterm(client, staff, db, settings):
     assert worker.returncode == 0, err
     assert "worker stopped" in out
     assert PHONE not in out + err
+
+
+class DiesOnThird(Recording):
+    """Hands two messages outside, then the worker is killed in the middle of the third."""
+
+    def send(self, message: OutboxMessage) -> None:
+        if len(self.sent) == 2:
+            raise KeyboardInterrupt  # not an Exception: nothing in the round catches it
+        super().send(message)
+
+
+def test_each_message_handed_outside_is_recorded_before_the_next_goes(
+        client, staff, db, settings):
+    event_id = _open_event(staff, db)
+    for n in range(4):
+        _register(client, event_id, phone=f"1391234560{n}")
+    backend = DiesOnThird()
+    with pytest.raises(KeyboardInterrupt):
+        deliver(settings, backend=backend)
+    states = {m.id: m.state for m in outbox(db, topic="registration_confirmed")}
+    assert [states[message_id] for message_id in backend.sent] == ["sent", "sent"]
+    assert sorted(states.values()) == ["sending", "sending", "sent", "sent"]
+
+
+def test_results_that_leave_nothing_outside_take_the_write_lock_once_per_round(
+        client, staff, db, settings, monkeypatch):
+    """Beside a registration burst, a round of unsent texts (no gateway) does not queue for
+    the database's one writer once per message."""
+    import events.delivery as delivery
+
+    event_id = _open_event(staff, db)
+    for n in range(6):
+        _register(client, event_id, phone=f"1391234561{n}")
+    taken: list[int] = []
+    real = delivery.write_lock
+    monkeypatch.setattr(delivery, "write_lock", lambda session: (taken.append(1), real(session)))
+    assert deliver(settings, backend=UnsentSmsBackend()) == 0
+    assert [m.state for m in outbox(db, topic="registration_confirmed")] == ["unsent"] * 6
+    assert len(taken) == 2  # the claim, then the six results together
