@@ -7,127 +7,19 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from events import api as events_api
 from events import api_compliance, api_feeds, api_registration, api_staff, notify, ratelimit
 from events.registration_desk import RegistrationDesk
 from server import errors
-from server.access_log import AccessLog
-from server.caching import PrivateAnswers
 from server.clientaddr import TrustedProxies
-from server.config import Settings, get_settings, host_name
+from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS, set_lock_timeout
+from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
 
 MAX_JSON_BODY = 1_000_000
-
-
-def _too_large() -> Response:
-    return Response(b'{"error":"too_large","message":"the request body is too large"}',
-                    status_code=413, media_type="application/json")
-
-
-class BodyLimit:
-    """Refuses oversized bodies (413 too_large): by Content-Length up front, else as they come."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = next((value for name, value in scope["headers"] if name == b"content-length"),
-                      None)
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _too_large()(scope, receive, send)
-            return
-        received, started, refused = 0, False, False
-
-        async def counted_receive() -> Message:
-            # A chunked body has no length to check up front: answer 413 once it grows too big,
-            # and let the app see a client that went away.
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    if not started:
-                        await _too_large()(scope, receive, send)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if not refused:
-                started = True
-                await send(message)
-
-        try:
-            await self.app(scope, counted_receive, guarded_send)
-        except ClientDisconnect:
-            if not refused:
-                raise
-
-
-class KnownHosts:
-    """Refuses a request for a host name the service does not know (400 bad_host): links are
-    never built from the Host header, and nothing answers a DNS-rebinding name."""
-
-    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
-        self.app = app
-        self.hosts = hosts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        header = next((value for name, value in scope["headers"] if name == b"host"), b"")
-        host = host_name(header.decode("latin-1"))
-        if host in self.hosts:
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await receive()  # the connect; closing before accepting refuses it
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        shown = host[:100]
-        refused = JSONResponse({"error": "bad_host",
-                                "message": f"this service does not answer to the host {shown!r}"},
-                               status_code=400)
-        await refused(scope, receive, send)
-
-
-class SecurityHeaders:
-    """Plain ASGI (no BaseHTTPMiddleware task per request): adds the headers every page needs."""
-
-    HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
-               (b"x-frame-options", b"SAMEORIGIN"))
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in self.HEADERS if n not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> FastAPI:
@@ -174,12 +66,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     install_frontend(app)
 
-    app.add_middleware(KnownHosts, hosts=settings.known_hosts)
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(PrivateAnswers)
-
-    app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY)
-    app.add_middleware(AccessLog)
+    app.add_middleware(Edge, hosts=settings.known_hosts, max_body=MAX_JSON_BODY)
     return app
 
 

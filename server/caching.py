@@ -1,8 +1,9 @@
 """Answers that carry personal data or a capability are never stored by any cache.
 
-A route marks its request (keep_private, or the PrivateJSONRoute class); PrivateAnswers then
-sends `Cache-Control: private, no-store` on whatever the answer is, errors included. Anything
-asked with the staff session cookie is private too, unless the route chose its own caching.
+A route marks its request (keep_private, or the PrivateJSONRoute class); the edge
+(server.edge) then sends `Cache-Control: private, no-store` on whatever the answer is, errors
+included. Anything asked with the staff session cookie is private too, unless the route chose
+its own caching.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from server.deps import SESSION_COOKIE, JSONRoute
+from server.deps import JSONRoute
 
 PRIVATE = "private, no-store"
 _FLAG = "kaifang.private"
@@ -37,27 +37,6 @@ class PrivateJSONRoute(JSONRoute):
         return private_handler
 
 
-class PrivateAnswers:
-    """Plain ASGI: the Cache-Control of private answers (see the module's docstring)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._cookie = SESSION_COOKIE.encode() + b"="
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        staff = any(name == b"cookie" and self._cookie in value
-                    for name, value in scope["headers"])
-
-        async def with_cache_control(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if scope.get(_FLAG):
-                    headers["Cache-Control"] = PRIVATE
-                elif staff:
-                    headers.setdefault("Cache-Control", PRIVATE)
-            await send(message)
-
-        await self.app(scope, receive, with_cache_control)
+def is_private(scope: Scope) -> bool:
+    """Whether the route marked this answer private (server.edge sends the Cache-Control)."""
+    return bool(scope.get(_FLAG))

@@ -1,0 +1,146 @@
+"""The service's edge: what every HTTP request passes through before and after the routes.
+
+One plain ASGI layer, not five: each layer costs every request a coroutine, a send wrapper and
+a pass over the headers, and under a registration burst the event loop is what bounds the rate.
+In the order a request meets them:
+
+- **the access log** (server.access_log): one line per request, tokens masked, no query;
+- **known hosts**: a Host the service does not answer to is refused (400 bad_host); links are
+  never built from it, and nothing answers a DNS-rebinding name;
+- **the body limit**: a body over `max_body` bytes is refused (413 too_large), by its
+  Content-Length up front, or as it comes when it is sent chunked;
+- **security headers** every page needs (nosniff, same-origin referrer, no framing elsewhere);
+- **private answers** (server.caching): `Cache-Control: private, no-store` on what carries
+  personal data or a capability, errors included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.access_log import log as access_log
+from server.access_log import redact_path
+from server.caching import PRIVATE, is_private
+from server.config import host_name
+from server.deps import SESSION_COOKIE
+
+PRIVATE_BYTES = PRIVATE.encode()
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"SAMEORIGIN"))
+
+
+def _too_large() -> Response:
+    return Response(b'{"error":"too_large","message":"the request body is too large"}',
+                    status_code=413, media_type="application/json")
+
+
+def _bad_host(host: str) -> Response:
+    shown = host[:100]
+    return JSONResponse({"error": "bad_host",
+                         "message": f"this service does not answer to the host {shown!r}"},
+                        status_code=400)
+
+
+class Edge:
+    """Plain ASGI (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, hosts: frozenset[str], max_body: int) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.max_body = max_body
+        self._cookie = SESSION_COOKIE.encode() + b"="
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host, length, staff, chunked = b"", None, False, False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True  # then the length is not what bounds the body
+            elif name == b"cookie" and self._cookie in value:
+                staff = True
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app fails before answering
+        refused = False  # a chunked body grew too big: the app sees a client that went away
+        answered = False
+
+        async def answer(message: Message) -> None:
+            nonlocal status, answered
+            if message["type"] == "http.response.start":
+                answered = True
+                status = message["status"]
+                message["headers"] = self._headers(scope, message, staff)
+            await send(message)
+
+        async def edge_send(message: Message) -> None:
+            if not refused:  # once refused, the 413 is the answer
+                await answer(message)
+
+        try:
+            name = host_name(host.decode("latin-1"))
+            if name not in self.hosts:
+                await _bad_host(name)(scope, receive, edge_send)
+            elif length is not None and (not length.isdigit() or int(length) > self.max_body):
+                await _too_large()(scope, receive, edge_send)
+            elif length is not None and not chunked:
+                # The server reads no more than Content-Length: nothing left to count.
+                await self.app(scope, receive, edge_send)
+            else:
+                received = 0
+
+                async def counted_receive() -> Message:
+                    nonlocal received, refused
+                    if refused:
+                        return {"type": "http.disconnect"}
+                    message = await receive()
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                        if received > self.max_body:
+                            refused = True
+                            if not answered:
+                                await _too_large()(scope, receive, answer)
+                            return {"type": "http.disconnect"}
+                    return message
+
+                try:
+                    await self.app(scope, counted_receive, edge_send)
+                except ClientDisconnect:
+                    if not refused:
+                        raise
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("%s %s %d %.0fms", scope["method"], redact_path(scope["path"]),
+                                status, (time.perf_counter() - started) * 1000)
+
+    @staticmethod
+    def _headers(scope: Scope, message: Message, staff: bool) -> list[tuple[bytes, bytes]]:
+        headers = list(message.get("headers", []))
+        present = {name.lower() for name, _ in headers}
+        headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+        if is_private(scope):
+            headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+            headers.append((b"cache-control", PRIVATE_BYTES))
+        elif staff and b"cache-control" not in present:
+            headers.append((b"cache-control", PRIVATE_BYTES))
+        return headers
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        if host_name(host.decode("latin-1")) in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        await receive()  # the connect; closing before accepting refuses it
+        await send({"type": "websocket.close", "code": 1008})
