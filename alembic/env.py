@@ -7,6 +7,7 @@ from logging.config import fileConfig
 from sqlmodel import SQLModel
 
 import events.models  # noqa: F401  (registers the tables)
+import streaming.models  # noqa: F401
 from alembic import context
 from server.config import get_settings
 from server.db import get_engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,8 +19,12 @@ from server.db import REQUEST_THREADS, set_lock_timeout
 from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
+from streaming import api as streaming_api
+from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
+# Recordings are larger: these routes stream their bodies to disk under their own limits.
+UPLOAD_PATHS = re.compile(r"^/api/(events/[0-9]+/recording|uploads/[A-Za-z0-9_-]+)$")
 
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> FastAPI:
@@ -50,6 +55,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         settings.sqlalchemy_url, app.state.signer,
         limiter=ratelimit.limiter_for(settings, app.state.signer),
         sms_daily_cap=settings.sms_daily_cap)
+    app.state.media_storage = LocalStorage(settings.media_dir)
     errors.install(app)
 
     @app.get("/healthz", response_model=None)
@@ -61,12 +67,15 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(events_api.router)
     app.include_router(api_registration.router)
     app.include_router(api_compliance.router)
+    app.include_router(streaming_api.router)
+    app.include_router(streaming_api.media)
 
     from frontend import install as install_frontend
 
     install_frontend(app)
 
-    app.add_middleware(Edge, hosts=settings.known_hosts, max_body=MAX_JSON_BODY)
+    app.add_middleware(Edge, hosts=settings.known_hosts, max_body=MAX_JSON_BODY,
+                       upload_paths=UPLOAD_PATHS)
     return app
 
 

@@ -94,7 +94,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from server.worker import run_worker
+    from server.worker import run_worker, start_transcoder
 
     migrate(settings)
     logging.basicConfig(level=logging.INFO,
@@ -108,7 +108,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     interval = args.interval or settings.worker_interval_s
     print(f"worker running every {interval:g} s; Ctrl-C stops it", flush=True)
+    transcoder = start_transcoder(settings, stop)
     run_worker(settings, stop, interval_s=interval)
+    transcoder.join(30)
     print("worker stopped", flush=True)
     return 0
 

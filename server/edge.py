@@ -17,6 +17,7 @@ In the order a request meets them:
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from fastapi.responses import JSONResponse, Response
@@ -49,10 +50,13 @@ def _bad_host(host: str) -> Response:
 class Edge:
     """Plain ASGI (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, *, hosts: frozenset[str], max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, hosts: frozenset[str], max_body: int,
+                 upload_paths: re.Pattern[str] | None = None) -> None:
         self.app = app
         self.hosts = hosts
         self.max_body = max_body
+        # Routes that stream a large body to disk and enforce their own limit (recordings).
+        self.upload_paths = upload_paths
         self._cookie = SESSION_COOKIE.encode() + b"="
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,6 +97,8 @@ class Edge:
             name = host_name(host.decode("latin-1"))
             if name not in self.hosts:
                 await _bad_host(name)(scope, receive, edge_send)
+            elif self.upload_paths is not None and self.upload_paths.match(scope["path"]):
+                await self.app(scope, receive, edge_send)
             elif length is not None and (not length.isdigit() or int(length) > self.max_body):
                 await _too_large()(scope, receive, edge_send)
             elif length is not None and not chunked:

@@ -2,8 +2,8 @@
 
 `kaifang worker` runs it in the foreground; `kaifang serve` runs it in a thread of its own.
 Several may run at once (each claims its work in the database). A job is one transaction; a
-failing job is logged, without personal data, and the loop goes on. Another job (transcodes)
-is one more entry in JOBS.
+failing job is logged, without personal data, and the loop goes on. Transcodes run beside the
+rounds, in a thread of their own (streaming.transcode).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from events.ratelimit import forget_expired
 from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
+from streaming.transcode import run_transcoder
 
 log = logging.getLogger("kaifang.worker")
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,19 +120,34 @@ def run_worker(settings: Settings, stop: threading.Event, interval_s: float = 5,
     log.info("worker stopped")
 
 
+def start_transcoder(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Transcode jobs in a thread of their own (ffmpeg runs in a child process): a recording
+    that takes minutes never holds up a text or a reminder."""
+    thread = threading.Thread(target=run_transcoder, name="kaifang-transcoder", daemon=True,
+                              args=(settings, stop))
+    thread.start()
+    return thread
+
+
 class BackgroundWorker:
-    """The worker in a daemon thread of the web process (the embedded default)."""
+    """The worker in daemon threads of the web process (the embedded default): the rounds of
+    JOBS, and the transcoder."""
 
     def __init__(self, settings: Settings, interval_s: float | None = None) -> None:
+        self.settings = settings
         self.stop_event = threading.Event()
         self.thread = threading.Thread(
             target=run_worker, name="kaifang-worker", daemon=True,
             args=(settings, self.stop_event, interval_s or settings.worker_interval_s))
+        self.transcoder: threading.Thread | None = None
 
     def start(self) -> BackgroundWorker:
         self.thread.start()
+        self.transcoder = start_transcoder(self.settings, self.stop_event)
         return self
 
     def stop(self, timeout_s: float = 30) -> None:
         self.stop_event.set()
         self.thread.join(timeout_s)
+        if self.transcoder is not None:
+            self.transcoder.join(timeout_s)

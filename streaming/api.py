@@ -1,0 +1,313 @@
+"""HTTP for recordings: upload (whole or resumable), the transcode job, playback, media files.
+
+The upload endpoints are `async`: they stream the body to disk on the event loop (writes go to
+a thread), so a slow phone on a long upload holds no request thread and no database
+connection. Their database work (who is asking, the session, the job) runs in a thread with a
+short session of its own, before the body is read and after it is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from events import permissions, sessions
+from events.errors import Conflict, Invalid, NotFound
+from events.models import Event, EventKind, EventStatus, StaffUser
+from server.config import Settings
+from server.db import get_engine, utcnow
+from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, require_staff
+from server.security import Signer
+from streaming import jobs
+from streaming.models import Recording, Upload
+from streaming.probe import probe
+from streaming.storage import LocalStorage
+from streaming.uploads import TooLarge, receive_chunk, receive_multipart
+
+router = APIRouter(prefix="/api", route_class=JSONRoute)
+media = APIRouter(route_class=JSONRoute)
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+UploadToken = Annotated[str, Path(min_length=20, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+T = TypeVar("T")
+# One chunk of a resumable upload: small enough to retry cheaply on a phone.
+MAX_CHUNK = 64 * 1024 * 1024
+_upload_locks: dict[int, asyncio.Lock] = {}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _storage(request: Request) -> LocalStorage:
+    storage: LocalStorage = request.app.state.media_storage
+    return storage
+
+
+async def _in_thread(request: Request, work: Callable[[Session], T]) -> T:
+    """Runs `work` with a short database session of its own in a thread; commits if it returns."""
+    settings = _settings(request)
+
+    def run() -> T:
+        with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
+            result = work(db)
+            db.commit()
+            return result
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def _uploader(request: Request, db: Session, event_id: int) -> tuple[StaffUser, Event]:
+    """The signed-in staff member who may give this session a recording: its unit's editors
+    and the office."""
+    signer: Signer = request.app.state.signer
+    user = require_staff(request, db, signer, _settings(request))
+    event = sessions.get_visible_event(db, event_id, user)
+    permissions.require_owner(user, event)
+    if event.status in jobs.NO_RECORDING:
+        raise Conflict("event_cancelled", "a cancelled session takes no recording")
+    return user, event
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise TooLarge(limit)
+
+
+async def _accept(request: Request, event_id: int, file: FilePath, size: int) -> dict[str, Any]:
+    """Probes the file on disk (in a thread) and queues its job; the file moves to the store's
+    sources. Anything refused is deleted."""
+    storage = _storage(request)
+    try:
+        if size == 0:
+            raise Invalid("empty_file", "the file is empty", field="file")
+        source = await anyio.to_thread.run_sync(probe, file)
+
+        def queue(db: Session) -> int:
+            user, event = _uploader(request, db, event_id)
+            recording, job = jobs.enqueue(db, user, event, source, size)
+            assert recording.id is not None and job.id is not None
+            storage.keep_source(file, recording.id)
+            return job.id
+
+        job_id = await _in_thread(request, queue)
+    finally:
+        storage.discard_upload(file)  # gone already when kept
+    return {"job_id": job_id}
+
+
+@router.post("/events/{event_id}/recording", status_code=202)
+async def upload_recording(event_id: Id, request: Request) -> dict[str, Any]:
+    """The contract's upload: one multipart `file` part → 202 {job_id}."""
+    limit = _settings(request).max_upload_bytes
+    await _in_thread(request, lambda db: _uploader(request, db, event_id))
+    _declared_length(request, limit)
+    target = _storage(request).new_upload()
+    try:
+        size = await receive_multipart(request.stream(), request.headers.get("content-type", ""),
+                                       target, limit)
+    except BaseException:
+        _storage(request).discard_upload(target)
+        raise
+    return await _accept(request, event_id, target, size)
+
+
+class UploadIn(BaseModel):
+    size: int = Field(ge=1)
+
+
+def _upload_public(upload: Upload) -> dict[str, Any]:
+    return {"upload_id": upload.token, "event_id": upload.event_id, "size": upload.size_bytes,
+            "offset": upload.received, "job_id": upload.job_id,
+            "url": f"/api/uploads/{upload.token}"}
+
+
+@router.post("/events/{event_id}/uploads", status_code=201)
+async def open_upload(event_id: Id, body: UploadIn, request: Request) -> dict[str, Any]:
+    """A resumable upload of `size` bytes: send it in PATCHes to its `url`."""
+    limit = _settings(request).max_upload_bytes
+    if body.size > limit:
+        raise TooLarge(limit)
+    path = _storage(request).new_upload()
+
+    def open_one(db: Session) -> dict[str, Any]:
+        user, event = _uploader(request, db, event_id)
+        assert user.id is not None and event.id is not None
+        upload = Upload(token=secrets.token_urlsafe(24), event_id=event.id, user_id=user.id,
+                        size_bytes=body.size, path=path.name)
+        db.add(upload)
+        db.flush()
+        return _upload_public(upload)
+
+    return await _in_thread(request, open_one)
+
+
+def _own_upload(request: Request, db: Session, token: str) -> Upload:
+    signer: Signer = request.app.state.signer
+    user = require_staff(request, db, signer, _settings(request))
+    found = db.exec(select(Upload).where(Upload.token == token)).first()
+    if found is None or found.user_id != user.id:
+        raise NotFound("upload_not_found", "no such upload")
+    return found
+
+
+@router.get("/uploads/{token}")
+async def upload_state(token: UploadToken, request: Request) -> dict[str, Any]:
+    """Where a resumable upload stands: go on from `offset`."""
+    return await _in_thread(request, lambda db: _upload_public(_own_upload(request, db, token)))
+
+
+@router.patch("/uploads/{token}")
+async def upload_chunk(token: UploadToken, request: Request) -> Response:
+    """Appends the body at `Upload-Offset`, which must be the server's; answers 204 with the
+    new `Upload-Offset`. A wrong offset is 409 `offset_mismatch` with the right one."""
+    raw = request.headers.get("upload-offset", "")
+    if not raw.isdigit():
+        raise Invalid("offset_required", "send the Upload-Offset header (the offset from GET)")
+    offset = int(raw)
+    upload = await _in_thread(request, lambda db: _own_upload(request, db, token))
+    assert upload.id is not None
+    if upload.job_id is not None:
+        raise Conflict("upload_finished", "this upload is complete")
+    if offset != upload.received:
+        raise Conflict("offset_mismatch", "the server holds another offset",
+                       offset=upload.received)
+    _declared_length(request, min(MAX_CHUNK, upload.size_bytes - offset))
+    lock = _upload_locks.setdefault(upload.id, asyncio.Lock())
+    if lock.locked():
+        raise Conflict("upload_busy", "another request is sending this upload")
+    async with lock:
+        target = _storage(request).root / "uploads" / upload.path
+        received = await receive_chunk(request.stream(), target, offset, upload.size_bytes)
+
+        def record(db: Session) -> int:
+            moved = db.execute(update(Upload).where(col(Upload.id) == upload.id,
+                                                    col(Upload.received) == offset)
+                               .values(received=received, updated_at=utcnow())
+                               .returning(col(Upload.id))).first()
+            if moved is None:
+                raise Conflict("offset_mismatch", "the upload moved on meanwhile")
+            return received
+
+        await _in_thread(request, record)
+    _upload_locks.pop(upload.id, None)
+    return Response(status_code=204, headers={"Upload-Offset": str(received)})
+
+
+@router.post("/uploads/{token}/recording", status_code=202)
+async def finish_upload(token: UploadToken, request: Request) -> dict[str, Any]:
+    """A complete upload becomes the session's recording: 202 {job_id}, as the whole upload."""
+    upload = await _in_thread(request, lambda db: _own_upload(request, db, token))
+    if upload.job_id is not None:
+        return {"job_id": upload.job_id}  # a double click: the same job
+    if upload.received != upload.size_bytes:
+        raise Conflict("upload_incomplete", "the upload is not complete",
+                       offset=upload.received, size=upload.size_bytes)
+    target = _storage(request).root / "uploads" / upload.path
+    answer = await _accept(request, upload.event_id, target, upload.received)
+
+    def link(db: Session) -> None:
+        db.execute(update(Upload).where(col(Upload.id) == upload.id)
+                   .values(job_id=answer["job_id"], updated_at=utcnow()))
+
+    await _in_thread(request, link)
+    return answer
+
+
+@router.get("/jobs/{job_id}")
+def job_state(job_id: Id, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+    job = jobs.get_job(db, job_id)
+    event = sessions.get_visible_event(db, job.event_id, user)
+    if not permissions.may_run(db, user, event):
+        raise NotFound("job_not_found", f"no job with id {job_id}")
+    return jobs.job_public(job)
+
+
+# ---- playback -------------------------------------------------------------------------------
+
+def playback_of(event: Event, recording: Recording | None, storage: LocalStorage,
+                now: datetime) -> dict[str, Any]:
+    """What a player does now: wait (upcoming), join the premiere at `position_s`, play on
+    demand (vod), or nothing yet (unavailable). A premiere's video is not named before it."""
+    duration = recording.duration_s if recording is not None else None
+    answer: dict[str, Any] = {"state": "unavailable", "hls_url": None,
+                              "server_time": now.isoformat(), "position_s": None,
+                              "duration_s": duration, "premiere_at": None, "poster_url": None,
+                              "thumbnails_url": None}
+    url = None
+    if recording is not None and recording.media_key:
+        url = storage.url(recording.media_key, "master.m3u8")
+    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
+    if premiere is not None:
+        answer["premiere_at"] = premiere.isoformat()
+        if now < premiere:
+            answer["state"] = "upcoming"
+            return answer
+        if recording is None or url is None:
+            return answer
+        position = (now - premiere).total_seconds()
+        if position < recording.duration_s:
+            answer.update(state="premiere", position_s=round(position, 3))
+        else:
+            answer["state"] = "vod"
+    elif event.status == EventStatus.live:
+        answer["state"] = "live"  # the live stream's address comes with issue 11
+        return answer
+    elif url is not None and event.status in (EventStatus.ended, EventStatus.archived):
+        answer["state"] = "vod"
+    elif now < event.starts_at:
+        answer["state"] = "upcoming"
+        return answer
+    if answer["state"] in ("premiere", "vod") and recording is not None:
+        answer["hls_url"] = url
+        answer["poster_url"] = storage.url(recording.media_key, "poster.jpg")
+        if recording.width:
+            answer["thumbnails_url"] = storage.url(recording.media_key, "thumbs.vtt")
+    return answer
+
+
+@router.get("/events/{event_id}/playback")
+def playback(event_id: Id, request: Request, db: SessionDep,
+             viewer: OptionalStaffDep) -> dict[str, Any]:
+    event = sessions.get_visible_event(db, event_id, viewer)
+    assert event.id is not None
+    return playback_of(event, jobs.published(db, event.id), _storage(request), utcnow())
+
+
+# ---- media files ----------------------------------------------------------------------------
+
+MEDIA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
+               ".mp4": "video/mp4", ".m4s": "video/iso.segment", ".vtt": "text/vtt",
+               ".jpg": "image/jpeg"}
+# A published folder never changes (a new upload gets a new key): segments and pictures are
+# kept for a year; playlists briefly, in case a folder is withdrawn.
+MEDIA_KEY = re.compile(r"[0-9]+-[0-9]+-[0-9a-f]{8,32}")
+LONG = "public, max-age=31536000, immutable"
+SHORT = "public, max-age=10"
+
+
+@media.get("/media/hls/{key}/{name:path}", include_in_schema=False)
+def media_file(key: str, name: str, request: Request) -> Response:
+    """HLS as static files, with their types, caching and range requests (FileResponse)."""
+    storage = _storage(request)
+    root = storage.hls_root.resolve()
+    path = (root / key / name).resolve()
+    suffix = path.suffix.lower()
+    if (not MEDIA_KEY.fullmatch(key) or suffix not in MEDIA_TYPES
+            or not path.is_relative_to(root / key) or not path.is_file()):
+        raise NotFound("not_found", "no such media file")
+    cache = SHORT if suffix == ".m3u8" else LONG
+    return FileResponse(path, media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": cache})

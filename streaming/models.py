@@ -1,0 +1,75 @@
+"""Tables of the streaming half: a session's recordings and the jobs that transcode them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from server.db import UTCDateTime, utcnow
+
+
+class Recording(SQLModel, table=True):
+    """One upload of a session's recording. The session plays the newest one that succeeded;
+    a re-upload that fails leaves the one before it playing."""
+
+    __table_args__ = (Index("ix_recording_event_created", "event_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
+    # queued | running | succeeded | failed: its job's, kept here for the session's pages.
+    state: str = Field(default="queued", max_length=10)
+    # Where its HLS lives in the store (streaming.storage), once published.
+    media_key: str = Field(default="", max_length=80)
+    duration_s: float = Field(default=0)
+    width: int = Field(default=0)
+    height: int = Field(default=0)
+    has_audio: bool = Field(default=False)
+    # The renditions written, highest first, comma-separated: 720p,480p,360p or audio.
+    renditions: str = Field(default="", max_length=80)
+    size_bytes: int = Field(default=0)
+    uploaded_by: int | None = Field(default=None, foreign_key="staffuser.id",
+                                    ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TranscodeJob(SQLModel, table=True):
+    """Turning one recording into HLS. Claimed with a lease like the outbox (events.delivery):
+    a worker that dies mid-job leaves its lease to run out, and the job is taken up again."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE", index=True)
+    # queued | running | succeeded | failed
+    state: str = Field(default="queued", max_length=10, index=True)
+    progress: float = Field(default=0)
+    attempts: int = Field(default=0)
+    # A queued job waits until then (a retry's backoff).
+    due_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # While running: the worker's claim ends then unless it renews it.
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The tail of ffmpeg's complaint, or why the job gave up: shown to staff, no personal data.
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Upload(SQLModel, table=True):
+    """A resumable upload in progress (the console's): its bytes so far are in the store's
+    uploads folder; a dropped connection goes on from `received`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The upload's capability in its URL, beside the staff session that must match `user_id`.
+    token: str = Field(max_length=64, unique=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE", index=True)
+    user_id: int = Field(foreign_key="staffuser.id", ondelete="CASCADE")
+    size_bytes: int
+    received: int = Field(default=0)
+    path: str = Field(max_length=200)
+    # The job it became, once complete and accepted.
+    job_id: int | None = Field(default=None, foreign_key="transcodejob.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,85 @@
+"""Where recordings live: the uploaded sources, the transcoder's work folders and the published
+HLS. Local disk under the data dir (`media/`) by default; the interface is what an
+S3-compatible store would implement (publish uploads a finished folder, `url` names the CDN).
+
+A recording is published under a key of its own that nothing else ever writes to: the folder
+is complete before it is moved into `hls/` (one rename on one file system) and before the
+database names it. A failed or half-written re-upload therefore never touches the recording
+that plays; the switch is the database row naming the new key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+
+class Storage(Protocol):
+    def new_upload(self) -> Path:
+        """A fresh local path to stream an upload into."""
+
+    def keep_source(self, upload: Path, recording_id: int) -> Path:
+        """Moves an accepted upload to where the jobs read it."""
+
+    def source(self, recording_id: int) -> Path: ...
+
+    def work_dir(self, job_id: int) -> Path:
+        """An empty folder for one run of a job (emptied if a dead run left it)."""
+
+    def publish(self, work_dir: Path, event_id: int, recording_id: int) -> str:
+        """Makes a finished folder public under a new key, and returns the key."""
+
+    def url(self, key: str, name: str) -> str:
+        """Where a player fetches a published file: `master.m3u8`, `720p/seg_00001.ts`."""
+
+    def remove(self, key: str) -> None: ...
+
+
+class LocalStorage:
+    """Files under the data dir's `media/`, served by the app at MEDIA_PREFIX."""
+
+    MEDIA_PREFIX = "/media/hls"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for name in ("uploads", "sources", "work", "hls"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def hls_root(self) -> Path:
+        return self.root / "hls"
+
+    def new_upload(self) -> Path:
+        return self.root / "uploads" / f"{secrets.token_hex(16)}.part"
+
+    def keep_source(self, upload: Path, recording_id: int) -> Path:
+        target = self.source(recording_id)
+        os.replace(upload, target)
+        return target
+
+    def source(self, recording_id: int) -> Path:
+        return self.root / "sources" / f"{recording_id}.src"
+
+    def work_dir(self, job_id: int) -> Path:
+        folder = self.root / "work" / str(job_id)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
+
+    def publish(self, work_dir: Path, event_id: int, recording_id: int) -> str:
+        key = f"{event_id}-{recording_id}-{secrets.token_hex(12)}"
+        os.replace(work_dir, self.hls_root / key)
+        return key
+
+    def url(self, key: str, name: str) -> str:
+        return f"{self.MEDIA_PREFIX}/{key}/{name}"
+
+    def remove(self, key: str) -> None:
+        if key and "/" not in key and key not in (".", ".."):
+            shutil.rmtree(self.hls_root / key, ignore_errors=True)
+
+    def discard_upload(self, upload: Path) -> None:
+        upload.unlink(missing_ok=True)

@@ -1,0 +1,136 @@
+"""Receiving a recording: streamed to disk as it comes, never whole in memory, never past the
+limit (KAIFANG_MAX_UPLOAD_BYTES), never under a name the client chose.
+
+Two ways in. The contract's `POST /api/events/{id}/recording` takes one multipart `file` part
+in one request (scripts, the district's tools). The console uploads in chunks instead
+(tus-style): it opens an upload of a declared size, sends `PATCH`es each starting at the
+offset the server holds, and after a dropped connection asks that offset and goes on from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from events.errors import DomainError, Invalid
+
+# Writes go to disk off the event loop, a megabyte at a time.
+WRITE_CHUNK = 1024 * 1024
+FILE_FIELD = b"file"
+
+
+class TooLarge(DomainError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("too_large", f"the recording is larger than the limit of "
+                         f"{limit / 1024**3:.1f} GiB", max_bytes=limit)
+
+
+class _Sink:
+    """Buffered writes in a worker thread, counted against the limit."""
+
+    def __init__(self, handle: BinaryIO, limit: int, already: int = 0) -> None:
+        self.handle = handle
+        self.limit = limit
+        self.written = already
+        self.buffer = bytearray()
+
+    async def add(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        if self.written > self.limit:
+            raise TooLarge(self.limit)
+        self.buffer += data
+        if len(self.buffer) >= WRITE_CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.buffer:
+            chunk, self.buffer = bytes(self.buffer), bytearray()
+            await anyio.to_thread.run_sync(self.handle.write, chunk)
+
+
+@dataclass
+class _Part:
+    """The multipart part being read: its headers so far, and whether it is the file."""
+
+    header: bytes = b""
+    disposition: bytes = b""
+    is_file: bool = False
+    found: bool = False
+
+
+def multipart_boundary(content_type: str) -> bytes:
+    kind, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise Invalid("file_required", "send the recording as multipart/form-data with a "
+                      "`file` part", field="file")
+    return boundary
+
+
+async def receive_multipart(body: AsyncIterator[bytes], content_type: str, target: Path,
+                            limit: int) -> int:
+    """Writes the `file` part of a multipart body to `target`; returns its size."""
+    boundary = multipart_boundary(content_type)
+    part = _Part()
+    pending: list[bytes] = []  # the file's data from the parser, written after each chunk
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        part.header += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        if part.header.lower() == b"content-disposition":
+            part.disposition += data[start:end]
+
+    def on_header_end() -> None:
+        part.header = b""
+
+    def on_headers_finished() -> None:
+        _kind, params = parse_options_header(part.disposition)
+        part.is_file = params.get(b"name") == FILE_FIELD and not part.found
+        part.found = part.found or part.is_file
+        part.disposition = b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if part.is_file:
+            pending.append(data[start:end])
+
+    def on_part_end() -> None:
+        part.is_file = False
+
+    parser = MultipartParser(boundary, {
+        "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data, "on_part_end": on_part_end})
+    with target.open("xb") as handle:
+        sink = _Sink(handle, limit)
+        async for chunk in body:
+            parser.write(chunk)
+            for data in pending:
+                await sink.add(data)
+            pending.clear()
+        parser.finalize()
+        await sink.flush()
+    if not part.found:
+        raise Invalid("file_required", "the form has no `file` part", field="file")
+    return sink.written
+
+
+async def receive_chunk(body: AsyncIterator[bytes], target: Path, offset: int,
+                        size: int) -> int:
+    """Appends a chunk at `offset` (what the server holds) of a file that ends at `size`;
+    returns the new offset. Bytes past the declared size are refused."""
+    with target.open("r+b" if target.exists() else "xb") as handle:
+        handle.seek(offset)
+        handle.truncate()  # a chunk cut off mid-way left bytes the offset does not count
+        sink = _Sink(handle, size, already=offset)
+        async for chunk in body:
+            await sink.add(chunk)
+        await sink.flush()
+    return sink.written

@@ -1,0 +1,223 @@
+"""Upload → job → published HLS, with real ffmpeg on clips of a few seconds; the fakes refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from server.config import Settings
+from server.db import get_engine
+from streaming import jobs
+from streaming.models import Recording, TranscodeJob
+from streaming.transcode import run_one
+from tests.conftest import event_body, publish
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Test sources made by ffmpeg: a 3 s 640x360 clip with sound, 2 s of sound alone, a
+    text file named .mp4, an empty file and a clip cut in half."""
+    folder = tmp_path_factory.mktemp("clips")
+    video = folder / "clip.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3",
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-c:v", "libx264",
+            "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(video))
+    audio = folder / "talk.m4a"
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-c:a", "aac", str(audio))
+    fake = folder / "fake.mp4"
+    fake.write_text("<html>not a video</html>", encoding="utf-8")
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    cut = folder / "cut.mp4"
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    return {"video": video, "audio": audio, "fake": fake, "empty": empty, "cut": cut}
+
+
+def _session(staff: Any, db: Session, **overrides: Any) -> tuple[Any, int]:
+    editor = staff("editor", "education")
+    now = datetime.now(UTC)
+    body = event_body(db, **{"starts_at": (now - timedelta(hours=3)).isoformat(),
+                             "ends_at": (now - timedelta(hours=1)).isoformat(),
+                             "registration_opens_at": (now - timedelta(days=2)).isoformat(),
+                             "registration_closes_at": (now - timedelta(hours=4)).isoformat(),
+                             **overrides})
+    created = editor.post("/api/events", json=body)
+    assert created.status_code == 201, created.text
+    return editor, int(created.json()["id"])
+
+
+def _upload(client: Any, event_id: int, path: Path, name: str = "recording.mp4") -> Any:
+    with path.open("rb") as handle:
+        return client.post(f"/api/events/{event_id}/recording",
+                           files={"file": (name, handle, "video/mp4")})
+
+
+def _run_jobs(settings: Settings) -> None:
+    while run_one(settings):
+        pass
+
+
+def _ffprobe_duration(path: Path) -> float:
+    found = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                            "-of", "json", str(path)], capture_output=True, check=True)
+    return float(json.loads(found.stdout)["format"]["duration"])
+
+
+def test_upload_becomes_hls_that_plays_to_the_right_duration(staff, db, settings, clips):
+    editor, event_id = _session(staff, db)
+    answer = _upload(editor, event_id, clips["video"], name="../../etc/passwd")
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    queued = editor.get(f"/api/jobs/{job_id}").json()
+    assert (queued["state"], queued["progress"]) == ("queued", 0)
+    _run_jobs(settings)
+    done = editor.get(f"/api/jobs/{job_id}").json()
+    assert (done["state"], done["progress"], done["error"]) == ("succeeded", 1, "")
+    recording = db.exec(select(Recording).where(Recording.event_id == event_id)).one()
+    folder = settings.media_dir / "hls" / recording.media_key
+    assert recording.renditions == "360p"
+    assert abs(_ffprobe_duration(folder / "master.m3u8") - 3.0) < 0.3
+    assert (folder / "poster.jpg").stat().st_size > 0
+    assert "thumbs-001.jpg#xywh=0,0,160,90" in (folder / "thumbs.vtt").read_text()
+    assert not list(settings.media_dir.rglob("passwd"))
+    assert not list((settings.media_dir / "uploads").iterdir())
+
+
+def test_playlists_and_segments_are_served_with_their_types_caching_and_ranges(
+        client, staff, db, settings, clips):
+    editor, event_id = _session(staff, db)
+    assert _upload(editor, event_id, clips["video"]).status_code == 202
+    _run_jobs(settings)
+    admin = staff("admin")
+    publish(admin, event_id)
+    assert admin.post(f"/api/events/{event_id}/close",
+                      json={"minutes": "会议纪要：听取意见。"}).status_code == 200
+    playback = client.get(f"/api/events/{event_id}/playback").json()
+    assert playback["state"] == "vod" and playback["duration_s"] == pytest.approx(3, abs=0.2)
+    master = client.get(playback["hls_url"])
+    assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert master.headers["cache-control"] == "public, max-age=10"
+    variant_url = playback["hls_url"].replace("master.m3u8", "360p/index.m3u8")
+    assert "seg_00000.ts" in client.get(variant_url).text
+    segment_url = playback["hls_url"].replace("master.m3u8", "360p/seg_00000.ts")
+    whole = client.get(segment_url)
+    assert whole.headers["content-type"] == "video/mp2t"
+    assert "immutable" in whole.headers["cache-control"]
+    part = client.get(segment_url, headers={"Range": "bytes=0-187"})
+    assert part.status_code == 206 and part.content == whole.content[:188]
+    assert client.get(playback["hls_url"].replace("master.m3u8", "../../kaifang.db")) \
+        .status_code == 404
+
+
+@pytest.mark.parametrize(("clip", "status", "code"), [
+    ("fake", 422, "not_a_recording"), ("cut", 422, "not_a_recording"),
+    ("empty", 422, "empty_file"),
+])
+def test_fakes_are_refused_and_nothing_is_queued(staff, db, settings, clips, clip, status,
+                                                 code):
+    editor, event_id = _session(staff, db)
+    answer = _upload(editor, event_id, clips[clip])
+    assert (answer.status_code, answer.json()["error"]) == (status, code)
+    assert db.exec(select(TranscodeJob)).all() == []
+    assert not list((settings.media_dir / "uploads").iterdir())
+    assert not list((settings.media_dir / "sources").iterdir())
+
+
+def test_a_file_over_the_limit_is_413_and_not_kept(staff, db, settings, clips, app):
+    app.state.settings = settings.model_copy(update={"max_upload_bytes": 10_000})
+    editor, event_id = _session(staff, db)
+    answer = _upload(editor, event_id, clips["video"])
+    assert (answer.status_code, answer.json()["error"]) == (413, "too_large")
+    assert not list((settings.media_dir / "uploads").iterdir())
+
+
+def test_only_the_unit_and_the_office_upload(client, staff, db, clips):
+    _editor, event_id = _session(staff, db)
+    other = staff("editor", "health")
+    host = staff("host")
+    assert _upload(client, event_id, clips["video"]).status_code == 401
+    assert _upload(other, event_id, clips["video"]).status_code == 404  # a draft: not theirs
+    assert _upload(host, event_id, clips["video"]).status_code in (403, 404)
+    assert _upload(staff("admin"), event_id, clips["video"]).status_code == 202
+
+
+def test_an_audio_only_recording_gets_an_audio_rendition_and_a_still(staff, db, settings,
+                                                                      clips):
+    editor, event_id = _session(staff, db)
+    assert _upload(editor, event_id, clips["audio"], name="talk.m4a").status_code == 202
+    _run_jobs(settings)
+    recording = db.exec(select(Recording).where(Recording.event_id == event_id)).one()
+    folder = settings.media_dir / "hls" / recording.media_key
+    assert recording.renditions == "audio"
+    assert (folder / "poster.jpg").exists()
+    assert abs(_ffprobe_duration(folder / "master.m3u8") - 2.0) < 0.3
+
+
+def test_a_resumable_upload_goes_on_from_the_offset_after_a_drop(staff, db, settings, clips):
+    editor, event_id = _session(staff, db)
+    data = clips["video"].read_bytes()
+    opened = editor.post(f"/api/events/{event_id}/uploads", json={"size": len(data)})
+    assert opened.status_code == 201, opened.text
+    url = opened.json()["url"]
+    half = len(data) // 2
+    first = editor.patch(url, content=data[:half], headers={"Upload-Offset": "0"})
+    assert first.status_code == 204 and first.headers["upload-offset"] == str(half)
+    # The connection dropped before the answer: the client asks where the server stands.
+    assert editor.get(url).json()["offset"] == half
+    stale = editor.patch(url, content=data[:half], headers={"Upload-Offset": "0"})
+    assert (stale.status_code, stale.json()["offset"]) == (409, half)
+    early = editor.post(f"{url}/recording")
+    assert (early.status_code, early.json()["error"]) == (409, "upload_incomplete")
+    rest = editor.patch(url, content=data[half:], headers={"Upload-Offset": str(half)})
+    assert rest.headers["upload-offset"] == str(len(data))
+    too_much = editor.patch(url, content=b"x", headers={"Upload-Offset": str(len(data))})
+    assert too_much.status_code == 413
+    finished = editor.post(f"{url}/recording")
+    assert finished.status_code == 202
+    assert editor.post(f"{url}/recording").json() == finished.json()  # a double click
+    _run_jobs(settings)
+    job = editor.get(f"/api/jobs/{finished.json()['job_id']}").json()
+    assert job["state"] == "succeeded"
+    assert staff("editor", "education").get(url).status_code == 404  # someone else's upload
+
+
+def test_a_dead_workers_job_is_taken_up_again_after_its_lease(staff, db, settings, clips):
+    editor, event_id = _session(staff, db)
+    job_id = _upload(editor, event_id, clips["video"]).json()["job_id"]
+    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as dying:
+        assert jobs.claim(dying).id == job_id  # claimed, then the worker is killed
+    assert run_one(settings) is False  # its lease still holds
+    later = datetime.now(UTC) + jobs.LEASE + timedelta(seconds=1)
+    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as worker:
+        taken = jobs.claim(worker, later)
+    assert taken is not None and (taken.id, taken.attempts) == (job_id, 2)
+
+
+def test_a_failing_job_retries_then_fails_with_ffmpegs_words(staff, db, settings, clips):
+    editor, event_id = _session(staff, db)
+    job_id = _upload(editor, event_id, clips["video"]).json()["job_id"]
+    recording = db.exec(select(Recording).where(Recording.event_id == event_id)).one()
+    (settings.media_dir / "sources" / f"{recording.id}.src").write_bytes(b"garbage" * 100)
+    now = datetime.now(UTC)
+    for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
+        db.expire_all()
+        job = db.get(TranscodeJob, job_id)
+        job.due_at = now  # the backoff has passed
+        db.add(job)
+        db.commit()
+        assert run_one(settings) is True
+        state = editor.get(f"/api/jobs/{job_id}").json()
+        assert state["attempts"] == attempt
+    assert state["state"] == "failed"
+    assert "Invalid data" in state["error"]
+    assert editor.get(f"/api/events/{event_id}/playback").json()["hls_url"] is None
