@@ -100,10 +100,12 @@ def install(app: FastAPI) -> None:
         portal,
         portal_recover,
         portal_results,
+        portal_room,
         portal_tickets,
     )
 
     app.include_router(portal.router)
+    app.include_router(portal_room.router)
     app.include_router(portal_recover.router)  # before /tickets/{token}
     app.include_router(portal_tickets.router)
     app.include_router(console.router)

@@ -18,6 +18,8 @@ from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.db import utcnow
 from server.deps import PostedForm, SessionDep
+from streaming import jobs as stream_jobs
+from streaming import tracks as stream_tracks
 
 S = EventStatus
 MAX_REASON = 500
@@ -195,7 +197,60 @@ def _detail_page(request: Request, db: Session, user: StaffUser, event: Event, *
                   host_choices=hosts.host_accounts(db) if owner else [],
                   actions=allowed_actions(db, user, event), trail=trail,
                   done=done_message(request.query_params.get("done")),
-                  failed=failed, error=error, typed={**values, **(typed or {})})
+                  failed=failed, error=error, typed={**values, **(typed or {})},
+                  **(recordings_panel(db, event, request.app.state.settings.max_upload_bytes)
+                     if owner else {}))
+
+
+def recordings_panel(db: Session, event: Event, max_upload_bytes: int) -> dict[str, Any]:
+    """The recordings panel: each upload with its job, and which one plays."""
+    assert event.id is not None
+    playing = stream_jobs.published(db, event.id)
+    rows = [{"id": r.id, "state": job.state if job else r.state,
+             "job_id": job.id if job else None,
+             "progress": round((job.progress if job else 0) * 100),
+             "error": job.error if job else "", "duration": r.duration_s,
+             "size_mb": round(r.size_bytes / 1024**2, 1),
+             "renditions": r.renditions, "created_at": r.created_at,
+             "playing": playing is not None and playing.id == r.id}
+            for r, job in stream_jobs.recordings_of(db, event.id)]
+    tracks = stream_tracks.of_recording(db, playing.id) if playing and playing.id else []
+    return {"recordings": rows, "recording_tracks": tracks,
+            "takes_recording": event.status not in stream_jobs.NO_RECORDING,
+            "recording_texts": recording_texts(), "recording_states": {
+                state: gettext(text) for state, text in RECORDING_STATES.items()},
+            "track_kinds": {kind: gettext(text) for kind, text in TRACK_KINDS.items()},
+            "max_upload_gb": f"{max_upload_bytes / 1024**3:g}"}
+
+
+RECORDING_STATES = {"queued": N_("Waiting to be transcoded"), "running": N_("Transcoding"),
+                    "succeeded": N_("Ready"), "failed": N_("Transcoding failed")}
+TRACK_KINDS = {"captions": N_("Captions"), "subtitles": N_("Subtitles"),
+               "chapters": N_("Chapters")}
+# What the panel says when the API refuses (by error code).
+UPLOAD_PROBLEMS = {
+    "not_a_recording": N_("This file is not a video or audio recording that can be played "
+                          "(or it is damaged). Check the file and upload it again."),
+    "empty_file": N_("The file is empty."),
+    "too_large": N_("The file is larger than the upload limit."),
+    "event_cancelled": N_("A cancelled session takes no recording."),
+    "login_required": N_("You were signed out: sign in again, then upload."),
+    "csrf_failed": N_("You were signed out: sign in again, then upload."),
+    "forbidden": N_("You may only upload recordings of your own unit's sessions."),
+    "invalid_track": N_("The file holds no timed text: use WebVTT or SRT."),
+    "no_recording": N_("Upload the recording first."),
+}
+
+
+def recording_texts() -> dict[str, Any]:
+    return {"uploading": gettext("Uploading: %(percent)s%%"),
+            "retrying": gettext("The connection dropped: trying again…"),
+            "checking": gettext("Uploaded. Checking the file…"),
+            "queued": gettext("Checked. Waiting to be transcoded…"),
+            "transcoding": gettext("Transcoding: %(percent)s%%"),
+            "choose": gettext("Choose a file first."),
+            "failed": gettext("Upload failed: %(why)s"),
+            "errors": {code: gettext(text) for code, text in UPLOAD_PROBLEMS.items()}}
 
 
 def _readable_changes(revision: dict[str, Any] | None, names: dict[int, str]

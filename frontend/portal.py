@@ -362,40 +362,6 @@ def session_page(event_id: int, request: Request, db: SessionDep,
     return render_session(request, db, event, preview=not sessions.is_public(event))
 
 
-def countdown_text(left: timedelta) -> str:
-    """What the room says before its start when no script runs: days and hours, then minutes."""
-    minutes = max(1, int(left.total_seconds() // 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return gettext("Starts in %(days)s d %(hours)s h") % {"days": days, "hours": hours}
-    if hours:
-        return gettext("Starts in %(hours)s h %(minutes)s min") % {"hours": hours,
-                                                                    "minutes": minutes}
-    return gettext("Starts in %(minutes)s min") % {"minutes": minutes}
-
-
-@router.get("/events/{event_id:int}/live")
-def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
-    """The live room of an online or hybrid session: for now its countdown and what will be
-    there. In-person and unpublished sessions have none (404)."""
-    missing = N_("This session has no live room, or is not public.")
-    if not 0 < event_id <= MAX_ID:
-        return _not_found(request, missing)
-    try:
-        event = sessions.get_visible_event(db, event_id, None)
-    except NotFound:
-        return _not_found(request, missing)
-    if not rooms.has_room(event):
-        return _not_found(request, missing)
-    now = utcnow()
-    card = session_cards(db, [event], unit_directory(db))[0]
-    upcoming = card["status"] == "published" and now < event.starts_at
-    return render(request, "portal/room.html", section="", e=card,
-                  countdown=countdown_text(event.starts_at - now) if upcoming else "",
-                  server_now=now.isoformat(timespec="seconds"))
-
-
 @router.get("/favicon.ico")
 def favicon() -> Response:
     return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",

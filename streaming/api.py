@@ -12,12 +12,11 @@ import asyncio
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Form, Path, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import update
@@ -25,13 +24,14 @@ from sqlmodel import Session, col, select
 
 from events import permissions, sessions
 from events.errors import Conflict, Invalid, NotFound
-from events.models import Event, EventKind, EventStatus, StaffUser
+from events.models import Event, StaffUser
 from server.config import Settings
 from server.db import get_engine, utcnow
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, require_staff
 from server.security import Signer
-from streaming import jobs
+from streaming import jobs, tracks
 from streaming.models import Recording, Upload
+from streaming.playback import playback_of
 from streaming.probe import probe
 from streaming.storage import LocalStorage
 from streaming.uploads import TooLarge, receive_chunk, receive_multipart
@@ -236,48 +236,53 @@ def job_state(job_id: Id, db: SessionDep, user: StaffDep) -> dict[str, Any]:
     return jobs.job_public(job)
 
 
+# ---- captions and chapters ------------------------------------------------------------------
+
+@router.post("/events/{event_id}/tracks", status_code=201)
+def attach_track(event_id: Id, db: SessionDep, user: StaffDep, file: UploadFile,
+                 kind: Annotated[str, Form(max_length=20)] = "captions",
+                 language: Annotated[str, Form(max_length=20)] = "zh",
+                 label: Annotated[str, Form(max_length=100)] = "") -> dict[str, Any]:
+    """Captions (WebVTT or SRT) or chapters for the session's recording that plays."""
+    event = sessions.get_visible_event(db, event_id, user)
+    permissions.require_owner(user, event)
+    recording = jobs.published(db, event_id)
+    if recording is None or recording.id is None:
+        raise Conflict("no_recording", "the session has no published recording yet")
+    raw = file.file.read(tracks.MAX_TRACK_BYTES + 1)
+    return tracks.track_public(tracks.attach(db, recording.id, kind, language, label, raw))
+
+
+@router.get("/events/{event_id}/tracks")
+def list_tracks(event_id: Id, db: SessionDep, viewer: OptionalStaffDep) -> list[dict[str, Any]]:
+    sessions.get_visible_event(db, event_id, viewer)
+    recording = jobs.published(db, event_id)
+    if recording is None or recording.id is None:
+        return []
+    return [tracks.track_public(t) for t in tracks.of_recording(db, recording.id)]
+
+
+@router.delete("/tracks/{track_id}", status_code=204)
+def remove_track(track_id: Id, db: SessionDep, user: StaffDep) -> Response:
+    track = tracks.get_track(db, track_id)
+    recording = db.get(Recording, track.recording_id)
+    assert recording is not None
+    permissions.require_owner(user, sessions.get_visible_event(db, recording.event_id, user))
+    db.delete(track)
+    return Response(status_code=204)
+
+
+@media.get("/media/tracks/{track_id}.vtt", include_in_schema=False)
+def track_file(track_id: int, db: SessionDep, viewer: OptionalStaffDep) -> Response:
+    track = tracks.get_track(db, track_id)
+    recording = db.get(Recording, track.recording_id)
+    assert recording is not None
+    sessions.get_visible_event(db, recording.event_id, viewer)
+    return Response(track.body, media_type="text/vtt; charset=utf-8",
+                    headers={"Cache-Control": SHORT})
+
+
 # ---- playback -------------------------------------------------------------------------------
-
-def playback_of(event: Event, recording: Recording | None, storage: LocalStorage,
-                now: datetime) -> dict[str, Any]:
-    """What a player does now: wait (upcoming), join the premiere at `position_s`, play on
-    demand (vod), or nothing yet (unavailable). A premiere's video is not named before it."""
-    duration = recording.duration_s if recording is not None else None
-    answer: dict[str, Any] = {"state": "unavailable", "hls_url": None,
-                              "server_time": now.isoformat(), "position_s": None,
-                              "duration_s": duration, "premiere_at": None, "poster_url": None,
-                              "thumbnails_url": None}
-    url = None
-    if recording is not None and recording.media_key:
-        url = storage.url(recording.media_key, "master.m3u8")
-    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
-    if premiere is not None:
-        answer["premiere_at"] = premiere.isoformat()
-        if now < premiere:
-            answer["state"] = "upcoming"
-            return answer
-        if recording is None or url is None:
-            return answer
-        position = (now - premiere).total_seconds()
-        if position < recording.duration_s:
-            answer.update(state="premiere", position_s=round(position, 3))
-        else:
-            answer["state"] = "vod"
-    elif event.status == EventStatus.live:
-        answer["state"] = "live"  # the live stream's address comes with issue 11
-        return answer
-    elif url is not None and event.status in (EventStatus.ended, EventStatus.archived):
-        answer["state"] = "vod"
-    elif now < event.starts_at:
-        answer["state"] = "upcoming"
-        return answer
-    if answer["state"] in ("premiere", "vod") and recording is not None:
-        answer["hls_url"] = url
-        answer["poster_url"] = storage.url(recording.media_key, "poster.jpg")
-        if recording.width:
-            answer["thumbnails_url"] = storage.url(recording.media_key, "thumbs.vtt")
-    return answer
-
 
 @router.get("/events/{event_id}/playback")
 def playback(event_id: Id, request: Request, db: SessionDep,

@@ -157,3 +157,13 @@ def job_public(job: TranscodeJob) -> dict[str, object]:
     return {"id": job.id, "event_id": job.event_id, "recording_id": job.recording_id,
             "state": job.state, "progress": round(job.progress, 3), "error": job.error,
             "attempts": job.attempts}
+
+
+def recordings_of(db: Session, event_id: int) -> list[tuple[Recording, TranscodeJob | None]]:
+    """A session's recordings, newest first, each with its job (staff's panel)."""
+    found = list(db.exec(select(Recording).where(Recording.event_id == event_id)
+                         .order_by(col(Recording.created_at).desc(), col(Recording.id).desc())))
+    ids = [r.id for r in found]
+    by_recording = {job.recording_id: job for job in db.exec(
+        select(TranscodeJob).where(col(TranscodeJob.recording_id).in_(ids)))} if ids else {}
+    return [(r, by_recording.get(r.id or 0)) for r in found]

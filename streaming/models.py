@@ -73,3 +73,16 @@ class Upload(SQLModel, table=True):
     job_id: int | None = Field(default=None, foreign_key="transcodejob.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RecordingTrack(SQLModel, table=True):
+    """Captions (or subtitles) in one language, or the chapters, of a recording: WebVTT, as
+    staff attached it (SRT is converted on the way in)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=10)  # captions | subtitles | chapters
+    language: str = Field(default="zh", max_length=10)
+    label: str = Field(default="", max_length=40)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

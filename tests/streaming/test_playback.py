@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from events.models import Event, EventKind, EventStatus
-from streaming.api import playback_of
 from streaming.models import Recording
+from streaming.playback import playback_of
 from streaming.storage import LocalStorage
 
 PREMIERE = datetime(2027, 5, 1, 2, 0, tzinfo=UTC)

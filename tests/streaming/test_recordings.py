@@ -19,30 +19,6 @@ from streaming.transcode import run_one
 from tests.conftest import event_body, publish
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
-
-
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Test sources made by ffmpeg: a 3 s 640x360 clip with sound, 2 s of sound alone, a
-    text file named .mp4, an empty file and a clip cut in half."""
-    folder = tmp_path_factory.mktemp("clips")
-    video = folder / "clip.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3",
-            "-f", "lavfi", "-i", "sine=frequency=440:duration=3", "-c:v", "libx264",
-            "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(video))
-    audio = folder / "talk.m4a"
-    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-c:a", "aac", str(audio))
-    fake = folder / "fake.mp4"
-    fake.write_text("<html>not a video</html>", encoding="utf-8")
-    empty = folder / "empty.mp4"
-    empty.write_bytes(b"")
-    cut = folder / "cut.mp4"
-    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
-    return {"video": video, "audio": audio, "fake": fake, "empty": empty, "cut": cut}
-
-
 def _session(staff: Any, db: Session, **overrides: Any) -> tuple[Any, int]:
     editor = staff("editor", "education")
     now = datetime.now(UTC)

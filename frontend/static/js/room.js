@@ -13,6 +13,8 @@
     var left = Math.floor((startsAt - (Date.now() + skew)) / 1000);
     if (left <= 0) {
       el.textContent = el.dataset.started;
+      // A premiere starts for everyone at once: the page comes back with the player.
+      if (el.dataset.reload) window.setTimeout(function () { window.location.reload(); }, 1500);
       return;
     }
     var parts = {days: Math.floor(left / 86400), hours: Math.floor(left % 86400 / 3600),
