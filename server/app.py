@@ -19,7 +19,7 @@ from server.access_log import AccessLog
 from server.caching import PrivateAnswers
 from server.clientaddr import TrustedProxies
 from server.config import Settings, get_settings, host_name
-from server.db import REQUEST_THREADS, set_lock_timeout
+from server.db import REQUEST_THREADS, get_engine, set_lock_timeout
 from server.security import Signer
 from server.worker import BackgroundWorker
 
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.state.signer = Signer(settings.resolved_secret_key())
     app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     app.state.registration_desk = RegistrationDesk(
-        settings.sqlalchemy_url, app.state.signer,
+        get_engine(settings.sqlalchemy_url), app.state.signer,
         limiter=ratelimit.limiter_for(settings, app.state.signer),
         sms_daily_cap=settings.sms_daily_cap)
     errors.install(app)
