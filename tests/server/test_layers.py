@@ -31,7 +31,7 @@ def test_the_packages_keep_the_import_contract() -> None:
 
 
 @pytest.fixture
-def copy(tmp_path: Path) -> Path:
+def tree(tmp_path: Path) -> Path:
     """The packages' Python files and the contract, in a folder of their own to break."""
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     for package in PACKAGES:
@@ -53,11 +53,11 @@ def copy(tmp_path: Path) -> Path:
     ("server/broker.py", "from server.config import Settings", "server-modules-placed"),
 ])
 def test_an_import_against_a_rule_breaks_the_contract(
-        copy: Path, module: str, line: str, contract: str) -> None:
-    assert lint_imports(copy, contract).returncode == 0
-    with (copy / module).open("a") as source:
+        tree: Path, module: str, line: str, contract: str) -> None:
+    assert lint_imports(tree, contract).returncode == 0
+    with (tree / module).open("a") as source:
         source.write(f"\n{line}\n")
-    result = lint_imports(copy, contract)
+    result = lint_imports(tree, contract)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout
     assert module.removesuffix(".py").replace("/", ".") in result.stdout
