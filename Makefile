@@ -40,6 +40,7 @@ test: system venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Models and migrations agree: upgrade a fresh SQLite database, then compare.
 check: venv

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from events import calendars, sessions, units
 from events.errors import NotFound
-from server.db import utcnow
+from events.timeutil import utcnow
 from server.deps import JSONRoute, SessionDep, public_url
 
 router = APIRouter(route_class=JSONRoute)

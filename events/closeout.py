@@ -10,8 +10,7 @@ from sqlmodel import Session, col, select
 from events import notify
 from events.lifecycle import CLOSABLE
 from events.models import Event, EventStatus, Unit
-from events.timeutil import local
-from server.db import utcnow
+from events.timeutil import local, utcnow
 
 # The unit gets a day to close a session out before it is reminded.
 REMIND_AFTER = timedelta(days=1)

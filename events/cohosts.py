@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from events import audit
 from events.errors import Conflict, Forbidden, NotFound
 from events.models import CohostState, Event, EventCohost, Role, StaffUser
-from server.db import utcnow
+from events.timeutil import utcnow
 
 C = CohostState
 

@@ -30,8 +30,8 @@ from events.locking import write_lock
 from events.models import Event, EventStatus, OutboxMessage, Registration, RegistrationStatus
 from events.notify import reminder_key
 from events.recovery import CODE_LIFETIME
+from events.timeutil import utcnow
 from server.config import Settings
-from server.db import utcnow
 
 log = logging.getLogger("kaifang.delivery")
 

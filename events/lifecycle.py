@@ -14,9 +14,8 @@ from events.errors import Conflict, Invalid
 from events.models import Event, EventStatus, StaffUser
 from events.registration import checked_in_count
 from events.sessions import check_times, get_event, require_complete
-from events.timeutil import as_utc
+from events.timeutil import as_utc, utcnow
 from events.units import clean_text
-from server.db import utcnow
 
 S = EventStatus
 

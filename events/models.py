@@ -8,7 +8,8 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from server.db import UTCDateTime, enum_column, utcnow
+from events.timeutil import utcnow
+from server.db import UTCDateTime, enum_column
 
 
 class UnitCategory(StrEnum):

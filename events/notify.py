@@ -23,8 +23,7 @@ from events.models import (
     StaffUser,
     Unit,
 )
-from events.timeutil import local
-from server.db import utcnow
+from events.timeutil import local, utcnow
 
 R = RegistrationStatus
 REMINDER_BEFORE = timedelta(days=1)

@@ -38,8 +38,7 @@ from events import audit, notify, permissions
 from events.errors import Invalid
 from events.evidence import Evidence, judge, sessions_of_year, year_bounds
 from events.models import EventKind, QuotaRule, StaffUser, Unit, UnitCategory
-from events.timeutil import local
-from server.db import utcnow
+from events.timeutil import local, utcnow
 
 STATUSES = ("met", "on_track", "at_risk", "missed", "not_required")
 # Worst first: a unit's status is the first of these that any requirement has.

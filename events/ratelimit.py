@@ -30,8 +30,8 @@ from events.errors import Busy, DomainError, Throttled
 from events.locking import write_lock
 from events.models import RegistrationAttempt
 from events.registration import RegistrationRequest
+from events.timeutil import utcnow
 from server.config import Settings
-from server.db import utcnow
 from server.security import Signer
 
 log = logging.getLogger("kaifang.ratelimit")

@@ -33,7 +33,7 @@ from events.models import (
     RegistrationStatus,
 )
 from events.registration import PHONE_PATTERN, normalise_phone
-from server.db import utcnow
+from events.timeutil import utcnow
 from server.security import Signer
 
 CODE_LIFETIME = timedelta(minutes=10)

@@ -20,9 +20,8 @@ from events.errors import Busy, Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
 from events.sessions import get_event, is_public, registration_state
-from events.timeutil import iso_local
+from events.timeutil import iso_local, utcnow
 from events.units import MultilineText, Text, clean_text
-from server.db import utcnow
 from server.security import Signer
 
 R = RegistrationStatus

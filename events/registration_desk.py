@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio.to_thread
 from anyio import CapacityLimiter
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, select
@@ -40,7 +41,6 @@ from events.locking import busy
 from events.models import Registration
 from events.ratelimit import Limiter
 from events.registration import Registered, RegistrationRequest
-from server.db import get_engine
 from server.security import Signer
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ class RegistrationDesk:
     batch counts under the session's lock.
     """
 
-    def __init__(self, database_url: str, signer: Signer, *, limiter: Limiter | None = None,
+    def __init__(self, engine: Engine, signer: Signer, *, limiter: Limiter | None = None,
                  sms_daily_cap: int = 0) -> None:
-        self._url = database_url
+        self._engine = engine  # the app's, from the composition root
         self._signer = signer
         self._limiter = limiter
         self._sms_daily_cap = sms_daily_cap
@@ -127,7 +127,7 @@ class RegistrationDesk:
 
     def _write_batch(self, requests: Sequence[RegistrationRequest]
                      ) -> list[Outcome]:
-        with Session(get_engine(self._url), expire_on_commit=False) as db:
+        with Session(self._engine, expire_on_commit=False) as db:
             # Counted in this very transaction: a refused request goes no further.
             refusals = (self._limiter.admit(db, requests) if self._limiter
                         else [None] * len(requests))
@@ -160,7 +160,7 @@ class RegistrationDesk:
         if not written:
             return False
         try:
-            with Session(get_engine(self._url)) as db:
+            with Session(self._engine) as db:
                 found = db.exec(select(Registration.code).where(
                     Registration.id == written[0].id)).first()
         except TRANSIENT:

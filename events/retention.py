@@ -15,8 +15,8 @@ from events import audit
 from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration
 from events.registration import purge_event
+from events.timeutil import utcnow
 from server.config import Settings
-from server.db import utcnow
 
 log = logging.getLogger("kaifang.retention")
 

@@ -17,8 +17,7 @@ from sqlmodel import Session, col, select
 from events import audit
 from events.errors import Conflict
 from events.models import Event, EventRevision, EventStatus, RevisionState, StaffUser
-from events.timeutil import iso_local
-from server.db import utcnow
+from events.timeutil import iso_local, utcnow
 
 S = EventStatus
 REVIEWED_FIELDS = ("kind", "title", "summary", "mode", "venue", "address", "materials",

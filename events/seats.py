@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, func, select
 
 from events.models import Event, Registration, RegistrationStatus
-from server.db import utcnow
+from events.timeutil import utcnow
 
 R = RegistrationStatus
 

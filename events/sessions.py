@@ -29,9 +29,8 @@ from events.models import (
     StaffUser,
     Unit,
 )
-from events.timeutil import LOCAL_TZ, as_utc, iso_local
+from events.timeutil import LOCAL_TZ, as_utc, iso_local, utcnow
 from events.units import MAX_ID, MultilineText, Text, clean_text
-from server.db import utcnow
 
 S = EventStatus
 

@@ -14,8 +14,9 @@ from sqlmodel import Session, col, delete, func, select
 from events import audit
 from events.errors import Busy, Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from events.models import LoginFailure, Role, StaffUser
+from events.timeutil import utcnow
 from events.units import MAX_ID, Text, encodable, get_unit, get_unit_by_code
-from server.db import UTCDateTime, utcnow
+from server.db import UTCDateTime
 from server.security import Signer, hash_password, verify_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,60}$")

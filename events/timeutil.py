@@ -8,6 +8,10 @@ from zoneinfo import ZoneInfo
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=LOCAL_TZ)

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from events import audit, permissions
 from events.errors import Conflict, Invalid, NotFound
 from events.models import StaffUser, Unit, UnitCategory
-from server.db import utcnow
+from events.timeutil import utcnow
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 # A plausible address, not RFC 5322: one @, no spaces or list separators (it becomes the

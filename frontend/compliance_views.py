@@ -16,10 +16,9 @@ from sqlmodel import Session
 
 from events import sessions
 from events.models import Event, EventStatus
-from events.timeutil import local
+from events.timeutil import local, utcnow
 from frontend import charts, labels
 from frontend.i18n import N_, current_locale, gettext
-from server.db import utcnow
 
 YEAR_MIN, YEAR_MAX = 2018, 2099  # sessions are dated up to 2099 (events.sessions)
 QUOTA_CATEGORIES = ("livelihood", "subdistrict")

@@ -12,6 +12,7 @@ from events import audit, closeout, cohosts, hosts, permissions, sessions, units
 from events.errors import DomainError
 from events.models import EventKind, EventStatus, Role, StaffUser, UnitCategory
 from events.sessions import EventQuery
+from events.timeutil import utcnow
 from frontend import console_auth, console_events
 from frontend import console_forms as forms
 from frontend.console_audit import readable, with_titles
@@ -20,7 +21,6 @@ from frontend.console_compliance import editor_card
 from frontend.console_events import unit_names
 from frontend.i18n import N_, gettext
 from frontend.templating import render
-from server.db import utcnow
 from server.deps import PostedForm, SessionDep
 
 S = EventStatus

@@ -17,11 +17,11 @@ from starlette.datastructures import FormData
 from events import permissions, quotas, units
 from events.errors import DomainError, NotFound
 from events.models import EventKind, QuotaRule, Role, StaffUser, UnitCategory
+from events.timeutil import utcnow
 from frontend import compliance_views as views
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import format_datetime, render
-from server.db import utcnow
 from server.deps import PostedForm, SessionDep, public_url
 
 MAX_RULE_ROWS = 40

@@ -11,12 +11,12 @@ from events import audit, cohosts, hosts, lifecycle, permissions, revisions, ses
 from events.errors import Conflict, DomainError, Forbidden, Invalid
 from events.models import Event, EventStatus, Role, StaffUser
 from events.sessions import EventQuery
+from events.timeutil import utcnow
 from frontend import console_forms as forms
 from frontend.console_audit import FIELDS, display, readable
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
-from server.db import utcnow
 from server.deps import PostedForm, SessionDep
 from streaming import jobs as stream_jobs
 from streaming import tracks as stream_tracks

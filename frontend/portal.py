@@ -21,13 +21,12 @@ from starlette.convertors import Convertor, register_url_convertor
 from events import rooms, sessions, units
 from events.errors import NotFound
 from events.models import Event, EventKind, Unit, UnitCategory
-from events.timeutil import LOCAL_TZ, local
+from events.timeutil import LOCAL_TZ, local, utcnow
 from frontend import labels
 from frontend.browser import remember_browser
 from frontend.i18n import N_, current_locale, gettext
 from frontend.templating import STATIC_DIR, WEEKDAYS_ZH, render
 from server.caching import keep_private
-from server.db import utcnow
 from server.deps import OptionalStaffDep, SessionDep, public_url
 
 PAGE_SIZE = 20

@@ -13,11 +13,11 @@ from fastapi.responses import Response
 from events import rooms, sessions
 from events.errors import NotFound
 from events.models import Event, EventKind
+from events.timeutil import utcnow
 from events.units import MAX_ID
 from frontend.i18n import N_, gettext
 from frontend.portal import _not_found, session_cards, unit_directory
 from frontend.templating import render
-from server.db import utcnow
 from server.deps import SessionDep
 from streaming import jobs, tracks
 from streaming.playback import playback_of

@@ -15,7 +15,7 @@ from events.registration_desk import RegistrationDesk
 from server import errors
 from server.clientaddr import TrustedProxies
 from server.config import Settings, get_settings
-from server.db import REQUEST_THREADS, set_lock_timeout
+from server.db import REQUEST_THREADS, get_engine, set_lock_timeout
 from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.state.signer = Signer(settings.resolved_secret_key())
     app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     app.state.registration_desk = RegistrationDesk(
-        settings.sqlalchemy_url, app.state.signer,
+        get_engine(settings.sqlalchemy_url), app.state.signer,
         limiter=ratelimit.limiter_for(settings, app.state.signer),
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)

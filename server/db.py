@@ -45,10 +45,6 @@ def set_lock_timeout(seconds: float) -> None:
     lock_timeout_s = seconds
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

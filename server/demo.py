@@ -18,10 +18,9 @@ from events.locking import write_lock
 from events.models import Event, EventKind, EventMode, EventStatus, Moderation, Role, StaffUser
 from events.sessions import EventCreate, EventUpdate, MaterialIn, create_event, update_event
 from events.staff import UserCreate, create_user
-from events.timeutil import LOCAL_TZ
+from events.timeutil import LOCAL_TZ, utcnow
 from events.units import get_unit_by_code
 from server.config import Settings
-from server.db import utcnow
 from server.demo_registrations import add_registrations
 
 DEFAULT_PASSWORD = "kaifang-demo"

@@ -25,8 +25,9 @@ from sqlmodel import Session, col, select
 from events import permissions, sessions
 from events.errors import Conflict, Invalid, NotFound
 from events.models import Event, StaffUser
+from events.timeutil import utcnow
 from server.config import Settings
-from server.db import get_engine, utcnow
+from server.db import get_engine
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, require_staff
 from server.security import Signer
 from streaming import jobs, tracks

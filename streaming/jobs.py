@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from events.errors import Conflict, NotFound
 from events.locking import write_lock
 from events.models import Event, EventStatus, StaffUser
-from server.db import utcnow
+from events.timeutil import utcnow
 from streaming.ladder import Source
 from streaming.models import Recording, TranscodeJob
 

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from server.db import UTCDateTime, utcnow
+from events.timeutil import utcnow
+from server.db import UTCDateTime
 
 
 class Recording(SQLModel, table=True):

@@ -18,10 +18,10 @@ from sqlmodel import select
 
 from events import staff as staff_domain
 from events.models import LoginFailure, StaffUser
+from events.timeutil import utcnow
 from server import cli
 from server.app import create_app
 from server.config import ConfigError, Settings, get_settings
-from server.db import utcnow
 from server.deps import SESSION_COOKIE
 from tests.conftest import PASSWORD, event_body, login, make_user
 
