@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     install_frontend(app)
 
     app.add_middleware(Edge, hosts=settings.known_hosts, max_body=MAX_JSON_BODY,
-                       upload_paths=UPLOAD_PATHS)
+                       upload_paths=UPLOAD_PATHS, embed_parents=settings.embed_ancestors)
     return app
 
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     # Seconds the worker sleeps between rounds.
     worker_interval_s: float = Field(default=5.0, gt=0)
+    # Who may frame the embeddable player (/embed/{id}): CSP frame-ancestors sources, e.g.
+    # "https://www.bjxch.gov.cn"; the service's own pages always may.
+    embed_ancestors: str = ""
     # The largest recording a unit may upload (bytes; default 8 GiB).
     max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.

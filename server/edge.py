@@ -9,7 +9,9 @@ In the order a request meets them:
   never built from it, and nothing answers a DNS-rebinding name;
 - **the body limit**: a body over `max_body` bytes is refused (413 too_large), by its
   Content-Length up front, or as it comes when it is sent chunked;
-- **security headers** every page needs (nosniff, same-origin referrer, no framing elsewhere);
+- **security headers** every page needs: nosniff, a same-origin referrer, and a
+  Content-Security-Policy without inline script or style that lets nobody frame a page but the
+  embeddable player (`/embed/`), whose parents are configured;
 - **private answers** (server.caching): `Cache-Control: private, no-store` on what carries
   personal data or a capability, errors included.
 """
@@ -31,8 +33,22 @@ from server.config import host_name
 from server.deps import SESSION_COOKIE
 
 PRIVATE_BYTES = PRIVATE.encode()
-SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"SAMEORIGIN"))
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
+# No inline script or style anywhere (every script and stylesheet is a file under /static);
+# media may come from blob: (hls.js feeds the video through Media Source Extensions).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'; frame-ancestors ")
+# Pages the district portal may frame (the embeddable player); every other page no one may.
+EMBED_PREFIX = "/embed/"
+
+
+def csp_for(path: str, embed_parents: str) -> bytes:
+    """The Content-Security-Policy of a path: framing only for the embed pages, by the parents
+    configured (KAIFANG_EMBED_ANCESTORS)."""
+    if path.startswith(EMBED_PREFIX):
+        return (CSP + ("'self' " + embed_parents).strip()).encode()
+    return (CSP + "'none'").encode()
 
 
 def _too_large() -> Response:
@@ -51,8 +67,10 @@ class Edge:
     """Plain ASGI (see the module's docstring)."""
 
     def __init__(self, app: ASGIApp, *, hosts: frozenset[str], max_body: int,
-                 upload_paths: re.Pattern[str] | None = None) -> None:
+                 upload_paths: re.Pattern[str] | None = None, embed_parents: str = "") -> None:
         self.app = app
+        self._csp = csp_for("/", embed_parents)
+        self._embed_csp = csp_for(EMBED_PREFIX, embed_parents)
         self.hosts = hosts
         self.max_body = max_body
         # Routes that stream a large body to disk and enforce their own limit (recordings).
@@ -131,11 +149,15 @@ class Edge:
                 access_log.info("%s %s %d %.0fms", scope["method"], redact_path(scope["path"]),
                                 status, (time.perf_counter() - started) * 1000)
 
-    @staticmethod
-    def _headers(scope: Scope, message: Message, staff: bool) -> list[tuple[bytes, bytes]]:
+    def _headers(self, scope: Scope, message: Message, staff: bool) -> list[tuple[bytes, bytes]]:
         headers = list(message.get("headers", []))
         present = {name.lower() for name, _ in headers}
         headers += [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+        if b"content-security-policy" not in present:
+            embed = scope["path"].startswith(EMBED_PREFIX)
+            headers.append((b"content-security-policy", self._embed_csp if embed else self._csp))
+            if not embed:  # for browsers without frame-ancestors
+                headers.append((b"x-frame-options", b"DENY"))
         if is_private(scope):
             headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
             headers.append((b"cache-control", PRIVATE_BYTES))

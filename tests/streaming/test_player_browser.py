@@ -11,6 +11,9 @@ from tests.conftest import event_body, publish
 from tests.streaming.test_recordings import _upload
 
 PHONE = {"width": 375, "height": 812}
+# Anything the Content-Security-Policy blocked on the page (none may be).
+CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+             " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
 CAPTIONS = "WEBVTT\n\n00:00:00.000 --> 00:00:11.000\n欢迎收看政民互动直播间\n"
 
 
@@ -44,6 +47,7 @@ def test_a_recording_plays_through_hlsjs_with_captions_on_a_phone(
                           data={"kind": "captions", "language": "zh", "label": "中文"})
     assert attached.status_code == 201, attached.text
     page = browser.new_page(viewport=PHONE)
+    page.add_init_script(CSP_WATCH)
     try:
         page.goto(f"{live_server}/events/{event_id}/live")
         video = page.locator("video.player-video")
@@ -60,6 +64,7 @@ def test_a_recording_plays_through_hlsjs_with_captions_on_a_phone(
             " && t.activeCues[0].text; }", timeout=10000)
         assert cue.json_value() == "欢迎收看政民互动直播间"
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert page.evaluate("() => window.__csp") == []
     finally:
         page.close()
 
@@ -74,6 +79,7 @@ def test_a_premiere_starts_everyone_at_the_servers_moment(
         registration_closes_at=(premiere - timedelta(minutes=2)).isoformat(),
         premiere_at=premiere.isoformat())
     page = browser.new_page(viewport=PHONE)
+    page.add_init_script(CSP_WATCH)
     try:
         wait = (premiere - datetime.now(UTC)).total_seconds() + 2.5
         page.wait_for_timeout(max(0, wait) * 1000)  # the premiere has run 2.5 s
@@ -93,6 +99,7 @@ def test_a_premiere_starts_everyone_at_the_servers_moment(
         expected = (datetime.now(UTC) - premiere).total_seconds()
         shown = page.evaluate("() => document.querySelector('video').currentTime")
         assert shown < expected + 1, (shown, expected)
+        assert page.evaluate("() => window.__csp") == []
     finally:
         page.close()
 
@@ -123,6 +130,7 @@ def test_an_editor_uploads_with_progress_and_sees_the_job_finish(
 
     thread = threading.Thread(target=worker, daemon=True)
     page = browser.new_page(viewport=PHONE)
+    page.add_init_script(CSP_WATCH)
     try:
         sign_in(page, live_server, "uploader")
         page.goto(f"{live_server}/console/events/{event_id}")
@@ -135,6 +143,7 @@ def test_an_editor_uploads_with_progress_and_sees_the_job_finish(
         page.get_by_text("已就绪").wait_for(timeout=30000)  # the page reloads when done
         assert page.get_by_text("正在向公众播放").is_visible()
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert page.evaluate("() => window.__csp") == []
     finally:
         stop.set()
         page.close()
