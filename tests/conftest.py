@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -198,6 +199,37 @@ def publish(admin: TestClient, event_id: int) -> dict[str, Any]:
     response = admin.post(f"/api/events/{event_id}/status", json={"status": "published"})
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+APP_PACKAGES = ("server", "events", "streaming", "frontend")
+
+
+class Clock:
+    """The app's clock held still at `now`; `advance` moves it on, as time would."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Replaces the app's utcnow in every module that holds it (`from … import utcnow`), so a
+    test moves time on instead of sleeping. Signed tokens keep their own clock (time.time)."""
+    clock = Clock(datetime.now(UTC))
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in APP_PACKAGES:
+            continue
+        found = getattr(module, "utcnow", None)
+        if callable(found) and getattr(found, "__module__", "").split(".")[0] in APP_PACKAGES:
+            monkeypatch.setattr(module, "utcnow", clock)
+    return clock
 
 
 def _free_port() -> int:
