@@ -3,6 +3,8 @@ the wrong state is an error, and sessions are locked in one order (by id)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,16 +14,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 import server.db
 from events import registration, retention
-from events.locking import LockStateError, lock_event
-from events.models import Event
+from events.locking import RETRY_AFTER_S, LockStateError, lock_event
+from events.models import Event, Registration
 from events.registration import RegistrationIn, RegistrationRequest, register_many
 from server.db import get_engine
 from server.security import Signer
 from tests.conftest import TEST_SECRET_KEY, assign_hosts, door_open
+from tests.events import writer_processes
 from tests.events.test_registration import _open_event, _register
 
 SHORT = 0.3  # seconds: the lock timeout these tests run with
@@ -234,3 +237,52 @@ def test_a_write_outside_our_locks_that_waits_too_long_is_503_busy(
     assert answer.json()["error"] == "busy" and "Retry-After" in answer.headers
     assert seconds < 3
     assert editor.patch(f"/api/events/{event_id}", json={"title": "改过的标题"}).status_code == 200
+
+
+def test_two_processes_on_one_session_take_its_lock_in_turn(staff, db, settings):
+    """Two OS processes (spawn) register on one session with one seat left. While the first
+    holds the session's lock (SQLite: the flock and BEGIN IMMEDIATE; PostgreSQL: the row lock),
+    the second, with a short lock timeout, is answered Busy at its deadline; with a long one it
+    waits until the first commits, then re-counts under the lock: one seat, one confirmed."""
+    event_id = _open_event(staff, db, capacity=1)
+    db.rollback()
+    spawn = multiprocessing.get_context("spawn")
+    held, release, again, asking = (spawn.Event() for _ in range(4))
+    results = spawn.Queue()
+    url = settings.sqlalchemy_url
+    holder = spawn.Process(target=writer_processes.hold_the_lock,
+                           args=(url, TEST_SECRET_KEY, event_id, held, release, results))
+    waiter = spawn.Process(target=writer_processes.register_twice,
+                           args=(url, TEST_SECRET_KEY, event_id, SHORT, held, again, asking,
+                                 results))
+    holder.start()
+    waiter.start()
+    try:
+        assert held.wait(30), "the first process did not take the lock"
+        name, outcome, _position, seconds = results.get(timeout=30)
+        assert (name, outcome) == ("waiter", f"busy:busy:{RETRY_AFTER_S}")
+        assert SHORT * 0.9 <= seconds < 3  # it waited for its deadline, and no longer
+
+        again.set()
+        assert asking.wait(30)
+        with pytest.raises(queue.Empty):  # it cannot finish while the first holds the lock
+            results.get(timeout=SHORT)
+        release.set()
+        answers = {answer[0]: answer[1:] for answer in (results.get(timeout=30),
+                                                         results.get(timeout=30))}
+        assert answers["holder"][:2] == ("confirmed", None)
+        status, position, seconds = answers["waiter"]
+        assert (status, position) == ("waitlisted", 1)
+        assert seconds >= SHORT  # it waited for the first to let go
+    finally:
+        release.set()
+        again.set()
+        for process in (holder, waiter):
+            process.join(30)
+            if process.is_alive():
+                process.terminate()
+    assert (holder.exitcode, waiter.exitcode) == (0, 0)
+    db.expire_all()
+    statuses = sorted(r.status.value for r in db.exec(
+        select(Registration).where(Registration.event_id == event_id)))
+    assert statuses == ["confirmed", "waitlisted"]
