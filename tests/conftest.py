@@ -32,8 +32,8 @@ from server.cli import migrate
 from server.config import Settings
 from server.db import get_engine
 
-# The local SMS API (the `sms_api` fixture) that tests configure as the gateway.
-pytest_plugins = ["tests.sms_gateway"]
+# The local SMS API (the `sms_api` fixture) and SMTP server (`smtp_sink`) tests configure.
+pytest_plugins = ["tests.sms_gateway", "tests.smtp_sink"]
 PASSWORD = "correct-horse-42"
 # At least 32 bytes, as the service requires of any key.
 TEST_SECRET_KEY = "test-secret-key-of-at-least-32-bytes"
