@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from events.timeutil import local
 from frontend import labels
-from frontend.i18n import current_locale, gettext, ngettext
+from frontend.i18n import current_locale, gettext, ngettext, npgettext, pgettext
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -25,7 +25,8 @@ env = jinja2.Environment(
     extensions=["jinja2.ext.i18n"],
 )
 templates = Jinja2Templates(env=env)
-env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+env.install_gettext_callables(  # type: ignore[attr-defined]
+    gettext, ngettext, newstyle=True, pgettext=pgettext, npgettext=npgettext)
 env.policies["ext.i18n.trimmed"] = True
 
 WEEKDAYS_ZH = "一二三四五六日"

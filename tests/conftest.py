@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,8 +32,8 @@ from server.cli import migrate
 from server.config import Settings
 from server.db import get_engine
 
-# The local SMS API (the `sms_api` fixture) that tests configure as the gateway.
-pytest_plugins = ["tests.sms_gateway"]
+# The local SMS API (the `sms_api` fixture) and SMTP server (`smtp_sink`) tests configure.
+pytest_plugins = ["tests.sms_gateway", "tests.smtp_sink"]
 PASSWORD = "correct-horse-42"
 # At least 32 bytes, as the service requires of any key.
 TEST_SECRET_KEY = "test-secret-key-of-at-least-32-bytes"
@@ -198,6 +199,37 @@ def publish(admin: TestClient, event_id: int) -> dict[str, Any]:
     response = admin.post(f"/api/events/{event_id}/status", json={"status": "published"})
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+APP_PACKAGES = ("server", "events", "streaming", "frontend")
+
+
+class Clock:
+    """The app's clock held still at `now`; `advance` moves it on, as time would."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Replaces the app's utcnow in every module that holds it (`from … import utcnow`), so a
+    test moves time on instead of sleeping. Signed tokens keep their own clock (time.time)."""
+    clock = Clock(datetime.now(UTC))
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in APP_PACKAGES:
+            continue
+        found = getattr(module, "utcnow", None)
+        if callable(found) and getattr(found, "__module__", "").split(".")[0] in APP_PACKAGES:
+            monkeypatch.setattr(module, "utcnow", clock)
+    return clock
 
 
 def _free_port() -> int:

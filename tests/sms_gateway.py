@@ -83,3 +83,9 @@ def sms_api() -> Iterator[FakeSmsApi]:
     yield api
     api.server.shutdown()
     api.server.server_close()
+
+
+def texted_code(sms_api: FakeSmsApi, phone: str) -> str:
+    text = sms_api.texts(phone)[-1]
+    assert text["template"] == "SMS_106"
+    return str(text["params"]["code"])

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from server.deps import SESSION_COOKIE, SESSION_PURPOSE
 from tests.conftest import event_body, unit_id
-from tests.events.test_lifecycle import FUTURE, PAST, reach
+from tests.helpers import FUTURE, PAST, reach
 
 # host: any host account; host_assigned: a host the session's unit assigned to run it.
 ROLES = ("admin", "editor_own", "editor_other", "host", "host_assigned", "anonymous")

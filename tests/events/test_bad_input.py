@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from events.models import Event, Registration
 from server.app import MAX_JSON_BODY
 from tests.conftest import event_body, unit_id
-from tests.events.test_lifecycle import FUTURE, reach
+from tests.helpers import FUTURE, reach
 
 MISSING = object()
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 from events import closeout
 from events.models import OutboxMessage
 from server.worker import JOBS
-from tests.frontend.test_portal import create, future
+from tests.frontend.portal_pages import create, future
 
 
 def reminders(db):

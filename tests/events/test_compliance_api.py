@@ -15,7 +15,7 @@ from sqlmodel import Session
 from server import cli
 from server.config import Settings, get_settings
 from tests.conftest import event_body
-from tests.events.test_quotas import held
+from tests.helpers import held
 
 CONTRACT_UNIT_KEYS = {"id", "code", "name", "category"}
 CONTRACT_REQUIREMENT_KEYS = {"kind", "deadline", "required", "counted", "met"}

@@ -8,12 +8,10 @@ import logging
 import os
 import signal
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +30,6 @@ from events.delivery import (
     SmtpBackend,
     UnsentSmsBackend,
     backend_for,
-    deliver_due,
 )
 from events.models import OutboxMessage
 from events.timeutil import local
@@ -40,11 +37,10 @@ from server.app import create_app, serve_app
 from server.config import Settings, get_settings
 from server.db import get_engine
 from server.worker import Job, run_job
-from tests.conftest import event_body, publish
+from tests.helpers import PHONE, deliver, open_session, registered
 from tests.sms_gateway import FakeSmsApi, sms_env, with_sms
 
 ROOT = Path(__file__).resolve().parents[2]
-PHONE = "13912345678"
 
 
 @pytest.fixture
@@ -53,37 +49,8 @@ def settings(settings: Settings, sms_api: FakeSmsApi) -> Settings:
     return with_sms(settings, sms_api)
 
 
-def _open_event(staff: Any, db: Session, capacity: int = 10, days: int = 10) -> int:
-    now = datetime.now(UTC)
-    admin = staff("admin")
-    body = event_body(db, capacity=capacity,
-                      starts_at=(now + timedelta(days=days)).isoformat(),
-                      ends_at=(now + timedelta(days=days, hours=2)).isoformat(),
-                      registration_opens_at=(now - timedelta(days=1)).isoformat(),
-                      registration_closes_at=(now + timedelta(days=days - 1)).isoformat())
-    created = admin.post("/api/events", json=body)
-    assert created.status_code == 201, created.text
-    publish(admin, created.json()["id"])
-    return int(created.json()["id"])
-
-
-def _register(client: TestClient, event_id: int, phone: str = PHONE) -> dict[str, Any]:
-    response = client.post(f"/api/events/{event_id}/registrations",
-                           json={"name": "王小明", "phone": phone, "consent": True})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
 def _starts_at(client: TestClient, event_id: int) -> datetime:
     return datetime.fromisoformat(client.get(f"/api/events/{event_id}").json()["starts_at"])
-
-
-def deliver(settings: Settings, now: datetime | None = None, **kwargs: Any) -> int:
-    """One round as the worker does it: its own session, one commit."""
-    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
-        sent = deliver_due(db, settings, now=now, **kwargs)
-        db.commit()
-    return sent
 
 
 def outbox(db: Session, **where: Any) -> list[OutboxMessage]:
@@ -115,8 +82,8 @@ class Failing:
 
 
 def test_confirmation_is_delivered_into_the_outbox(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     assert deliver(settings) == 1
     confirmation, reminder = outbox(db, registration_id=ticket["id"])
     assert confirmation.topic == "registration_confirmed"
@@ -128,8 +95,8 @@ def test_confirmation_is_delivered_into_the_outbox(client, staff, db, settings):
 
 
 def test_a_reminder_goes_out_the_day_before_not_earlier(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     due = _starts_at(client, event_id) - timedelta(days=1)
     deliver(settings)
     assert deliver(settings, now=due - timedelta(hours=20)) == 0
@@ -142,8 +109,8 @@ def test_a_reminder_goes_out_the_day_before_not_earlier(client, staff, db, setti
 
 def test_after_a_postponement_only_the_reminder_for_the_new_time_is_sent(
         client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     old_start = _starts_at(client, event_id)
     new_start = old_start + timedelta(days=2)
     editor = staff("admin")
@@ -168,8 +135,8 @@ def test_after_a_postponement_only_the_reminder_for_the_new_time_is_sent(
 
 
 def test_moving_back_to_the_first_time_revives_its_reminder_once(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     start = _starts_at(client, event_id)
     admin = staff("admin")
     for when in (start + timedelta(days=3), start):
@@ -187,8 +154,8 @@ def test_moving_back_to_the_first_time_revives_its_reminder_once(client, staff, 
 
 def test_a_reminder_that_failed_before_a_move_is_not_retried_for_the_old_time(
         client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     start = _starts_at(client, event_id)
     deliver(settings)
     assert deliver(settings, now=start - timedelta(hours=23), backend=Failing()) == 0
@@ -206,8 +173,8 @@ def test_a_reminder_that_failed_before_a_move_is_not_retried_for_the_old_time(
 
 
 def test_a_cancelled_registration_gets_no_reminder(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     assert client.delete(f"/api/registrations/{ticket['manage_token']}").status_code == 200
     start = _starts_at(client, event_id)
     deliver(settings, now=start - timedelta(hours=23))
@@ -216,8 +183,8 @@ def test_a_cancelled_registration_gets_no_reminder(client, staff, db, settings):
 
 
 def test_a_failing_backend_marks_failed_and_retries_later(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     now = datetime.now(UTC)
     assert deliver(settings, now=now, backend=Failing()) == 0
     [message] = outbox(db, registration_id=ticket["id"], topic="registration_confirmed")
@@ -231,8 +198,8 @@ def test_a_failing_backend_marks_failed_and_retries_later(client, staff, db, set
 
 
 def test_after_five_failures_a_message_is_given_up(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     now = datetime.now(UTC)
     for attempt in range(MAX_ATTEMPTS + 2):
         deliver(settings, now=now + timedelta(hours=attempt), backend=Failing())
@@ -242,9 +209,9 @@ def test_after_five_failures_a_message_is_given_up(client, staff, db, settings):
 
 
 def test_two_workers_in_parallel_never_send_a_message_twice(client, staff, db, settings):
-    event_id = _open_event(staff, db, capacity=100)
+    event_id = open_session(staff, db, capacity=100)
     for i in range(24):
-        _register(client, event_id, phone=f"137{i:08d}")
+        registered(client, event_id, phone=f"137{i:08d}")
     backend = Recording(delay_s=0.005)
     start = threading.Barrier(2)
     rounds: list[int] = []
@@ -279,15 +246,15 @@ class Hanging:
 
 
 def test_a_hanging_mail_server_does_not_hold_up_registrations(client, staff, db, settings):
-    event_id = _open_event(staff, db, capacity=100)
-    _register(client, event_id, phone="13700000001")
+    event_id = open_session(staff, db, capacity=100)
+    registered(client, event_id, phone="13700000001")
     hanging = Hanging()
     with ThreadPoolExecutor(max_workers=1) as pool:
         round_ = pool.submit(deliver, settings, backend=hanging)
         assert hanging.entered.wait(10)
         started = time.monotonic()
         for i in range(2, 6):  # the send is still in progress all this while
-            _register(client, event_id, phone=f"137{i:08d}")
+            registered(client, event_id, phone=f"137{i:08d}")
         took = time.monotonic() - started
         hanging.release.set()
         assert round_.result(30) >= 1
@@ -297,8 +264,8 @@ def test_a_hanging_mail_server_does_not_hold_up_registrations(client, staff, db,
 def test_a_dead_workers_claims_are_sent_after_their_lease(client, staff, db, settings):
     from events.delivery import LEASE, _claim
 
-    event_id = _open_event(staff, db)
-    _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    registered(client, event_id)
     now = datetime.now(UTC)
     with Session(get_engine(settings.sqlalchemy_url)) as dying:
         assert len(_claim(dying, now, 100)) == 1  # claimed, then the worker is killed
@@ -312,8 +279,8 @@ def test_a_dead_workers_claims_are_sent_after_their_lease(client, staff, db, set
 
 def test_the_log_never_holds_the_phone_number(client, staff, db, settings, caplog):
     caplog.set_level(logging.DEBUG)
-    event_id = _open_event(staff, db)
-    _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    registered(client, event_id)
     now = datetime.now(UTC)
     deliver(settings, now=now, backend=Failing())
     deliver(settings, now=now + timedelta(minutes=5))
@@ -329,66 +296,6 @@ def test_the_log_never_holds_the_phone_number(client, staff, db, settings, caplo
     assert "failed, attempt 1" in caplog.text and "sent" in caplog.text
     assert "IntegrityError" in caplog.text and "ValueError" in caplog.text
     assert PHONE not in caplog.text and PHONE[-4:] not in caplog.text
-
-
-class SmtpSink(socketserver.ThreadingTCPServer):
-    """Just enough of an SMTP server on 127.0.0.1 to receive (or refuse) a mail."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, refuse_recipients: bool = False) -> None:
-        self.refuse_recipients = refuse_recipients
-        self.received: list[bytes] = []
-        super().__init__(("127.0.0.1", 0), SmtpSession)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.server_address[1]}"
-
-
-class SmtpSession(socketserver.StreamRequestHandler):
-    server: SmtpSink
-
-    def reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-
-    def handle(self) -> None:
-        self.reply("220 sink ready")
-        while line := self.rfile.readline():
-            verb = line.decode("ascii", "replace").strip().upper()
-            if verb.startswith(("EHLO", "HELO")):
-                self.reply("250 sink")
-            elif verb.startswith("RCPT") and self.server.refuse_recipients:
-                self.reply("550 no such mailbox")
-            elif verb == "DATA":
-                self.reply("354 end with .")
-                lines = []
-                while (data := self.rfile.readline()) not in (b".\r\n", b""):
-                    lines.append(data)
-                self.server.received.append(b"".join(lines))
-                self.reply("250 queued")
-            elif verb == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 ok")
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[Any]:
-    sinks: list[SmtpSink] = []
-
-    def start(refuse_recipients: bool = False) -> SmtpSink:
-        sink = SmtpSink(refuse_recipients)
-        threading.Thread(target=sink.serve_forever, daemon=True).start()
-        sinks.append(sink)
-        return sink
-
-    yield start
-    for sink in sinks:
-        sink.shutdown()
-        sink.server_close()
 
 
 def _queue_mail(db: Session) -> OutboxMessage:
@@ -454,12 +361,12 @@ def _wait_for(condition: Any, timeout_s: float = 15) -> bool:
 
 
 def test_the_embedded_worker_runs_only_when_asked(app, staff, db, settings):
-    event_id = _open_event(staff, db)
+    event_id = open_session(staff, db, capacity=10)
     assert _worker_threads() == []  # the tests' app (whose lifespan has run) has none
     quick = settings.model_copy(update={"worker_interval_s": 0.05})
     with TestClient(create_app(quick, start_worker=True)) as served:
         assert len(_worker_threads()) == 1
-        ticket = _register(served, event_id)
+        ticket = registered(served, event_id)
         assert _wait_for(lambda: outbox(db, registration_id=ticket["id"])[0].state == "sent")
     assert _wait_for(lambda: _worker_threads() == [], 5)
 
@@ -479,8 +386,8 @@ def test_serve_app_follows_the_embedded_worker_setting(settings, monkeypatch):
 
 
 def test_kaifang_worker_delivers_until_sigterm(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    ticket = _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    ticket = registered(client, event_id)
     env = {**os.environ, "KAIFANG_DATA_DIR": str(settings.data_dir),
            "KAIFANG_SECRET_KEY": "test-secret-key-of-at-least-32-bytes",
            "KAIFANG_WORKER_INTERVAL_S": "0.1", **sms_env(settings)}

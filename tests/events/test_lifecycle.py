@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
 from tests.conftest import event_body, unit_id
+from tests.helpers import FUTURE, PAST, move, reach, started
 
 STATUSES = ("draft", "pending_review", "published", "live", "ended", "archived", "cancelled")
-# The steps from a new draft to each state; a cancel always carries a reason.
-ROUTE = {
-    "draft": [],
-    "pending_review": ["pending_review"],
-    "published": ["pending_review", "published"],
-    "live": ["pending_review", "published", "live"],
-    "ended": ["pending_review", "published", "live", "ended"],
-    "archived": ["pending_review", "published", "live", "ended", "archived"],
-    "cancelled": ["pending_review", "published", "cancelled"],
-}
 LEGAL = [
     ("draft", "pending_review"), ("pending_review", "published"), ("pending_review", "draft"),
     ("published", "live"), ("live", "ended"), ("ended", "archived"),
@@ -32,38 +21,6 @@ LEGAL = [
     ("live", "cancelled"),
 ]
 ILLEGAL = [pair for pair in product(STATUSES, STATUSES) if pair not in LEGAL]
-PAST = {"starts_at": "2018-06-12T14:00:00+08:00", "ends_at": "2018-06-12T16:00:00+08:00",
-        "registration_opens_at": None, "registration_closes_at": None}
-FUTURE = {"starts_at": "2035-05-08T09:30:00+08:00", "ends_at": "2035-05-08T11:30:00+08:00",
-          "registration_opens_at": None, "registration_closes_at": None}
-
-
-def started() -> dict[str, Any]:
-    """Times of a session that began ten minutes ago: it may go live and end."""
-    now = datetime.now(UTC)
-    return {"starts_at": (now - timedelta(minutes=10)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-            "registration_opens_at": None, "registration_closes_at": None}
-
-
-def move(client: TestClient, event_id: int, status: str, reason: str = "") -> Any:
-    return client.post(f"/api/events/{event_id}/status",
-                       json={"status": status, **({"reason": reason} if reason else {})})
-
-
-def reach(admin: TestClient, db: Session, status: str, unit_code: str = "education",
-          **overrides: Any) -> int:
-    """A new session of the unit, moved by an admin into `status`; returns its id. A session
-    taken live or ended has started, unless the caller gives its times."""
-    if {"live", "ended"} & set(ROUTE[status]) and "starts_at" not in overrides:
-        overrides = {**started(), **overrides}
-    created = admin.post("/api/events", json=event_body(db, unit_code, **overrides))
-    assert created.status_code == 201, created.text
-    event_id: int = created.json()["id"]
-    for step in ROUTE[status]:
-        moved = move(admin, event_id, step, "因故取消" if step == "cancelled" else "")
-        assert moved.status_code == 200, moved.text
-    return event_id
 
 
 def status_of(admin: TestClient, event_id: int) -> str:

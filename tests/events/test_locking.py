@@ -3,6 +3,8 @@ the wrong state is an error, and sessions are locked in one order (by id)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,17 +14,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 import server.db
 from events import registration, retention
-from events.locking import LockStateError, lock_event
-from events.models import Event
+from events.locking import RETRY_AFTER_S, LockStateError, lock_event
+from events.models import Event, Registration
 from events.registration import RegistrationIn, RegistrationRequest, register_many
 from server.db import get_engine
 from server.security import Signer
 from tests.conftest import TEST_SECRET_KEY, assign_hosts, door_open
-from tests.events.test_registration import _open_event, _register
+from tests.events import writer_processes
+from tests.helpers import open_session, post_registration
 
 SHORT = 0.3  # seconds: the lock timeout these tests run with
 
@@ -55,8 +58,8 @@ def _while_locked(settings: Any, event_id: int, call: Any) -> tuple[Any, float]:
 
 def test_a_cancel_waiting_on_a_held_lock_is_503_busy_with_retry_after(
         app, client, staff, db, settings, short_locks):
-    event_id = _open_event(staff, db, capacity=2)
-    ticket = _register(client, event_id, "13800000001").json()
+    event_id = open_session(staff, db, capacity=2)
+    ticket = post_registration(client, event_id, "13800000001").json()
 
     def cancel() -> Any:
         with TestClient(app) as own:
@@ -75,11 +78,11 @@ def test_a_cancel_waiting_on_a_held_lock_is_503_busy_with_retry_after(
 
 def test_a_registration_waiting_on_a_held_lock_is_503_busy_and_not_written(
         app, staff, db, settings, short_locks):
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2)
 
     def register() -> Any:
         with TestClient(app) as own:
-            return _register(own, event_id, "13800000002")
+            return post_registration(own, event_id, "13800000002")
 
     answer, seconds = _while_locked(settings, event_id, register)
     assert answer.status_code == 503, answer.text
@@ -92,8 +95,8 @@ def test_a_registration_waiting_on_a_held_lock_is_503_busy_and_not_written(
 
 def test_a_check_in_waiting_on_a_held_lock_is_503_busy(app, client, staff, db, settings,
                                                         short_locks):
-    event_id = _open_event(staff, db, capacity=2, **door_open())
-    ticket = _register(client, event_id, "13800000003").json()
+    event_id = open_session(staff, db, capacity=2, **door_open())
+    ticket = post_registration(client, event_id, "13800000003").json()
     host = staff("host")
     assign_hosts(db, event_id)
 
@@ -107,7 +110,7 @@ def test_a_lock_asked_for_after_writing_without_it_is_an_error(staff, db, settin
     if db.connection().dialect.name != "sqlite":
         pytest.skip("SQLite's write lock: PostgreSQL locks rows whenever asked")
     db.rollback()
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2)
     with Session(get_engine(settings.sqlalchemy_url)) as session:
         session.execute(text("UPDATE event SET venue = venue WHERE id = :id"), {"id": event_id})
         with pytest.raises(LockStateError):
@@ -155,10 +158,10 @@ def _body(db: Session) -> dict[str, Any]:
 def test_a_closed_session_refuses_a_registration_without_taking_its_lock(
         staff, db, monkeypatch):
     past = datetime.now(UTC) - timedelta(days=1)
-    closed_id = _open_event(staff, db, capacity=5,
-                            registration_opens_at=(past - timedelta(days=1)).isoformat(),
-                            registration_closes_at=past.isoformat())
-    open_id = _open_event(staff, db, capacity=5)
+    closed_id = open_session(staff, db, capacity=5,
+                             registration_opens_at=(past - timedelta(days=1)).isoformat(),
+                             registration_closes_at=past.isoformat())
+    open_id = open_session(staff, db, capacity=5)
     locked: list[int] = []
     original = registration.lock_event
 
@@ -178,11 +181,11 @@ def test_a_closed_session_refuses_a_registration_without_taking_its_lock(
 
 def test_many_writers_on_two_sessions_all_finish(app, staff, db):
     """Registrations and cancels on two sessions at once: one lock order, no deadlock."""
-    first, second = _open_event(staff, db, capacity=3), _open_event(staff, db, capacity=3)
+    first, second = open_session(staff, db, capacity=3), open_session(staff, db, capacity=3)
 
     def attempt(i: int) -> int:
         with TestClient(app) as own:
-            made = _register(own, (first, second)[i % 2], f"139{i:08d}")
+            made = post_registration(own, (first, second)[i % 2], f"139{i:08d}")
             if i % 3 == 0 and made.status_code == 201:
                 return own.delete(
                     f"/api/registrations/{made.json()['manage_token']}").status_code
@@ -203,8 +206,8 @@ def test_another_process_holding_the_write_lock_gives_503_then_lets_go(
     if db.connection().dialect.name != "sqlite":
         pytest.skip("the flock is SQLite's")
     db.rollback()
-    event_id = _open_event(staff, db, capacity=2)
-    ticket = _register(client, event_id, "13800000001").json()
+    event_id = open_session(staff, db, capacity=2)
+    ticket = post_registration(client, event_id, "13800000001").json()
     other = os.open(f"{settings.data_dir / 'kaifang.db'}.lock", os.O_RDWR)
     try:
         fcntl.flock(other, fcntl.LOCK_EX)
@@ -234,3 +237,52 @@ def test_a_write_outside_our_locks_that_waits_too_long_is_503_busy(
     assert answer.json()["error"] == "busy" and "Retry-After" in answer.headers
     assert seconds < 3
     assert editor.patch(f"/api/events/{event_id}", json={"title": "改过的标题"}).status_code == 200
+
+
+def test_two_processes_on_one_session_take_its_lock_in_turn(staff, db, settings):
+    """Two OS processes (spawn) register on one session with one seat left. While the first
+    holds the session's lock (SQLite: the flock and BEGIN IMMEDIATE; PostgreSQL: the row lock),
+    the second, with a short lock timeout, is answered Busy at its deadline; with a long one it
+    waits until the first commits, then re-counts under the lock: one seat, one confirmed."""
+    event_id = open_session(staff, db, capacity=1)
+    db.rollback()
+    spawn = multiprocessing.get_context("spawn")
+    held, release, again, asking = (spawn.Event() for _ in range(4))
+    results = spawn.Queue()
+    url = settings.sqlalchemy_url
+    holder = spawn.Process(target=writer_processes.hold_the_lock,
+                           args=(url, TEST_SECRET_KEY, event_id, held, release, results))
+    waiter = spawn.Process(target=writer_processes.register_twice,
+                           args=(url, TEST_SECRET_KEY, event_id, SHORT, held, again, asking,
+                                 results))
+    holder.start()
+    waiter.start()
+    try:
+        assert held.wait(30), "the first process did not take the lock"
+        name, outcome, _position, seconds = results.get(timeout=30)
+        assert (name, outcome) == ("waiter", f"busy:busy:{RETRY_AFTER_S}")
+        assert SHORT * 0.9 <= seconds < 3  # it waited for its deadline, and no longer
+
+        again.set()
+        assert asking.wait(30)
+        with pytest.raises(queue.Empty):  # it cannot finish while the first holds the lock
+            results.get(timeout=SHORT)
+        release.set()
+        answers = {answer[0]: answer[1:] for answer in (results.get(timeout=30),
+                                                         results.get(timeout=30))}
+        assert answers["holder"][:2] == ("confirmed", None)
+        status, position, seconds = answers["waiter"]
+        assert (status, position) == ("waitlisted", 1)
+        assert seconds >= SHORT  # it waited for the first to let go
+    finally:
+        release.set()
+        again.set()
+        for process in (holder, waiter):
+            process.join(30)
+            if process.is_alive():
+                process.terminate()
+    assert (holder.exitcode, waiter.exitcode) == (0, 0)
+    db.expire_all()
+    statuses = sorted(r.status.value for r in db.exec(
+        select(Registration).where(Registration.event_id == event_id)))
+    assert statuses == ["confirmed", "waitlisted"]

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from events import quotas, units
@@ -23,33 +20,11 @@ from events.models import AuditEntry, OutboxMessage, StaffUser
 from events.quotas import RuleIn
 from server.config import Settings
 from server.worker import JOBS
-from tests.conftest import event_body, publish, unit_id
-from tests.events.test_delivery import SmtpSink, deliver
+from tests.conftest import event_body, unit_id
+from tests.helpers import deliver, held
+from tests.smtp_sink import SmtpSink
 
 LIVELIHOOD_AND_SUBDISTRICTS = 26
-
-
-def held(admin: TestClient, db: Session, unit: str, starts_at: str, *,
-         kind: str = "open_meeting", close: bool = True, cohosts: tuple[str, ...] = (),
-         cancel: bool = False) -> int:
-    """A published session of `unit` starting at `starts_at`; closed out unless told not."""
-    start = datetime.fromisoformat(starts_at)
-    body = event_body(db, unit, kind=kind, starts_at=start.isoformat(),
-                      ends_at=(start + timedelta(hours=2)).isoformat(),
-                      registration_opens_at=None, registration_closes_at=None,
-                      cohost_unit_ids=[unit_id(db, code) for code in cohosts])
-    created = admin.post("/api/events", json=body)
-    assert created.status_code == 201, created.text
-    event_id: int = created.json()["id"]
-    publish(admin, event_id)
-    if cancel:
-        response = admin.post(f"/api/events/{event_id}/status",
-                              json={"status": "cancelled", "reason": "场地临时无法使用"})
-        assert response.status_code == 200, response.text
-    elif close:
-        response = admin.post(f"/api/events/{event_id}/close", json={"minutes": "会议纪要"})
-        assert response.status_code == 200, response.text
-    return event_id
 
 
 def report(db: Session, year: int, today: date, unit: str | None = None
@@ -345,22 +320,12 @@ def test_the_reminder_body_names_what_is_due(db):
     assert "政府开放日" in message.subject
 
 
-@pytest.fixture
-def mail_sink() -> Iterator[SmtpSink]:
-    """A local SMTP server (test_delivery's) that keeps what it receives."""
-    sink = SmtpSink()
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    yield sink
-    sink.shutdown()
-    sink.server_close()
-
-
 def _with_smtp(settings: Settings, sink: SmtpSink) -> Settings:
     return settings.model_copy(update={"smtp_url": sink.url, "mail_from": "kf@xicheng.gov.cn"})
 
 
-def test_a_unit_with_a_contact_email_gets_its_reminder_by_smtp(db, settings, mail_sink):
-    sink = mail_sink
+def test_a_unit_with_a_contact_email_gets_its_reminder_by_smtp(db, settings, smtp_sink):
+    sink = smtp_sink()
     units.set_contact_email(db, _admin(db), unit_id(db, "civil-affairs"), "zhang@xicheng.gov.cn")
     db.commit()
     assert quotas.remind_units_at_risk(db, date(2025, 6, 20)) == LIVELIHOOD_AND_SUBDISTRICTS
@@ -378,8 +343,8 @@ def test_a_unit_with_a_contact_email_gets_its_reminder_by_smtp(db, settings, mai
 
 
 def test_a_unit_without_a_contact_email_is_reminded_in_the_console_never_failed(
-        db, settings, mail_sink):
-    sink = mail_sink
+        db, settings, smtp_sink):
+    sink = smtp_sink()
     assert quotas.remind_units_at_risk(db, date(2025, 6, 20)) == LIVELIHOOD_AND_SUBDISTRICTS
     db.commit()
     reminders = _reminders(db)

@@ -21,7 +21,7 @@ from server.config import Settings
 from server.db import get_engine
 from server.worker import JOBS, run_job
 from tests.conftest import REDIS_URL, event_body, publish
-from tests.frontend.test_tickets import HTML, post_form, visible
+from tests.frontend.portal_pages import HTML, post_form, visible
 from tests.sms_gateway import with_sms
 
 PHONE = "13912345678"

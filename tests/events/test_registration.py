@@ -10,33 +10,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from events.models import OutboxMessage, Registration
-from tests.conftest import assign_hosts, door_open, event_body, publish
-
-
-def _open_event(staff, db, capacity: int = 2, **overrides) -> int:
-    now = datetime.now(UTC)
-    admin = staff("admin")
-    times = {"starts_at": (now + timedelta(days=10)).isoformat(),
-             "ends_at": (now + timedelta(days=10, hours=2)).isoformat(),
-             "registration_opens_at": (now - timedelta(days=1)).isoformat(),
-             "registration_closes_at": (now + timedelta(days=9)).isoformat()}
-    body = event_body(db, capacity=capacity, **{**times, **overrides})
-    created = admin.post("/api/events", json=body)
-    assert created.status_code == 201, created.text
-    publish(admin, created.json()["id"])
-    return int(created.json()["id"])
-
-
-def _register(client, event_id: int, phone: str, name: str = "王小明", **extra):
-    return client.post(f"/api/events/{event_id}/registrations",
-                       json={"name": name, "phone": phone, "consent": True, **extra})
+from tests.conftest import assign_hosts, door_open
+from tests.helpers import open_session, post_registration
 
 
 def test_seats_then_waitlist_then_promotion_on_cancel(client, staff, db):
-    event_id = _open_event(staff, db, capacity=2)
-    first = _register(client, event_id, "13800000001").json()
-    second = _register(client, event_id, "13800000002").json()
-    third = _register(client, event_id, "13800000003")
+    event_id = open_session(staff, db, capacity=2)
+    first = post_registration(client, event_id, "13800000001").json()
+    second = post_registration(client, event_id, "13800000002").json()
+    third = post_registration(client, event_id, "13800000003")
     assert third.status_code == 201
     third = third.json()
     assert [first["status"], second["status"], third["status"]] == \
@@ -56,10 +38,10 @@ def test_seats_then_waitlist_then_promotion_on_cancel(client, staff, db):
 
 
 def test_same_phone_twice_is_409_and_masked_ticket(client, staff, db):
-    event_id = _open_event(staff, db)
-    ok = _register(client, event_id, "+86 138-0000-0009", name="欧阳娜娜")
+    event_id = open_session(staff, db, capacity=2)
+    ok = post_registration(client, event_id, "+86 138-0000-0009", name="欧阳娜娜")
     assert ok.status_code == 201
-    again = _register(client, event_id, "13800000009")
+    again = post_registration(client, event_id, "13800000009")
     assert again.status_code == 409 and again.json()["error"] == "already_registered"
     ticket = client.get(f"/api/registrations/{ok.json()['manage_token']}").json()
     assert ticket["phone"] == "138****0009" and ticket["name"] == "欧**娜"
@@ -73,7 +55,7 @@ def test_same_phone_twice_is_409_and_masked_ticket(client, staff, db):
     ({"phone": "13800000001", "consent": True}, "name"),
 ])
 def test_bad_registrations_are_422_and_save_nothing(client, staff, db, body, field):
-    event_id = _open_event(staff, db)
+    event_id = open_session(staff, db, capacity=2)
     response = client.post(f"/api/events/{event_id}/registrations", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "invalid"
@@ -83,14 +65,15 @@ def test_bad_registrations_are_422_and_save_nothing(client, staff, db, body, fie
 
 def test_outside_the_window_is_registration_closed(client, staff, db):
     now = datetime.now(UTC)
-    event_id = _open_event(staff, db, registration_opens_at=(now + timedelta(days=1)).isoformat())
-    response = _register(client, event_id, "13800000001")
+    event_id = open_session(staff, db, capacity=2,
+                            registration_opens_at=(now + timedelta(days=1)).isoformat())
+    response = post_registration(client, event_id, "13800000001")
     assert response.status_code == 409 and response.json()["error"] == "registration_closed"
 
 
 def test_forged_and_erased_tokens_reveal_nothing(client, staff, db):
-    event_id = _open_event(staff, db)
-    token = _register(client, event_id, "13800000001").json()["manage_token"]
+    event_id = open_session(staff, db, capacity=2)
+    token = post_registration(client, event_id, "13800000001").json()["manage_token"]
     forged = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
     assert client.get(f"/api/registrations/{forged}").status_code == 404
     assert client.get("/api/registrations/not-a-token-at-all").status_code == 404
@@ -102,11 +85,11 @@ def test_forged_and_erased_tokens_reveal_nothing(client, staff, db):
 
 
 def test_check_in_once_then_409_with_time(client, staff, db):
-    event_id = _open_event(staff, db, capacity=1, **door_open())
+    event_id = open_session(staff, db, capacity=1, **door_open())
     host = staff("host")
     assign_hosts(db, event_id)
-    confirmed = _register(client, event_id, "13800000001").json()
-    waitlisted = _register(client, event_id, "13800000002").json()
+    confirmed = post_registration(client, event_id, "13800000001").json()
+    waitlisted = post_registration(client, event_id, "13800000002").json()
     first = host.post(f"/api/events/{event_id}/checkins", json={"code": confirmed["code"].lower()})
     assert first.status_code == 200, first.text
     assert first.json()["checked_in_count"] == 1 and first.json()["capacity"] == 1
@@ -122,11 +105,11 @@ def test_check_in_once_then_409_with_time(client, staff, db):
 
 
 def test_many_threads_racing_for_the_last_seats_never_overbook(app, staff, db):
-    event_id = _open_event(staff, db, capacity=5)
+    event_id = open_session(staff, db, capacity=5)
 
     def attempt(i: int) -> int:
         with TestClient(app) as own:
-            return _register(own, event_id, f"139{i:08d}").status_code
+            return post_registration(own, event_id, f"139{i:08d}").status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(attempt, range(60)))
@@ -138,10 +121,10 @@ def test_many_threads_racing_for_the_last_seats_never_overbook(app, staff, db):
 
 
 def test_an_attendee_can_still_erase_their_data_and_stays_counted(client, staff, db):
-    event_id = _open_event(staff, db, **door_open())
+    event_id = open_session(staff, db, capacity=2, **door_open())
     host = staff("host")
     assign_hosts(db, event_id)
-    ticket = _register(client, event_id, "13800000007").json()
+    ticket = post_registration(client, event_id, "13800000007").json()
     assert host.post(f"/api/events/{event_id}/checkins",
                      json={"code": ticket["code"]}).status_code == 200
     assert client.post(f"/api/registrations/{ticket['manage_token']}/erase").status_code == 204
@@ -151,8 +134,8 @@ def test_an_attendee_can_still_erase_their_data_and_stays_counted(client, staff,
 
 
 def test_cancels_racing_registrations_promote_each_waiter_once(app, client, staff, db):
-    event_id = _open_event(staff, db, capacity=4)
-    tickets = [_register(client, event_id, f"1370000{i:04d}").json() for i in range(10)]
+    event_id = open_session(staff, db, capacity=4)
+    tickets = [post_registration(client, event_id, f"1370000{i:04d}").json() for i in range(10)]
     holders = [t for t in tickets if t["status"] == "confirmed"]
     assert len(holders) == 4
 
@@ -162,7 +145,7 @@ def test_cancels_racing_registrations_promote_each_waiter_once(app, client, staf
 
     def newcomer(i: int) -> int:
         with TestClient(app) as own:
-            return _register(own, event_id, f"1360000{i:04d}").status_code
+            return post_registration(own, event_id, f"1360000{i:04d}").status_code
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         cancels = [pool.submit(cancel, t) for t in holders[:3] + holders[:3]]
@@ -180,10 +163,10 @@ def test_cancels_racing_registrations_promote_each_waiter_once(app, client, staf
 
 def test_the_door_opens_two_hours_before_the_start_and_closes_at_the_end(client, staff, db):
     """Check-in and walk-ins worked 11 days before a session, and a walk-in took a seat."""
-    event_id = _open_event(staff, db, capacity=1, **door_open(minutes_to_start=11 * 24 * 60))
+    event_id = open_session(staff, db, capacity=1, **door_open(minutes_to_start=11 * 24 * 60))
     host = staff("host")
     assign_hosts(db, event_id)
-    ticket = _register(client, event_id, "13800000001").json()
+    ticket = post_registration(client, event_id, "13800000001").json()
 
     early = host.post(f"/api/events/{event_id}/checkins", json={"code": ticket["code"]})
     assert early.status_code == 409, early.text
@@ -196,16 +179,17 @@ def test_the_door_opens_two_hours_before_the_start_and_closes_at_the_end(client,
     assert (event["registered_count"], event["seats_left"]) == (1, 0)
 
     # Two hours before the start the door opens; once the session ends it closes again.
-    soon = _open_event(staff, db, **door_open(minutes_to_start=115))
+    soon = open_session(staff, db, capacity=2, **door_open(minutes_to_start=115))
     assign_hosts(db, soon)
     assert host.post(f"/api/events/{soon}/walk-ins", json={"name": "赵六"}).status_code == 201
-    later = _open_event(staff, db, **door_open(minutes_to_start=125))
+    later = open_session(staff, db, capacity=2, **door_open(minutes_to_start=125))
     assign_hosts(db, later)
     assert host.post(f"/api/events/{later}/walk-ins",
                      json={"name": "赵六"}).json()["error"] == "checkin_not_open"
-    over = _open_event(staff, db, registration_opens_at=None, registration_closes_at=None,
-                       starts_at=(datetime.now(UTC) - timedelta(hours=3)).isoformat(),
-                       ends_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+    over = open_session(staff, db, capacity=2, registration_opens_at=None,
+                        registration_closes_at=None,
+                        starts_at=(datetime.now(UTC) - timedelta(hours=3)).isoformat(),
+                        ends_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
     assign_hosts(db, over)
     closed = host.post(f"/api/events/{over}/walk-ins", json={"name": "赵六"})
     assert (closed.status_code, closed.json()["error"]) == (409, "checkin_closed")
@@ -215,7 +199,7 @@ def test_how_long_before_the_start_the_door_opens_is_a_setting(staff, db, settin
     from server.app import create_app
     from tests.conftest import login
 
-    event_id = _open_event(staff, db, **door_open(minutes_to_start=5 * 60))
+    event_id = open_session(staff, db, capacity=2, **door_open(minutes_to_start=5 * 60))
     staff("host")  # an account for the other app's client
     host_name = "host-x-1"
     assign_hosts(db, event_id)

@@ -22,7 +22,7 @@ from events.registration import (
     register_many,
 )
 from server.security import Signer
-from tests.events.test_registration import _open_event
+from tests.helpers import open_session
 
 
 def _person(i: int) -> dict[str, object]:
@@ -38,7 +38,7 @@ async def _burst(app, event_id: int, count: int) -> list[httpx.Response]:
 
 
 def test_a_burst_is_written_in_batches_and_seats_go_in_order(app, staff, db, monkeypatch):
-    event_id = _open_event(staff, db, capacity=10)
+    event_id = open_session(staff, db, capacity=10)
     batches: list[int] = []
     original = registration.register_many
 
@@ -64,7 +64,7 @@ def test_a_burst_is_written_in_batches_and_seats_go_in_order(app, staff, db, mon
 
 
 def test_the_answer_matches_the_stored_ticket(app, client, staff, db):
-    event_id = _open_event(staff, db, capacity=3)
+    event_id = open_session(staff, db, capacity=3)
     bodies = [a.json() for a in asyncio.run(_burst(app, event_id, 8))]
     for body in bodies:
         stored = client.get(f"/api/registrations/{body['manage_token']}").json()
@@ -73,11 +73,11 @@ def test_the_answer_matches_the_stored_ticket(app, client, staff, db):
 
 
 def test_one_batch_refuses_only_what_breaks_a_rule(staff, db, settings):
-    open_id = _open_event(staff, db, capacity=1)
+    open_id = open_session(staff, db, capacity=1)
     past = datetime.now(UTC) - timedelta(days=1)
-    closed_id = _open_event(staff, db, capacity=5,
-                            registration_opens_at=(past - timedelta(days=1)).isoformat(),
-                            registration_closes_at=past.isoformat())
+    closed_id = open_session(staff, db, capacity=5,
+                             registration_opens_at=(past - timedelta(days=1)).isoformat(),
+                             registration_closes_at=past.isoformat())
     signer = Signer("test-secret-key-of-at-least-32-bytes")
     one, two, three = (RegistrationIn(name="甲", phone="13900000001", consent=True),
                        RegistrationIn(name="乙", phone="13900000002", consent=True),
@@ -99,7 +99,7 @@ def test_one_batch_refuses_only_what_breaks_a_rule(staff, db, settings):
 
 
 def test_a_spoilt_batch_is_written_one_by_one(app, staff, db, monkeypatch):
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2)
     original = registration.register_many
 
     def fragile(session, signer, requests, **options):
@@ -114,7 +114,7 @@ def test_a_spoilt_batch_is_written_one_by_one(app, staff, db, monkeypatch):
 
 
 def test_a_failure_reaches_only_its_own_request(app, staff, db, monkeypatch):
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2)
     original = registration.register_many
 
     def refuse_one(session, signer, requests, **options):
@@ -142,7 +142,7 @@ def test_the_waitlist_place_told_stays_true_when_a_waiting_writer_commits_next(
     from events.locking import lock_event
     from server.db import get_engine
 
-    event_id = _open_event(staff, db, capacity=1)
+    event_id = open_session(staff, db, capacity=1)
     signer = Signer("test-secret-key-of-at-least-32-bytes")
     engine = get_engine(settings.sqlalchemy_url)
     with Session(engine) as first:
@@ -181,7 +181,7 @@ def test_the_waitlist_place_told_stays_true_when_a_waiting_writer_commits_next(
 
 def test_a_transient_error_answers_the_batch_503_busy_without_retrying_one_by_one(
         app, staff, db, monkeypatch):
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2)
     tried: list[int] = []
 
     def connection_lost(session, signer, requests, **options):
@@ -200,7 +200,7 @@ def test_a_lost_commit_acknowledgement_still_answers_201_with_the_ticket(
         app, client, staff, db, monkeypatch):
     """The commit went through but its answer was lost: the desk looks, and answers what was
     made, not 409 already_registered to the citizen who registered."""
-    event_id = _open_event(staff, db, capacity=2)
+    event_id = open_session(staff, db, capacity=2)
 
     class AckLost(Session):
         def commit(self) -> None:
@@ -223,7 +223,7 @@ def short_deadline(monkeypatch: pytest.MonkeyPatch) -> float:
 
 def test_a_request_past_its_deadline_is_answered_503_and_never_written(
         app, staff, db, monkeypatch, short_deadline):
-    event_id = _open_event(staff, db, capacity=5)
+    event_id = open_session(staff, db, capacity=5)
     original = registration.register_many
     calls: list[int] = []
 

@@ -15,7 +15,7 @@ from events import registration
 from events.models import Registration
 from server.db import get_engine
 from tests.conftest import assign_hosts, door_open
-from tests.events.test_registration import _open_event, _register
+from tests.helpers import open_session, post_registration
 
 
 def test_sqlite_commits_are_durable_synchronous_full(settings):
@@ -35,7 +35,7 @@ def _row(event_id: int, code: str, phone_hash: str, status: str = "confirmed") -
 
 
 def test_the_database_refuses_a_second_active_registration_of_one_phone(staff, db, settings):
-    event_id = _open_event(staff, db, capacity=5)
+    event_id = open_session(staff, db, capacity=5)
     table = Registration.__table__  # type: ignore[attr-defined]
     with Session(get_engine(settings.sqlalchemy_url)) as session:
         session.execute(insert(table), [
@@ -54,8 +54,8 @@ def test_the_database_refuses_a_second_active_registration_of_one_phone(staff, d
 
 
 def test_a_walk_in_with_a_number_that_holds_a_ticket_is_409(client, staff, db):
-    event_id = _open_event(staff, db, capacity=5, **door_open())
-    assert _register(client, event_id, "13900000009").status_code == 201
+    event_id = open_session(staff, db, capacity=5, **door_open())
+    assert post_registration(client, event_id, "13900000009").status_code == 201
     host = staff("host")
     assign_hosts(db, event_id)
     refused = host.post(f"/api/events/{event_id}/walk-ins",
@@ -67,14 +67,14 @@ def test_a_walk_in_with_a_number_that_holds_a_ticket_is_409(client, staff, db):
 
 
 def test_a_clock_stepped_back_does_not_reorder_the_waitlist(client, staff, db, monkeypatch):
-    event_id = _open_event(staff, db, capacity=1)
-    holder = _register(client, event_id, "13900000001").json()
+    event_id = open_session(staff, db, capacity=1)
+    holder = post_registration(client, event_id, "13900000001").json()
     now = datetime.now(UTC)
     monkeypatch.setattr(registration, "utcnow", lambda: now)
-    first = _register(client, event_id, "13900000002").json()
+    first = post_registration(client, event_id, "13900000002").json()
     # NTP steps the clock an hour back between two registrations.
     monkeypatch.setattr(registration, "utcnow", lambda: now - timedelta(hours=1))
-    second = _register(client, event_id, "13900000003").json()
+    second = post_registration(client, event_id, "13900000003").json()
     assert (first["waitlist_position"], second["waitlist_position"]) == (1, 2)
 
     def place(ticket: dict) -> tuple[str, int | None]:

@@ -19,7 +19,7 @@ from server.config import Settings, get_settings
 from server.db import get_engine
 from server.worker import JOBS, Job, run_worker
 from tests.conftest import assign_hosts, event_body, publish
-from tests.events.test_delivery import deliver
+from tests.helpers import deliver
 
 DAY = timedelta(days=1)
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import event_body, unit_id
-from tests.events.test_lifecycle import FUTURE, move, reach
+from tests.helpers import FUTURE, move, reach
 
 HELD = {"kind": "public_report", "starts_at": "2026-06-10T09:30:00+08:00",
         "ends_at": "2026-06-10T11:30:00+08:00", "registration_opens_at": None,

@@ -9,24 +9,14 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from events.delivery import UnsentSmsBackend, backend_for, deliver_due
+from events.delivery import UnsentSmsBackend, backend_for
 from events.models import OutboxMessage
 from server.app import create_app
 from server.config import Settings
-from server.db import get_engine
 from tests.conftest import login, make_user
-from tests.events.test_delivery import PHONE, _open_event, _register
-from tests.frontend.test_tickets import open_session, register, ticket, visible
+from tests.frontend.portal_pages import HTML, register, ticket, visible
+from tests.helpers import PHONE, deliver, open_session, registered
 from tests.sms_gateway import FakeSmsApi, with_sms
-
-HTML = {"accept": "text/html"}
-
-
-def deliver(settings: Settings, now: datetime | None = None) -> int:
-    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
-        sent = deliver_due(db, settings, now=now)
-        db.commit()
-    return sent
 
 
 def confirmation(db: Session) -> OutboxMessage:
@@ -37,8 +27,8 @@ def confirmation(db: Session) -> OutboxMessage:
 
 def test_a_text_goes_to_alibaba_cloud_with_its_template_and_parameters(
         client, staff, db, settings, sms_api: FakeSmsApi):
-    event_id = _open_event(staff, db)
-    ticket_code = _register(client, event_id)["code"]
+    event_id = open_session(staff, db, capacity=10)
+    ticket_code = registered(client, event_id)["code"]
     assert deliver(with_sms(settings, sms_api)) == 1
     text, = sms_api.texts(PHONE)
     assert text["template"] == "SMS_100" and text["sign"] == "西城政务开放"
@@ -50,8 +40,8 @@ def test_a_text_goes_to_alibaba_cloud_with_its_template_and_parameters(
 def test_a_refused_text_is_retried_with_the_providers_code_and_no_number_in_logs(
         client, staff, db, settings, sms_api: FakeSmsApi, caplog):
     caplog.set_level(logging.DEBUG)
-    event_id = _open_event(staff, db)
-    _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    registered(client, event_id)
     sms_api.refuse[PHONE] = "isv.BUSINESS_LIMIT_CONTROL"
     configured = with_sms(settings, sms_api)
     now = datetime.now(UTC)
@@ -66,8 +56,8 @@ def test_a_refused_text_is_retried_with_the_providers_code_and_no_number_in_logs
 
 
 def test_an_unreachable_gateway_is_a_failure_without_the_number(client, staff, db, settings):
-    event_id = _open_event(staff, db)
-    _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    registered(client, event_id)
     down = settings.model_copy(update={
         "sms_access_key_id": "id", "sms_access_key_secret": "secret", "sms_sign_name": "西城",
         "sms_endpoint": "http://127.0.0.1:9", "sms_templates": "registration_confirmed=SMS_1"})
@@ -84,8 +74,8 @@ def test_the_access_key_secret_is_never_shown():
 
 def test_without_a_gateway_texts_read_unsent_never_sent(client, staff, db, settings):
     assert isinstance(backend_for(settings, "sms"), UnsentSmsBackend)
-    event_id = _open_event(staff, db)
-    _register(client, event_id)
+    event_id = open_session(staff, db, capacity=10)
+    registered(client, event_id)
     assert deliver(settings) == 0
     assert deliver(settings, datetime.now(UTC) + timedelta(hours=1)) == 0
     message = confirmation(db)

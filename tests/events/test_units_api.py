@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, event_body, login, unit_id
-from tests.events.test_lifecycle import FUTURE, reach
+from tests.helpers import FUTURE, reach
 
 LIVELIHOOD = {"区教委", "区民政局", "区人力社保局", "区环保局", "区房管局", "区城市管理委",
               "区商务委", "区卫生计生委", "区安全监管局", "区园林绿化局", "区文化委"}

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from tests.conftest import make_user
-from tests.frontend.test_console import sign_in
+from tests.frontend.console_pages import sign_in
 
 
 @pytest.fixture

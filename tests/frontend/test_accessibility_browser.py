@@ -9,7 +9,8 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from tests.conftest import PASSWORD, event_body, make_user
-from tests.frontend.test_tickets import open_session, register
+from tests.frontend.portal_pages import register
+from tests.helpers import open_session
 
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 BLOCKING = {"serious", "critical"}

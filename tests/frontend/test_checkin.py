@@ -13,13 +13,13 @@ from typing import Any
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from events.models import AuditEntry, OutboxMessage, Registration, RegistrationStatus
+from events.models import AuditEntry, OutboxMessage, RegistrationStatus
 from events.timeutil import local
 from tests.conftest import assign_hosts, door_open
-from tests.frontend.test_console import csrf_of
-from tests.frontend.test_tickets import open_session
+from tests.frontend.console_pages import csrf_of
+from tests.helpers import open_session, registered, registrations
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 TAG = re.compile(r"<[^>]+>")
@@ -27,22 +27,8 @@ PHONE = re.compile(r"1[3-9]\d{9}")
 R = RegistrationStatus
 
 
-
-
 def visible(html: str) -> str:
     return unescape(" ".join(TAG.sub(" ", html).split()))
-
-
-def register(client: TestClient, event_id: int, name: str, phone: str) -> dict[str, Any]:
-    response = client.post(f"/api/events/{event_id}/registrations",
-                           json={"name": name, "phone": phone, "consent": True})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def rows(db: Session) -> list[Registration]:
-    db.rollback()  # a fresh snapshot: the app committed on its own connection
-    return list(db.exec(select(Registration).order_by(Registration.id)))
 
 
 def checkin_url(event_id: int) -> str:
@@ -92,9 +78,9 @@ def post_capacity(client: TestClient, event_id: int, capacity: str) -> Any:
 
 def test_the_door_form_checks_in_once_and_says_when_the_first_was(client, staff, console, db):
     event_id = open_session(staff, db, capacity=2, **door_open())
-    first = register(client, event_id, "王小明", "13800000001")
-    register(client, event_id, "李华", "13800000002")
-    waiting = register(client, event_id, "张三丰", "13800000003")
+    first = registered(client, event_id, "13800000001", "王小明")
+    registered(client, event_id, "13800000002", "李华")
+    waiting = registered(client, event_id, "13800000003", "张三丰")
     assert waiting["status"] == "waitlisted"
     editor = console("editor", "education")
 
@@ -111,13 +97,13 @@ def test_the_door_form_checks_in_once_and_says_when_the_first_was(client, staff,
     assert result_of(done) == f"✓ 签到成功 王*明 入场码 {code}"
     assert "tone-ok" in done.text and "王小明" not in done.text
     assert counter_of(done) == "已签到 1 / 名额 2"
-    checked = rows(db)[0]
+    checked = registrations(db)[0]
     assert checked.checked_in_at is not None
 
     # A refresh shows the result again but checks nobody in again.
     again = editor.get(str(done.url))
     assert result_of(again) == result_of(done)
-    assert rows(db)[0].checked_in_at == checked.checked_in_at
+    assert registrations(db)[0].checked_in_at == checked.checked_in_at
 
     second = check_in(editor, event_id, code)
     when = local(checked.checked_in_at).strftime("%H:%M")
@@ -128,14 +114,14 @@ def test_the_door_form_checks_in_once_and_says_when_the_first_was(client, staff,
 
 def test_refused_tickets_say_why_in_words(client, staff, console, db):
     event_id = open_session(staff, db, capacity=1, **door_open())
-    seat = register(client, event_id, "王小明", "13800000001")
-    waiting = register(client, event_id, "李华", "13800000002")
+    seat = registered(client, event_id, "13800000001", "王小明")
+    waiting = registered(client, event_id, "13800000002", "李华")
     editor = console("editor", "education")
 
     refused = check_in(editor, event_id, waiting["code"])
     assert result_of(refused).startswith("✗ 候补名单，未确认 李*")
     assert "tone-refused" in refused.text
-    assert all(r.checked_in_at is None for r in rows(db))
+    assert all(r.checked_in_at is None for r in registrations(db))
 
     assert client.delete(f"/api/registrations/{seat['manage_token']}").status_code == 200
     cancelled = check_in(editor, event_id, seat["code"])
@@ -156,7 +142,7 @@ def test_refused_tickets_say_why_in_words(client, staff, console, db):
 
 def test_a_host_checks_in_an_editor_of_another_unit_may_not(client, staff, console, db):
     event_id = open_session(staff, db, **door_open())
-    ticket = register(client, event_id, "王小明", "13800000001")
+    ticket = registered(client, event_id, "13800000001", "王小明")
     stranger = console("editor", "civil-affairs")
 
     assert stranger.get(checkin_url(event_id)).status_code == 403
@@ -165,7 +151,7 @@ def test_a_host_checks_in_an_editor_of_another_unit_may_not(client, staff, conso
                                                          "csrf_token": token})
     assert refused.status_code == 403
     assert "这属于其他单位，或须由区政府办公室办理。" in refused.text
-    assert rows(db)[0].checked_in_at is None
+    assert registrations(db)[0].checked_in_at is None
     assert stranger.get(f"/console/events/{event_id}/registrations").status_code == 403
 
     host = console("host")
@@ -173,12 +159,12 @@ def test_a_host_checks_in_an_editor_of_another_unit_may_not(client, staff, conso
     assign_hosts(db, event_id)
     page = check_in(host, event_id, ticket["code"])
     assert result_of(page).startswith("✓ 签到成功 王*明")
-    assert rows(db)[0].checked_in_at is not None
+    assert registrations(db)[0].checked_in_at is not None
 
 
 def test_days_before_the_door_page_says_when_check_in_opens(client, staff, console, db):
     event_id = open_session(staff, db, capacity=1)  # in ten days
-    register(client, event_id, "王小明", "13800000001")
+    registered(client, event_id, "13800000001", "王小明")
     editor = console("editor", "education")
     page = editor.get(checkin_url(event_id))
     notice = re.search(r'<p class="notice error"[^>]*id="door-notice">(.*?)</p>', page.text, re.S)
@@ -187,26 +173,26 @@ def test_days_before_the_door_page_says_when_check_in_opens(client, staff, conso
     assert 'id="checkin-code"' in page.text and "disabled" in page.text.split(
         'id="checkin-code"')[1].split(">")[0]
 
-    code = rows(db)[0].code
+    code = registrations(db)[0].code
     refused = check_in(editor, event_id, code)
     assert result_of(refused).startswith("✗ 签到尚未开始")
     walked = walk_in(editor, event_id, "赵六")
     assert walked.status_code == 409 and "签到尚未开始" in walked.text
-    assert [r.checked_in_at for r in rows(db)] == [None]
+    assert [r.checked_in_at for r in registrations(db)] == [None]
 
 
 def test_a_form_without_its_token_checks_nobody_in(client, staff, console, db):
     event_id = open_session(staff, db)
-    ticket = register(client, event_id, "王小明", "13800000001")
+    ticket = registered(client, event_id, "13800000001", "王小明")
     editor = console("editor", "education")
     response = editor.post(checkin_url(event_id), data={"code": ticket["code"]})
     assert response.status_code == 403
-    assert rows(db)[0].checked_in_at is None
+    assert registrations(db)[0].checked_in_at is None
 
 
 def test_a_walk_in_is_registered_checked_in_and_counted(client, staff, console, db):
     event_id = open_session(staff, db, capacity=2, **door_open())
-    register(client, event_id, "王小明", "13800000001")
+    registered(client, event_id, "13800000001", "王小明")
     editor = console("editor", "education")
 
     bad = walk_in(editor, event_id, "赵六", "12345")
@@ -217,7 +203,7 @@ def test_a_walk_in_is_registered_checked_in_and_counted(client, staff, console, 
     response = walk_in(editor, event_id, "赵六", "139 0000 0009")
     assert response.status_code == 303
     page = editor.get(response.headers["location"])
-    walked = rows(db)[-1]
+    walked = registrations(db)[-1]
     assert (walked.source, walked.status, walked.phone) == ("walk_in", R.confirmed, "13900000009")
     assert walked.checked_in_at is not None
     assert result_of(page) == f"✓ 现场登记成功 赵* 入场码 {walked.code}"
@@ -229,7 +215,7 @@ def test_a_walk_in_is_registered_checked_in_and_counted(client, staff, console, 
     assert "名额已满，不能再现场登记。" in visible(page.text)
     full = walk_in(editor, event_id, "孙七")
     assert full.status_code == 409
-    assert len(rows(db)) == 2
+    assert len(registrations(db)) == 2
 
 
 # ---- the registrations list ------------------------------------------------------------------
@@ -238,7 +224,7 @@ def test_the_list_masks_personal_data_and_the_export_is_full_and_audited(
     client, staff, console, db
 ):
     event_id = open_session(staff, db, capacity=1)
-    register(client, event_id, "王小明", "13800000001")
+    registered(client, event_id, "13800000001", "王小明")
     client.post(f"/api/events/{event_id}/registrations", json={
         "name": "李华", "phone": "13800000002", "consent": True, "question": "能带孩子吗？"})
     editor = console("editor", "education")
@@ -290,7 +276,7 @@ def test_capacity_cannot_go_below_the_confirmed_and_raising_it_moves_the_waitlis
 ):
     event_id = open_session(staff, db, capacity=2)
     for number, name in enumerate(("王小明", "李华", "张三丰", "赵六"), start=1):
-        register(client, event_id, name, f"1380000000{number}")
+        registered(client, event_id, f"1380000000{number}", name)
     editor = console("editor", "education")
 
     lower = post_capacity(editor, event_id, "1")
@@ -306,7 +292,8 @@ def test_capacity_cannot_go_below_the_confirmed_and_raising_it_moves_the_waitlis
     text = visible(page.text)
     assert "名额已修改。" in text
     assert "已按顺序从候补转为正式报名： 张*丰" in text and "赵*" not in text.split("系统")[0]
-    assert [r.status for r in rows(db)] == [R.confirmed, R.confirmed, R.confirmed, R.waitlisted]
+    assert [r.status for r in registrations(db)] == [R.confirmed, R.confirmed, R.confirmed,
+                                                     R.waitlisted]
     assert "已确认 3 候补 1" in text
     assert 'class="reg-row status-confirmed just-promoted"' in page.text
     db.rollback()
@@ -326,7 +313,7 @@ def test_capacity_cannot_go_below_the_confirmed_and_raising_it_moves_the_waitlis
 def test_the_outbox_shows_messages_with_masked_recipients_only(client, staff, console, db):
     event_id = open_session(staff, db, capacity=30)
     for number in range(26):
-        register(client, event_id, f"居民{number:02d}号", f"139{number:08d}")
+        registered(client, event_id, f"139{number:08d}", f"居民{number:02d}号")
     admin = console("admin")
 
     page = admin.get("/console/outbox")
@@ -402,7 +389,7 @@ def test_every_string_of_these_pages_is_in_the_checkin_catalogue():
 
 def test_the_door_page_speaks_english_when_asked(client, staff, console, db):
     event_id = open_session(staff, db, **door_open())
-    ticket = register(client, event_id, "王小明", "13800000001")
+    ticket = registered(client, event_id, "13800000001", "王小明")
     editor = console("editor", "education")
     editor.get("/console?lang=en")
     page = check_in(editor, event_id, ticket["code"])

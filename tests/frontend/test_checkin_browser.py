@@ -7,16 +7,14 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 import segno
 from playwright.sync_api import expect
 
 from events.timeutil import local
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, assign_hosts, door_open, make_user
-from tests.frontend.test_checkin import register, rows
-from tests.frontend.test_portal_browser import ARTIFACTS, PHONE, no_horizontal_scroll
-from tests.frontend.test_tickets import open_session
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, assign_hosts, door_open, make_user
+from tests.frontend.browser import PHONE, no_horizontal_scroll, screenshot, sign_in
+from tests.helpers import open_session, registered, registrations
 
 # Controls in the page a thumb must hit (the file input hides inside its label).
 SMALL_TARGETS = """() => Array.from(document.querySelectorAll(
@@ -25,20 +23,6 @@ SMALL_TARGETS = """() => Array.from(document.querySelectorAll(
   .map(el => ({text: (el.textContent || el.name || el.id).trim().slice(0, 30),
                height: el.getBoundingClientRect().height}))
   .filter(target => target.height < 44)"""
-
-
-def shot(page: Any, name: str, full_page: bool = True) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"checkin-{name}.png"), full_page=full_page)
-
-
-def sign_in(page: Any, base: str, username: str, then: str) -> None:
-    page.goto(f"{base}{then}")
-    assert "/console/login" in page.url
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(f"{base}{then}")
 
 
 def qr_png(code: str) -> bytes:
@@ -65,9 +49,9 @@ def qr_y4m(code: str, path: Path, width: int = 640, height: int = 480) -> None:
 
 def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client, db):
     event_id = open_session(staff, db, capacity=5, **door_open())
-    first = register(client, event_id, "王小明", "13800000001")
-    other = register(client, event_id, "李华", "13800000002")
-    photographed = register(client, event_id, "张三丰", "13800000003")
+    first = registered(client, event_id, "13800000001", "王小明")
+    other = registered(client, event_id, "13800000002", "李华")
+    photographed = registered(client, event_id, "13800000003", "张三丰")
     make_user(db, "door-editor", "editor", "education")
     second_door = staff("host")
     assign_hosts(db, event_id)
@@ -85,7 +69,7 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
         expect(page.get_by_role("button", name="扫码")).to_be_visible()
         assert no_horizontal_scroll(page)
         assert page.evaluate(SMALL_TARGETS) == []
-        shot(page, "empty")
+        screenshot(page, "checkin-empty")
 
         code_input.fill(first["code"].lower())
         code_input.press("Enter")
@@ -99,16 +83,16 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
         assert "tone-ok" in (result.get_attribute("class") or "")
         expect(counter).to_have_text(re.compile(r"已签到\s*1\s*/\s*名额\s*5"))
         assert code_input.input_value() == ""  # ready for the next person
-        shot(page, "success")
+        screenshot(page, "checkin-success")
 
         code_input.fill(first["code"])
         page.get_by_role("button", name="签到", exact=True).click()
-        when = local(rows(db)[0].checked_in_at).strftime("%H:%M")  # type: ignore[arg-type]
+        when = local(registrations(db)[0].checked_in_at).strftime("%H:%M")  # type: ignore[arg-type]
         expect(result).to_contain_text(f"已签到（于 {when}）")
         assert "tone-warn" in (result.get_attribute("class") or "")
         expect(counter).to_have_text(re.compile(r"已签到\s*1\s*/"))
         assert no_horizontal_scroll(page)
-        shot(page, "already")
+        screenshot(page, "checkin-already")
 
         # Another door phone checks someone in; this one sees it within a poll.
         answer = second_door.post(f"/api/events/{event_id}/checkins", json={"code": other["code"]})
@@ -127,12 +111,12 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
         page.get_by_label("姓名").fill("赵六")
         page.get_by_role("button", name="现场登记").click()
         expect(result).to_contain_text("现场登记成功")
-        walked = rows(db)[-1]
+        walked = registrations(db)[-1]
         assert walked.source == "walk_in"
         expect(result).to_contain_text(walked.code)
         expect(counter).to_have_text(re.compile(r"已签到\s*4\s*/"))
         expect(page.locator('[data-count="seats_left"]')).to_have_text("1")
-        shot(page, "walk-in")
+        screenshot(page, "checkin-walk-in")
 
         page.get_by_role("link", name="报名名单").click()
         page.wait_for_url(f"{live_server}/console/events/{event_id}/registrations")
@@ -140,9 +124,9 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
         assert "13800000001" not in page.content()
         assert no_horizontal_scroll(page)
         assert page.evaluate(SMALL_TARGETS) == []
-        shot(page, "registrations")
+        screenshot(page, "checkin-registrations")
         page.set_viewport_size({"width": 1280, "height": 900})
-        shot(page, "registrations-desk")
+        screenshot(page, "checkin-registrations-desk")
         page.set_viewport_size(PHONE)
 
         page.get_by_role("link", name="本场通知").click()
@@ -151,11 +135,11 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
         assert page.locator(".outbox-row").count() == 3
         assert "13800000001" not in page.content()
         assert no_horizontal_scroll(page)
-        shot(page, "outbox")
+        screenshot(page, "checkin-outbox")
 
         page.goto(f"{live_server}/console/events/{event_id}")
         links = page.get_by_role("navigation", name="报名与签到")
-        shot(page, "event", full_page=False)
+        screenshot(page, "checkin-event", full_page=False)
         links.get_by_role("link", name="签到").click()
         page.wait_for_url(f"{live_server}{url}")
     finally:
@@ -165,7 +149,7 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
 def test_the_camera_reads_a_ticket(live_server, browser, staff, client, db, tmp_path):
     """Chromium's fake camera plays a QR code; the page scans it from the video."""
     event_id = open_session(staff, db, **door_open())
-    ticket = register(client, event_id, "王小明", "13800000001")
+    ticket = registered(client, event_id, "13800000001", "王小明")
     make_user(db, "door-editor", "editor", "education")
     video = tmp_path / "ticket.y4m"
     qr_y4m(ticket["code"], video)
@@ -187,10 +171,10 @@ def test_the_camera_reads_a_ticket(live_server, browser, staff, client, db, tmp_
         # The code stays in view: one scan, not a second "already checked in".
         page.wait_for_timeout(1500)
         assert "已签到（于" not in result.inner_text()
-        shot(page, "camera", full_page=False)  # what the door phone's screen shows
+        screenshot(page, "checkin-camera", full_page=False)  # what the door phone's screen shows
         page.get_by_role("button", name="停止扫码").click()
         expect(page.locator("#scanner")).to_be_hidden()
-        assert rows(db)[0].checked_in_at is not None
+        assert registrations(db)[0].checked_in_at is not None
     finally:
         context.close()
         camera_browser.close()

@@ -4,15 +4,13 @@ down to a unit; the printed report renders."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
-from tests.conftest import PASSWORD, make_user
-from tests.frontend.test_compliance_pages import YEAR, crafted_year, session
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from tests.conftest import make_user
+from tests.frontend.browser import ARTIFACTS, sign_in
+from tests.frontend.console_pages import YEAR, crafted_year, session
 
 # More of the year, so the charts and the table look like a district's: unit, kind, date.
 BUSY = (
@@ -45,15 +43,6 @@ def words(locator: Any) -> str:
     return " ".join(locator.inner_text().split())
 
 
-def sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/console/compliance?year={YEAR}")
-    assert "/console/login" in page.url  # the dashboard asks for a sign-in first
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(f"{base}/console/compliance?year={YEAR}")
-
-
 def test_office_opens_the_dashboard_drills_down_and_prints_the_report(live_server, browser, db,
                                                                        staff):
     base = live_server
@@ -65,7 +54,7 @@ def test_office_opens_the_dashboard_drills_down_and_prints_the_report(live_serve
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     page = context.new_page()
-    sign_in(page, base, "office-admin")
+    sign_in(page, base, "office-admin", f"/console/compliance?year={YEAR}")
     assert page.get_by_role("heading", level=1).inner_text() == f"{YEAR} 年考核统计"
     table = page.locator("#group-livelihood + .table-scroll table")
     education = table.locator("tr", has=page.get_by_role("link", name="区教委", exact=True))

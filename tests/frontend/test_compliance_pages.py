@@ -8,78 +8,14 @@ from datetime import date
 from html import unescape
 from typing import Any
 
-from fastapi.testclient import TestClient
-from sqlmodel import Session
-
 from events import quotas
 from frontend import charts
 from frontend import compliance_views as views
 from frontend.i18n import current_locale
 from frontend.templating import env
-from tests.conftest import event_body, publish, unit_id
-from tests.frontend.test_console import csrf_of
+from tests.frontend.console_pages import YEAR, crafted_year, csrf_of
 
-YEAR = 2025  # a past year: sessions can be closed out, every deadline has passed
 QUOTA_UNITS = 26  # 11 livelihood departments and 15 sub-districts
-
-
-def session(admin: TestClient, db: Session, unit: str, kind: str, starts: str, title: str, *,
-            close: bool = True, state: str = "published", cohosts: tuple[str, ...] = (),
-            attendees: int | None = 25) -> int:
-    """One session of the crafted year: published (and closed out), cancelled or a draft."""
-    day, clock = starts.split(" ")
-    hour, minute = (int(x) for x in clock.split(":"))
-    body = event_body(db, unit, kind=kind, title=title,
-                      starts_at=f"{day}T{clock}:00+08:00",
-                      ends_at=f"{day}T{hour + 1:02d}:{minute:02d}:00+08:00" if hour < 23
-                      else f"{day}T23:59:00+08:00",
-                      registration_opens_at=None, registration_closes_at=None,
-                      cohost_unit_ids=[unit_id(db, c) for c in cohosts])
-    response = admin.post("/api/events", json=body)
-    assert response.status_code == 201, response.text
-    event_id = int(response.json()["id"])
-    if state == "draft":
-        return event_id
-    publish(admin, event_id)
-    if state == "cancelled":
-        response = admin.post(f"/api/events/{event_id}/status",
-                              json={"status": "cancelled", "reason": "场地临时维修"})
-        assert response.status_code == 200, response.text
-    elif close:
-        response = admin.post(f"/api/events/{event_id}/close",
-                              json={"minutes": "会议纪要：听取意见12条。",
-                                    "attendee_count": attendees,
-                                    "attendance_reason": "现场按纸质签到表统计"})
-        assert response.status_code == 200, response.text
-    return event_id
-
-
-def crafted_year(admin: TestClient, db: Session) -> dict[str, int]:
-    """区教委 meets every rule (one meeting late on 20 July); 区民政局 misses (07:30 on 21 July,
-    a cancelled one, an unclosed one); 西长安街街道 co-hosts one and has a draft; 区政府办公室
-    (no quota) holds one."""
-    ids = {
-        "edu_march": session(admin, db, "education", "open_meeting", f"{YEAR}-03-10 09:30",
-                             "区教委招生政策会议开放"),
-        "edu_july": session(admin, db, "education", "open_meeting", f"{YEAR}-07-20 22:30",
-                            "区教委暑期托管会议开放", cohosts=("xichangan",)),
-        "edu_report": session(admin, db, "education", "public_report", f"{YEAR}-05-16 14:00",
-                              "区教委向公众报告<年度>工作"),
-        "edu_day": session(admin, db, "education", "open_day", f"{YEAR}-09-20 09:00",
-                           "区教委政府开放日"),
-        "civil_late": session(admin, db, "civil-affairs", "open_meeting", f"{YEAR}-07-21 07:30",
-                              "区民政局养老服务会议开放"),
-        "civil_cancelled": session(admin, db, "civil-affairs", "open_meeting",
-                                   f"{YEAR}-04-08 09:30", "区民政局低保审核会议开放",
-                                   state="cancelled"),
-        "civil_unclosed": session(admin, db, "civil-affairs", "public_report",
-                                  f"{YEAR}-06-12 09:30", "区民政局向公众报告", close=False),
-        "xichangan_draft": session(admin, db, "xichangan", "open_day", f"{YEAR}-10-18 09:00",
-                                   "西长安街街道开放日草稿", state="draft"),
-        "office": session(admin, db, "government-office", "open_meeting", f"{YEAR}-11-05 10:00",
-                          "区政府办公室会议开放"),
-    }
-    return ids
 
 
 def text_of(html: str) -> str:

@@ -6,79 +6,26 @@ import re
 from datetime import datetime, timedelta
 from html import unescape
 from pathlib import Path
-from typing import Any
 
 import pytest
 from babel.messages.extract import extract_from_file
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from events.models import AuditEntry, Event, EventStatus
 from events.timeutil import LOCAL_TZ
 from frontend.i18n import catalog
 from tests.conftest import PASSWORD, make_user, unit_id
+from tests.frontend.console_pages import (
+    create_via_form,
+    csrf_of,
+    post_form,
+    session_form,
+    sign_in,
+    submit,
+)
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_of(html: str) -> str:
-    found = CSRF.search(html)
-    assert found, "the page has no form with a csrf_token"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
-    page = client.get("/console/login")
-    return client.post("/console/login", data={"username": username, "password": password,
-                                               "csrf_token": csrf_of(page.text)},
-                       follow_redirects=False)
-
-
-
-
-def session_form(db: Session, **over: str | list[str]) -> dict[str, Any]:
-    form: dict[str, Any] = {
-        "kind": "open_meeting",
-        "title": "区教委2027年招生政策会议开放",
-        "summary": "邀请家长代表列席。",
-        "starts_at": "2027-03-10T09:30",
-        "ends_at": "2027-03-10T11:30",
-        "mode": "in_person",
-        "venue": "区教委三层会议室",
-        "address": "西城区教育街1号",
-        "capacity": "30",
-        "registration_opens_at": "2027-02-20T09:00",
-        "registration_closes_at": "2027-03-09T18:00",
-        "moderation": "pre",
-        "premiere_at": "",
-        "cohost_unit_ids": [str(unit_id(db, "civil-affairs"))],
-        "material_title": ["政策解读", ""],
-        "material_url": ["https://www.bjxch.gov.cn/zcjd.html", ""],
-    }
-    form.update(over)
-    return form
-
-
-def post_form(client: TestClient, page_url: str, action: str, data: dict[str, Any]) -> Any:
-    """Loads the page the form is on (for its token), then posts it like a browser."""
-    token = csrf_of(client.get(page_url).text)
-    return client.post(action, data={**data, "csrf_token": token}, follow_redirects=False)
-
-
-def create_via_form(client: TestClient, db: Session, **over: Any) -> int:
-    response = post_form(client, "/console/events/new", "/console/events/new",
-                         session_form(db, **over))
-    assert response.status_code == 303, response.text
-    found = re.match(r"/console/events/(\d+)\?done=created", response.headers["location"])
-    assert found, response.headers["location"]
-    return int(found.group(1))
-
-
-def submit(client: TestClient, event_id: int) -> None:
-    response = post_form(client, f"/console/events/{event_id}",
-                         f"/console/events/{event_id}/status", {"status": "pending_review"})
-    assert response.status_code == 303, response.text
 
 
 # ---- signing in --------------------------------------------------------------------------------

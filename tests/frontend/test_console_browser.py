@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from events.timeutil import LOCAL_TZ
-from tests.conftest import PASSWORD, event_body, make_user
+from tests.conftest import event_body, make_user
+from tests.frontend.browser import ARTIFACTS, sign_in
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TITLE = "西长安街街道2027年老旧小区加装电梯政府开放日"
-
-
-def sign_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/console")
-    assert "/console/login" in page.url  # the console asks for a sign-in first
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(f"{base}/console")
 
 
 def sign_out(page: Any, base: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import unescape
 
 from tests.conftest import unit_id
-from tests.frontend.test_console import create_via_form, post_form, session_form, submit
+from tests.frontend.console_pages import create_via_form, post_form, session_form, submit
 
 
 def publish_via_console(editor, admin, db) -> int:
@@ -98,7 +98,7 @@ def test_a_refused_action_shows_no_other_units_draft(console, staff, db):
     """An editor of another unit, or a host not assigned, whose action on a draft is refused
     gets the refusal, not the draft's page (its title, summary and place)."""
     from tests.conftest import event_body
-    from tests.frontend.test_console import csrf_of
+    from tests.frontend.console_pages import csrf_of
 
     secret = "别人的草稿标题XYZ"
     owner = staff("editor", "education")
@@ -114,7 +114,7 @@ def test_a_refused_action_shows_no_other_units_draft(console, staff, db):
 
 def test_a_refused_action_from_the_review_page_shows_no_one_else_the_queue(console, staff, db):
     from tests.conftest import event_body, publish
-    from tests.frontend.test_console import csrf_of
+    from tests.frontend.console_pages import csrf_of
 
     editor, admin = staff("editor", "education"), staff("admin")
     event_id = editor.post("/api/events", json=event_body(db)).json()["id"]

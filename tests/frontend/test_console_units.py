@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from events.models import AuditEntry, Unit
 from tests.conftest import unit_id
-from tests.frontend.test_console import csrf_of, post_form
+from tests.frontend.console_pages import csrf_of, post_form
 
 ADDRESS = "zhang.office@xicheng.gov.cn"
 

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from events.models import AuditEntry, StaffUser
 from tests.conftest import PASSWORD, make_user, unit_id
-from tests.frontend.test_console import csrf_of, post_form, sign_in
-from tests.frontend.test_portal_browser import ARTIFACTS, PHONE, no_horizontal_scroll
+from tests.frontend.browser import ARTIFACTS, PHONE, no_horizontal_scroll
+from tests.frontend.console_pages import csrf_of, post_form, sign_in
 
 NEW_PASSWORD = "another-horse-77"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import PASSWORD, make_user
-from tests.frontend.test_compliance_pages import YEAR, crafted_year
-from tests.frontend.test_portal import create, future
-from tests.frontend.test_tickets import open_session
+from tests.frontend.console_pages import YEAR, crafted_year
+from tests.frontend.portal_pages import create, future
+from tests.helpers import open_session
 
 PHONE = {"width": 390, "height": 844}
 

@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from fastapi.testclient import TestClient
-
 from events.timeutil import LOCAL_TZ
-from tests.conftest import event_body, publish, unit_id
+from tests.conftest import unit_id
+from tests.frontend.portal_pages import create, future
 
 LD_JSON = re.compile(r'<script type="application/ld\+json">(.*?)</script>', re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
-
-
-def future(days: int, hour_utc: int = 1, minute: int = 30) -> datetime:
-    """A moment some days ahead at a fixed UTC clock time (01:30Z is 09:30 in Beijing)."""
-    day = datetime.now(UTC) + timedelta(days=days)
-    return day.replace(hour=hour_utc, minute=minute, second=0, microsecond=0)
-
-
-def create(admin: TestClient, db: Any, unit: str = "education", *, starts: datetime,
-           hours: int = 2, publish_it: bool = True, **over: Any) -> dict[str, Any]:
-    body = event_body(db, unit, starts_at=starts.isoformat(),
-                      ends_at=(starts + timedelta(hours=hours)).isoformat(),
-                      registration_opens_at=None, registration_closes_at=None)
-    body.update(over)
-    response = admin.post("/api/events", json=body)
-    assert response.status_code == 201, response.text
-    event: dict[str, Any] = response.json()
-    if publish_it:
-        publish(admin, event["id"])
-    return event
 
 
 def json_ld(html: str) -> dict[str, Any]:

@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from events.timeutil import LOCAL_TZ
-from tests.frontend.test_portal import create, future
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PHONE = {"width": 375, "height": 812}
-
-# How an element looks while it has the keyboard's focus: its outline and where it is.
-FOCUS_PROBE = """() => {
-  const el = document.activeElement;
-  if (!el || el === document.body) return null;
-  const style = getComputedStyle(el);
-  const box = el.getBoundingClientRect();
-  return {tag: el.tagName, text: (el.textContent || '').trim().slice(0, 40),
-          outline: style.outlineStyle, width: parseFloat(style.outlineWidth),
-          left: box.left, right: box.right, top: box.top, bottom: box.bottom,
-          height: box.height};
-}"""
-
-# Controls a thumb must hit: buttons, form fields, navigation, standalone links.
-SMALL_TARGETS = """() => Array.from(document.querySelectorAll(
-    '.site-nav a, main .button, main button, main select, main input:not([type=hidden]), '
-    + '.breadcrumb a, .card-title a, .cal-session, .month-step'))
-  .filter(el => el.offsetParent !== null)
-  .map(el => {
-    const style = getComputedStyle(el, '::after');
-    const box = el.getBoundingClientRect();
-    // A card's title link covers the whole card through its ::after.
-    const height = style.position === 'absolute'
-      ? el.closest('article').getBoundingClientRect().height : box.height;
-    return {text: (el.textContent || el.name || '').trim().slice(0, 30), height};
-  })
-  .filter(target => target.height < 44)"""
-
-
-def no_horizontal_scroll(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= 375"))
+from tests.frontend.browser import (
+    ARTIFACTS,
+    FOCUS_PROBE,
+    PHONE,
+    SMALL_TARGETS,
+    no_horizontal_scroll,
+)
+from tests.frontend.portal_pages import create, future
 
 
 def test_a_citizen_on_a_phone_finds_a_session_and_adds_it_to_a_calendar(

@@ -14,17 +14,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from events import recovery
-from events.delivery import deliver_due
 from events.models import OutboxMessage, RecoveryChallenge
 from server.app import create_app
 from server.config import Settings
 from server.db import get_engine
 from tests.conftest import login, make_user
-from tests.frontend.test_tickets import open_session, register, visible
-from tests.sms_gateway import FakeSmsApi, with_sms
+from tests.frontend.portal_pages import FORM_TOKEN, HTML, register, visible
+from tests.helpers import deliver, open_session
+from tests.sms_gateway import FakeSmsApi, texted_code, with_sms
 
-HTML = {"accept": "text/html"}
-FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 TICKET_LINK = re.compile(r'href="(/tickets/[^"/]+)"')
 PHONE = "13800000007"
 STRANGER = "13800000009"
@@ -33,12 +31,6 @@ STRANGER = "13800000009"
 @pytest.fixture
 def settings(settings: Settings, sms_api: FakeSmsApi) -> Settings:
     return with_sms(settings, sms_api)
-
-
-def deliver(settings: Settings, now: datetime | None = None) -> None:
-    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
-        deliver_due(db, settings, now=now)
-        db.commit()
 
 
 def token_of(page: str) -> str:
@@ -57,12 +49,6 @@ def ask_code(client: TestClient, phone: str) -> Any:
 def enter(client: TestClient, asked: Any, phone: str, code: str) -> Any:
     return client.post("/tickets/recover/code", headers=HTML,
                        data={"phone": phone, "code": code, "form_token": token_of(asked.text)})
-
-
-def texted_code(sms_api: FakeSmsApi, phone: str) -> str:
-    text = sms_api.texts(phone)[-1]
-    assert text["template"] == "SMS_106"
-    return str(text["params"]["code"])
 
 
 def test_the_code_texted_to_the_phone_opens_its_tickets(client, staff, db, settings, sms_api):

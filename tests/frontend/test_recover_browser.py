@@ -7,10 +7,10 @@ import re
 import pytest
 
 from server.config import Settings
-from tests.frontend.test_portal_browser import PHONE, SMALL_TARGETS, no_horizontal_scroll
-from tests.frontend.test_recover import deliver, texted_code
-from tests.frontend.test_tickets import open_session, register
-from tests.sms_gateway import FakeSmsApi, with_sms
+from tests.frontend.browser import PHONE, SMALL_TARGETS, no_horizontal_scroll
+from tests.frontend.portal_pages import register
+from tests.helpers import deliver, open_session
+from tests.sms_gateway import FakeSmsApi, texted_code, with_sms
 
 NUMBER = "13800000007"
 

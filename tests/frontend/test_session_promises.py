@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from events.models import OutboxMessage
 from tests.conftest import assign_hosts
-from tests.frontend.test_portal import create, future
-from tests.frontend.test_tickets import HTML, open_session, register, ticket, visible
+from tests.frontend.portal_pages import HTML, create, future, register, ticket, visible
+from tests.helpers import open_session
 
 ROOM_LINK = re.compile(r'href="/events/(\d+)/live"')
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.frontend.test_portal import create, future
-from tests.frontend.test_portal_browser import ARTIFACTS
-from tests.frontend.test_tickets import HTML, open_session, register
+from tests.frontend.browser import screenshot
+from tests.frontend.portal_pages import HTML, create, future, register
+from tests.helpers import open_session
 
 SIZES = {"phone": {"width": 390, "height": 844}, "desk": {"width": 1280, "height": 900}}
 
@@ -19,11 +19,6 @@ SIZES = {"phone": {"width": 390, "height": 844}, "desk": {"width": 1280, "height
 def fits(page: Any, size: dict[str, int]) -> bool:
     """No sideways scrolling at this width."""
     return bool(page.evaluate(f"document.documentElement.scrollWidth <= {size['width']}"))
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"promises-{name}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -46,7 +41,7 @@ def test_a_waitlist_place_is_no_ticket_until_a_seat_frees(live_server, browser, 
         assert page.locator(".ticket-code").count() == 0
         assert page.get_by_role("button", name="打印入场凭证").count() == 0
         assert fits(page, SIZES[size])
-        shot(page, f"waitlisted-{size}")
+        screenshot(page, f"promises-waitlisted-{size}")
 
         # A seat frees: the same page, reloaded, is now the ticket.
         assert client.post(f"/tickets/{first}/cancel", headers=HTML,
@@ -82,7 +77,7 @@ def test_a_past_session_says_it_is_over(live_server, browser, staff, db, size):
         assert page.get_by_role("link", name="添加到日历").count() == 0
         assert page.get_by_text("剩余").count() == 0
         assert fits(page, SIZES[size])
-        shot(page, f"past-{size}")
+        screenshot(page, f"promises-past-{size}")
     finally:
         context.close()
 
@@ -109,7 +104,7 @@ def test_an_online_session_leads_to_its_room_which_counts_down(live_server, brow
         assert page.get_by_text("直播和回放将在此播放").is_visible()
         assert page.get_by_text("为他人的问题投票").is_visible()
         assert fits(page, SIZES[size])
-        shot(page, f"room-{size}")
+        screenshot(page, f"promises-room-{size}")
     finally:
         context.close()
 

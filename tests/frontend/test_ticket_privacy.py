@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.frontend.test_tickets import (
-    HTML,
-    count,
-    form_token,
-    open_session,
-    post_form,
-    register,
-    registrations,
-    visible,
-)
+from tests.frontend.portal_pages import HTML, count, form_token, post_form, register, visible
+from tests.helpers import open_session, registrations
 
 PRIVATE = "private, no-store"
 

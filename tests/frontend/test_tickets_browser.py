@@ -4,24 +4,19 @@ cancelling; no sideways scrolling on the way."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sqlmodel import select
 
 from events.models import Registration
-from tests.frontend.test_portal_browser import (
+from tests.frontend.browser import (
     ARTIFACTS,
     FOCUS_PROBE,
     PHONE,
     SMALL_TARGETS,
     no_horizontal_scroll,
+    screenshot,
 )
-from tests.frontend.test_tickets import open_session
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"tickets-{name}.png"), full_page=True)
+from tests.helpers import open_session
 
 
 def test_a_citizen_registers_on_a_phone_sees_the_ticket_and_cancels(
@@ -51,7 +46,7 @@ def test_a_citizen_registers_on_a_phone_sees_the_ticket_and_cancels(
         # The first field to fix has the focus; the page has scrolled to the form.
         assert page.evaluate("document.activeElement.id") == "reg-phone"
         assert no_horizontal_scroll(page)
-        shot(page, "form-error")
+        screenshot(page, "tickets-form-error")
 
         page.get_by_label("手机号").fill("138 0000 1234")
         page.get_by_label("想向主持方提的问题").fill("孩子跨区入学需要哪些材料？")
@@ -73,23 +68,23 @@ def test_a_citizen_registers_on_a_phone_sees_the_ticket_and_cancels(
         assert no_horizontal_scroll(page)
         assert page.evaluate(SMALL_TARGETS) == []
         page.evaluate("window.scrollTo(0, 0)")
-        shot(page, "ticket")
+        screenshot(page, "tickets-ticket")
         page.emulate_media(media="print")
-        shot(page, "ticket-print")
+        screenshot(page, "tickets-ticket-print")
         assert page.locator(".ticket-keep").is_hidden()
         page.emulate_media(media="screen")
 
         page.get_by_role("link", name="取消报名").click()
         page.wait_for_url(re.compile(r".*/cancel$"))
         assert page.get_by_role("heading", name="确定取消报名吗？").is_visible()
-        shot(page, "confirm-cancel")
+        screenshot(page, "tickets-confirm-cancel")
         page.get_by_role("button", name="确定取消报名").click()
         page.wait_for_url(re.compile(r".*\?done=released$"))
         assert status.inner_text() == "已取消"
         assert page.get_by_text("报名已取消，您的名额已释放。").is_visible()
         assert page.locator(".ticket-qr").count() == 0
         assert no_horizontal_scroll(page)
-        shot(page, "cancelled")
+        screenshot(page, "tickets-cancelled")
     finally:
         context.close()
 
@@ -125,7 +120,7 @@ def test_a_full_session_on_a_phone_offers_the_waitlist(live_server, browser, sta
         page.wait_for_url(re.compile(r".*/tickets/"))
         assert page.locator(".status-big").inner_text() == "候补第 1 位"
         assert page.locator(".ticket-qr").count() == 0  # a waitlist place is no ticket
-        shot(page, "waitlisted")
+        screenshot(page, "tickets-waitlisted")
         page.goto(f"{live_server}/events/{event_id}")
         assert page.get_by_text("名额已满，报名将进入候补").is_visible()
         assert page.get_by_role("button", name="加入候补").is_visible()

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 from events.models import AuditEntry
 from events.timeutil import LOCAL_TZ
-from tests.frontend.test_portal import create, future
+from tests.frontend.portal_pages import create, future
 
 TAG = re.compile(r"<[^>]+>")
 
@@ -63,7 +63,7 @@ def test_a_host_starts_an_in_person_meeting_and_goes_live_online(console, staff,
 
 
 def test_an_in_person_meeting_is_saved_without_comment_moderation(console, db):
-    from tests.frontend.test_console import csrf_of, session_form
+    from tests.frontend.console_pages import csrf_of, session_form
 
     editor = console("editor", "education")
     form = session_form(db)
@@ -103,7 +103,7 @@ def test_chinese_text_uses_the_full_width_colon(console, db):
 
     from babel.messages.pofile import read_po
 
-    from tests.frontend.test_console import post_form, session_form
+    from tests.frontend.console_pages import post_form, session_form
 
     half_width = re.compile(r":(?!//|\d)")  # a link and a clock time keep theirs
     locale = Path(__file__).resolve().parents[2] / "frontend/locale/zh_CN/LC_MESSAGES"

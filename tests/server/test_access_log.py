@@ -6,12 +6,12 @@ import logging
 
 from server.access_log import redact_path
 from server.cli import cmd_serve
-from tests.events.test_registration import _open_event, _register
+from tests.helpers import open_session, post_registration
 
 
 def test_a_ticket_link_is_logged_without_its_token(client, staff, db, caplog):
-    event_id = _open_event(staff, db)
-    token = _register(client, event_id, "13800000001").json()["manage_token"]
+    event_id = open_session(staff, db, capacity=2)
+    token = post_registration(client, event_id, "13800000001").json()["manage_token"]
     caplog.set_level(logging.INFO, logger="kaifang.access")
 
     client.get(f"/api/registrations/{token}")
