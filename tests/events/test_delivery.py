@@ -418,9 +418,9 @@ class DiesOnThird(Recording):
 
 def test_each_message_handed_outside_is_recorded_before_the_next_goes(
         client, staff, db, settings):
-    event_id = _open_event(staff, db)
+    event_id = open_session(staff, db, capacity=10)
     for n in range(4):
-        _register(client, event_id, phone=f"1391234560{n}")
+        registered(client, event_id, phone=f"1391234560{n}")
     backend = DiesOnThird()
     with pytest.raises(KeyboardInterrupt):
         deliver(settings, backend=backend)
@@ -435,9 +435,9 @@ def test_results_that_leave_nothing_outside_take_the_write_lock_once_per_round(
     the database's one writer once per message."""
     import events.delivery as delivery
 
-    event_id = _open_event(staff, db)
+    event_id = open_session(staff, db, capacity=10)
     for n in range(6):
-        _register(client, event_id, phone=f"1391234561{n}")
+        registered(client, event_id, phone=f"1391234561{n}")
     taken: list[int] = []
     real = delivery.write_lock
     monkeypatch.setattr(delivery, "write_lock", lambda session: (taken.append(1), real(session)))

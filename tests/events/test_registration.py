@@ -217,9 +217,9 @@ def test_raising_the_capacity_names_who_moved_up_in_waitlist_order(client, staff
     from events import seats, sessions
     from events.models import StaffUser
 
-    event_id = _open_event(staff, db, capacity=1)
+    event_id = open_session(staff, db, capacity=1)
     phones = [f"1380000010{n}" for n in range(5)]
-    made = [_register(client, event_id, phone).json() for phone in phones]
+    made = [post_registration(client, event_id, phone).json() for phone in phones]
     client.delete(f"/api/registrations/{made[2]['manage_token']}")  # leaves the waitlist
     admin = db.exec(select(StaffUser).where(StaffUser.role == "admin")).first()
     promoted = sessions.change_capacity(db, admin, event_id, 3)

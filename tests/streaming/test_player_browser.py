@@ -111,7 +111,7 @@ def test_an_editor_uploads_with_progress_and_sees_the_job_finish(
     import threading
 
     from tests.conftest import make_user
-    from tests.frontend.test_console_browser import sign_in
+    from tests.frontend.browser import sign_in
 
     make_user(db, "uploader", "editor", "education")
     now = datetime.now(UTC)
@@ -132,8 +132,7 @@ def test_an_editor_uploads_with_progress_and_sees_the_job_finish(
     page = browser.new_page(viewport=PHONE)
     page.add_init_script(CSP_WATCH)
     try:
-        sign_in(page, live_server, "uploader")
-        page.goto(f"{live_server}/console/events/{event_id}")
+        sign_in(page, live_server, "uploader", then=f"/console/events/{event_id}")
         page.get_by_label("视频或音频文件").set_input_files(str(clips["video"]))
         page.get_by_role("button", name="上传", exact=True).click()
         page.wait_for_function("() => document.querySelector('#recording-upload-bar')"
