@@ -197,3 +197,28 @@ def test_a_failing_job_retries_then_fails_with_ffmpegs_words(staff, db, settings
     assert state["state"] == "failed"
     assert "Invalid data" in state["error"]
     assert editor.get(f"/api/events/{event_id}/playback").json()["hls_url"] is None
+
+
+def test_captions_attach_to_the_recording_that_plays(client, staff, db, settings, clips):
+    editor, event_id = _session(staff, db)
+
+    def attach(who: Any, content: bytes, **form: str) -> Any:
+        return who.post(f"/api/events/{event_id}/tracks", files={"file": ("a.srt", content)},
+                        data={"kind": "captions", "language": "zh", "label": "中文", **form})
+
+    srt = b"1\n00:00:00,500 --> 00:00:02,000\nhello\n"
+    assert attach(editor, srt).json()["error"] == "no_recording"
+    assert _upload(editor, event_id, clips["video"]).status_code == 202
+    _run_jobs(settings)
+    assert attach(editor, b"not captions").json()["error"] == "invalid_track"
+    assert attach(editor, srt, kind="karaoke").status_code == 422
+    assert attach(staff("editor", "health"), srt).status_code == 404
+    made = attach(editor, srt)
+    assert made.status_code == 201, made.text
+    again = attach(editor, srt.replace(b"hello", b"hello again"))  # replaces zh captions
+    listed = editor.get(f"/api/events/{event_id}/tracks").json()
+    assert [t["id"] for t in listed] == [again.json()["id"]]
+    vtt = editor.get(listed[0]["src"])
+    assert vtt.headers["content-type"].startswith("text/vtt")
+    assert vtt.text == "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nhello again\n"
+    assert client.get(listed[0]["src"]).status_code == 404  # a draft: not public yet
