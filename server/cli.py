@@ -64,12 +64,18 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from server.demo import load_demo
+    from streaming.transcode import run_one
 
     migrate(settings)
     with Session(get_engine(settings.sqlalchemy_url)) as db:
         summary = load_demo(db, settings)
         db.commit()
-    print(summary)
+    print(summary, flush=True)
+    done = 0
+    while run_one(settings):  # the demo's recordings, so that they play at once
+        done += 1
+    if done:
+        print(f"Transcoded {done} demo recording(s) to HLS.")
     return 0
 
 

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Who may frame the embeddable player (/embed/{id}): CSP frame-ancestors sources, e.g.
     # "https://www.bjxch.gov.cn"; the service's own pages always may.
     embed_ancestors: str = ""
+    # `kaifang demo` makes and transcodes its test recordings unless false (quicker loads).
+    demo_recordings: bool = True
     # The largest recording a unit may upload (bytes; default 8 GiB).
     max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.

@@ -21,6 +21,7 @@ from events.staff import UserCreate, create_user
 from events.timeutil import LOCAL_TZ, utcnow
 from events.units import get_unit_by_code
 from server.config import Settings
+from server.demo_recordings import add_recordings
 from server.demo_registrations import add_registrations
 
 DEFAULT_PASSWORD = "kaifang-demo"
@@ -359,7 +360,9 @@ def _later_parts(db: Session, settings: Settings, staff: dict[str, StaffUser],
     """Where later parts of the demo join: registrations for the upcoming sessions, a premiere
     and a generated test recording. Each adds its rows here, by plan key, and returns lines for
     the summary."""
-    return add_registrations(db, settings, list(sessions.values()))
+    return [*add_registrations(db, settings, list(sessions.values())),
+            *(add_recordings(db, settings, staff, sessions) if settings.demo_recordings
+              else [])]
 
 
 def load_demo(db: Session, settings: Settings) -> str:

@@ -23,6 +23,8 @@ def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("KAIFANG_DATABASE_URL", "KAIFANG_REDIS_URL", "KAIFANG_SECRET_KEY",
                  "KAIFANG_PASSWORD", "KAIFANG_DEMO_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
+    # Transcoding the demo's recordings takes seconds: one test below does it.
+    monkeypatch.setenv("KAIFANG_DEMO_RECORDINGS", "false")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -81,9 +83,20 @@ def test_demo_on_the_test_database_serves_the_portal_and_the_review_queue(
 ) -> None:
     use_database(monkeypatch, settings)
     monkeypatch.setenv("KAIFANG_DEMO_PASSWORD", "another-demo-password")
+    monkeypatch.setenv("KAIFANG_DEMO_RECORDINGS", "true")
     assert cli.main(["demo"]) == 0
-    assert "another-demo-password" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "another-demo-password" not in out and "Transcoded 3 demo recording(s)" in out
     check_demo_district(sessions_in(settings.sqlalchemy_url))
+    # The premiered broadcast plays on demand with its captions; the next one counts down.
+    broadcasts = {e["title"]: e for e in client.get("/api/events", params={
+        "kind": "broadcast"}).json()}
+    done = client.get(f"/api/events/{broadcasts['政民互动直播间：学前教育资源扩充解读']['id']}"
+                      "/playback").json()
+    assert done["state"] == "vod" and client.get(done["hls_url"]).status_code == 200
+    later = client.get(f"/api/events/{broadcasts['政民互动直播间：老楼加挂电梯一问一答']['id']}"
+                       "/playback").json()
+    assert (later["state"], later["hls_url"]) == ("upcoming", None)
 
     public = client.get("/api/events").json()
     assert public and {e["status"] for e in public} <= {

@@ -18,8 +18,8 @@ def test_srt_becomes_webvtt() -> None:
 
 
 def test_webvtt_keeps_its_cue_settings_and_drops_notes() -> None:
-    vtt = ("WEBVTT\n\nNOTE made by hand\n\nintro\n01:02.000 --> 01:03.000 line:0\nhi\n\n"
-           "00:00:09.000 --> 00:00:08.000\nbackwards\n").encode()
+    vtt = (b"WEBVTT\n\nNOTE made by hand\n\nintro\n01:02.000 --> 01:03.000 line:0\nhi\n\n"
+           b"00:00:09.000 --> 00:00:08.000\nbackwards\n")
     assert to_webvtt(vtt) == "WEBVTT\n\n00:01:02.000 --> 00:01:03.000 line:0\nhi\n"
 
 
