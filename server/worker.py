@@ -27,6 +27,7 @@ from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
 from streaming.transcode import run_transcoder
+from streaming.transcode import wake as wake_transcoder
 
 log = logging.getLogger("kaifang.worker")
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +149,7 @@ class BackgroundWorker:
 
     def stop(self, timeout_s: float = 30) -> None:
         self.stop_event.set()
+        wake_transcoder()  # from its wait for work
         self.thread.join(timeout_s)
         if self.transcoder is not None:
             self.transcoder.join(timeout_s)

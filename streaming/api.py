@@ -30,7 +30,7 @@ from server.config import Settings
 from server.db import get_engine
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, require_staff
 from server.security import Signer
-from streaming import jobs, tracks
+from streaming import jobs, tracks, transcode
 from streaming.models import Recording, Upload
 from streaming.playback import playback_of
 from streaming.probe import probe
@@ -105,6 +105,7 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
             return job.id
 
         job_id = await _in_thread(request, queue)
+        transcode.wake()  # committed: this process's transcoder takes it now
     finally:
         storage.discard_upload(file)  # gone already when kept
     return {"job_id": job_id}

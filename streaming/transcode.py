@@ -35,6 +35,15 @@ def storage_for(settings: Settings) -> LocalStorage:
     return LocalStorage(settings.media_dir)
 
 
+# Set when this process queues a job: its transcoder starts at once instead of at its next look
+# (workers in other processes look every few seconds).
+_queued = threading.Event()
+
+
+def wake() -> None:
+    _queued.set()
+
+
 class Stopped(Exception):
     """The worker is stopping: the run is abandoned and its lease left to run out."""
 
@@ -120,13 +129,15 @@ def _failed(engine: Engine, job: TranscodeJob, error: str) -> None:
 
 
 def run_transcoder(settings: Settings, stop: threading.Event, interval_s: float = 2.0) -> None:
-    """Runs jobs one after another until `stop` is set (one at a time: ffmpeg uses every core)."""
+    """Runs jobs one after another until `stop` is set (one at a time: ffmpeg uses every core).
+    With none due it looks again after `interval_s`, or at once when this process queues one."""
     storage = storage_for(settings)
     while not stop.is_set():
+        _queued.clear()
         try:
             ran = run_one(settings, storage, stop)
         except Exception as exc:
             log.error("transcoder round failed: %s", type(exc).__name__)
             ran = False
         if not ran:
-            stop.wait(interval_s)
+            _queued.wait(interval_s)

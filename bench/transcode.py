@@ -1,0 +1,227 @@
+"""The recording pipeline end to end against plain ffmpeg, and the service's answers meanwhile.
+
+It makes a --seconds (60) 720p test clip (testsrc2 + sine), starts the real server
+(`kaifang serve`, whose embedded worker runs the transcoder) in a fresh data dir, and in the same
+run:
+
+1. plain ffmpeg: the same argument list the pipeline uses (streaming.ladder.ffmpeg_args: the
+   720p/480p/360p ladder, poster and seek-preview sheets), run directly: the baseline;
+2. the pipeline: upload through the API (POST /api/events/{id}/recording), the job claimed by
+   the worker, ffmpeg at its lower priority, the folder published; timed from the upload's
+   first byte to the job's `succeeded`; checked with ffprobe (the master playlist plays to the
+   clip's duration);
+3. while the pipeline transcodes, GET /healthz and GET /events/{id} (a session page) every
+   50 ms, one at a time; the same probes on the idle server give the baseline.
+
+It prints a markdown report (writes bench/results/transcode.md unless --no-write) and exits 2
+when a target is missed: pipeline / plain ffmpeg <= 1.10, the pipeline at >= 1.5x real time,
+both pages p99 < 100 ms during the transcode.
+
+    .venv/bin/python bench/transcode.py
+    .venv/bin/python bench/transcode.py --seconds 20 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from harness import BIN, HOST, free_port, server_env, start_server, stop_server, wait_ready
+
+from streaming.ladder import Source, ffmpeg_args
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "transcode.md"
+ADMIN, PASSWORD = "bench-admin", "bench-password-42"
+TARGET_RATIO, TARGET_SPEED, TARGET_P99_S = 1.10, 1.5, 0.100
+PROBE_EVERY_S = 0.05
+
+
+@dataclass
+class Probes:
+    healthz: list[float] = field(default_factory=list)
+    page: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def percentile(values: list[float], p: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def make_clip(path: Path, seconds: int) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
+                    "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-c:a", "aac",
+                    "-shortest", str(path)], check=True)
+
+
+def duration_of(path: Path) -> float:
+    found = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+                            "json", str(path)], capture_output=True, check=True)
+    return float(json.loads(found.stdout)["format"]["duration"])
+
+
+def plain_ffmpeg(clip: Path, out: Path, seconds: float) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    args = ffmpeg_args(str(clip), str(out), Source(seconds, 1280, 720, True))
+    started = time.perf_counter()
+    subprocess.run(["ffmpeg", *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+async def probe_pages(base: str, event_id: int, probes: Probes, stop: asyncio.Event) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False) as client:
+        while not stop.is_set():
+            for path, into in (("/healthz", probes.healthz), (f"/events/{event_id}", probes.page)):
+                started = time.perf_counter()
+                answer = await client.get(path)
+                assert answer.status_code == 200, (path, answer.status_code)
+                into.append(time.perf_counter() - started)
+            await asyncio.sleep(PROBE_EVERY_S)
+
+
+async def pipeline(base: str, clip: Path) -> tuple[float, float, Probes, Probes, int]:
+    async with httpx.AsyncClient(base_url=base, timeout=600, trust_env=False) as client:
+        signed = await client.post("/api/session", json={"username": ADMIN, "password": PASSWORD})
+        client.headers["X-CSRF-Token"] = signed.json()["csrf_token"]
+        now = datetime.now(UTC)
+        body = {"kind": "broadcast", "unit_id": (await client.get("/api/units")).json()[0]["id"],
+                "title": "转码基准：政民互动直播间", "summary": "基准测试用的录播节目。",
+                "starts_at": (now + timedelta(days=1)).isoformat(),
+                "ends_at": (now + timedelta(days=1, hours=1)).isoformat(), "mode": "online",
+                "venue": "", "address": "", "capacity": 0,
+                "registration_opens_at": now.isoformat(),
+                "registration_closes_at": (now + timedelta(hours=20)).isoformat(),
+                "moderation": "pre", "premiere_at": (now + timedelta(days=1)).isoformat()}
+        created = await client.post("/api/events", json=body)
+        event_id = created.json()["id"]
+        for status in ("pending_review", "published"):
+            await client.post(f"/api/events/{event_id}/status", json={"status": status})
+
+        idle = Probes()
+        stop = asyncio.Event()
+        prober = asyncio.create_task(probe_pages(base, event_id, idle, stop))
+        await asyncio.sleep(3)
+        stop.set()
+        await prober
+
+        during = Probes()
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        with clip.open("rb") as handle:
+            answer = await client.post(f"/api/events/{event_id}/recording",
+                                       files={"file": ("clip.mp4", handle, "video/mp4")})
+        assert answer.status_code == 202, answer.text
+        uploaded = time.perf_counter() - started
+        prober = asyncio.create_task(probe_pages(base, event_id, during, stop))
+        job_id = answer.json()["job_id"]
+        while True:
+            job = (await client.get(f"/api/jobs/{job_id}")).json()
+            if job["state"] in ("succeeded", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await prober
+        assert job["state"] == "succeeded", job["error"]
+        return elapsed, uploaded, idle, during, event_id
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def report(seconds: int, plain_s: float, pipeline_s: float, upload_s: float, idle: Probes,
+           during: Probes, played_s: float, command: str) -> tuple[str, bool]:
+    ratio = pipeline_s / plain_s
+    speed_plain, speed_pipeline = seconds / plain_s, seconds / pipeline_s
+    p99 = {name: Probes.percentile(getattr(during, name), 99) for name in ("healthz", "page")}
+    ok = ratio <= TARGET_RATIO and speed_pipeline >= TARGET_SPEED and \
+        all(value < TARGET_P99_S for value in p99.values())
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True
+                            ).stdout.split("\n")[0]
+    lines = [
+        "# Transcode", "",
+        f"A {seconds} s 1280x720 test clip (testsrc2 + sine, H.264 + AAC) through the whole "
+        "pipeline (upload API → job claimed by the embedded worker → one ffmpeg at nice 10 → "
+        "published HLS: 720p/480p/360p, poster, seek-preview sheets), against the same ffmpeg "
+        "argument list run directly, in the same run. Meanwhile GET /healthz and a session page "
+        f"are asked one at a time every {PROBE_EVERY_S * 1000:.0f} ms. Targets: pipeline / "
+        f"plain <= {TARGET_RATIO:.2f}, the pipeline at >= {TARGET_SPEED}x real time, both pages "
+        f"p99 < {TARGET_P99_S * 1000:.0f} ms while it transcodes.", "",
+        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
+        f"- machine: nproc {os.cpu_count()}, Python {platform.python_version()}, {ffmpeg}",
+        f"- code: {commit}", f"- command: `{command}`", "",
+        "| run | wall time | × real time | ratio to plain ffmpeg |",
+        "| --- | ---: | ---: | ---: |",
+        f"| plain ffmpeg (baseline) | {plain_s:.1f} s | {speed_plain:.2f}× | 1.00 |",
+        f"| pipeline (of which upload and probe {upload_s:.1f} s) | {pipeline_s:.1f} s | "
+        f"{speed_pipeline:.2f}× | {ratio:.3f} |", "",
+        f"The published master playlist plays {played_s:.2f} s (ffprobe).", "",
+        "| page | idle p50 | idle p99 | transcoding p50 | transcoding p99 | transcoding max | "
+        "requests while transcoding |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, label in (("healthz", "GET /healthz"), ("page", "GET /events/{id}")):
+        values, base = getattr(during, name), getattr(idle, name)
+        lines.append(f"| {label} | {ms(Probes.percentile(base, 50))} | "
+                     f"{ms(Probes.percentile(base, 99))} | {ms(Probes.percentile(values, 50))} | "
+                     f"{ms(Probes.percentile(values, 99))} | {ms(max(values))} | {len(values)} |")
+    lines += ["", f"Targets: {'met' if ok else 'MISSED'}."]
+    return "\n".join(lines) + "\n", ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    command = "python bench/transcode.py" + "".join(
+        f" {a}" for a in sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="kaifang-transcode-") as tmp:
+        folder = Path(tmp)
+        clip = folder / "clip.mp4"
+        make_clip(clip, args.seconds)
+        plain_s = plain_ffmpeg(clip, folder / "plain", float(args.seconds))
+        data_dir = folder / "var"
+        env = server_env(ROOT, data_dir, None, PASSWORD)
+        subprocess.run([str(BIN / "kaifang"), "create-user", ADMIN, "--role", "admin"],
+                       env=env, cwd=ROOT, check=True, capture_output=True)
+        port = free_port()
+        log = folder / "server.log"
+        process = start_server(ROOT, env, port, 1, log)
+        try:
+            base = f"http://{HOST}:{port}"
+            asyncio.run(wait_ready(base, process, log))
+            pipeline_s, upload_s, idle, during, _event = asyncio.run(pipeline(base, clip))
+        finally:
+            stop_server(process)
+        masters = list((data_dir / "media" / "hls").glob("*/master.m3u8"))
+        played = duration_of(masters[0])
+    text, ok = report(args.seconds, plain_s, pipeline_s, upload_s, idle, during, played,
+                      command)
+    print(text)
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(text, encoding="utf-8")
+    return 0 if ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
