@@ -222,3 +222,35 @@ def test_captions_attach_to_the_recording_that_plays(client, staff, db, settings
     assert vtt.headers["content-type"].startswith("text/vtt")
     assert vtt.text == "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nhello again\n"
     assert client.get(listed[0]["src"]).status_code == 404  # a draft: not public yet
+
+
+def test_two_workers_never_take_the_same_job(staff, db, settings, clips):
+    """Claims are exclusive across workers (SKIP LOCKED on PostgreSQL, the write lock on SQLite)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    editor, event_id = _session(staff, db)
+    made = [_upload(editor, event_id, clips["audio"]).json()["job_id"] for _ in range(3)]
+
+    def claim_one(_: int) -> int | None:
+        with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as worker:
+            job = jobs.claim(worker)
+            return job.id if job else None
+
+    with ThreadPoolExecutor(6) as pool:
+        taken = [job_id for job_id in pool.map(claim_one, range(6)) if job_id is not None]
+    assert sorted(taken) == sorted(made)
+
+
+def test_ffmpeg_runs_in_a_child_process_below_the_web_service(tmp_path, monkeypatch):
+    """The child's niceness is raised before it runs ffmpeg (the web service keeps the CPU)."""
+    import os
+
+    from streaming import transcode
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho \"progress=end\"\nnice >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(transcode, "FFMPEG", str(fake))
+    code, said = transcode.run_ffmpeg([], 1.0, lambda fraction: True)
+    assert code == 3
+    assert int(said) == os.nice(0) + transcode.NICENESS
