@@ -26,6 +26,7 @@ from events.ratelimit import forget_expired
 from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
+from streaming.jobs import forget_stale_uploads
 from streaming.transcode import run_transcoder
 from streaming.transcode import wake as wake_transcoder
 
@@ -61,12 +62,17 @@ def _forget_registration_attempts(db: Session, settings: Settings) -> object:
     return forget_expired(db, settings) + recovery.forget_expired(db)
 
 
+def _forget_stale_uploads(db: Session, settings: Settings) -> object:
+    return forget_stale_uploads(db, settings.media_dir / "uploads")
+
+
 JOBS: tuple[Job, ...] = (
     Job("deliver", 0, _deliver),
     Job("purge", 3600, _purge),
     Job("quota_reminders", 3600, _quota_reminders),
     Job("closeout_reminders", 3600, _closeout_reminders),
     Job("registration_limits", 600, _forget_registration_attempts),
+    Job("stale_uploads", 3600, _forget_stale_uploads),
 )
 
 

@@ -10,6 +10,7 @@ and then ends `failed` with the tail of ffmpeg's complaint for staff to read.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
@@ -19,7 +20,7 @@ from events.locking import write_lock
 from events.models import Event, EventStatus, StaffUser
 from events.timeutil import utcnow
 from streaming.ladder import Source
-from streaming.models import Recording, TranscodeJob
+from streaming.models import Recording, TranscodeJob, Upload
 
 MAX_ATTEMPTS = 3
 FIRST_RETRY = timedelta(minutes=1)  # then 2, 4
@@ -167,3 +168,26 @@ def recordings_of(db: Session, event_id: int) -> list[tuple[Recording, Transcode
     by_recording = {job.recording_id: job for job in db.exec(
         select(TranscodeJob).where(col(TranscodeJob.recording_id).in_(ids)))} if ids else {}
     return [(r, by_recording.get(r.id or 0)) for r in found]
+
+
+# A resumable upload nobody went on with for this long is given up, and its bytes deleted.
+UPLOAD_KEPT = timedelta(days=1)
+
+
+def forget_stale_uploads(db: Session, uploads_dir: Path, now: datetime | None = None) -> int:
+    """The worker's round: uploads left unfinished past UPLOAD_KEPT, and files in the uploads
+    folder that no upload names (a whole upload cut off), are deleted. Flushes."""
+    now = now or utcnow()
+    write_lock(db)
+    stale = list(db.exec(select(Upload).where(col(Upload.job_id).is_(None),
+                                              col(Upload.updated_at) < now - UPLOAD_KEPT)))
+    for upload in stale:
+        (uploads_dir / upload.path).unlink(missing_ok=True)
+        db.delete(upload)
+    db.flush()
+    named = set(db.exec(select(Upload.path)))
+    cutoff = (now - UPLOAD_KEPT).timestamp()
+    for leftover in uploads_dir.glob("*.part"):
+        if leftover.name not in named and leftover.stat().st_mtime < cutoff:
+            leftover.unlink(missing_ok=True)
+    return len(stale)

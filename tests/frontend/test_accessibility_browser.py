@@ -16,9 +16,41 @@ SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "hei
 BLOCKING = {"serious", "critical"}
 
 PORTAL = ("/", "/calendar", "/events/{event}", "/tickets/{ticket}", "/units", "/results",
-          "/privacy", "/events/{event}?lang=en")
+          "/privacy", "/events/{event}?lang=en", "/events/{recorded}/live")
 CONSOLE = ("/console", "/console/events/{event}", "/console/events/new", "/console/review",
-           "/console/events/{event}/registrations", "/console/compliance", "/console/audit")
+           "/console/events/{event}/registrations", "/console/compliance", "/console/audit",
+           "/console/events/{recorded}")
+
+
+def recorded_session(staff: Any, db: Any, settings: Any, folder: Any) -> int:
+    """An online session held and closed out, whose recording plays (real ffmpeg, 2 s)."""
+    import subprocess
+    from datetime import UTC, datetime, timedelta
+
+    from streaming.transcode import run_one
+
+    clip = folder / "clip.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=25:duration=2", "-f", "lavfi", "-i",
+                    "sine=duration=2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+                    "-shortest", str(clip)], check=True)
+    admin = staff("admin")
+    now = datetime.now(UTC)
+    body = event_body(db, title="政民互动直播间：录像回看", mode="online", venue="", address="",
+                      starts_at=(now - timedelta(hours=2)).isoformat(),
+                      ends_at=(now - timedelta(hours=1)).isoformat(),
+                      registration_opens_at=(now - timedelta(days=2)).isoformat(),
+                      registration_closes_at=(now - timedelta(hours=3)).isoformat())
+    event_id = admin.post("/api/events", json=body).json()["id"]
+    with clip.open("rb") as handle:
+        assert admin.post(f"/api/events/{event_id}/recording",
+                          files={"file": ("clip.mp4", handle)}).status_code == 202
+    while run_one(settings):
+        pass
+    for status in ("pending_review", "published"):
+        admin.post(f"/api/events/{event_id}/status", json={"status": status})
+    assert admin.post(f"/api/events/{event_id}/close", json={"minutes": "纪要"}).status_code == 200
+    return int(event_id)
 
 
 def blocking_violations(axe: Axe, page: Any) -> list[str]:
@@ -32,7 +64,7 @@ def blocking_violations(axe: Axe, page: Any) -> list[str]:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_main_pages_have_no_serious_accessibility_violation(size, live_server, browser, staff,
-                                                            client, db):
+                                                            client, db, settings, tmp_path):
     event_id = open_session(staff, db, capacity=40, venue="区教委三层会议室",
                             address="北京市西城区西直门南小街国英一号")
     token = register(client, event_id)
@@ -40,7 +72,8 @@ def test_main_pages_have_no_serious_accessibility_violation(size, live_server, b
     draft = editor.post("/api/events", json=event_body(db, title="区教委课后服务会议开放"))
     editor.post(f"/api/events/{draft.json()['id']}/status", json={"status": "pending_review"})
     make_user(db, "axe-admin", "admin")
-    ids = {"event": event_id, "ticket": token}
+    ids = {"event": event_id, "ticket": token,
+           "recorded": recorded_session(staff, db, settings, tmp_path)}
 
     axe = Axe()
     context = browser.new_context(viewport=SIZES[size], locale="zh-CN")

@@ -254,3 +254,26 @@ def test_ffmpeg_runs_in_a_child_process_below_the_web_service(tmp_path, monkeypa
     code, said = transcode.run_ffmpeg([], 1.0, lambda fraction: True)
     assert code == 3
     assert int(said) == os.nice(0) + transcode.NICENESS
+
+
+def test_unfinished_uploads_are_given_up_after_a_day(staff, db, settings, clips):
+    import os
+
+    editor, event_id = _session(staff, db)
+    url = editor.post(f"/api/events/{event_id}/uploads", json={"size": 1000}).json()["url"]
+    editor.patch(url, content=b"x" * 400, headers={"Upload-Offset": "0"})
+    uploads = settings.media_dir / "uploads"
+    orphan = uploads / "cut-off.part"  # a whole upload whose connection dropped
+    orphan.write_bytes(b"y" * 10)
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).timestamp()
+    os.utime(orphan, (week_ago, week_ago))
+    with Session(get_engine(settings.sqlalchemy_url)) as worker:
+        assert jobs.forget_stale_uploads(worker, uploads) == 0  # still being sent
+        worker.commit()
+    assert not orphan.exists() and len(list(uploads.iterdir())) == 1
+    with Session(get_engine(settings.sqlalchemy_url)) as worker:
+        later = datetime.now(UTC) + jobs.UPLOAD_KEPT + timedelta(minutes=1)
+        assert jobs.forget_stale_uploads(worker, uploads, later) == 1
+        worker.commit()
+    assert list(uploads.iterdir()) == []
+    assert editor.get(url).status_code == 404
