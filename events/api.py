@@ -158,7 +158,7 @@ def host_accounts(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
 
 @router.get("/events/{event_id}/hosts")
 def event_hosts(event_id: Id, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
-    event = sessions.get_event(db, event_id)
+    event = sessions.get_visible_event(db, event_id, user)
     permissions.require_owner(user, event)
     return [hosts.host_public(host) for host in hosts.hosts_of(db, event_id)]
 
@@ -166,13 +166,13 @@ def event_hosts(event_id: Id, db: SessionDep, user: StaffDep) -> list[dict[str, 
 @router.post("/events/{event_id}/hosts", status_code=201)
 def assign_host(event_id: Id, body: HostAssignment, db: SessionDep,
                 user: StaffDep) -> dict[str, Any]:
-    host = hosts.assign(db, user, sessions.get_event(db, event_id), body.user_id)
+    host = hosts.assign(db, user, sessions.get_visible_event(db, event_id, user), body.user_id)
     return hosts.host_public(host)
 
 
 @router.delete("/events/{event_id}/hosts/{user_id}", status_code=204)
 def unassign_host(event_id: Id, user_id: Id, db: SessionDep, user: StaffDep) -> Response:
-    hosts.unassign(db, user, sessions.get_event(db, event_id), user_id)
+    hosts.unassign(db, user, sessions.get_visible_event(db, event_id, user), user_id)
     return Response(status_code=204)
 
 
@@ -199,7 +199,7 @@ def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -
 
 @router.get("/events/{event_id}/audit")
 def event_audit(event_id: int, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
-    event = sessions.get_event(db, event_id)
+    event = sessions.get_visible_event(db, event_id, user)
     permissions.require_owner(user, event)
     return [audit.entry_public(e) for e in audit.entries(db, entity="event", entity_id=event_id)]
 

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.registration_desk import RegistrationDesk
-from events.sessions import get_event
+from events.sessions import get_event, get_visible_event
 from events.timeutil import iso_local
 from events.units import Text
 from server.caching import PrivateJSONRoute
@@ -84,7 +84,7 @@ def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep,
 
 @router.get("/events/{event_id}/checkins")
 def checkin_state(event_id: EventId, db: SessionDep, user: StaffDep) -> dict[str, Any]:
-    permissions.require_runner(db, user, get_event(db, event_id))
+    permissions.require_runner(db, user, get_visible_event(db, event_id, user))
     return _checkin_state(db, event_id)
 
 
@@ -107,7 +107,7 @@ def _rows(db: SessionDep, event_id: int) -> list[Registration]:
 @router.get("/events/{event_id}/registrations")
 def list_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
     """Staff view: personal data masked."""
-    permissions.require_runner(db, user, get_event(db, event_id))
+    permissions.require_runner(db, user, get_visible_event(db, event_id, user))
     out = []
     for row in _rows(db, event_id):
         item = registration.registration_public(db, row)
@@ -120,7 +120,7 @@ def list_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> lis
 @router.get("/events/{event_id}/registrations.csv")
 def export_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> Response:
     """Full personal data, for the unit and the district office only; every export audited."""
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, user)
     permissions.require_owner(user, event)
     buffer = io.StringIO()
     writer = csv.writer(buffer)

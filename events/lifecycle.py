@@ -13,7 +13,7 @@ from events import audit, notify, permissions
 from events.errors import Conflict, Invalid
 from events.models import Event, EventStatus, StaffUser
 from events.registration import checked_in_count
-from events.sessions import check_times, get_event, require_complete
+from events.sessions import check_times, get_visible_event, require_complete
 from events.timeutil import as_utc, utcnow
 from events.units import clean_text
 
@@ -39,7 +39,7 @@ CLOSABLE = frozenset({S.published, S.live, S.ended})
 def change_status(
     db: Session, actor: StaffUser, event_id: int, target: EventStatus, reason: str = ""
 ) -> Event:
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, actor)  # another unit's draft: 404, not 403
     reason = clean_text(reason, "reason", multiline=True).strip()
     current = event.status
     if target == S.published:
@@ -94,7 +94,7 @@ def postpone(
     db: Session, actor: StaffUser, event_id: int, starts_at: datetime, ends_at: datetime,
     reason: str,
 ) -> Event:
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, actor)  # another unit's draft: 404, not 403
     permissions.require_owner(actor, event)
     if event.status not in POSTPONABLE:
         raise Conflict("not_postponable",
@@ -124,7 +124,7 @@ def close_event(
 ) -> Event:
     """Minutes and attendance make the session quota evidence. Attendance defaults to the
     check-in count; another number needs a reason, kept in the audit log."""
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, actor)  # another unit's draft: 404, not 403
     permissions.require_owner(actor, event)
     if event.status not in CLOSABLE:
         raise Conflict("illegal_transition",

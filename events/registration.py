@@ -19,7 +19,7 @@ from events import audit, notify, permissions, seats, smscap
 from events.errors import Busy, Conflict, DomainError, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, OutboxMessage, Registration, RegistrationStatus, StaffUser
-from events.sessions import get_event, is_public, registration_state
+from events.sessions import get_visible_event, is_public, registration_state
 from events.timeutil import iso_local, utcnow
 from events.units import MultilineText, Text, clean_text
 from server.security import Signer
@@ -399,7 +399,7 @@ def normal_code(raw: str) -> str:
 
 def check_in(db: Session, actor: StaffUser, event_id: int, code: str, *,
              opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> Registration:
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, actor)  # another unit's draft: 404, not 403
     permissions.require_runner(db, actor, event)
     require_door_open(event, opens_before)
     code = normal_code(code)
@@ -431,7 +431,7 @@ def checked_in_count(db: Session, event_id: int) -> int:
 def walk_in(db: Session, signer: Signer, actor: StaffUser, event_id: int, name: str,
             phone: str = "", *, opens_before: timedelta = CHECKIN_OPENS_BEFORE) -> Registration:
     """Someone registered at the door while seats remain: confirmed and checked in at once."""
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, actor)  # another unit's draft: 404, not 403
     permissions.require_runner(db, actor, event)
     require_door_open(event, opens_before)
     name = " ".join(clean_text(name, "name").split())

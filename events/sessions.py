@@ -521,7 +521,7 @@ def change_capacity(db: Session, actor: StaffUser, event_id: int,
 
 def _update(db: Session, actor: StaffUser, event_id: int,
             data: EventUpdate) -> tuple[Event, list[Registration]]:
-    event = get_event(db, event_id)
+    event = get_visible_event(db, event_id, actor)  # another unit's draft: 404, not 403
     permissions.require_owner(actor, event)
     if event.status not in EDITABLE:
         raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")

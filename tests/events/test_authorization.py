@@ -106,10 +106,19 @@ ACTIONS: dict[str, Action] = {
 MATRIX = [(name, role) for name in ACTIONS for role in ROLES]
 
 
+# Who reads a session before it is published (need-to-know): anyone else is told it does not
+# exist, whatever they asked to do with it, so refusals reveal no draft.
+READERS_BEFORE_PUBLICATION = frozenset({"admin", "editor_own", "host_assigned"})
+
+
 def expected_status(action: Action, role: str) -> int:
     if role == "anonymous":
         return action.anonymous
-    return action.ok if role in action.allowed else action.refused
+    if role in action.allowed:
+        return action.ok
+    if action.state in ("draft", "pending_review") and role not in READERS_BEFORE_PUBLICATION:
+        return 404
+    return action.refused
 
 
 def world(admin: TestClient) -> dict[str, Any]:
@@ -247,3 +256,26 @@ def test_a_forged_cookie_is_401(app, staff, db, forge):
     assert response.json()["error"] == "login_required"
     assert intruder.get("/api/audit").status_code == 401
     assert world(admin) == before
+
+
+def test_another_units_draft_answers_as_if_it_did_not_exist(staff, db) -> None:
+    """Refusals reveal no draft: every staff route answers another unit's draft exactly as it
+    answers an id that was never given."""
+    draft = staff("editor", "education").post("/api/events", json=event_body(db, **FUTURE))
+    draft_id = draft.json()["id"]
+    other = staff("editor", "health")
+    routes = [("GET", "/api/events/{}/hosts", None), ("POST", "/api/events/{}/hosts",
+                                                       {"user_id": 1}),
+              ("DELETE", "/api/events/{}/hosts/1", None), ("GET", "/api/events/{}/audit", None),
+              ("GET", "/api/events/{}/checkins", None),
+              ("GET", "/api/events/{}/registrations", None),
+              ("GET", "/api/events/{}/registrations.csv", None),
+              ("POST", "/api/events/{}/checkins", {"code": "ABCDEFGH"}),
+              ("PATCH", "/api/events/{}", {"title": "试探"}),
+              ("POST", "/api/events/{}/postpone", {"starts_at": FUTURE["starts_at"],
+                                                   "ends_at": FUTURE["ends_at"], "reason": "x"})]
+    for method, path, body in routes:
+        real = other.request(method, path.format(draft_id), json=body)
+        never = other.request(method, path.format(999_999), json=body)
+        assert (real.status_code, real.json()["error"]) == \
+            (never.status_code, never.json()["error"]) == (404, "event_not_found"), path
