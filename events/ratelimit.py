@@ -26,6 +26,7 @@ from typing import Protocol
 from sqlalchemy import delete, func, insert, text
 from sqlmodel import Session, col, select
 
+from events.clients import address_bucket
 from events.errors import Busy, DomainError, Throttled
 from events.locking import write_lock
 from events.models import RegistrationAttempt
@@ -70,7 +71,8 @@ def _keys(signer: Signer, limits: Limits, request: RegistrationRequest
     keys = []
     if limits.per_address and request.client_address:
         keys.append((signer.keyed_hash("registration-limit",
-                                       f"address:{request.client_address}"), limits.per_address))
+                                       f"address:{address_bucket(request.client_address)}"),
+                     limits.per_address))
     if limits.per_phone:
         keys.append((signer.keyed_hash("registration-limit", f"phone:{request.data.phone}"),
                      limits.per_phone))

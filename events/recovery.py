@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, text, update
 from sqlmodel import Session, col, select
 
 from events import notify, smscap
+from events.clients import address_bucket
 from events.errors import Invalid, Throttled
 from events.locking import write_lock
 from events.models import (
@@ -100,7 +101,7 @@ def request_code(db: Session, signer: Signer, phone: str, client_address: str, *
     now = now or utcnow()
     phone = normal_phone(phone)
     phone_key = _phone_key(signer, phone)
-    address_key = signer.keyed_hash("recovery", f"address:{client_address}")
+    address_key = signer.keyed_hash("recovery", f"address:{address_bucket(client_address)}")
     _lock(db, [phone_key, address_key])
     waits = []
     for column, key, limit in ((RecoveryChallenge.phone_key, phone_key, CODES_PER_PHONE),

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, delete, func, select
 
 from events import audit
+from events.clients import address_bucket
 from events.errors import Busy, Conflict, Invalid, NotFound, Throttled, Unauthenticated
 from events.models import LoginFailure, Role, StaffUser
 from events.timeutil import utcnow
@@ -196,7 +197,8 @@ def authenticate(
     Each attempt is counted (reserved) before its password is checked, and the reservation is
     cleared when the password is right: however many arrive at once, at most max_failures are
     checked per window."""
-    key = signer.keyed_hash("login-throttle", f"{username.strip().lower()}|{address}")
+    key = signer.keyed_hash("login-throttle",
+                            f"{username.strip().lower()}|{address_bucket(address)}")
     since = utcnow() - timedelta(seconds=window_s)
     if not _reserve_attempt(db, key, since, max_failures):
         oldest = db.exec(select(func.min(LoginFailure.at))

@@ -194,3 +194,27 @@ def test_the_worker_forgets_attempts_the_window_left_behind(app, staff, db, sett
     db.expire_all()
     left = db.exec(select(col(RegistrationAttempt.at))).all()
     assert len(left) == 1 and left[0] > old  # the address's attempt of a moment ago
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network(app, staff, db, limited):
+    """A phone or home gets a whole /64: spreading attempts over it does not escape the limit."""
+    event_id = _session(staff, db)
+    behind_nginx = limited(per_address=2, trusted_proxies="testclient")
+    answers = [_register(behind_nginx, event_id, f"1350000000{n}",
+                         via=f"2001:db8:1:2::{n + 1:x}").status_code for n in range(3)]
+    assert answers == [201, 201, 429]
+    other = _register(behind_nginx, event_id, "13500000008", via="2001:db8:1:3::1")
+    assert other.status_code == 201  # the next /64 is someone else
+    mapped = [_register(behind_nginx, event_id, f"1340000000{n}",
+                        via=via).status_code
+              for n, via in enumerate(["198.51.100.7", "::ffff:198.51.100.7", "198.51.100.7"])]
+    assert mapped == [201, 201, 429]  # an IPv4 address however it is written
+
+
+def test_address_buckets() -> None:
+    from events.clients import address_bucket
+
+    assert address_bucket("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64"
+    assert address_bucket("203.0.113.9") == "203.0.113.9"
+    assert address_bucket("::ffff:203.0.113.9") == "203.0.113.9"
+    assert address_bucket("testclient") == "testclient"
