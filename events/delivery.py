@@ -84,6 +84,16 @@ class SmsGateway(Protocol):
         DeliveryError."""
 
 
+class UnsentEmailBackend:
+    """Channel "email" without KAIFANG_SMTP_URL: nothing can send a mail, so none is marked
+    sent (staff read it in the outbox, as `unsent`)."""
+
+    leaves_machine = False
+
+    def send(self, message: OutboxMessage) -> None:
+        raise NoGateway("no mail server is configured")
+
+
 class UnsentSmsBackend:
     """Channel "sms" without KAIFANG_SMS_*: nothing can send a text, so none is marked sent."""
 
@@ -153,7 +163,9 @@ class SmtpBackend:
 
 
 def backend_for(settings: Settings, channel: str) -> Backend:
-    if channel == "email" and settings.smtp_url:
+    if channel == "email":
+        if not settings.smtp_url:
+            return UnsentEmailBackend()
         return SmtpBackend(settings.smtp_url, settings.mail_from)
     if channel == "sms":
         if not settings.sms_configured:

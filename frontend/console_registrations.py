@@ -78,7 +78,10 @@ TOPICS = {
 }
 STATES = {"pending": N_("Waiting to be sent"), "sending": N_("Sending"), "sent": N_("Sent"),
           "failed": N_("Failed, will retry"), "void": N_("Void"),
-          "unsent": N_("Not sent (no SMS gateway configured)")}
+          "unsent": N_("Not sent (no gateway configured)")}
+# Why an unsent message did not go, by its channel.
+UNSENT = {"sms": N_("Not sent (no SMS gateway configured)"),
+          "email": N_("Not sent (no mail server configured)")}
 CHANNELS = {"sms": N_("SMS"), "email": N_("Email"), "console": N_("In the console")}
 # Words the check-in script shows; translated here so the catalogue holds them all.
 SCRIPT_TEXTS = {
@@ -385,6 +388,12 @@ class OutboxRow:
     attempts: int
     event_id: int | None
     event_title: str
+
+    @property
+    def state_label(self) -> str:
+        if self.state == "unsent":
+            return UNSENT.get(self.channel, STATES["unsent"])
+        return STATES.get(self.state, self.state)
 
 
 def _choice(request: Request, name: str, allowed: dict[str, str]) -> str:

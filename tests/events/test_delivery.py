@@ -28,6 +28,7 @@ from events.delivery import (
     OutboxBackend,
     SmsBackend,
     SmtpBackend,
+    UnsentEmailBackend,
     UnsentSmsBackend,
     backend_for,
 )
@@ -338,7 +339,8 @@ def test_a_refused_or_unreachable_mail_server_fails_without_naming_the_recipient
 
 def test_backends_by_channel_and_configuration(settings):
     assert isinstance(backend_for(settings, "sms"), SmsBackend)
-    assert isinstance(backend_for(settings, "email"), OutboxBackend)
+    assert isinstance(backend_for(settings, "email"), UnsentEmailBackend)
+    assert isinstance(backend_for(settings, "console"), OutboxBackend)
     smtp = settings.model_copy(update={"smtp_url": "smtp+starttls://u%40x:p@mail.example:2525"})
     backend = backend_for(smtp, "email")
     assert isinstance(backend, SmtpBackend)
@@ -444,3 +446,12 @@ def test_results_that_leave_nothing_outside_take_the_write_lock_once_per_round(
     assert deliver(settings, backend=UnsentSmsBackend()) == 0
     assert [m.state for m in outbox(db, topic="registration_confirmed")] == ["unsent"] * 6
     assert len(taken) == 2  # the claim, then the six results together
+
+
+def test_mail_without_a_mail_server_is_unsent_and_the_outbox_says_why(db, settings, staff):
+    """Nothing left the machine: the office must not read 已发送 for a unit's reminder."""
+    message = _queue_mail(db)
+    assert deliver(settings) == 0
+    assert outbox(db, id=message.id)[0].state == "unsent"
+    page = staff("admin").get("/console/outbox").text
+    assert "未发送（未配置邮件服务器）" in page
