@@ -62,10 +62,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    # First: routes are matched in order, and a registration burst is the hottest path (its
+    # paths overlap no other router's).
+    app.include_router(api_registration.router)
     app.include_router(api_feeds.router)
     app.include_router(api_staff.router)
     app.include_router(events_api.router)
-    app.include_router(api_registration.router)
     app.include_router(api_compliance.router)
     app.include_router(streaming_api.router)
     app.include_router(streaming_api.media)
