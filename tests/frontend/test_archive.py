@@ -4,66 +4,26 @@ page, the Atom feed with enclosures, the embeddable player; one recording made e
 from __future__ import annotations
 
 import re
-import secrets
 import subprocess
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
-from events.models import Event, EventKind, EventMode, EventStatus
+from events.models import Event, EventKind, EventStatus
 from server.app import create_app
 from server.config import Settings
 from streaming import archive
-from streaming.models import Recording
 from streaming.transcode import run_one
-from tests.conftest import event_body, publish, unit_id
+from tests.conftest import event_body, publish
+from tests.frontend.archive_sessions import add_recording, held, now
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = "https://kaifang.xicheng.gov.cn"
 TAG = re.compile(r"<[^>]+>")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def held(db: Session, title: str, *, days_ago: float = 10, unit: str = "education",
-         kind: EventKind = EventKind.open_meeting, status: EventStatus = EventStatus.ended,
-         summary: str = "", minutes: str = "", recording: bool = True,
-         duration_s: float = 754.0, premiere_in: timedelta | None = None,
-         published: bool = True) -> int:
-    """A session as the database keeps it once held (and closed out when given minutes), with
-    a published recording row: the listing tests need no ffmpeg."""
-    starts = _now() - timedelta(days=days_ago)
-    event = Event(kind=kind, unit_id=unit_id(db, unit), title=title, summary=summary,
-                  starts_at=starts, ends_at=starts + timedelta(hours=2), status=status,
-                  mode=EventMode.hybrid, published_at=starts - timedelta(days=7)
-                  if published else None, minutes=minutes,
-                  closed_at=starts + timedelta(hours=3) if minutes else None,
-                  premiere_at=_now() + premiere_in if premiere_in is not None else None)
-    db.add(event)
-    db.flush()
-    assert event.id is not None
-    if recording:
-        add_recording(db, event.id, duration_s)
-    db.commit()
-    return event.id
-
-
-def add_recording(db: Session, event_id: int, duration_s: float = 754.0,
-                  published: bool = True) -> Recording:
-    row = Recording(event_id=event_id, state="succeeded" if published else "failed",
-                    media_key=f"{event_id}-1-{secrets.token_hex(12)}" if published else "",
-                    duration_s=duration_s, width=1280, height=720, has_audio=True,
-                    renditions="720p,480p,360p", published_at=_now() if published else None)
-    db.add(row)
-    db.commit()
-    return row
 
 
 def titles(html: str) -> list[str]:
@@ -105,7 +65,7 @@ def test_only_public_held_sessions_with_a_playing_recording_are_listed(client, d
 
 def test_an_entry_shows_poster_title_unit_date_duration_kind_and_both_links(client, db):
     event_id = held(db, "区教委招生政策会议开放", days_ago=3, duration_s=3754.4)
-    recording = archive.entry_of(db, db.get(Event, event_id), _now())
+    recording = archive.entry_of(db, db.get(Event, event_id), now())
     assert recording is not None
     key = recording.recording.media_key
     html = client.get("/archive").text
@@ -115,7 +75,7 @@ def test_an_entry_shows_poster_title_unit_date_duration_kind_and_both_links(clie
     assert '<time datetime="PT1H2M34S">1:02:34</time>' in card
     assert f'href="/events/{event_id}/live"' in card and f'href="/events/{event_id}"' in card
     assert "区教委" in card and "会议开放" in card and "观看录像" in card
-    starts = (_now() - timedelta(days=3)).astimezone(archive.LOCAL_TZ)
+    starts = (now() - timedelta(days=3)).astimezone(archive.LOCAL_TZ)
     assert f"{starts.year}年{starts.month}月{starts.day}日" in visible(card)
 
 
@@ -165,10 +125,10 @@ def test_filters_by_kind_unit_and_year_without_javascript(client, db):
 
 def test_search_finds_title_summary_and_the_close_out_minutes(client, staff, db):
     admin = staff("admin")
-    now = _now()
+    moment = now()
     body = event_body(db, title="区教委课后服务会议开放", summary="听取家长意见。",
-                      mode="hybrid", starts_at=(now - timedelta(days=2)).isoformat(),
-                      ends_at=(now - timedelta(days=2) + timedelta(hours=2)).isoformat(),
+                      mode="hybrid", starts_at=(moment - timedelta(days=2)).isoformat(),
+                      ends_at=(moment - timedelta(days=2) + timedelta(hours=2)).isoformat(),
                       registration_opens_at=None, registration_closes_at=None)
     event_id = admin.post("/api/events", json=body).json()["id"]
     publish(admin, event_id)
@@ -261,7 +221,7 @@ def test_the_feed_has_one_entry_per_recording_with_absolute_enclosures(settings,
         assert [e.findtext(f"{ATOM}title") for e in entries] == \
             ["区教委会议 <第一场> & 纪要", "区卫健委开放日"]
         for event_id, entry in zip(ids, entries, strict=True):
-            key = archive.entry_of(db, db.get(Event, event_id), _now()).recording.media_key  # type: ignore[arg-type, union-attr]
+            key = archive.entry_of(db, db.get(Event, event_id), now()).recording.media_key  # type: ignore[arg-type, union-attr]
             links = {(link.get("rel"), link.get("type")): link.get("href")
                      for link in entry.findall(f"{ATOM}link")}
             assert links == {
@@ -293,7 +253,7 @@ def test_an_empty_archive_is_a_valid_feed(client):
 
 def test_the_embed_page_is_the_title_and_the_player(client, db):
     event_id = held(db, "区教委会议开放")
-    entry = archive.entry_of(db, db.get(Event, event_id), _now())  # type: ignore[arg-type]
+    entry = archive.entry_of(db, db.get(Event, event_id), now())  # type: ignore[arg-type]
     assert entry is not None
     page = client.get(f"/embed/{event_id}")
     assert page.status_code == 200
@@ -341,10 +301,10 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_transcoded_recording_reaches_the_archive_feed_and_embed(client, staff, db, settings,
                                                                   clip):
     editor = staff("editor", "education")
-    now = _now()
+    moment = now()
     body = event_body(db, title="区教委端到端录像会议", mode="online",
-                      starts_at=(now - timedelta(hours=3)).isoformat(),
-                      ends_at=(now - timedelta(hours=1)).isoformat(),
+                      starts_at=(moment - timedelta(hours=3)).isoformat(),
+                      ends_at=(moment - timedelta(hours=1)).isoformat(),
                       registration_opens_at=None, registration_closes_at=None)
     event_id = editor.post("/api/events", json=body).json()["id"]
     admin = staff("admin")
