@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
-from events.models import Event, EventKind, EventStatus
+from events.models import CohostState, Event, EventCohost, EventKind, EventStatus
 from server.app import create_app
 from server.config import Settings
 from streaming import archive
 from streaming.transcode import run_one
-from tests.conftest import event_body, publish
+from tests.conftest import event_body, publish, unit_id
 from tests.frontend.archive_sessions import add_recording, held, now
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -58,9 +59,14 @@ def test_only_public_held_sessions_with_a_playing_recording_are_listed(client, d
 
     page = client.get("/archive")
     assert page.status_code == 200
-    assert titles(page.text) == ["已首播的直播间节目", "近期的会议开放", "已归档的公众报告",
-                                 "去年的政府开放日"]
-    assert "录像" in page.text and 'aria-current="page">活动录像' in page.text
+    listed = ["已首播的直播间节目", "近期的会议开放", "已归档的公众报告", "去年的政府开放日"]
+    assert titles(page.text) == listed
+    assert 'aria-current="page">活动录像' in page.text
+    # The archive is exactly what plays on demand: its rule and the player's agree.
+    for event in db.exec(select(Event)).all():
+        playback = client.get(f"/api/events/{event.id}/playback")
+        on_demand = playback.status_code == 200 and playback.json()["state"] == "vod"
+        assert on_demand == (event.title in listed), event.title
 
 
 def test_an_entry_shows_poster_title_unit_date_duration_kind_and_both_links(client, db):
@@ -186,6 +192,17 @@ def test_each_unit_has_its_archive_and_its_page_links_there(client, db):
     main = client.get("/units/civil-affairs").text.split("<main")[1]
     assert "无录像的会议" in main and "/archive" not in main
     assert client.get("/units/no-such-unit/archive").status_code == 404
+
+
+def test_a_unit_archive_includes_what_it_co_hosted(client, db):
+    event_id = held(db, "区教委与区卫健委联合开放日")
+    invited = held(db, "只邀请未接受的会议")
+    db.add(EventCohost(event_id=event_id, unit_id=unit_id(db, "health"),
+                       state=CohostState.accepted))
+    db.add(EventCohost(event_id=invited, unit_id=unit_id(db, "health")))
+    db.commit()
+    assert titles(client.get("/units/health/archive").text) == ["区教委与区卫健委联合开放日"]
+    assert titles(client.get("/archive?unit=health").text) == ["区教委与区卫健委联合开放日"]
 
 
 # ---- the session page -----------------------------------------------------------------------
