@@ -98,6 +98,7 @@ def install(app: FastAPI) -> None:
         console_registrations,
         console_users,
         portal,
+        portal_archive,
         portal_recover,
         portal_results,
         portal_room,
@@ -113,3 +114,4 @@ def install(app: FastAPI) -> None:
     app.include_router(console_compliance.router)
     app.include_router(console_users.router)
     app.include_router(portal_results.router)
+    app.include_router(portal_archive.router)

@@ -28,6 +28,7 @@ from frontend.i18n import N_, current_locale, gettext
 from frontend.templating import STATIC_DIR, WEEKDAYS_ZH, render
 from server.caching import keep_private
 from server.deps import OptionalStaffDep, SessionDep, public_url
+from streaming import archive
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -371,8 +372,11 @@ def render_session(request: Request, db: SessionDep, event: Event, *, status: in
                    preview: bool = False, **extra: Any) -> Response:
     """The session page; the registration form re-renders it with what was typed (extra)."""
     card = session_cards(db, [event], unit_directory(db))[0]
+    # A session in the archive links to its recording (the watch page).
+    recorded = archive.entry_of(db, event, utcnow()) is not None
     response = render(
         request, "portal/event.html", status_code=status, section="", e=card,
+        watch_url=rooms.room_path(event.id) if recorded else None,
         explanation=gettext(KIND_EXPLANATIONS[card["kind"]]), map_url=map_link(card),
         json_ld=json_ld(request, card), preview=preview, **extra,
     )
@@ -407,4 +411,6 @@ def unit_page(code: str, request: Request, db: SessionDep) -> Response:
         upcoming=session_cards(db, upcoming_events, directory),
         past=session_cards(db, past_events, directory),
         calendar_link=Filters(unit=unit.code).link("/calendar"),
+        archive_link=f"/units/{unit.code}/archive" if archive.has_entries(db, unit.code, now)
+        else None,
     )

@@ -16,7 +16,8 @@ SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "hei
 BLOCKING = {"serious", "critical"}
 
 PORTAL = ("/", "/calendar", "/events/{event}", "/tickets/{ticket}", "/units", "/results",
-          "/privacy", "/events/{event}?lang=en", "/events/{recorded}/live")
+          "/privacy", "/archive", "/events/{event}?lang=en", "/events/{recorded}/live",
+          "/embed/{recorded}")
 CONSOLE = ("/console", "/console/events/{event}", "/console/events/new", "/console/review",
            "/console/events/{event}/registrations", "/console/compliance", "/console/audit",
            "/console/events/{recorded}")
