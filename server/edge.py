@@ -35,8 +35,9 @@ from server.deps import SESSION_COOKIE
 PRIVATE_BYTES = PRIVATE.encode()
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
 # No inline script or style anywhere (every script and stylesheet is a file under /static);
-# media may come from blob: (hls.js feeds the video through Media Source Extensions).
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+# media may come from blob: (hls.js feeds the video through Media Source Extensions), and so
+# may a picture (the photo of a ticket the door phone reads, in the browser).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
        "base-uri 'self'; form-action 'self'; frame-ancestors ")
 # Pages the district portal may frame (the embeddable player); every other page no one may.

@@ -60,3 +60,10 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> None:
     """What the page shows, saved as test-artifacts/NAME.png for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+# Watches what the Content-Security-Policy blocks on a page (page.add_init_script before goto;
+# then page.evaluate(CSP_BLOCKED) == []).
+CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+             " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+CSP_BLOCKED = "() => window.__csp"

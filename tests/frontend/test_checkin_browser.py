@@ -13,7 +13,14 @@ from playwright.sync_api import expect
 
 from events.timeutil import local
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, assign_hosts, door_open, make_user
-from tests.frontend.browser import PHONE, no_horizontal_scroll, screenshot, sign_in
+from tests.frontend.browser import (
+    CSP_BLOCKED,
+    CSP_WATCH,
+    PHONE,
+    no_horizontal_scroll,
+    screenshot,
+    sign_in,
+)
 from tests.helpers import open_session, registered, registrations
 
 # Controls in the page a thumb must hit (the file input hides inside its label).
@@ -58,6 +65,7 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
 
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, locale="zh-CN")
     page = context.new_page()
+    page.add_init_script(CSP_WATCH)
     try:
         url = f"/console/events/{event_id}/checkin"
         sign_in(page, live_server, "door-editor", url)
@@ -105,6 +113,7 @@ def test_typing_codes_at_the_door_on_a_phone(live_server, browser, staff, client
                     "buffer": qr_png(photographed["code"])}])
         expect(result).to_contain_text("签到成功")
         expect(result).to_contain_text("张*丰")
+        assert page.evaluate(CSP_BLOCKED) == []  # the photo was read under the page's policy
         assert code_input.input_value() == ""
         expect(counter).to_have_text(re.compile(r"已签到\s*3\s*/"))
 

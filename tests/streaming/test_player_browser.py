@@ -8,12 +8,11 @@ from typing import Any
 
 from streaming.transcode import run_one
 from tests.conftest import event_body, publish
+from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH
 from tests.streaming.test_recordings import _upload
 
 PHONE = {"width": 375, "height": 812}
-# Anything the Content-Security-Policy blocked on the page (none may be).
-CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation',"
-             " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+
 CAPTIONS = "WEBVTT\n\n00:00:00.000 --> 00:00:11.000\n欢迎收看政民互动直播间\n"
 
 
@@ -64,7 +63,7 @@ def test_a_recording_plays_through_hlsjs_with_captions_on_a_phone(
             " && t.activeCues[0].text; }", timeout=10000)
         assert cue.json_value() == "欢迎收看政民互动直播间"
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
-        assert page.evaluate("() => window.__csp") == []
+        assert page.evaluate(CSP_BLOCKED) == []
     finally:
         page.close()
 
@@ -99,7 +98,7 @@ def test_a_premiere_starts_everyone_at_the_servers_moment(
         expected = (datetime.now(UTC) - premiere).total_seconds()
         shown = page.evaluate("() => document.querySelector('video').currentTime")
         assert shown < expected + 1, (shown, expected)
-        assert page.evaluate("() => window.__csp") == []
+        assert page.evaluate(CSP_BLOCKED) == []
     finally:
         page.close()
 
@@ -142,7 +141,7 @@ def test_an_editor_uploads_with_progress_and_sees_the_job_finish(
         page.get_by_text("已就绪").wait_for(timeout=30000)  # the page reloads when done
         assert page.get_by_text("正在向公众播放").is_visible()
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
-        assert page.evaluate("() => window.__csp") == []
+        assert page.evaluate(CSP_BLOCKED) == []
     finally:
         stop.set()
         page.close()
