@@ -20,7 +20,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from events import rooms, sessions, units
 from events.errors import NotFound
-from events.models import Event, EventKind, Unit, UnitCategory
+from events.models import Event, EventKind, StaffUser, Unit, UnitCategory
 from events.timeutil import LOCAL_TZ, local, utcnow
 from frontend import labels
 from frontend.browser import remember_browser
@@ -348,17 +348,23 @@ def calendar(request: Request, db: SessionDep) -> Response:
     )
 
 
+def visible_event(db: Session, event_id: int, viewer: StaffUser | None = None) -> Event | None:
+    """The session with this id if this viewer may see it (the public: published ones)."""
+    if not 0 < event_id <= MAX_ID:
+        return None
+    try:
+        return sessions.get_visible_event(db, event_id, viewer)
+    except NotFound:
+        return None
+
+
 @router.get("/events/{event_id:int}")
 def session_page(event_id: int, request: Request, db: SessionDep,
                  viewer: OptionalStaffDep) -> Response:
-    missing = N_("This session does not exist or is not public.")
-    if not 0 < event_id <= MAX_ID:
-        return _not_found(request, missing)
-    try:
-        # Signed-in staff may preview a session before it is public.
-        event = sessions.get_visible_event(db, event_id, viewer)
-    except NotFound:
-        return _not_found(request, missing)
+    # Signed-in staff may preview a session before it is public.
+    event = visible_event(db, event_id, viewer)
+    if event is None:
+        return _not_found(request, N_("This session does not exist or is not public."))
     return render_session(request, db, event, preview=not sessions.is_public(event))
 
 

@@ -15,19 +15,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from events import rooms, sessions, units
+from events import rooms, units
 from events.errors import NotFound
 from events.models import EventKind, EventStatus, Unit
 from events.timeutil import utcnow
 from frontend.i18n import N_
 from frontend.portal import (
-    MAX_ID,
     _not_found,
     _page_number,
     kind_choices,
     session_cards,
     unit_directory,
     unit_groups,
+    visible_event,
 )
 from frontend.portal_room import PLAYING, player_context
 from frontend.templating import render
@@ -159,13 +159,9 @@ def archive_feed(request: Request, db: SessionDep) -> Response:
 def embed(event_id: int, request: Request, db: SessionDep) -> Response:
     """The player alone, for the district portal's pages (framing rules: the edge's CSP)."""
     missing = N_("This session has no recording to show, or is not public.")
-    if not 0 < event_id <= MAX_ID:
-        return _not_found(request, missing)
-    try:
-        event = sessions.get_visible_event(db, event_id, None)
-    except NotFound:
-        return _not_found(request, missing)
-    if event.status == EventStatus.cancelled or jobs.published(db, event_id) is None:
+    event = visible_event(db, event_id)
+    if event is None or event.status == EventStatus.cancelled \
+            or jobs.published(db, event_id) is None:
         return _not_found(request, missing)
     card = session_cards(db, [event], unit_directory(db))[0]
     player = player_context(db, request, event)

@@ -10,13 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from events import rooms, sessions
-from events.errors import NotFound
+from events import rooms
 from events.models import Event, EventKind
 from events.timeutil import utcnow
-from events.units import MAX_ID
 from frontend.i18n import N_, gettext
-from frontend.portal import _not_found, session_cards, unit_directory
+from frontend.portal import _not_found, session_cards, unit_directory, visible_event
 from frontend.templating import render
 from server.deps import SessionDep
 from streaming import jobs, tracks
@@ -60,11 +58,8 @@ def player_context(db: SessionDep, request: Request, event: Event) -> dict[str, 
 @router.get("/events/{event_id:int}/live")
 def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     missing = N_("This session has no live room, or is not public.")
-    if not 0 < event_id <= MAX_ID:
-        return _not_found(request, missing)
-    try:
-        event = sessions.get_visible_event(db, event_id, None)
-    except NotFound:
+    event = visible_event(db, event_id)
+    if event is None:
         return _not_found(request, missing)
     player = player_context(db, request, event)
     if not rooms.has_room(event) and player["playback"]["state"] not in PLAYING:
