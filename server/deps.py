@@ -52,10 +52,11 @@ class JSONRoute(APIRoute):
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        returns_response = _is_response(get_typed_return_annotation(endpoint))
+        annotation = get_typed_return_annotation(endpoint)
+        returns_response = _is_response(annotation)
         model = kwargs.get("response_model", Default(None))
         if isinstance(model, DefaultPlaceholder):
-            model = None if returns_response else get_typed_return_annotation(endpoint)
+            model = None if returns_response else annotation
         kwargs["response_model"] = None
         if not returns_response and not hasattr(endpoint, "encodes_on_the_loop"):
             endpoint = _encoded_on_the_loop(endpoint)
