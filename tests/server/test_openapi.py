@@ -269,7 +269,7 @@ def test_answers_fit_the_document(client, staff, db, doc):
         check(doc, "get", path, asker.get(path), 200)
 
 
-def test_error_answers_fit_the_document(client, staff, db, doc):
+def test_error_answers_fit_the_document(client, staff, db, doc, settings):
     editor = staff("editor", "education")
     check(doc, "get", "/api/events/{event_id}", client.get("/api/events/999999"), 404)
     check(doc, "post", "/api/events", client.post("/api/events", json=event_body(db)), 401)
@@ -291,6 +291,12 @@ def test_error_answers_fit_the_document(client, staff, db, doc):
     incomplete = check(doc, "post", "/api/events/{event_id}/status", editor.post(
         f"/api/events/{created['id']}/status", json={"status": "pending_review"}), 422)
     assert incomplete["missing"] == ["venue"]
+
+    wrong = {"username": "nobody", "password": "guess"}
+    for _ in range(settings.login_max_failures):
+        check(doc, "post", "/api/session", client.post("/api/session", json=wrong), 401)
+    throttled = check(doc, "post", "/api/session", client.post("/api/session", json=wrong), 429)
+    assert throttled["error"] == "too_many_attempts"
 
 
 def test_the_check_finds_what_the_document_does_not_say(client, staff, db, doc):
