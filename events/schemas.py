@@ -109,8 +109,12 @@ class UnitRef(PublicModel):
     category: UnitCategory
 
 
-class UnitPublic(UnitRef):
+class UnitPublic(PublicModel):
+    id: int
+    code: str
+    name: str
     name_en: str
+    category: UnitCategory
     retired: bool
 
 
