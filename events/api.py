@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions
+from events import audit, cohosts, hosts, lifecycle, permissions, revisions, schemas, sessions
 from events.errors import Forbidden, Invalid
 from events.models import EventKind, EventStatus, Role
 from events.schemas import (
@@ -172,7 +172,7 @@ def answer_cohosting(event_id: Id, unit_id: Id, answer: str, db: SessionDep,
     event = sessions.get_visible_event(db, event_id, user)
     row = cohosts.respond(db, user, event, unit_id, answer == "accept")
     db.commit()
-    return CohostPublic.model_validate(cohosts.cohost_public(row))
+    return schemas.answer(CohostPublic, cohosts.cohost_public(row))  # `answer`: the path's
 
 
 @router.get("/hosts")

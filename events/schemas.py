@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from events.models import (
@@ -38,13 +38,23 @@ class PublicModel(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_open_object)
 
 
+class AnswerMismatch(Exception):
+    """A view's answer does not fit its model: a bug of ours, so a 500 (a pydantic
+    ValidationError would be taken for bad input and answered 422)."""
+
+
 def answer(model: type[M], item: dict[str, Any]) -> M:
     """The view `item` as `model`: a key the model lacks, or a wrong type, raises here."""
-    return model.model_validate(item)
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        # Where and what kind, never the values: they may be personal data.
+        where = ", ".join(f"{'.'.join(map(str, e['loc']))} ({e['type']})" for e in exc.errors())
+        raise AnswerMismatch(f"the answer does not fit {model.__name__}: {where}") from None
 
 
 def answers(model: type[M], items: list[dict[str, Any]]) -> list[M]:
-    return [model.model_validate(item) for item in items]
+    return [answer(model, item) for item in items]
 
 
 # A time as the API writes it: ISO 8601 with offset, Asia/Shanghai (events.timeutil.iso_local);
@@ -231,8 +241,8 @@ class EventForStaff(EventPublic):
 def event_answer(item: dict[str, Any]) -> EventPublic | EventForStaff:
     """The staff view when the view function made one (the viewer's unit owns the session)."""
     if "review_note" in item:
-        return EventForStaff.model_validate(item)
-    return EventPublic.model_validate(item)
+        return answer(EventForStaff, item)
+    return answer(EventPublic, item)
 
 
 # ---- registrations and check-in --------------------------------------------------------------

@@ -16,7 +16,8 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from events.schemas import EventPublic, answer
+from events import units
+from events.schemas import AnswerMismatch, EventPublic, answer
 from server.deps import require_staff
 from tests.conftest import door_open, event_body, publish
 
@@ -324,11 +325,19 @@ def test_the_check_finds_what_the_document_does_not_say(client, staff, db, doc):
     assert strayed(lambda body: body.update(checked_in_at=None)) == []
 
 
-def test_a_view_that_grows_a_key_its_model_lacks_fails_loudly(client, staff, db):
+def test_a_view_that_grows_a_key_its_model_lacks_fails_loudly(app, staff, db, monkeypatch):
+    """Not a 422 (bad input): a 500 whose log names the key, never its value."""
     admin = staff("admin")
     created = admin.post("/api/events", json=event_body(db)).json()
     public = {name: value for name, value in created.items()
               if name in EventPublic.model_fields}
     assert answer(EventPublic, public).model_dump(mode="json") == public
-    with pytest.raises(ValueError, match="secret"):
-        answer(EventPublic, {**public, "secret": "x"})
+    with pytest.raises(AnswerMismatch, match=r"EventPublic: secret \(extra_forbidden\)") as raised:
+        answer(EventPublic, {**public, "secret": "13800000001"})
+    assert "13800000001" not in str(raised.value)
+
+    grown = units.unit_public
+    monkeypatch.setattr(units, "unit_public", lambda unit: {**grown(unit), "secret": "x"})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/api/units")
+    assert (response.status_code, response.json()["error"]) == (500, "internal")
