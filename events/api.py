@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions
+from events import audit, cohosts, hosts, lifecycle, permissions, revisions, schemas, sessions
 from events.errors import Forbidden, Invalid
 from events.models import EventKind, EventStatus, Role
+from events.schemas import (
+    AuditEntryPublic,
+    CohostPublic,
+    EventForStaff,
+    EventPublic,
+    HostPublic,
+    answer,
+    answers,
+    event_answer,
+)
 from events.units import MultilineText, Text
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep
 
@@ -67,7 +77,7 @@ def list_events(
     q: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=sessions.MAX_OFFSET)] = 0,
-) -> list[dict[str, Any]]:
+) -> list[EventPublic | EventForStaff]:
     try:
         query = sessions.EventQuery(kind=kind, unit=unit, status=status,
                                     start=_date_or_datetime(from_, "from"),
@@ -78,26 +88,34 @@ def list_events(
         name = {"start": "from", "end": "to"}.get(str(first["loc"][0]), str(first["loc"][0]))
         raise Invalid("invalid", f"{name}: {first['msg']}", field=name) from exc
     found = sessions.list_events(db, query, viewer)
-    return sessions.events_public(db, found, staff=viewer is not None, viewer=viewer)
+    return [event_answer(item)
+            for item in sessions.events_public(db, found, staff=viewer is not None,
+                                               viewer=viewer)]
 
 
 @router.post("/events", status_code=201)
-def create_event(body: sessions.EventCreate, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+def create_event(body: sessions.EventCreate, db: SessionDep, user: StaffDep) -> EventForStaff:
     event = sessions.create_event(db, user, body)
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
 @router.get("/events/{event_id}")
-def get_event(event_id: int, db: SessionDep, viewer: OptionalStaffDep) -> dict[str, Any]:
+def get_event(event_id: int, db: SessionDep,
+              viewer: OptionalStaffDep) -> EventPublic | EventForStaff:
     event = sessions.get_visible_event(db, event_id, viewer)
-    return sessions.event_public(db, event, staff=viewer is not None, viewer=viewer)
+    return event_answer(sessions.event_public(db, event, staff=viewer is not None,
+                                              viewer=viewer))
 
 
-@router.patch("/events/{event_id}")
+@router.patch("/events/{event_id}", responses={
+    202: {"model": EventForStaff,
+          "description": "The change waits for the office's review: the published version "
+                         "and `pending_revision`"},
+    409: {"description": "`not_editable`, `postpone_required`, `capacity_below_confirmed`"}})
 def update_event(
     event_id: int, body: sessions.EventUpdate, db: SessionDep, user: StaffDep,
     response: Response,
-) -> dict[str, Any]:
+) -> EventForStaff:
     """200 when the change is applied; 202 when (part of) it waits for the office's review:
     the answer then shows the published version and `pending_revision`."""
     event = sessions.update_event(db, user, event_id, body)
@@ -106,14 +124,15 @@ def update_event(
         and revisions.pending_of(db, event_id) is not None
     if held:
         response.status_code = 202
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
 @router.get("/revisions")
-def pending_revisions(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+def pending_revisions(db: SessionDep, user: StaffDep) -> list[EventForStaff]:
     """The office's queue of changes to published sessions, oldest first."""
     permissions.require_admin(user)
-    return sessions.events_public(db, sessions.with_pending_revision(db), staff=True)
+    return answers(EventForStaff,
+                   sessions.events_public(db, sessions.with_pending_revision(db), staff=True))
 
 
 class Approval(BaseModel):
@@ -122,52 +141,55 @@ class Approval(BaseModel):
     submitted_at: str | None = Field(default=None, max_length=40)
 
 
-@router.post("/events/{event_id}/revision/approve")
+@router.post("/events/{event_id}/revision/approve", responses={
+    409: {"description": "`no_pending_revision`, `changed_since_viewed`, `not_editable`"}})
 def approve_revision(event_id: Id, db: SessionDep, user: StaffDep,
-                     body: Approval | None = None) -> dict[str, Any]:
+                     body: Approval | None = None) -> EventForStaff:
     event = sessions.approve_revision(db, user, event_id,
                                       body.submitted_at if body is not None else None)
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
-@router.post("/events/{event_id}/revision/reject")
+@router.post("/events/{event_id}/revision/reject",
+             responses={409: {"description": "`no_pending_revision`"}})
 def reject_revision(event_id: Id, body: Rejection, db: SessionDep,
-                    user: StaffDep) -> dict[str, Any]:
+                    user: StaffDep) -> EventForStaff:
     event = sessions.reject_revision(db, user, event_id, body.reason)
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
-@router.post("/events/{event_id}/cohosts/{unit_id}/{answer}")
+@router.post("/events/{event_id}/cohosts/{unit_id}/{answer}",
+             responses={409: {"description": "`cohost_declined`"}})
 def answer_cohosting(event_id: Id, unit_id: Id, answer: str, db: SessionDep,
-                     user: StaffDep) -> dict[str, Any]:
+                     user: StaffDep) -> CohostPublic:
     """The invited unit's editor (or an admin): `accept` or `decline`."""
     if answer not in ("accept", "decline"):
         raise Invalid("invalid", "answer: expected accept or decline", field="answer")
     event = sessions.get_visible_event(db, event_id, user)
     row = cohosts.respond(db, user, event, unit_id, answer == "accept")
-    return cohosts.cohost_public(row)
+    return schemas.answer(CohostPublic, cohosts.cohost_public(row))  # `answer`: the path's
 
 
 @router.get("/hosts")
-def host_accounts(db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+def host_accounts(db: SessionDep, user: StaffDep) -> list[HostPublic]:
     """The host accounts a unit may assign to its sessions."""
     if user.role == Role.host:
         raise Forbidden("forbidden", "only units and the office assign hosts")
-    return [hosts.host_public(host) for host in hosts.host_accounts(db)]
+    return answers(HostPublic, [hosts.host_public(host) for host in hosts.host_accounts(db)])
 
 
 @router.get("/events/{event_id}/hosts")
-def event_hosts(event_id: Id, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+def event_hosts(event_id: Id, db: SessionDep, user: StaffDep) -> list[HostPublic]:
     event = sessions.get_visible_event(db, event_id, user)
     permissions.require_owner(user, event)
-    return [hosts.host_public(host) for host in hosts.hosts_of(db, event_id)]
+    return answers(HostPublic, [hosts.host_public(host) for host in hosts.hosts_of(db, event_id)])
 
 
 @router.post("/events/{event_id}/hosts", status_code=201)
 def assign_host(event_id: Id, body: HostAssignment, db: SessionDep,
-                user: StaffDep) -> dict[str, Any]:
+                user: StaffDep) -> HostPublic:
     host = hosts.assign(db, user, sessions.get_visible_event(db, event_id, user), body.user_id)
-    return hosts.host_public(host)
+    return answer(HostPublic, hosts.host_public(host))
 
 
 @router.delete("/events/{event_id}/hosts/{user_id}", status_code=204)
@@ -176,32 +198,36 @@ def unassign_host(event_id: Id, user_id: Id, db: SessionDep, user: StaffDep) -> 
     return Response(status_code=204)
 
 
-@router.post("/events/{event_id}/status")
+@router.post("/events/{event_id}/status",
+             responses={409: {"description": "`illegal_transition`, `not_started`"}})
 def change_status(
     event_id: int, body: StatusChange, db: SessionDep, user: StaffDep
-) -> dict[str, Any]:
+) -> EventForStaff:
     event = lifecycle.change_status(db, user, event_id, body.status, body.reason)
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
-@router.post("/events/{event_id}/postpone")
-def postpone(event_id: int, body: Postponement, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+@router.post("/events/{event_id}/postpone",
+             responses={409: {"description": "`not_postponable`"}})
+def postpone(event_id: int, body: Postponement, db: SessionDep, user: StaffDep) -> EventForStaff:
     event = lifecycle.postpone(db, user, event_id, body.starts_at, body.ends_at, body.reason)
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
-@router.post("/events/{event_id}/close")
-def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+@router.post("/events/{event_id}/close", responses={
+    409: {"description": "`illegal_transition`, `not_started`, `already_closed`"}})
+def close_event(event_id: int, body: CloseOut, db: SessionDep, user: StaffDep) -> EventForStaff:
     event = lifecycle.close_event(db, user, event_id, body.minutes, body.attendee_count,
                                   body.attendance_reason)
-    return sessions.event_public(db, event, staff=True)
+    return answer(EventForStaff, sessions.event_public(db, event, staff=True))
 
 
 @router.get("/events/{event_id}/audit")
-def event_audit(event_id: int, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+def event_audit(event_id: int, db: SessionDep, user: StaffDep) -> list[AuditEntryPublic]:
     event = sessions.get_visible_event(db, event_id, user)
     permissions.require_owner(user, event)
-    return [audit.entry_public(e) for e in audit.entries(db, entity="event", entity_id=event_id)]
+    return answers(AuditEntryPublic, [
+        audit.entry_public(e) for e in audit.entries(db, entity="event", entity_id=event_id)])
 
 
 @router.get("/audit")
@@ -210,6 +236,7 @@ def audit_log(
     user: StaffDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=sessions.MAX_OFFSET)] = 0,
-) -> list[dict[str, Any]]:
+) -> list[AuditEntryPublic]:
     permissions.require_admin(user)
-    return [audit.entry_public(e) for e in audit.entries(db, limit=limit, offset=offset)]
+    return answers(AuditEntryPublic,
+                   [audit.entry_public(e) for e in audit.entries(db, limit=limit, offset=offset)])

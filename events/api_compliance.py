@@ -6,13 +6,14 @@ sessions. Editing the rules is for the district office (admins).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from events import permissions, quotas, units
 from events.errors import Invalid
+from events.schemas import ComplianceReportPublic, QuotaRulesPublic, answer
 from server.deps import JSONRoute, SessionDep, StaffDep
 
 router = APIRouter(prefix="/api", route_class=JSONRoute)
@@ -52,7 +53,8 @@ def _report(db: SessionDep, year: str | None, category: str | None,
                           unit_id=_unit_id(db, unit))
 
 
-@router.get("/compliance")
+@router.get("/compliance", response_model=ComplianceReportPublic,
+            responses={404: {"description": "`unit_not_found`"}})
 def compliance(db: SessionDep, year: YearParam = None, category: CategoryParam = None,
                unit: UnitParam = None) -> Response:
     # The same text `kaifang compliance --format json` prints.
@@ -60,7 +62,10 @@ def compliance(db: SessionDep, year: YearParam = None, category: CategoryParam =
     return Response(quotas.report_json(report), media_type="application/json")
 
 
-@router.get("/compliance.csv")
+@router.get("/compliance.csv", response_class=Response, responses={
+    200: {"description": "The report as CSV (UTF-8 with BOM), one row per unit and requirement",
+          "content": {"text/csv": {"schema": {"type": "string"}}}},
+    404: {"description": "`unit_not_found`"}})
 def compliance_csv(db: SessionDep, year: YearParam = None, category: CategoryParam = None,
                    unit: UnitParam = None) -> Response:
     report = _report(db, year, category, unit)
@@ -71,16 +76,16 @@ def compliance_csv(db: SessionDep, year: YearParam = None, category: CategoryPar
 
 
 @router.get("/compliance/rules")
-def rules(db: SessionDep, year: YearParam = None) -> dict[str, Any]:
-    return quotas.rules_public(db, parse_year(year))
+def rules(db: SessionDep, year: YearParam = None) -> QuotaRulesPublic:
+    return answer(QuotaRulesPublic, quotas.rules_public(db, parse_year(year)))
 
 
 @router.put("/compliance/rules")
 def set_rules(body: RulesIn, db: SessionDep, user: StaffDep,
-              year: YearParam = None) -> dict[str, Any]:
+              year: YearParam = None) -> QuotaRulesPublic:
     permissions.require_admin(user)
     if year is None or year.strip() == "":
         raise Invalid("invalid_year", "year: say which year's rules these are", field="year")
     chosen = parse_year(year)
     quotas.set_rules(db, user, chosen, body.rules)
-    return quotas.rules_public(db, chosen)
+    return answer(QuotaRulesPublic, quotas.rules_public(db, chosen))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from events import calendars, sessions, units
@@ -18,6 +20,12 @@ CACHE_CONTROL = "public, max-age=300"
 MAX_ID = 2**31 - 1
 
 
+def _text(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a feed: text of its media type, not JSON."""
+    return {200: {"description": description,
+                  "content": {media_type: {"schema": {"type": "string"}}}}}
+
+
 def _base_url(request: Request) -> str:
     return public_url(request)
 
@@ -29,7 +37,8 @@ def _ics(body: bytes, filename: str) -> Response:
     })
 
 
-@router.get("/events/{event_id}.ics", response_class=Response)
+@router.get("/events/{event_id}.ics", response_class=Response,
+            responses=_text("text/calendar", "The session as an iCalendar file"))
 def event_calendar(event_id: int, request: Request, db: SessionDep) -> Response:
     if not 0 < event_id <= MAX_ID:
         raise NotFound("event_not_found", f"no session with id {event_id}")
@@ -40,7 +49,8 @@ def event_calendar(event_id: int, request: Request, db: SessionDep) -> Response:
     return _ics(body, f"kaifang-event-{event_id}.ics")
 
 
-@router.get("/calendar.ics", response_class=Response)
+@router.get("/calendar.ics", response_class=Response,
+            responses=_text("text/calendar", "The district's published sessions (iCalendar)"))
 def district_calendar(request: Request, db: SessionDep) -> Response:
     now = utcnow()
     events = calendars.calendar_events(db, now)
@@ -49,7 +59,8 @@ def district_calendar(request: Request, db: SessionDep) -> Response:
     return _ics(body, "kaifang-calendar.ics")
 
 
-@router.get("/units/{code}.ics", response_class=Response)
+@router.get("/units/{code}.ics", response_class=Response,
+            responses=_text("text/calendar", "A unit's published sessions (iCalendar)"))
 def unit_calendar(code: str, request: Request, db: SessionDep) -> Response:
     unit = units.get_unit_by_code(db, code)
     now = utcnow()
@@ -59,7 +70,8 @@ def unit_calendar(code: str, request: Request, db: SessionDep) -> Response:
     return _ics(body, f"kaifang-{unit.code}.ics")
 
 
-@router.get("/feed.atom", response_class=Response)
+@router.get("/feed.atom", response_class=Response,
+            responses=_text("application/atom+xml", "Upcoming sessions as an Atom feed"))
 def upcoming_feed(request: Request, db: SessionDep) -> Response:
     now = utcnow()
     base = _base_url(request)

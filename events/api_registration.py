@@ -13,6 +13,14 @@ from sqlmodel import col, select
 from events import audit, permissions, registration, seats
 from events.models import Registration
 from events.registration_desk import RegistrationDesk
+from events.schemas import (
+    CheckinPublic,
+    CheckinState,
+    RegistrationCreated,
+    RegistrationForStaff,
+    RegistrationPublic,
+    answer,
+)
 from events.sessions import get_event, get_visible_event
 from events.timeutil import iso_local
 from events.units import Text
@@ -35,27 +43,35 @@ class WalkInIn(BaseModel):
     phone: str = Field(default="", max_length=20)
 
 
-@router.post("/events/{event_id}/registrations", status_code=201)
+@router.post("/events/{event_id}/registrations", status_code=201,
+             response_model=RegistrationCreated, responses={
+                 409: {"description": "`already_registered`, `registration_closed`, "
+                                      "`try_again`"},
+                 429: {"description": "`too_many_requests` from this address or number"}})
 async def register(event_id: EventId, body: registration.RegistrationIn,
-                   request: Request) -> dict[str, Any]:
+                   request: Request) -> Response:
     """On the event loop: the desk writes what arrives together in one transaction. The desk
     and the client's address come from the request itself: a burst's hottest path solves no
-    dependency it does not need (DeskDep, ClientAddressDep say the same)."""
+    dependency it does not need (DeskDep, ClientAddressDep say the same). The answer is
+    encoded here, straight to JSON bytes."""
     desk: RegistrationDesk = request.app.state.registration_desk
-    return await desk.register(event_id, body, client_address=client_of(request))
+    made = await desk.register(event_id, body, client_address=client_of(request))
+    return Response(answer(RegistrationCreated, made).model_dump_json(), status_code=201,
+                    media_type="application/json")
 
 
 @router.get("/registrations/{token}")
-def show(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
+def show(token: Token, db: SessionDep, signer: SignerDep) -> RegistrationPublic:
     found = registration.from_manage_token(db, signer, token)
-    return registration.registration_public(db, found)
+    return answer(RegistrationPublic, registration.registration_public(db, found))
 
 
-@router.delete("/registrations/{token}")
-def cancel(token: Token, db: SessionDep, signer: SignerDep) -> dict[str, Any]:
+@router.delete("/registrations/{token}",
+               responses={409: {"description": "`already_checked_in`"}})
+def cancel(token: Token, db: SessionDep, signer: SignerDep) -> RegistrationPublic:
     found = registration.from_manage_token(db, signer, token)
     registration.cancel(db, found)
-    return registration.registration_public(db, found)
+    return answer(RegistrationPublic, registration.registration_public(db, found))
 
 
 @router.post("/registrations/{token}/erase", status_code=204)
@@ -73,30 +89,34 @@ def _checkin_state(db: SessionDep, event_id: int) -> dict[str, Any]:
             "capacity": event.capacity}
 
 
-@router.post("/events/{event_id}/checkins")
+@router.post("/events/{event_id}/checkins", responses={409: {"description": (
+    "`already_checked_in`, `ticket_cancelled`, `not_confirmed`, `not_open_for_checkin`, "
+    "`checkin_not_open`, `checkin_closed`")}})
 def check_in(event_id: EventId, body: CheckinIn, db: SessionDep, user: StaffDep,
-             settings: SettingsDep) -> dict[str, Any]:
+             settings: SettingsDep) -> CheckinPublic:
     found = registration.check_in(db, user, event_id, body.code,
                                   opens_before=settings.checkin_opens_before)
-    return {"registration": registration.registration_public(db, found),
-            **_checkin_state(db, event_id)}
+    return answer(CheckinPublic, {"registration": registration.registration_public(db, found),
+                                  **_checkin_state(db, event_id)})
 
 
 @router.get("/events/{event_id}/checkins")
-def checkin_state(event_id: EventId, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+def checkin_state(event_id: EventId, db: SessionDep, user: StaffDep) -> CheckinState:
     permissions.require_runner(db, user, get_visible_event(db, event_id, user))
-    return _checkin_state(db, event_id)
+    return answer(CheckinState, _checkin_state(db, event_id))
 
 
-@router.post("/events/{event_id}/walk-ins", status_code=201)
+@router.post("/events/{event_id}/walk-ins", status_code=201, responses={409: {"description": (
+    "`already_registered`, `full`, `not_open_for_checkin`, `checkin_not_open`, "
+    "`checkin_closed`")}})
 def walk_in(
     event_id: EventId, body: WalkInIn, db: SessionDep, signer: SignerDep, user: StaffDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> CheckinPublic:
     found = registration.walk_in(db, signer, user, event_id, body.name, body.phone,
                                  opens_before=settings.checkin_opens_before)
-    return {"registration": registration.registration_public(db, found),
-            **_checkin_state(db, event_id)}
+    return answer(CheckinPublic, {"registration": registration.registration_public(db, found),
+                                  **_checkin_state(db, event_id)})
 
 
 def _rows(db: SessionDep, event_id: int) -> list[Registration]:
@@ -105,7 +125,8 @@ def _rows(db: SessionDep, event_id: int) -> list[Registration]:
 
 
 @router.get("/events/{event_id}/registrations")
-def list_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> list[dict[str, Any]]:
+def list_registrations(event_id: EventId, db: SessionDep,
+                       user: StaffDep) -> list[RegistrationForStaff]:
     """Staff view: personal data masked."""
     permissions.require_runner(db, user, get_visible_event(db, event_id, user))
     out = []
@@ -113,11 +134,13 @@ def list_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> lis
         item = registration.registration_public(db, row)
         item["question"] = row.question
         item["source"] = row.source
-        out.append(item)
+        out.append(answer(RegistrationForStaff, item))
     return out
 
 
-@router.get("/events/{event_id}/registrations.csv")
+@router.get("/events/{event_id}/registrations.csv", response_class=Response, responses={
+    200: {"description": "The registrations with full personal data, as CSV (UTF-8 with BOM)",
+          "content": {"text/csv": {"schema": {"type": "string"}}}}})
 def export_registrations(event_id: EventId, db: SessionDep, user: StaffDep) -> Response:
     """Full personal data, for the unit and the district office only; every export audited."""
     event = get_visible_event(db, event_id, user)

@@ -21,7 +21,7 @@ from streaming import jobs, tracks
 from streaming.playback import playback_of
 from streaming.storage import LocalStorage
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 PLAYING = frozenset({"premiere", "vod"})
 
 

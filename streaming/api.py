@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path as FilePath
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Form, Path, Request, Response, UploadFile
@@ -25,15 +25,24 @@ from sqlmodel import Session, col, select
 from events import permissions, sessions
 from events.errors import Conflict, Invalid, NotFound
 from events.models import Event, StaffUser
+from events.schemas import answer, answers
 from events.timeutil import utcnow
 from server.config import Settings
 from server.db import get_engine
-from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, require_staff
+from server.deps import (
+    JSONRoute,
+    OptionalStaffDep,
+    SessionDep,
+    StaffDep,
+    error_responses,
+    require_staff,
+)
 from server.security import Signer
 from streaming import jobs, tracks, transcode
 from streaming.models import Recording, Upload
 from streaming.playback import playback_of
 from streaming.probe import probe
+from streaming.schemas import JobCreated, JobPublic, PlaybackPublic, TrackPublic, UploadPublic
 from streaming.storage import LocalStorage
 from streaming.uploads import TooLarge, receive_chunk, receive_multipart
 
@@ -88,7 +97,7 @@ def _declared_length(request: Request, limit: int) -> None:
         raise TooLarge(limit)
 
 
-async def _accept(request: Request, event_id: int, file: FilePath, size: int) -> dict[str, Any]:
+async def _accept(request: Request, event_id: int, file: FilePath, size: int) -> JobCreated:
     """Probes the file on disk (in a thread) and queues its job; the file moves to the store's
     sources. Anything refused is deleted."""
     storage = _storage(request)
@@ -108,11 +117,12 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
         transcode.wake()  # committed: this process's transcoder takes it now
     finally:
         storage.discard_upload(file)  # gone already when kept
-    return {"job_id": job_id}
+    return answer(JobCreated, {"job_id": job_id})
 
 
-@router.post("/events/{event_id}/recording", status_code=202)
-async def upload_recording(event_id: Id, request: Request) -> dict[str, Any]:
+@router.post("/events/{event_id}/recording", status_code=202,
+             responses=error_responses(401, 403, 409, 413, 422))
+async def upload_recording(event_id: Id, request: Request) -> JobCreated:
     """The contract's upload: one multipart `file` part → 202 {job_id}."""
     limit = _settings(request).max_upload_bytes
     await _in_thread(request, lambda db: _uploader(request, db, event_id))
@@ -131,21 +141,23 @@ class UploadIn(BaseModel):
     size: int = Field(ge=1)
 
 
-def _upload_public(upload: Upload) -> dict[str, Any]:
-    return {"upload_id": upload.token, "event_id": upload.event_id, "size": upload.size_bytes,
-            "offset": upload.received, "job_id": upload.job_id,
-            "url": f"/api/uploads/{upload.token}"}
+def _upload_public(upload: Upload) -> UploadPublic:
+    return answer(UploadPublic, {
+        "upload_id": upload.token, "event_id": upload.event_id, "size": upload.size_bytes,
+        "offset": upload.received, "job_id": upload.job_id,
+        "url": f"/api/uploads/{upload.token}"})
 
 
-@router.post("/events/{event_id}/uploads", status_code=201)
-async def open_upload(event_id: Id, body: UploadIn, request: Request) -> dict[str, Any]:
+@router.post("/events/{event_id}/uploads", status_code=201,
+             responses=error_responses(401, 403, 409, 413))
+async def open_upload(event_id: Id, body: UploadIn, request: Request) -> UploadPublic:
     """A resumable upload of `size` bytes: send it in PATCHes to its `url`."""
     limit = _settings(request).max_upload_bytes
     if body.size > limit:
         raise TooLarge(limit)
     path = _storage(request).new_upload()
 
-    def open_one(db: Session) -> dict[str, Any]:
+    def open_one(db: Session) -> UploadPublic:
         user, event = _uploader(request, db, event_id)
         assert user.id is not None and event.id is not None
         upload = Upload(token=secrets.token_urlsafe(24), event_id=event.id, user_id=user.id,
@@ -166,13 +178,14 @@ def _own_upload(request: Request, db: Session, token: str) -> Upload:
     return found
 
 
-@router.get("/uploads/{token}")
-async def upload_state(token: UploadToken, request: Request) -> dict[str, Any]:
+@router.get("/uploads/{token}", responses=error_responses(401, 403))
+async def upload_state(token: UploadToken, request: Request) -> UploadPublic:
     """Where a resumable upload stands: go on from `offset`."""
     return await _in_thread(request, lambda db: _upload_public(_own_upload(request, db, token)))
 
 
-@router.patch("/uploads/{token}")
+@router.patch("/uploads/{token}", status_code=204,
+              responses=error_responses(401, 403, 409, 413, 422))
 async def upload_chunk(token: UploadToken, request: Request) -> Response:
     """Appends the body at `Upload-Offset`, which must be the server's; answers 204 with the
     new `Upload-Offset`. A wrong offset is 409 `offset_mismatch` with the right one."""
@@ -209,42 +222,43 @@ async def upload_chunk(token: UploadToken, request: Request) -> Response:
     return Response(status_code=204, headers={"Upload-Offset": str(received)})
 
 
-@router.post("/uploads/{token}/recording", status_code=202)
-async def finish_upload(token: UploadToken, request: Request) -> dict[str, Any]:
+@router.post("/uploads/{token}/recording", status_code=202,
+             responses=error_responses(401, 403, 409, 422))
+async def finish_upload(token: UploadToken, request: Request) -> JobCreated:
     """A complete upload becomes the session's recording: 202 {job_id}, as the whole upload."""
     upload = await _in_thread(request, lambda db: _own_upload(request, db, token))
     if upload.job_id is not None:
-        return {"job_id": upload.job_id}  # a double click: the same job
+        return answer(JobCreated, {"job_id": upload.job_id})  # a double click: the same job
     if upload.received != upload.size_bytes:
         raise Conflict("upload_incomplete", "the upload is not complete",
                        offset=upload.received, size=upload.size_bytes)
     target = _storage(request).root / "uploads" / upload.path
-    answer = await _accept(request, upload.event_id, target, upload.received)
+    created = await _accept(request, upload.event_id, target, upload.received)
 
     def link(db: Session) -> None:
         db.execute(update(Upload).where(col(Upload.id) == upload.id)
-                   .values(job_id=answer["job_id"], updated_at=utcnow()))
+                   .values(job_id=created.job_id, updated_at=utcnow()))
 
     await _in_thread(request, link)
-    return answer
+    return created
 
 
 @router.get("/jobs/{job_id}")
-def job_state(job_id: Id, db: SessionDep, user: StaffDep) -> dict[str, Any]:
+def job_state(job_id: Id, db: SessionDep, user: StaffDep) -> JobPublic:
     job = jobs.get_job(db, job_id)
     event = sessions.get_visible_event(db, job.event_id, user)
     if not permissions.may_run(db, user, event):
         raise NotFound("job_not_found", f"no job with id {job_id}")
-    return jobs.job_public(job)
+    return answer(JobPublic, jobs.job_public(job))
 
 
 # ---- captions and chapters ------------------------------------------------------------------
 
-@router.post("/events/{event_id}/tracks", status_code=201)
+@router.post("/events/{event_id}/tracks", status_code=201, responses=error_responses(409))
 def attach_track(event_id: Id, db: SessionDep, user: StaffDep, file: UploadFile,
                  kind: Annotated[str, Form(max_length=20)] = "captions",
                  language: Annotated[str, Form(max_length=20)] = "zh",
-                 label: Annotated[str, Form(max_length=100)] = "") -> dict[str, Any]:
+                 label: Annotated[str, Form(max_length=100)] = "") -> TrackPublic:
     """Captions (WebVTT or SRT) or chapters for the session's recording that plays."""
     event = sessions.get_visible_event(db, event_id, user)
     permissions.require_owner(user, event)
@@ -252,16 +266,18 @@ def attach_track(event_id: Id, db: SessionDep, user: StaffDep, file: UploadFile,
     if recording is None or recording.id is None:
         raise Conflict("no_recording", "the session has no published recording yet")
     raw = file.file.read(tracks.MAX_TRACK_BYTES + 1)
-    return tracks.track_public(tracks.attach(db, recording.id, kind, language, label, raw))
+    return answer(TrackPublic,
+                  tracks.track_public(tracks.attach(db, recording.id, kind, language, label, raw)))
 
 
 @router.get("/events/{event_id}/tracks")
-def list_tracks(event_id: Id, db: SessionDep, viewer: OptionalStaffDep) -> list[dict[str, Any]]:
+def list_tracks(event_id: Id, db: SessionDep, viewer: OptionalStaffDep) -> list[TrackPublic]:
     sessions.get_visible_event(db, event_id, viewer)
     recording = jobs.published(db, event_id)
     if recording is None or recording.id is None:
         return []
-    return [tracks.track_public(t) for t in tracks.of_recording(db, recording.id)]
+    return answers(TrackPublic,
+                   [tracks.track_public(t) for t in tracks.of_recording(db, recording.id)])
 
 
 @router.delete("/tracks/{track_id}", status_code=204)
@@ -288,10 +304,11 @@ def track_file(track_id: int, db: SessionDep, viewer: OptionalStaffDep) -> Respo
 
 @router.get("/events/{event_id}/playback")
 def playback(event_id: Id, request: Request, db: SessionDep,
-             viewer: OptionalStaffDep) -> dict[str, Any]:
+             viewer: OptionalStaffDep) -> PlaybackPublic:
     event = sessions.get_visible_event(db, event_id, viewer)
     assert event.id is not None
-    return playback_of(event, jobs.published(db, event.id), _storage(request), utcnow())
+    return answer(PlaybackPublic,
+                  playback_of(event, jobs.published(db, event.id), _storage(request), utcnow()))
 
 
 # ---- media files ----------------------------------------------------------------------------

@@ -277,3 +277,33 @@ def test_unfinished_uploads_are_given_up_after_a_day(staff, db, settings, clips)
         worker.commit()
     assert list(uploads.iterdir()) == []
     assert editor.get(url).status_code == 404
+
+
+def test_the_recordings_api_answers_what_its_document_says(client, staff, db, settings, clips):
+    from tests.server.test_openapi import check
+
+    doc = client.get("/api/openapi.json").json()
+    editor, event_id = _session(staff, db)
+    with clips["video"].open("rb") as handle:
+        created = editor.post(f"/api/events/{event_id}/recording",
+                              files={"file": ("a.mp4", handle)})
+    job_id = check(doc, "post", "/api/events/{event_id}/recording", created, 202)["job_id"]
+    check(doc, "get", "/api/jobs/{job_id}", editor.get(f"/api/jobs/{job_id}"), 200)
+    _run_jobs(settings)
+    check(doc, "get", "/api/events/{event_id}/playback",
+          editor.get(f"/api/events/{event_id}/playback"), 200)
+    opened = editor.post(f"/api/events/{event_id}/uploads", json={"size": 10})
+    url = check(doc, "post", "/api/events/{event_id}/uploads", opened, 201)["url"]
+    token_path = "/api/uploads/{token}"
+    wrong = editor.patch(url, content=b"12345", headers={"Upload-Offset": "3"})
+    check(doc, "patch", token_path, wrong, 409)
+    check(doc, "get", token_path, editor.get(url), 200)
+    check(doc, "post", "/api/uploads/{token}/recording", editor.post(f"{url}/recording"), 409)
+    track = editor.post(f"/api/events/{event_id}/tracks",
+                        files={"file": ("a.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n")})
+    check(doc, "post", "/api/events/{event_id}/tracks", track, 201)
+    check(doc, "get", "/api/events/{event_id}/tracks",
+          editor.get(f"/api/events/{event_id}/tracks"), 200)
+    fake = editor.post(f"/api/events/{event_id}/recording",
+                       files={"file": ("a.mp4", b"not a video")})
+    check(doc, "post", "/api/events/{event_id}/recording", fake, 422)

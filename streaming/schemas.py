@@ -1,0 +1,50 @@
+"""What the recordings API answers, as models (the XPublic pattern of events/schemas.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from events.schemas import IsoTime, PublicModel
+
+
+class JobCreated(PublicModel):
+    job_id: int
+
+
+class JobPublic(PublicModel):
+    id: int
+    event_id: int
+    recording_id: int
+    state: Literal["queued", "running", "succeeded", "failed"]
+    progress: float
+    error: str
+    attempts: int
+
+
+class UploadPublic(PublicModel):
+    upload_id: str
+    event_id: int
+    size: int
+    offset: int
+    job_id: int | None
+    url: str
+
+
+class TrackPublic(PublicModel):
+    id: int
+    kind: Literal["captions", "subtitles", "chapters"]
+    srclang: str
+    label: str
+    src: str
+    default: bool
+
+
+class PlaybackPublic(PublicModel):
+    state: Literal["upcoming", "premiere", "live", "vod", "unavailable"]
+    hls_url: str | None
+    server_time: IsoTime
+    position_s: float | None
+    duration_s: float | None
+    premiere_at: IsoTime | None
+    poster_url: str | None
+    thumbnails_url: str | None
