@@ -94,59 +94,76 @@ async def probe_pages(base: str, event_id: int, probes: Probes, stop: asyncio.Ev
             await asyncio.sleep(PROBE_EVERY_S)
 
 
-async def pipeline(base: str, clip: Path) -> tuple[float, float, Probes, Probes, int]:
-    async with httpx.AsyncClient(base_url=base, timeout=600, trust_env=False) as client:
-        signed = await client.post("/api/session", json={"username": ADMIN, "password": PASSWORD})
-        client.headers["X-CSRF-Token"] = signed.json()["csrf_token"]
-        now = datetime.now(UTC)
-        body = {"kind": "broadcast", "unit_id": (await client.get("/api/units")).json()[0]["id"],
-                "title": "转码基准：政民互动直播间", "summary": "基准测试用的录播节目。",
-                "starts_at": (now + timedelta(days=1)).isoformat(),
-                "ends_at": (now + timedelta(days=1, hours=1)).isoformat(), "mode": "online",
-                "venue": "", "address": "", "capacity": 0,
-                "registration_opens_at": now.isoformat(),
-                "registration_closes_at": (now + timedelta(hours=20)).isoformat(),
-                "moderation": "pre", "premiere_at": (now + timedelta(days=1)).isoformat()}
-        created = await client.post("/api/events", json=body)
-        event_id = created.json()["id"]
-        for status in ("pending_review", "published"):
-            await client.post(f"/api/events/{event_id}/status", json={"status": status})
+async def _signed_in(base: str) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base, timeout=600, trust_env=False)
+    signed = await client.post("/api/session", json={"username": ADMIN, "password": PASSWORD})
+    client.headers["X-CSRF-Token"] = signed.json()["csrf_token"]
+    return client
 
-        idle = Probes()
+
+async def new_broadcast(client: httpx.AsyncClient) -> int:
+    now = datetime.now(UTC)
+    body = {"kind": "broadcast", "unit_id": (await client.get("/api/units")).json()[0]["id"],
+            "title": "转码基准：政民互动直播间", "summary": "基准测试用的录播节目。",
+            "starts_at": (now + timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=1, hours=1)).isoformat(), "mode": "online",
+            "venue": "", "address": "", "capacity": 0,
+            "registration_opens_at": now.isoformat(),
+            "registration_closes_at": (now + timedelta(hours=20)).isoformat(),
+            "moderation": "pre", "premiere_at": (now + timedelta(days=1)).isoformat()}
+    event_id = int((await client.post("/api/events", json=body)).json()["id"])
+    for status in ("pending_review", "published"):
+        await client.post(f"/api/events/{event_id}/status", json={"status": status})
+    return event_id
+
+
+async def through_pipeline(client: httpx.AsyncClient, event_id: int, clip: Path
+                           ) -> tuple[float, float]:
+    """Upload → job → published: (seconds in all, seconds until the upload was accepted)."""
+    started = time.perf_counter()
+    with clip.open("rb") as handle:
+        answer = await client.post(f"/api/events/{event_id}/recording",
+                                   files={"file": ("clip.mp4", handle, "video/mp4")})
+    assert answer.status_code == 202, answer.text
+    uploaded = time.perf_counter() - started
+    job_id = answer.json()["job_id"]
+    while True:
+        job = (await client.get(f"/api/jobs/{job_id}")).json()
+        if job["state"] in ("succeeded", "failed"):
+            break
+        await asyncio.sleep(0.25)
+    assert job["state"] == "succeeded", job["error"]
+    return time.perf_counter() - started, uploaded
+
+
+async def probed(base: str, clip: Path) -> tuple[Probes, Probes]:
+    """The pages' answers on the idle server, then all through one more transcode."""
+    client = await _signed_in(base)
+    try:
+        event_id = await new_broadcast(client)
+        idle, during = Probes(), Probes()
         stop = asyncio.Event()
         prober = asyncio.create_task(probe_pages(base, event_id, idle, stop))
         await asyncio.sleep(3)
         stop.set()
         await prober
-
-        during = Probes()
         stop = asyncio.Event()
-        started = time.perf_counter()
-        with clip.open("rb") as handle:
-            answer = await client.post(f"/api/events/{event_id}/recording",
-                                       files={"file": ("clip.mp4", handle, "video/mp4")})
-        assert answer.status_code == 202, answer.text
-        uploaded = time.perf_counter() - started
         prober = asyncio.create_task(probe_pages(base, event_id, during, stop))
-        job_id = answer.json()["job_id"]
-        while True:
-            job = (await client.get(f"/api/jobs/{job_id}")).json()
-            if job["state"] in ("succeeded", "failed"):
-                break
-            await asyncio.sleep(0.1)
-        elapsed = time.perf_counter() - started
+        await through_pipeline(client, event_id, clip)
         stop.set()
         await prober
-        assert job["state"] == "succeeded", job["error"]
-        return elapsed, uploaded, idle, during, event_id
+        return idle, during
+    finally:
+        await client.aclose()
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
-def report(seconds: int, plain_s: float, pipeline_s: float, upload_s: float, idle: Probes,
-           during: Probes, played_s: float, command: str) -> tuple[str, bool]:
+def report(seconds: int, plain: list[float], pipeline: list[float], upload_s: float,
+           idle: Probes, during: Probes, played_s: float, command: str) -> tuple[str, bool]:
+    plain_s, pipeline_s = min(plain), min(pipeline)
     ratio = pipeline_s / plain_s
     speed_plain, speed_pipeline = seconds / plain_s, seconds / pipeline_s
     p99 = {name: Probes.percentile(getattr(during, name), 99) for name in ("healthz", "page")}
@@ -156,22 +173,26 @@ def report(seconds: int, plain_s: float, pipeline_s: float, upload_s: float, idl
                             capture_output=True, text=True).stdout.strip()
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True
                             ).stdout.split("\n")[0]
+    rounds = len(plain)
     lines = [
         "# Transcode", "",
         f"A {seconds} s 1280x720 test clip (testsrc2 + sine, H.264 + AAC) through the whole "
         "pipeline (upload API → job claimed by the embedded worker → one ffmpeg at nice 10 → "
         "published HLS: 720p/480p/360p, poster, seek-preview sheets), against the same ffmpeg "
-        "argument list run directly, in the same run. Meanwhile GET /healthz and a session page "
-        f"are asked one at a time every {PROBE_EVERY_S * 1000:.0f} ms. Targets: pipeline / "
+        f"argument list run directly, alternated {rounds} times in the same run (the best of "
+        "each counts). Then one more transcode while GET /healthz and a session page are "
+        f"asked one at a time every {PROBE_EVERY_S * 1000:.0f} ms. Targets: pipeline / "
         f"plain <= {TARGET_RATIO:.2f}, the pipeline at >= {TARGET_SPEED}x real time, both pages "
         f"p99 < {TARGET_P99_S * 1000:.0f} ms while it transcodes.", "",
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
         f"- machine: nproc {os.cpu_count()}, Python {platform.python_version()}, {ffmpeg}",
         f"- code: {commit}", f"- command: `{command}`", "",
-        "| run | wall time | × real time | ratio to plain ffmpeg |",
-        "| --- | ---: | ---: | ---: |",
-        f"| plain ffmpeg (baseline) | {plain_s:.1f} s | {speed_plain:.2f}× | 1.00 |",
-        f"| pipeline (of which upload and probe {upload_s:.1f} s) | {pipeline_s:.1f} s | "
+        "| run | wall time (each round) | best | × real time | ratio to plain ffmpeg |",
+        "| --- | --- | ---: | ---: | ---: |",
+        f"| plain ffmpeg (baseline) | {', '.join(f'{t:.1f} s' for t in plain)} | "
+        f"{plain_s:.1f} s | {speed_plain:.2f}× | 1.00 |",
+        f"| pipeline (upload and probe {upload_s:.1f} s) | "
+        f"{', '.join(f'{t:.1f} s' for t in pipeline)} | {pipeline_s:.1f} s | "
         f"{speed_pipeline:.2f}× | {ratio:.3f} |", "",
         f"The published master playlist plays {played_s:.2f} s (ffprobe).", "",
         "| page | idle p50 | idle p99 | transcoding p50 | transcoding p99 | transcoding max | "
@@ -190,15 +211,14 @@ def report(seconds: int, plain_s: float, pipeline_s: float, upload_s: float, idl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    command = "python bench/transcode.py" + "".join(
-        f" {a}" for a in sys.argv[1:])
+    command = "python bench/transcode.py" + "".join(f" {a}" for a in sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="kaifang-transcode-") as tmp:
         folder = Path(tmp)
         clip = folder / "clip.mp4"
         make_clip(clip, args.seconds)
-        plain_s = plain_ffmpeg(clip, folder / "plain", float(args.seconds))
         data_dir = folder / "var"
         env = server_env(ROOT, data_dir, None, PASSWORD)
         subprocess.run([str(BIN / "kaifang"), "create-user", ADMIN, "--role", "admin"],
@@ -206,16 +226,31 @@ def main() -> int:
         port = free_port()
         log = folder / "server.log"
         process = start_server(ROOT, env, port, 1, log)
+        plain: list[float] = []
+        runs: list[tuple[float, float]] = []
         try:
             base = f"http://{HOST}:{port}"
             asyncio.run(wait_ready(base, process, log))
-            pipeline_s, upload_s, idle, during, _event = asyncio.run(pipeline(base, clip))
+
+            async def rounds() -> None:
+                client = await _signed_in(base)
+                try:
+                    for _ in range(args.rounds):  # alternated, so drift hits both alike
+                        plain.append(plain_ffmpeg(clip, folder / "plain", float(args.seconds)))
+                        runs.append(await through_pipeline(client, await new_broadcast(client),
+                                                           clip))
+                finally:
+                    await client.aclose()
+
+            asyncio.run(rounds())
+            idle, during = asyncio.run(probed(base, clip))
         finally:
             stop_server(process)
-        masters = list((data_dir / "media" / "hls").glob("*/master.m3u8"))
+        masters = sorted((data_dir / "media" / "hls").glob("*/master.m3u8"))
         played = duration_of(masters[0])
-    text, ok = report(args.seconds, plain_s, pipeline_s, upload_s, idle, during, played,
-                      command)
+    best = min(runs)
+    text, ok = report(args.seconds, plain, [run for run, _ in runs], best[1], idle, during,
+                      played, command)
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
