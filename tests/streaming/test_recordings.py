@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from server.config import Settings
 from server.db import get_engine
@@ -177,6 +178,13 @@ def test_a_dead_workers_job_is_taken_up_again_after_its_lease(staff, db, setting
     with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as worker:
         taken = jobs.claim(worker, later)
     assert taken is not None and (taken.id, taken.attempts) == (job_id, 2)
+    # The worker that took it over (or the restarted one) runs it to its end.
+    with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as worker:
+        worker.execute(update(TranscodeJob).where(col(TranscodeJob.id) == job_id)
+                       .values(claimed_until=datetime.now(UTC) - timedelta(seconds=1)))
+        worker.commit()
+    assert run_one(settings) is True
+    assert editor.get(f"/api/jobs/{job_id}").json()["state"] == "succeeded"
 
 
 def test_a_failing_job_retries_then_fails_with_ffmpegs_words(staff, db, settings, clips):
@@ -307,3 +315,32 @@ def test_the_recordings_api_answers_what_its_document_says(client, staff, db, se
     fake = editor.post(f"/api/events/{event_id}/recording",
                        files={"file": ("a.mp4", b"not a video")})
     check(doc, "post", "/api/events/{event_id}/recording", fake, 422)
+
+
+def test_a_failed_re_upload_leaves_the_good_recording_playing(client, staff, db, settings,
+                                                             clips):
+    editor, event_id = _session(staff, db)
+    assert _upload(editor, event_id, clips["video"]).status_code == 202
+    _run_jobs(settings)
+    admin = staff("admin")
+    publish(admin, event_id)
+    assert admin.post(f"/api/events/{event_id}/close", json={"minutes": "纪要"}).status_code \
+        == 200
+    playing = client.get(f"/api/events/{event_id}/playback").json()["hls_url"]
+    assert playing and client.get(playing).status_code == 200
+    # A second upload whose transcode fails for good (its source damaged on disk).
+    second = _upload(editor, event_id, clips["audio"]).json()["job_id"]
+    recording_id = db.exec(select(TranscodeJob.recording_id)
+                           .where(TranscodeJob.id == second)).one()
+    (settings.media_dir / "sources" / f"{recording_id}.src").write_bytes(b"damaged" * 50)
+    for _ in range(jobs.MAX_ATTEMPTS):
+        with Session(get_engine(settings.sqlalchemy_url)) as worker:
+            worker.execute(update(TranscodeJob).where(col(TranscodeJob.id) == second)
+                           .values(due_at=datetime.now(UTC)))
+            worker.commit()
+        run_one(settings)
+    assert editor.get(f"/api/jobs/{second}").json()["state"] == "failed"
+    assert client.get(f"/api/events/{event_id}/playback").json()["hls_url"] == playing
+    assert client.get(playing).status_code == 200
+    room = client.get(f"/events/{event_id}/live").text
+    assert "纪要" in room and "邀请家长代表列席" in room  # the minutes and the summary
