@@ -23,6 +23,8 @@ from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
 from streaming import api as streaming_api
+from streaming import api_live as streaming_live
+from streaming.broker import LocalBroker
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         limiter=ratelimit.limiter_for(settings, app.state.signer),
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
+    app.state.broker = LocalBroker()
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(api_compliance.router)
     app.include_router(streaming_api.router)
     app.include_router(streaming_api.media)
+    app.include_router(streaming_live.router)
 
     from frontend import install as install_frontend
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from events.timeutil import utcnow
@@ -87,3 +87,55 @@ class RecordingTrack(SQLModel, table=True):
     label: str = Field(default="", max_length=40)
     body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LiveRoom(SQLModel, table=True):
+    """A session's live room: the last `seq` given (gapless, under the session's lock), and
+    what its hosts set."""
+
+    event_id: int = Field(foreign_key="event.id", primary_key=True, ondelete="CASCADE")
+    last_seq: int = Field(default=0)
+    closed: bool = Field(default=False)
+    # Seconds a viewer waits between two messages (0: the default rate limit only).
+    slow_mode_s: int = Field(default=0)
+
+
+class Viewer(SQLModel, table=True):
+    """Someone in a room: a nickname and a signed token (streaming.room); no account."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
+    nickname: str = Field(max_length=20)
+    # Set when the viewer showed a registration's manage token: shown as registered.
+    registration_id: int | None = Field(default=None, foreign_key="registration.id",
+                                        ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    banned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ban_reason: str = Field(default="", max_length=200)
+
+
+class LiveMessage(SQLModel, table=True):
+    """A comment, a question or a host's reply. Approved ones carry the room's next `seq`."""
+
+    __table_args__ = (UniqueConstraint("event_id", "seq"),
+                      Index("ix_livemessage_event_state", "event_id", "state"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
+    viewer_id: int | None = Field(default=None, foreign_key="viewer.id", index=True,
+                                  ondelete="SET NULL")
+    kind: str = Field(max_length=10)  # comment | question | reply
+    author: str = Field(max_length=40)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    client_id: str = Field(default="", max_length=64)
+    # held | approved | rejected | removed
+    state: str = Field(max_length=10)
+    seq: int | None = Field(default=None)
+    pinned: bool = Field(default=False)
+    # Seconds into the video when it was sent (the premiere's position, or the live stream's).
+    video_time: float | None = Field(default=None)
+    reply_to: int | None = Field(default=None, foreign_key="livemessage.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")

@@ -48,3 +48,25 @@ class PlaybackPublic(PublicModel):
     premiere_at: IsoTime | None
     poster_url: str | None
     thumbnails_url: str | None
+
+
+class ViewerJoined(PublicModel):
+    viewer_id: int
+    viewer_token: str
+    nickname: str
+
+
+class LiveMessagePublic(PublicModel):
+    seq: int | None
+    id: int
+    kind: Literal["comment", "question", "reply"]
+    author: str
+    text: str
+    video_time: float | None
+    created_at: IsoTime
+    pinned: bool
+
+
+class BanDone(PublicModel):
+    viewer_id: int
+    removed: list[int]

@@ -1,0 +1,96 @@
+"""The live room's WebSocket protocol: every frame type, and the one place frames are encoded
+and decoded (docs/live-protocol.md tells it in prose; DESIGN.md fixes it).
+
+Frames are JSON text, `{"type": NAME, ...fields}`. A frame a client sends that is not JSON, not
+an object, of an unknown type or with a wrong field decodes to BadFrame, which the room answers
+with an `error` frame (`bad_message`) and nothing else: the socket stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# ---- server → client
+HELLO = "hello"  # {viewer, moderation: pre|post, last_seq}
+COMMENT = "comment"  # {seq, id, kind: comment|question|reply, author, text, video_time, created_at}
+HELD = "held"  # {client_id, id}: your message waits for a host
+REMOVED = "removed"  # {id}
+PINNED = "pinned"  # {id}
+VIEWERS = "viewers"  # {count}
+ERROR = "error"  # {code, message}
+
+# ---- client → server
+SEND_COMMENT = "comment"  # {text, client_id, video_time?}
+SEND_QUESTION = "question"  # {text, client_id, video_time?}
+VOTE = "vote"  # {id}
+CLIENT_TYPES = frozenset({SEND_COMMENT, SEND_QUESTION, VOTE})
+
+# ---- error codes
+RATE_LIMITED = "rate_limited"
+BANNED = "banned"
+TOO_LONG = "too_long"
+BLOCKED_WORD = "blocked_word"
+BAD_MESSAGE = "bad_message"
+CLOSED = "closed"
+ERROR_CODES = frozenset({RATE_LIMITED, BANNED, TOO_LONG, BLOCKED_WORD, BAD_MESSAGE, CLOSED})
+
+MAX_FRAME_BYTES = 4096
+MAX_CLIENT_ID = 64
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A comment or question a viewer sent."""
+
+    kind: str  # comment | question
+    text: str
+    client_id: str
+    video_time: float | None
+
+
+@dataclass(frozen=True)
+class Vote:
+    comment_id: int
+
+
+@dataclass(frozen=True)
+class BadFrame:
+    why: str
+
+
+def encode(frame_type: str, **fields: Any) -> str:
+    """A frame as the wire carries it (the type first, UTF-8 text, no spaces)."""
+    return json.dumps({"type": frame_type, **fields}, ensure_ascii=False, separators=(",", ":"))
+
+
+def error(code: str, message: str) -> str:
+    assert code in ERROR_CODES, code
+    return encode(ERROR, code=code, message=message)
+
+
+def decode(text: str | bytes) -> Sent | Vote | BadFrame:
+    """What a client's frame asks; BadFrame for anything else."""
+    if isinstance(text, bytes) or len(text.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
+        return BadFrame("frames are JSON text of at most 4 KB")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return BadFrame("not JSON")
+    if not isinstance(frame, dict) or frame.get("type") not in CLIENT_TYPES:
+        return BadFrame("expected an object whose type is comment, question or vote")
+    if frame["type"] == VOTE:
+        comment_id = frame.get("id")
+        if not isinstance(comment_id, int) or isinstance(comment_id, bool) or comment_id < 1:
+            return BadFrame("vote: id must be a message id")
+        return Vote(comment_id)
+    words, client_id, moment = frame.get("text"), frame.get("client_id", ""), \
+        frame.get("video_time")
+    if not isinstance(words, str) or not isinstance(client_id, str) \
+            or len(client_id) > MAX_CLIENT_ID:
+        return BadFrame("text must be a string, client_id a string of at most 64 characters")
+    if moment is not None and (isinstance(moment, bool) or not isinstance(moment, int | float)
+                               or not 0 <= moment < 7 * 24 * 3600):
+        return BadFrame("video_time must be seconds into the video")
+    return Sent(frame["type"], words, client_id, float(moment) if moment is not None else None)

@@ -1,0 +1,233 @@
+"""The live room's rules: who is in it, what they may send, what hosts decide, and the order.
+
+Every approved message gets the room's next `seq` under the session's lock (events.locking),
+in the transaction that approves it: gapless and rising per session, whatever the number of
+hosts and processes. Pre-moderation (the default, plan 信息发布审核) holds each message until a
+host approves it; post-moderation publishes at once and a host may remove it. Functions flush;
+the caller commits, then tells the room (streaming.broker) what changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from events import audit, permissions, sessions
+from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unauthenticated
+from events.locking import lock_event
+from events.models import Event, EventKind, EventStatus, Moderation, StaffUser
+from events.timeutil import iso_local, utcnow
+from events.units import clean_text
+from server.security import Signer
+from streaming import protocol
+from streaming.models import LiveMessage, LiveRoom, Viewer
+
+VIEWER_PURPOSE = "live-viewer"
+VIEWER_TOKEN_MAX_AGE_S = 7 * 24 * 3600
+MAX_TEXT = 300
+MAX_NICKNAME = 20
+# At least this long between two messages of one viewer, slow mode or not.
+MIN_INTERVAL = timedelta(seconds=2)
+ACTIONS = frozenset({"approve", "reject", "pin", "unpin", "answered"})
+
+
+def room_of(db: Session, event_id: int) -> LiveRoom:
+    found = db.get(LiveRoom, event_id)
+    if found is None:
+        found = LiveRoom(event_id=event_id)
+        db.add(found)
+        db.flush()
+    return found
+
+
+def is_open(event: Event, room: LiveRoom | None, now: datetime) -> bool:
+    """Messages are taken while the session is live, or while its premiere plays."""
+    if room is not None and room.closed:
+        return False
+    if event.status == EventStatus.live:
+        return True
+    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
+    return premiere is not None and event.status in (EventStatus.published, EventStatus.live) \
+        and premiere <= now < event.ends_at
+
+
+# ---- viewers ------------------------------------------------------------------------------
+
+def join(db: Session, signer: Signer, event: Event, nickname: str) -> tuple[Viewer, str]:
+    """A viewer of a public session, and the signed token that names them. Flushes."""
+    assert event.id is not None
+    name = clean_text(nickname, "nickname").strip()
+    if not 1 <= len(name) <= MAX_NICKNAME:
+        raise Invalid("invalid_nickname", f"nickname: 1 to {MAX_NICKNAME} characters",
+                      field="nickname")
+    viewer = Viewer(event_id=event.id, nickname=name)
+    db.add(viewer)
+    db.flush()
+    return viewer, signer.dumps(VIEWER_PURPOSE, {"v": viewer.id, "e": event.id})
+
+
+def viewer_of(db: Session, signer: Signer, event_id: int, token: str | None) -> Viewer:
+    """The viewer a token names, in this session's room; 401 bad_token otherwise, 403 banned."""
+    payload = signer.loads(VIEWER_PURPOSE, token or "", max_age_s=VIEWER_TOKEN_MAX_AGE_S)
+    viewer = db.get(Viewer, payload.get("v")) if isinstance(payload, dict) \
+        and isinstance(payload.get("v"), int) and payload.get("e") == event_id else None
+    if viewer is None or viewer.event_id != event_id:
+        raise Unauthenticated("bad_token", "this viewer token is not one of this room's")
+    if viewer.banned_at is not None:
+        raise Forbidden(protocol.BANNED, "a host removed you from this room")
+    return viewer
+
+
+def viewer_public(viewer: Viewer) -> dict[str, Any]:
+    return {"id": viewer.id, "nickname": viewer.nickname,
+            "registered": viewer.registration_id is not None}
+
+
+# ---- messages -----------------------------------------------------------------------------
+
+def message_public(message: LiveMessage) -> dict[str, Any]:
+    """A message as the room and the API show it (a `comment` frame's fields)."""
+    return {"seq": message.seq, "id": message.id, "kind": message.kind, "author": message.author,
+            "text": message.text, "video_time": message.video_time,
+            "created_at": iso_local(message.created_at), "pinned": message.pinned}
+
+
+def _approve(db: Session, message: LiveMessage, actor: StaffUser | None, now: datetime) -> None:
+    """Gives the message the room's next seq: the caller holds the session's lock."""
+    room = room_of(db, message.event_id)
+    room.last_seq += 1
+    message.seq, message.state = room.last_seq, "approved"
+    message.decided_at, message.decided_by = now, actor.id if actor else None
+    db.add(room)
+    db.add(message)
+
+
+def send(db: Session, viewer: Viewer, sent: protocol.Sent,
+         now: datetime | None = None) -> LiveMessage:
+    """A viewer's comment or question: held (pre-moderation) or approved with its seq (post).
+    Raises with the protocol's codes: closed, banned, too_long, rate_limited. Flushes."""
+    now = now or utcnow()
+    event = lock_event(db, viewer.event_id)
+    room = db.get(LiveRoom, viewer.event_id)
+    if not is_open(event, room, now):
+        raise Conflict(protocol.CLOSED, "the room takes no messages now")
+    viewer = db.get(Viewer, viewer.id, populate_existing=True) or viewer
+    if viewer.banned_at is not None:
+        raise Forbidden(protocol.BANNED, "a host removed you from this room")
+    text = clean_text(sent.text, "text", multiline=True).strip()
+    if not text:
+        raise Invalid("empty", "say something", field="text")
+    if len(text) > MAX_TEXT:
+        raise Invalid(protocol.TOO_LONG, f"at most {MAX_TEXT} characters", field="text",
+                      max_length=MAX_TEXT)
+    wait = max(MIN_INTERVAL, timedelta(seconds=room.slow_mode_s if room else 0))
+    if viewer.last_message_at is not None and now < viewer.last_message_at + wait:
+        left = (viewer.last_message_at + wait - now).total_seconds()
+        raise Throttled(protocol.RATE_LIMITED, "wait a moment before the next message",
+                        retry_after_s=max(1, round(left + 0.5)))
+    viewer.last_message_at = now
+    db.add(viewer)
+    message = LiveMessage(event_id=viewer.event_id, viewer_id=viewer.id, kind=sent.kind,
+                          author=viewer.nickname, text=text, client_id=sent.client_id,
+                          state="held", video_time=sent.video_time, created_at=now)
+    db.add(message)
+    db.flush()
+    if event.moderation == Moderation.post:
+        _approve(db, message, None, now)
+        db.flush()
+    return message
+
+
+def backlog(db: Session, event_id: int, after: int, limit: int = 500) -> list[LiveMessage]:
+    """Approved messages after `after`, oldest first (what a reconnecting client missed)."""
+    return list(db.exec(select(LiveMessage).where(
+        LiveMessage.event_id == event_id, LiveMessage.state == "approved",
+        col(LiveMessage.seq) > after).order_by(col(LiveMessage.seq)).limit(limit)))
+
+
+def held(db: Session, event_id: int, limit: int = 200) -> list[LiveMessage]:
+    """The moderation queue, oldest first."""
+    return list(db.exec(select(LiveMessage).where(
+        LiveMessage.event_id == event_id, LiveMessage.state == "held")
+        .order_by(col(LiveMessage.id)).limit(limit)))
+
+
+def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
+             now: datetime | None = None) -> tuple[LiveMessage, str | None]:
+    """A host's decision on a message: approve (it gets its seq), reject, pin, unpin, answered.
+    A message another host already decided is 409 already_handled: no message is handled twice.
+    Returns the message and the frame the room must see (None: nothing to show). Flushes."""
+    now = now or utcnow()
+    if action not in ACTIONS:
+        raise Invalid("invalid", f"action: one of {', '.join(sorted(ACTIONS))}", field="action")
+    found = db.get(LiveMessage, message_id) if 0 < message_id <= 2**31 - 1 else None
+    if found is None:
+        raise NotFound("message_not_found", f"no message with id {message_id}")
+    event = sessions.get_visible_event(db, found.event_id, actor)
+    permissions.require_runner(db, actor, event)
+    lock_event(db, found.event_id)
+    message = db.get(LiveMessage, message_id, populate_existing=True)
+    assert message is not None
+    frame: str | None = None
+    if action in ("approve", "reject"):
+        if message.state != "held":
+            raise Conflict("already_handled", "another host has decided on this message")
+        if action == "approve":
+            _approve(db, message, actor, now)
+            frame = protocol.encode(protocol.COMMENT, **_frame_fields(message))
+        else:
+            message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
+            db.add(message)
+    else:
+        if message.state != "approved":
+            raise Conflict("not_approved", "only an approved message can be pinned or marked")
+        if action in ("pin", "unpin"):
+            message.pinned = action == "pin"
+            db.add(message)
+            frame = protocol.encode(protocol.PINNED, id=message.id) if message.pinned else None
+    db.flush()
+    audit.record(db, actor, f"live.{action}", "event", message.event_id,
+                 unit_id=event.unit_id, changes={"message": message.id})
+    return message, frame
+
+
+def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: str,
+        now: datetime | None = None) -> list[int]:
+    """Removes a viewer from the room: their messages disappear everywhere. Returns the ids
+    of the approved messages the room must drop. Flushes."""
+    now = now or utcnow()
+    event = sessions.get_visible_event(db, event_id, actor)
+    permissions.require_runner(db, actor, event)
+    reason = clean_text(reason, "reason").strip()
+    if not reason:
+        raise Invalid("reason_required", "say why", field="reason")
+    lock_event(db, event_id)
+    viewer = db.get(Viewer, viewer_id) if 0 < viewer_id <= 2**31 - 1 else None
+    if viewer is None or viewer.event_id != event_id:
+        raise NotFound("viewer_not_found", f"no viewer {viewer_id} in this room")
+    viewer.banned_at, viewer.ban_reason = now, reason[:200]
+    db.add(viewer)
+    removed = []
+    for message in db.exec(select(LiveMessage).where(
+            LiveMessage.viewer_id == viewer_id,
+            col(LiveMessage.state).in_(["held", "approved"]))):
+        if message.state == "approved":
+            removed.append(message.id or 0)
+        message.state, message.decided_at, message.decided_by = "removed", now, actor.id
+        db.add(message)
+    db.flush()
+    audit.record(db, actor, "live.ban", "event", event_id, unit_id=event.unit_id,
+                 changes={"viewer": viewer_id, "reason": reason, "removed": len(removed)})
+    return removed
+
+
+def _frame_fields(message: LiveMessage) -> dict[str, Any]:
+    fields = message_public(message)
+    fields.pop("pinned")
+    return fields
+
+
+def comment_frame(message: LiveMessage) -> str:
+    return protocol.encode(protocol.COMMENT, **_frame_fields(message))

@@ -1,0 +1,199 @@
+"""The live room over real websockets (uvicorn on a port, the websockets client): the order,
+nothing lost on reconnect, pre- and post-moderation, bans, and bad frames."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from streaming import protocol
+from tests.conftest import assign_hosts, event_body, publish
+
+TIMEOUT = 5
+
+
+def _live_session(staff: Any, db: Any, moderation: str = "pre", live: bool = True) -> int:
+    admin = staff("admin")
+    now = datetime.now(UTC)
+    body = event_body(db, mode="online", venue="", address="", moderation=moderation,
+                      starts_at=(now + timedelta(minutes=10)).isoformat(),
+                      ends_at=(now + timedelta(hours=2)).isoformat(),
+                      registration_opens_at=(now - timedelta(days=1)).isoformat(),
+                      registration_closes_at=(now + timedelta(minutes=5)).isoformat())
+    event_id = admin.post("/api/events", json=body).json()["id"]
+    publish(admin, event_id)
+    if live:
+        answer = admin.post(f"/api/events/{event_id}/status", json={"status": "live"})
+        assert answer.status_code == 200, answer.text
+    return int(event_id)
+
+
+def _join(client: Any, event_id: int, nickname: str) -> dict[str, Any]:
+    answer = client.post(f"/api/events/{event_id}/viewers", json={"nickname": nickname})
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+def _socket(live_server: str, event_id: int, token: str, after: int = 0) -> Any:
+    url = live_server.replace("http://", "ws://") + \
+        f"/ws/events/{event_id}?token={token}&after={after}"
+    return connect(url, open_timeout=TIMEOUT)
+
+
+def _frame(ws: Any) -> dict[str, Any]:
+    return dict(json.loads(ws.recv(timeout=TIMEOUT)))
+
+
+def _send(ws: Any, text: str, client_id: str = "c1", **extra: Any) -> None:
+    ws.send(json.dumps({"type": "comment", "text": text, "client_id": client_id, **extra}))
+
+
+def test_post_moderation_reaches_every_viewer_in_order(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    first, second = _join(client, event_id, "老王"), _join(client, event_id, "小李")
+    with _socket(live_server, event_id, first["viewer_token"]) as a, \
+            _socket(live_server, event_id, second["viewer_token"]) as b:
+        hello = _frame(a)
+        assert (hello["type"], hello["moderation"], hello["last_seq"]) == ("hello", "post", 0)
+        assert hello["viewer"]["nickname"] == "老王"
+        _frame(b)
+        _send(a, "<script>alert(1)</script> 电梯什么时候装？", video_time=12.5)
+        for ws in (a, b):
+            got = _frame(ws)
+            assert (got["type"], got["seq"], got["author"], got["video_time"]) == \
+                ("comment", 1, "老王", 12.5)
+            assert got["text"] == "<script>alert(1)</script> 电梯什么时候装？"  # text, as sent
+        _send(a, "太快了", client_id="c2")
+        assert _frame(a) == {"type": "error", "code": "rate_limited",
+                             "message": "wait a moment before the next message"}
+        _send(b, "第二条")
+        assert [_frame(ws)["seq"] for ws in (a, b)] == [2, 2]
+
+
+def test_pre_moderation_holds_until_a_host_approves_and_a_reconnect_misses_nothing(
+        client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="pre")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "张阿姨")
+    token = viewer["viewer_token"]
+    with _socket(live_server, event_id, token) as ws:
+        assert _frame(ws)["moderation"] == "pre"
+        _send(ws, "停车难怎么解决？", client_id="q-1")
+        held = _frame(ws)
+        assert held["type"] == "held" and held["client_id"] == "q-1"
+        queue = host.get(f"/api/events/{event_id}/comments", params={"state": "held"}).json()
+        assert [m["id"] for m in queue] == [held["id"]]
+        assert client.get(f"/api/events/{event_id}/comments").json() == []  # not yet public
+        approved = host.post(f"/api/comments/{held['id']}/moderation", json={"action": "approve"})
+        assert approved.status_code == 200 and approved.json()["seq"] == 1
+        got = _frame(ws)
+        assert (got["type"], got["seq"], got["text"]) == ("comment", 1, "停车难怎么解决？")
+        twice = staff("admin").post(f"/api/comments/{held['id']}/moderation",
+                                    json={"action": "reject"})
+        assert (twice.status_code, twice.json()["error"]) == (409, "already_handled")
+    # The phone dropped its connection; meanwhile a second message was approved.
+    other = _join(client, event_id, "老赵")
+    with _socket(live_server, event_id, other["viewer_token"]) as ws2:
+        assert _frame(ws2)["last_seq"] == 1
+        assert _frame(ws2)["seq"] == 1  # the backlog, from the start
+        _send(ws2, "谢谢解答")
+        second = _frame(ws2)
+        assert second["type"] == "held"
+    again = host.post(f"/api/comments/{second['id']}/moderation", json={"action": "approve"})
+    assert again.status_code == 200, (second, again.text)
+    with _socket(live_server, event_id, token, after=1) as ws:
+        assert _frame(ws)["last_seq"] == 2
+        assert _frame(ws)["seq"] == 2
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)
+    with _socket(live_server, event_id, token, after=0) as ws:
+        _frame(ws)
+        assert [_frame(ws)["seq"], _frame(ws)["seq"]] == [1, 2]
+    listed = client.get(f"/api/events/{event_id}/comments", params={"after": 1}).json()
+    assert [m["seq"] for m in listed] == [2]
+
+
+def test_a_reconnect_with_after_gets_only_what_it_missed(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    writer = _join(client, event_id, "甲")
+    with _socket(live_server, event_id, writer["viewer_token"]) as ws:
+        _frame(ws)
+        for n in range(3):
+            _send(ws, f"第{n}条", client_id=str(n))
+            assert _frame(ws)["seq"] == n + 1
+            db.execute(text("UPDATE viewer SET last_message_at = NULL"))  # past the limit
+            db.commit()
+    reader = _join(client, event_id, "乙")
+    with _socket(live_server, event_id, reader["viewer_token"], after=1) as ws:
+        assert _frame(ws)["last_seq"] == 3
+        assert [_frame(ws)["seq"], _frame(ws)["seq"]] == [2, 3]
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.5)  # nothing twice
+
+
+def test_bad_frames_keep_the_socket_usable(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    viewer = _join(client, event_id, "丙")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        _frame(ws)
+        for bad in ("not json", "[]", json.dumps({"type": "shout", "text": "x"}),
+                    json.dumps({"type": "comment", "text": 5}),
+                    json.dumps({"type": "comment", "text": "x", "video_time": "soon"})):
+            ws.send(bad)
+            got = _frame(ws)
+            assert (got["type"], got["code"]) == ("error", protocol.BAD_MESSAGE)
+        ws.send(json.dumps({"type": "comment", "text": "长" * 301, "client_id": "x"}))
+        assert _frame(ws)["code"] == protocol.TOO_LONG
+        _send(ws, "还能说话")
+        assert _frame(ws)["seq"] == 1
+
+
+def test_forged_or_foreign_tokens_and_closed_rooms(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    other_room = _live_session(staff, db, moderation="post")
+    foreign = _join(client, other_room, "丁")["viewer_token"]
+    for token in ("forged.token.value", foreign):
+        with _socket(live_server, event_id, token) as ws, pytest.raises(ConnectionClosed) as cut:
+            ws.recv(timeout=TIMEOUT)
+        assert cut.value.rcvd is not None and cut.value.rcvd.code == 4401
+    not_live = _live_session(staff, db, moderation="post", live=False)
+    viewer = _join(client, not_live, "戊")
+    with _socket(live_server, not_live, viewer["viewer_token"]) as ws:
+        _frame(ws)
+        _send(ws, "有人吗")
+        assert _frame(ws)["code"] == protocol.CLOSED
+
+
+def test_a_banned_viewer_disappears_everywhere(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    troll = _join(client, event_id, "捣乱者")
+    watcher = _join(client, event_id, "观众")
+    with _socket(live_server, event_id, troll["viewer_token"]) as bad, \
+            _socket(live_server, event_id, watcher["viewer_token"]) as good:
+        _frame(bad), _frame(good)
+        _send(bad, "广告广告")
+        message = _frame(good)
+        _frame(bad)
+        banned = host.post(f"/api/events/{event_id}/bans",
+                           json={"viewer_id": troll["viewer_id"], "reason": "发布广告"})
+        assert banned.status_code == 201 and banned.json()["removed"] == [message["id"]]
+        for ws in (good, bad):
+            assert _frame(ws) == {"type": "removed", "id": message["id"]}
+        db.execute(text("UPDATE viewer SET last_message_at = NULL"))
+        db.commit()
+        _send(bad, "再发一条", client_id="again")
+        assert (_frame(bad)["code"]) == protocol.BANNED
+    assert client.get(f"/api/events/{event_id}/comments").json() == []
+    editor = staff("editor", "health")
+    refused = editor.post(f"/api/events/{event_id}/bans",
+                          json={"viewer_id": watcher["viewer_id"], "reason": "x"})
+    assert refused.status_code == 403
