@@ -24,7 +24,7 @@ from server.security import Signer
 from server.worker import BackgroundWorker
 from streaming import api as streaming_api
 from streaming import api_live as streaming_live
-from streaming.broker import LocalBroker
+from streaming.broker import RedisBroker, broker_for
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
@@ -49,9 +49,14 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         # connection must not starve the threads that would give one back.
         anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         worker = BackgroundWorker(settings).start() if start_worker else None
+        broker = app.state.broker
+        if isinstance(broker, RedisBroker):
+            broker.start()
         try:
             yield
         finally:
+            if isinstance(broker, RedisBroker):
+                broker.stop()
             if worker is not None:
                 worker.stop()
 
@@ -65,7 +70,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         limiter=ratelimit.limiter_for(settings, app.state.signer),
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
-    app.state.broker = LocalBroker()
+    app.state.broker = broker_for(settings.redis_url)
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.

@@ -1,6 +1,6 @@
-"""Fan-out of a room's frames to the sockets that watch it: the broker interface, and the
-in-process broker that the embedded default uses (Redis pub/sub joins it when
-KAIFANG_REDIS_URL is set, so that every app process's viewers get every frame).
+"""Fan-out of a room's frames to the sockets that watch it: the broker interface, the
+in-process broker of the embedded default, and Redis pub/sub when KAIFANG_REDIS_URL is set, so
+that every app process's viewers get every frame, whichever process published it.
 
 `publish` may be called from any thread (a request's thread commits, then publishes); frames
 reach each subscriber's queue on the event loop, in the order they were published. Nothing is
@@ -10,14 +10,18 @@ published before it is committed (`publish_after_commit`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
+log = logging.getLogger("kaifang.broker")
 # A socket that does not keep up is cut off rather than let its queue grow without bound; the
 # page reconnects with `after=` and misses nothing.
 QUEUE_LIMIT = 1000
@@ -111,3 +115,83 @@ def publish_after_commit(db: Session, broker: Broker, event_id: int,
         broker.publish(event_id, frames)
 
     sa_event.listen(db, "after_commit", published, once=True)
+
+
+class RedisBroker:
+    """Every process publishes to Redis (`kaifang:room:{id}`) and hears every room there, in a
+    thread of its own; what it hears goes to its own sockets through a LocalBroker. Redis keeps
+    nothing: a frame is a notice, the message itself is a committed row that a reconnecting page
+    reads again."""
+
+    PREFIX = "kaifang:room:"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.url = url
+        self.local = LocalBroker()
+        self._redis = redis.Redis.from_url(url, socket_timeout=5)
+        self._guard = threading.Lock()
+        self._users = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, event_id: int) -> Subscription:
+        return self.local.subscribe(event_id)
+
+    def viewers(self, event_id: int) -> int:
+        return self.local.viewers(event_id)
+
+    def publish(self, event_id: int, frames: Iterable[str]) -> None:
+        frames = list(frames)
+        if not frames:
+            return
+        try:
+            self._redis.publish(f"{self.PREFIX}{event_id}", json.dumps(frames))
+        except Exception as exc:  # Redis away: this process's viewers still get it
+            log.warning("room fan-out through Redis failed (%s)", type(exc).__name__)
+            self.local.publish(event_id, frames)
+
+    def start(self) -> None:
+        """Listens for every room (once per broker, however many apps start it) until the last
+        of them stops."""
+        with self._guard:
+            self._users += 1
+            if self._thread is not None:
+                return
+            self._stop.clear()
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.psubscribe(f"{self.PREFIX}*")
+            self._thread = threading.Thread(target=self._listen, args=(pubsub,),
+                                            name="kaifang-room-fanout", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._guard:
+            self._users -= 1
+            if self._users > 0 or self._thread is None:
+                return
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        thread.join(5)
+
+    def _listen(self, pubsub: Any) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    message = pubsub.get_message(timeout=1.0)
+                except Exception as exc:  # Redis away: try again in a moment
+                    log.warning("room fan-out lost Redis (%s)", type(exc).__name__)
+                    self._stop.wait(1.0)
+                    continue
+                if message is None or message.get("type") != "pmessage":
+                    continue
+                event_id = int(message["channel"].decode().rsplit(":", 1)[1])
+                self.local.publish(event_id, json.loads(message["data"]))
+        finally:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+
+def broker_for(redis_url: str | None) -> LocalBroker | RedisBroker:
+    return RedisBroker(redis_url) if redis_url else LocalBroker()

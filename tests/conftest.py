@@ -3,6 +3,7 @@ KAIFANG_TEST_DATABASE_URL is set (and Redis when KAIFANG_TEST_REDIS_URL is)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -238,9 +239,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(app: FastAPI) -> Iterator[str]:
-    """The app on a real port, for browser tests."""
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """The app on a real port of 127.0.0.1 (uvicorn in a thread), until the block ends."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -250,9 +251,18 @@ def live_server(app: FastAPI) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    """The app on a real port, for browser and websocket tests."""
+    with serve(app) as url:
+        yield url
 
 
 CHROMIUM = "/usr/bin/chromium"

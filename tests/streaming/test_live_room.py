@@ -12,8 +12,9 @@ from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from server.app import create_app
 from streaming import protocol
-from tests.conftest import assign_hosts, event_body, publish
+from tests.conftest import REDIS_URL, assign_hosts, event_body, publish, serve
 
 TIMEOUT = 5
 
@@ -197,3 +198,28 @@ def test_a_banned_viewer_disappears_everywhere(client, staff, db, live_server):
     refused = editor.post(f"/api/events/{event_id}/bans",
                           json={"viewer_id": watcher["viewer_id"], "reason": "x"})
     assert refused.status_code == 403
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="fan-out between processes needs KAIFANG_TEST_REDIS_URL")
+def test_two_app_processes_share_every_message_through_redis(client, staff, db, settings,
+                                                             live_server):
+    """A second app (its own broker, its own server) on the same database and Redis: a message
+    sent to one reaches the viewers of the other, and a host's decision on one reaches both."""
+    event_id = _live_session(staff, db, moderation="pre")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    second = create_app(settings)
+    assert second.state.broker is not client.app.state.broker
+    with serve(second) as other_server:
+        here, there = _join(client, event_id, "这边"), _join(client, event_id, "那边")
+        with _socket(live_server, event_id, here["viewer_token"]) as a, \
+                _socket(other_server, event_id, there["viewer_token"]) as b:
+            _frame(a), _frame(b)
+            _send(b, "从另一个进程发来", client_id="x")
+            held = _frame(b)
+            assert held["type"] == "held"
+            assert host.post(f"/api/comments/{held['id']}/moderation",
+                             json={"action": "approve"}).status_code == 200
+            for ws in (a, b):
+                got = _frame(ws)
+                assert (got["seq"], got["text"]) == (1, "从另一个进程发来")
