@@ -9,7 +9,9 @@ sent by `seq`, so nothing arrives twice.
 from __future__ import annotations
 
 import asyncio
+import csv
 import functools
+import io
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -22,13 +24,14 @@ from sqlmodel import Session
 from events import permissions, sessions
 from events.errors import DomainError, NotFound
 from events.schemas import answer, answers
+from events.timeutil import iso_local
 from server.config import Settings
 from server.db import get_engine
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, error_responses
 from server.security import Signer
 from streaming import protocol, room
 from streaming.broker import Broker, publish_after_commit
-from streaming.schemas import BanDone, LiveMessagePublic, ViewerJoined
+from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, ViewerJoined
 
 router = APIRouter(route_class=JSONRoute)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -110,6 +113,52 @@ def ban_viewer(event_id: Id, body: BanIn, request: Request, db: SessionDep,
     publish_after_commit(db, _broker(request.app), event_id,
                          [protocol.encode(protocol.REMOVED, id=m) for m in removed])
     return answer(BanDone, {"viewer_id": body.viewer_id, "removed": removed})
+
+
+class BlockedWordsIn(BaseModel):
+    words: list[str] = Field(max_length=room.MAX_WORDS)
+
+
+@router.get("/api/live/blocked-words")
+def get_blocked_words(db: SessionDep, user: StaffDep) -> BlockedWords:
+    permissions.require_admin(user)
+    return answer(BlockedWords, {"words": room.blocked_words(db)})
+
+
+@router.put("/api/live/blocked-words")
+def put_blocked_words(body: BlockedWordsIn, db: SessionDep, user: StaffDep) -> BlockedWords:
+    """The district office's list for every room: a message holding one is refused
+    (`blocked_word`)."""
+    return answer(BlockedWords, {"words": room.set_blocked_words(db, user, body.words)})
+
+
+@router.get("/api/events/{event_id}/comments.csv", response_class=Response,
+            responses={200: {"description": "the room as CSV (UTF-8 with BOM)",
+                             "content": {"text/csv": {"schema": {"type": "string"}}}}})
+def export_room(event_id: Id, db: SessionDep, user: StaffDep) -> Response:
+    """The room for the minutes: the counts, then every approved message with its time (the
+    unit and the office)."""
+    event = sessions.get_visible_event(db, event_id, user)
+    permissions.require_owner(user, event)
+    counts = room.tally(db, event_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["已通过", "未通过", "待审核", "已移除"])
+    writer.writerow([counts["approved"], counts["rejected"], counts["held"], counts["removed"]])
+    writer.writerow([])
+    writer.writerow(["序号", "类型", "昵称", "内容", "视频时间（秒）", "发送时间"])
+    for message in room.backlog(db, event_id, 0, limit=100_000):
+        writer.writerow([message.seq, message.kind, _cell(message.author), _cell(message.text),
+                         "" if message.video_time is None else round(message.video_time, 1),
+                         iso_local(message.created_at)])
+    return Response("\ufeff" + buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="room-{event_id}.csv"'})
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet never runs a cell as a formula (=, +, -, @ at the start)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 # ---- the socket ---------------------------------------------------------------------------

@@ -139,3 +139,13 @@ class LiveMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decided_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")
+
+
+class BlockedWord(SQLModel, table=True):
+    """A word no room message may carry (staff keep the list): such a message is refused with
+    `blocked_word`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    word: str = Field(max_length=40, unique=True)
+    added_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

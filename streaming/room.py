@@ -22,7 +22,7 @@ from events.timeutil import iso_local, utcnow
 from events.units import clean_text
 from server.security import Signer
 from streaming import protocol
-from streaming.models import LiveMessage, LiveRoom, Viewer
+from streaming.models import BlockedWord, LiveMessage, LiveRoom, Viewer
 
 VIEWER_PURPOSE = "live-viewer"
 VIEWER_TOKEN_MAX_AGE_S = 7 * 24 * 3600
@@ -122,6 +122,9 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     if len(text) > MAX_TEXT:
         raise Invalid(protocol.TOO_LONG, f"at most {MAX_TEXT} characters", field="text",
                       max_length=MAX_TEXT)
+    if contains_blocked_word(db, text):
+        raise Invalid(protocol.BLOCKED_WORD, "the message holds a word this room does not take",
+                      field="text")
     wait = max(MIN_INTERVAL, timedelta(seconds=room.slow_mode_s if room else 0))
     if viewer.last_message_at is not None and now < viewer.last_message_at + wait:
         left = (viewer.last_message_at + wait - now).total_seconds()
@@ -231,3 +234,47 @@ def _frame_fields(message: LiveMessage) -> dict[str, Any]:
 
 def comment_frame(message: LiveMessage) -> str:
     return protocol.encode(protocol.COMMENT, **_frame_fields(message))
+
+
+# ---- blocked words --------------------------------------------------------------------------
+
+MAX_WORDS = 500
+
+
+def blocked_words(db: Session) -> list[str]:
+    return list(db.exec(select(BlockedWord.word).order_by(col(BlockedWord.word))))
+
+
+def contains_blocked_word(db: Session, text: str) -> bool:
+    folded = text.casefold()
+    return any(word.casefold() in folded for word in blocked_words(db))
+
+
+def set_blocked_words(db: Session, actor: StaffUser, words: list[str]) -> list[str]:
+    """Replaces the list (the district office keeps it for every room). Flushes."""
+    permissions.require_admin(actor)
+    cleaned = sorted({clean_text(word, "words").strip() for word in words} - {""})
+    if len(cleaned) > MAX_WORDS or any(len(word) > 40 for word in cleaned):
+        raise Invalid("invalid", f"words: at most {MAX_WORDS}, each at most 40 characters",
+                      field="words")
+    before = blocked_words(db)
+    for row in db.exec(select(BlockedWord)):
+        db.delete(row)
+    db.flush()
+    for word in cleaned:
+        db.add(BlockedWord(word=word, added_by=actor.id))
+    db.flush()
+    audit.record(db, actor, "live.blocked_words", "blocked_words", None,
+                 changes={"added": sorted(set(cleaned) - set(before)),
+                          "removed": sorted(set(before) - set(cleaned))})
+    return cleaned
+
+
+# ---- after the session ----------------------------------------------------------------------
+
+def tally(db: Session, event_id: int) -> dict[str, int]:
+    """How many messages the room approved, rejected, held and removed (for the minutes)."""
+    counts = dict.fromkeys(("approved", "rejected", "held", "removed"), 0)
+    for state in db.exec(select(LiveMessage.state).where(LiveMessage.event_id == event_id)):
+        counts[state] = counts.get(state, 0) + 1
+    return counts

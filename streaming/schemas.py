@@ -70,3 +70,7 @@ class LiveMessagePublic(PublicModel):
 class BanDone(PublicModel):
     viewer_id: int
     removed: list[int]
+
+
+class BlockedWords(PublicModel):
+    words: list[str]

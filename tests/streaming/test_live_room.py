@@ -3,6 +3,8 @@ nothing lost on reconnect, pre- and post-moderation, bans, and bad frames."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,3 +225,46 @@ def test_two_app_processes_share_every_message_through_redis(client, staff, db, 
             for ws in (a, b):
                 got = _frame(ws)
                 assert (got["seq"], got["text"]) == (1, "从另一个进程发来")
+
+
+def test_blocked_words_are_refused_and_the_office_keeps_the_list(client, staff, db,
+                                                                 live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    admin = staff("admin")
+    kept = admin.put("/api/live/blocked-words", json={"words": ["赌博", " 代开发票 ", "赌博"]})
+    assert kept.status_code == 200 and kept.json() == {"words": ["代开发票", "赌博"]}
+    assert staff("editor", "education").put("/api/live/blocked-words",
+                                            json={"words": []}).status_code == 403
+    viewer = _join(client, event_id, "路人")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        _frame(ws)
+        _send(ws, "专业代开发票，联系我")
+        assert _frame(ws)["code"] == protocol.BLOCKED_WORD
+        _send(ws, "请问办理流程？", client_id="ok")
+        assert _frame(ws)["seq"] == 1
+    assert admin.get("/api/live/blocked-words").json() == {"words": ["代开发票", "赌博"]}
+
+
+def test_the_unit_exports_the_room_for_its_minutes(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="pre")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    ids = []
+    for n, words in enumerate(["=HYPERLINK(\"http://evil\")", "第二条意见", "第三条"]):
+        viewer = _join(client, event_id, f"市民{n}")
+        with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+            _frame(ws)
+            for _ in range(n):
+                _frame(ws)  # the backlog so far
+            _send(ws, words, client_id=str(n), video_time=10.0 * n)
+            ids.append(_frame(ws)["id"])
+        action = "reject" if n == 2 else "approve"
+        host.post(f"/api/comments/{ids[-1]}/moderation", json={"action": action})
+    export = staff("editor", "education").get(f"/api/events/{event_id}/comments.csv")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(export.text.lstrip("\ufeff"))))
+    assert rows[:2] == [["已通过", "未通过", "待审核", "已移除"], ["2", "1", "0", "0"]]
+    assert [row[:5] for row in rows[4:]] == [
+        ["1", "comment", "市民0", "'=HYPERLINK(\"http://evil\")", "0.0"],  # never a formula
+        ["2", "comment", "市民1", "第二条意见", "10.0"]]
+    assert host.get(f"/api/events/{event_id}/comments.csv").status_code == 403
