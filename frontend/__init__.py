@@ -95,6 +95,7 @@ def install(app: FastAPI) -> None:
     from frontend import (
         console,
         console_compliance,
+        console_live,
         console_registrations,
         console_users,
         portal,
@@ -111,6 +112,7 @@ def install(app: FastAPI) -> None:
     app.include_router(portal_tickets.router)
     app.include_router(console.router)
     app.include_router(console_registrations.router)
+    app.include_router(console_live.router)
     app.include_router(console_compliance.router)
     app.include_router(console_users.router)
     app.include_router(portal_results.router)

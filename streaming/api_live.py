@@ -9,6 +9,7 @@ sent by `seq`, so nothing arrives twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import functools
 import io
@@ -201,6 +202,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
     await websocket.accept()
     broker = _broker(websocket.app)
     subscription = broker.subscribe(event_id)
+    await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
     sent_up_to = max(0, after)
     try:
         def catch_up(db: Session) -> tuple[int, list[str]]:
@@ -239,6 +241,8 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
         pass
     finally:
         subscription.close()
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
 
 
 def _seq_of(frame: str) -> Any:

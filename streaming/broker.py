@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -48,7 +49,11 @@ class Broker(Protocol):
 
     def subscribe(self, event_id: int) -> Subscription: ...
 
-    def viewers(self, event_id: int) -> int: ...
+    def viewers(self, event_id: int) -> int:
+        """How many sockets watch the room, over every process."""
+
+    def announce_viewers(self, event_id: int) -> None:
+        """Tells the room how many watch it (a `viewers` frame)."""
 
 
 class LocalBroker:
@@ -75,6 +80,9 @@ class LocalBroker:
     def viewers(self, event_id: int) -> int:
         with self._guard:
             return len(self._rooms.get(event_id, ()))
+
+    def announce_viewers(self, event_id: int) -> None:
+        self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
     def publish(self, event_id: int, frames: Iterable[str]) -> None:
         frames = list(frames)
@@ -104,6 +112,10 @@ class LocalBroker:
                     break
 
 
+def viewers_frame(count: int) -> str:
+    return json.dumps({"type": "viewers", "count": count}, separators=(",", ":"))
+
+
 def publish_after_commit(db: Session, broker: Broker, event_id: int,
                          frames: Iterable[str]) -> None:
     """Publishes `frames` once `db` commits (never if it rolls back)."""
@@ -124,11 +136,13 @@ class RedisBroker:
     reads again."""
 
     PREFIX = "kaifang:room:"
+    VIEWERS = "kaifang:viewers:"
 
     def __init__(self, url: str) -> None:
         import redis
 
         self.url = url
+        self.process = uuid.uuid4().hex
         self.local = LocalBroker()
         self._redis = redis.Redis.from_url(url, socket_timeout=5)
         self._guard = threading.Lock()
@@ -140,7 +154,22 @@ class RedisBroker:
         return self.local.subscribe(event_id)
 
     def viewers(self, event_id: int) -> int:
-        return self.local.viewers(event_id)
+        """This process's count goes to a Redis hash beside the others' (each entry lives a
+        minute unless renewed); the room's count is their sum."""
+        key = f"{self.VIEWERS}{event_id}"
+        try:
+            with self._redis.pipeline() as pipe:
+                pipe.hset(key, self.process, self.local.viewers(event_id))
+                pipe.expire(key, 60)
+                pipe.hvals(key)
+                counts = pipe.execute()[-1]
+            return sum(int(count) for count in counts)
+        except Exception as exc:
+            log.warning("viewer counts in Redis unavailable (%s)", type(exc).__name__)
+            return self.local.viewers(event_id)
+
+    def announce_viewers(self, event_id: int) -> None:
+        self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
     def publish(self, event_id: int, frames: Iterable[str]) -> None:
         frames = list(frames)

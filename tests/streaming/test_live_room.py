@@ -49,8 +49,20 @@ def _socket(live_server: str, event_id: int, token: str, after: int = 0) -> Any:
     return connect(url, open_timeout=TIMEOUT)
 
 
-def _frame(ws: Any) -> dict[str, Any]:
-    return dict(json.loads(ws.recv(timeout=TIMEOUT)))
+def _frame(ws: Any, *, counts: bool = False) -> dict[str, Any]:
+    """The next frame; `viewers` frames (how many watch) are skipped unless `counts`."""
+    while True:
+        frame = dict(json.loads(ws.recv(timeout=TIMEOUT)))
+        if counts or frame["type"] != "viewers":
+            return frame
+
+
+def _nothing_more(ws: Any, wait_s: float = 0.5) -> None:
+    """No message frame comes within `wait_s` (a viewer count may)."""
+    with pytest.raises(TimeoutError):
+        while True:
+            if json.loads(ws.recv(timeout=wait_s))["type"] != "viewers":
+                raise AssertionError("a frame came that should not have")
 
 
 def _send(ws: Any, text: str, client_id: str = "c1", **extra: Any) -> None:
@@ -114,8 +126,7 @@ def test_pre_moderation_holds_until_a_host_approves_and_a_reconnect_misses_nothi
     with _socket(live_server, event_id, token, after=1) as ws:
         assert _frame(ws)["last_seq"] == 2
         assert _frame(ws)["seq"] == 2
-        with pytest.raises(TimeoutError):
-            ws.recv(timeout=0.5)
+        _nothing_more(ws)
     with _socket(live_server, event_id, token, after=0) as ws:
         _frame(ws)
         assert [_frame(ws)["seq"], _frame(ws)["seq"]] == [1, 2]
@@ -137,8 +148,7 @@ def test_a_reconnect_with_after_gets_only_what_it_missed(client, staff, db, live
     with _socket(live_server, event_id, reader["viewer_token"], after=1) as ws:
         assert _frame(ws)["last_seq"] == 3
         assert [_frame(ws)["seq"], _frame(ws)["seq"]] == [2, 3]
-        with pytest.raises(TimeoutError):
-            ws.recv(timeout=0.5)  # nothing twice
+        _nothing_more(ws)  # nothing twice
 
 
 def test_bad_frames_keep_the_socket_usable(client, staff, db, live_server):
@@ -217,6 +227,9 @@ def test_two_app_processes_share_every_message_through_redis(client, staff, db, 
         with _socket(live_server, event_id, here["viewer_token"]) as a, \
                 _socket(other_server, event_id, there["viewer_token"]) as b:
             _frame(a), _frame(b)
+            counts = []
+            while 2 not in counts:  # one viewer on each process: the room counts both
+                counts.append(_frame(a, counts=True).get("count"))
             _send(b, "从另一个进程发来", client_id="x")
             held = _frame(b)
             assert held["type"] == "held"
@@ -268,3 +281,15 @@ def test_the_unit_exports_the_room_for_its_minutes(client, staff, db, live_serve
         ["1", "comment", "市民0", "'=HYPERLINK(\"http://evil\")", "0.0"],  # never a formula
         ["2", "comment", "市民1", "第二条意见", "10.0"]]
     assert host.get(f"/api/events/{event_id}/comments.csv").status_code == 403
+
+
+def test_the_room_says_how_many_watch(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    first, second = _join(client, event_id, "一"), _join(client, event_id, "二")
+    with _socket(live_server, event_id, first["viewer_token"]) as a:
+        assert _frame(a, counts=True)["type"] == "hello"
+        assert _frame(a, counts=True) == {"type": "viewers", "count": 1}
+        with _socket(live_server, event_id, second["viewer_token"]) as b:
+            assert _frame(a, counts=True) == {"type": "viewers", "count": 2}
+            assert _frame(b, counts=True)["type"] == "hello"
+        assert _frame(a, counts=True) == {"type": "viewers", "count": 1}

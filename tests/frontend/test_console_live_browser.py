@@ -1,0 +1,127 @@
+"""The host's moderation console in Chromium at a desk: viewers post over real websockets, the
+host approves and rejects from the keyboard, a message another host approved leaves the queue,
+and the strict CSP blocks nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import assign_hosts, make_user
+from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot, sign_in
+from tests.streaming.test_live_room import _frame, _join, _live_session, _send, _socket
+
+DESK = {"width": 1280, "height": 900}
+QUEUE_TEXTS = "() => Array.from(document.querySelectorAll('#queue .queue-text'))" \
+    ".map(el => el.textContent)"
+
+
+def _post_held(live_server: str, client: Any, event_id: int, nickname: str, text: str) -> int:
+    """A viewer joins through the API and sends a message over the websocket; it is held."""
+    viewer = _join(client, event_id, nickname)
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        assert _frame(ws)["type"] == "hello"
+        _send(ws, text)
+        held = _frame(ws)
+        while held["type"] == "comment":  # the backlog of approved messages comes first
+            held = _frame(ws)
+    assert held["type"] == "held", held
+    return int(held["id"])
+
+
+def _queue_is(page: Any, texts: list[str]) -> None:
+    page.wait_for_function(f"expected => JSON.stringify(({QUEUE_TEXTS})())"
+                           " === JSON.stringify(expected)", arg=texts, timeout=8000)
+
+
+def test_a_host_approves_and_rejects_from_the_keyboard(client, staff, db, live_server, browser):
+    event_id = _live_session(staff, db, moderation="pre")
+    make_user(db, "live-host", "host")
+    assign_hosts(db, event_id)
+    first = _post_held(live_server, client, event_id, "老王", "<img src=x onerror=alert(1)>电梯")
+    _post_held(live_server, client, event_id, "小李", "停车难怎么解决？")
+
+    page = browser.new_page(viewport=DESK)
+    page.add_init_script(CSP_WATCH)
+    try:
+        sign_in(page, live_server, "live-host", f"/console/events/{event_id}/live")
+        _queue_is(page, ["<img src=x onerror=alert(1)>电梯", "停车难怎么解决？"])
+        assert page.locator("#queue img").count() == 0  # the words are text, not markup
+        assert not page.locator("#batch-approve").is_visible()  # nothing selected yet
+        screenshot(page, "console-live-moderation")
+        assert page.locator(".shortcuts kbd").first.is_visible()
+        assert page.locator("#queue .is-current .queue-text").text_content() \
+            == "<img src=x onerror=alert(1)>电梯"
+
+        page.keyboard.press("a")
+        _queue_is(page, ["停车难怎么解决？"])
+        approved = client.get(f"/api/events/{event_id}/comments").json()
+        assert [(m["seq"], m["id"]) for m in approved] == [(1, first)]
+        page.wait_for_selector("#approved li[data-seq='1']")
+
+        page.keyboard.press("j")
+        page.keyboard.press("r")
+        _queue_is(page, [])
+        assert page.locator("#queue-empty").is_visible()
+        assert client.get(f"/api/events/{event_id}/comments").json() == approved
+
+        # Another host approves a new message through the API: it leaves this host's queue.
+        third = _post_held(live_server, client, event_id, "张阿姨", "谢谢解答")
+        _queue_is(page, ["谢谢解答"])
+        other = staff("admin")
+        assert other.post(f"/api/comments/{third}/moderation",
+                          json={"action": "approve"}).status_code == 200
+        _queue_is(page, [])
+        page.wait_for_selector("#approved li[data-seq='2']")
+        assert page.evaluate(CSP_BLOCKED) == []
+    finally:
+        page.close()
+
+
+def test_a_message_another_host_decided_first_leaves_with_a_notice(
+        client, staff, db, live_server, browser):
+    event_id = _live_session(staff, db, moderation="pre")
+    make_user(db, "live-host-2", "host")
+    assign_hosts(db, event_id)
+    first = _post_held(live_server, client, event_id, "老王", "第一条")
+    second = _post_held(live_server, client, event_id, "小李", "第二条")
+    third = _post_held(live_server, client, event_id, "老赵", "第三条")
+
+    page = browser.new_page(viewport=DESK)
+    page.add_init_script(CSP_WATCH)
+    try:
+        sign_in(page, live_server, "live-host-2", f"/console/events/{event_id}/live")
+        _queue_is(page, ["第一条", "第二条", "第三条"])
+        # Stop the refresh, so this host still sees the message when deciding on it.
+        page.evaluate("() => { const top = setTimeout(() => {}, 0);"
+                      " for (let i = 0; i <= top; i++) { clearInterval(i); } }")
+        assert staff("admin").post(f"/api/comments/{first}/moderation",
+                                   json={"action": "reject"}).status_code == 200
+        page.keyboard.press("a")
+        _queue_is(page, ["第二条", "第三条"])
+        notice = page.locator("#moderation-notice")
+        notice.wait_for(state="visible")
+        assert notice.text_content() == "另一位主持人已处理这条留言"
+
+        # Batch approval: x on both, then A; their seq follows the queue's order.
+        page.keyboard.press("x")
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+        assert page.locator("#queue .is-selected").count() == 2
+        assert page.locator("#batch-approve").is_visible()
+        page.keyboard.press("Shift+A")
+        _queue_is(page, [])
+        approved = client.get(f"/api/events/{event_id}/comments").json()
+        assert [(m["seq"], m["id"]) for m in approved] == [(1, second), (2, third)]
+
+        # p approves and pins.
+        fourth = _post_held(live_server, client, event_id, "老孙", "第四条")
+        page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+        _queue_is(page, ["第四条"])
+        page.keyboard.press("p")
+        _queue_is(page, [])
+        page.wait_for_selector("#approved li.is-pinned[data-seq='3']")
+        pinned = client.get(f"/api/events/{event_id}/comments", params={"after": 2}).json()
+        assert [(m["id"], m["pinned"]) for m in pinned] == [(fourth, True)]
+        assert page.evaluate(CSP_BLOCKED) == []
+    finally:
+        page.close()
