@@ -15,7 +15,7 @@ from streaming import protocol, room
 from streaming.models import LiveMessage, Viewer
 from tests.conftest import assign_hosts, event_body
 from tests.frontend.console_pages import csrf_of
-from tests.streaming.test_live_room import _join, _live_session
+from tests.streaming.live import _join, _live_session
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.conftest import assign_hosts, make_user
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot, sign_in
-from tests.streaming.test_live_room import _frame, _join, _live_session, _send, _socket
+from tests.streaming.live import _frame, _join, _live_session, _send, _socket
 
 DESK = {"width": 1280, "height": 900}
 QUEUE_TEXTS = "() => Array.from(document.querySelectorAll('#queue .queue-text'))" \

@@ -6,67 +6,23 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from server.app import create_app
 from streaming import protocol
-from tests.conftest import REDIS_URL, assign_hosts, event_body, publish, serve
-
-TIMEOUT = 5
-
-
-def _live_session(staff: Any, db: Any, moderation: str = "pre", live: bool = True) -> int:
-    admin = staff("admin")
-    now = datetime.now(UTC)
-    body = event_body(db, mode="online", venue="", address="", moderation=moderation,
-                      starts_at=(now + timedelta(minutes=10)).isoformat(),
-                      ends_at=(now + timedelta(hours=2)).isoformat(),
-                      registration_opens_at=(now - timedelta(days=1)).isoformat(),
-                      registration_closes_at=(now + timedelta(minutes=5)).isoformat())
-    event_id = admin.post("/api/events", json=body).json()["id"]
-    publish(admin, event_id)
-    if live:
-        answer = admin.post(f"/api/events/{event_id}/status", json={"status": "live"})
-        assert answer.status_code == 200, answer.text
-    return int(event_id)
-
-
-def _join(client: Any, event_id: int, nickname: str) -> dict[str, Any]:
-    answer = client.post(f"/api/events/{event_id}/viewers", json={"nickname": nickname})
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
-
-
-def _socket(live_server: str, event_id: int, token: str, after: int = 0) -> Any:
-    url = live_server.replace("http://", "ws://") + \
-        f"/ws/events/{event_id}?token={token}&after={after}"
-    return connect(url, open_timeout=TIMEOUT)
-
-
-def _frame(ws: Any, *, counts: bool = False) -> dict[str, Any]:
-    """The next frame; `viewers` frames (how many watch) are skipped unless `counts`."""
-    while True:
-        frame = dict(json.loads(ws.recv(timeout=TIMEOUT)))
-        if counts or frame["type"] != "viewers":
-            return frame
-
-
-def _nothing_more(ws: Any, wait_s: float = 0.5) -> None:
-    """No message frame comes within `wait_s` (a viewer count may)."""
-    with pytest.raises(TimeoutError):
-        while True:
-            if json.loads(ws.recv(timeout=wait_s))["type"] != "viewers":
-                raise AssertionError("a frame came that should not have")
-
-
-def _send(ws: Any, text: str, client_id: str = "c1", **extra: Any) -> None:
-    ws.send(json.dumps({"type": "comment", "text": text, "client_id": client_id, **extra}))
+from tests.conftest import REDIS_URL, assign_hosts, serve
+from tests.streaming.live import (
+    TIMEOUT,
+    _frame,
+    _join,
+    _live_session,
+    _nothing_more,
+    _send,
+    _socket,
+)
 
 
 def test_post_moderation_reaches_every_viewer_in_order(client, staff, db, live_server):

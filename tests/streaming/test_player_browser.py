@@ -9,7 +9,7 @@ from typing import Any
 from streaming.transcode import run_one
 from tests.conftest import event_body, publish
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH
-from tests.streaming.test_recordings import _upload
+from tests.streaming.live import _upload
 
 PHONE = {"width": 375, "height": 812}
 

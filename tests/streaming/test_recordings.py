@@ -18,6 +18,7 @@ from streaming import jobs
 from streaming.models import Recording, TranscodeJob
 from streaming.transcode import run_one
 from tests.conftest import event_body, publish
+from tests.streaming.live import _upload
 
 
 def _session(staff: Any, db: Session, **overrides: Any) -> tuple[Any, int]:
@@ -31,12 +32,6 @@ def _session(staff: Any, db: Session, **overrides: Any) -> tuple[Any, int]:
     created = editor.post("/api/events", json=body)
     assert created.status_code == 201, created.text
     return editor, int(created.json()["id"])
-
-
-def _upload(client: Any, event_id: int, path: Path, name: str = "recording.mp4") -> Any:
-    with path.open("rb") as handle:
-        return client.post(f"/api/events/{event_id}/recording",
-                           files={"file": (name, handle, "video/mp4")})
 
 
 def _run_jobs(settings: Settings) -> None:
