@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from axe_playwright_python.sync_playwright import Axe
+from sqlmodel import select
+
+from streaming.models import Viewer
 from tests.conftest import assign_hosts
 from tests.frontend.browser import (
     CSP_BLOCKED,
@@ -14,6 +18,7 @@ from tests.frontend.browser import (
     no_horizontal_scroll,
     screenshot,
 )
+from tests.frontend.test_accessibility_browser import blocking_violations
 from tests.streaming.test_live_room import _live_session
 
 MARKUP = "<b>粗</b><script>x()</script>"
@@ -84,6 +89,7 @@ def test_a_comment_reaches_both_viewers_as_text_and_a_reload_shows_it_once(
         assert first.locator(".live-join").is_hidden()
         assert first.evaluate("() => window.__ran") is False
         screenshot(first, "live-room-phone")
+        assert blocking_violations(Axe(), first) == []  # joined, with a message
         for page in (first, second):
             assert no_horizontal_scroll(page)
             assert page.evaluate(CSP_BLOCKED) == []
@@ -153,6 +159,33 @@ def test_a_dropped_connection_comes_back_by_itself_and_misses_nothing(
         urls = page.evaluate("() => window.__sockets.map(s => s.url)")
         assert len(urls) == 2 and "after=0" in urls[0] and "after=1" in urls[1]
         assert page.locator(".live-state").is_hidden()
+        assert page.evaluate(CSP_BLOCKED) == []
+    finally:
+        context.close()
+
+
+def test_a_banned_viewer_is_told_why_and_the_page_stops_reconnecting(
+        client, staff, db, live_server, browser):
+    event_id = _live_session(staff, db, moderation="post")
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.add_init_script(CSP_WATCH)
+    page.add_init_script(TRACK_SOCKETS)
+    try:
+        page.goto(f"{live_server}/events/{event_id}/live")
+        _join(page, "小广告")
+        _send(page, "加微信")
+        page.locator(".live-list .live-text").first.wait_for()
+        viewer_id = db.exec(select(Viewer).where(Viewer.nickname == "小广告")).one().id
+        banned = staff("admin").post(f"/api/events/{event_id}/bans",
+                                     json={"viewer_id": viewer_id, "reason": "广告"})
+        assert banned.status_code == 201, banned.text
+        page.locator(".live-list .live-text").first.wait_for(state="detached")  # `removed`
+        page.evaluate("() => window.__sockets[window.__sockets.length - 1].close()")
+        page.get_by_text("您已被主持人移出直播间。").wait_for()  # the socket closed with 4403
+        page.wait_for_timeout(2500)
+        assert page.evaluate("() => window.__sockets.length") == 2  # no loop
+        assert page.locator(".live-send").is_hidden() and page.locator(".live-join").is_hidden()
         assert page.evaluate(CSP_BLOCKED) == []
     finally:
         context.close()

@@ -27,7 +27,7 @@
   var token = ""; // from this page's join; after a reload the httponly cookie names the viewer
   var socket = null;
   var attempt = 0;
-  var final = false;
+  var retry = 0; // the pending reconnection's timer
   var lastSent = ""; // an error answers the last frame sent: its text comes back to the field
   var announceTimer = 0;
   var FINAL = {4401: "closed4401", 4403: "closed4403", 4404: "closed4404"};
@@ -104,6 +104,11 @@
     return scheme + window.location.host + "/ws/events/" + eventId + "?" + query;
   }
 
+  function reconnect() {
+    retry = 0;
+    connect();
+  }
+
   function connect() {
     showState(attempt ? text.reconnecting : text.connecting);
     setReady(false);
@@ -134,17 +139,19 @@
       socket = null;
       setReady(false);
       if (FINAL[event.code]) {
-        final = true; // the server will not take this viewer: looping would not help
+        // The server will not take this viewer: trying again would not help. Say why; a pass
+        // that is no longer valid (or another room's cookie) can be replaced by joining again.
         showState("");
         showNotice(text[FINAL[event.code]], true);
-        if (event.code === 4401) { sendForm.hidden = true; joinForm.hidden = false; }
+        sendForm.hidden = true;
+        joinForm.hidden = event.code !== 4401;
         return;
       }
       // 1 s doubling to 30 s, each wait between half and all of it so phones do not march.
       var ceiling = Math.min(30000, 1000 * Math.pow(2, attempt));
       attempt += 1;
       showState(text.reconnecting);
-      window.setTimeout(connect, ceiling / 2 + Math.random() * ceiling / 2);
+      retry = window.setTimeout(reconnect, ceiling / 2 + Math.random() * ceiling / 2);
     });
   }
 
@@ -162,7 +169,6 @@
     joinForm.hidden = true;
     sendForm.hidden = false;
     if (nickname) sendForm.querySelector(".live-nickname").textContent = nickname;
-    final = false;
     attempt = 0;
     connect();
   }
@@ -206,6 +212,17 @@
   });
 
   field.addEventListener("input", count);
+  // Ctrl+Enter (⌘+Enter) sends; Enter alone is a new line.
+  field.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      sendForm.requestSubmit();
+    }
+  });
+  // The network is back: no need to sit out the rest of the backoff.
+  window.addEventListener("online", function () {
+    if (retry) { window.clearTimeout(retry); reconnect(); }
+  });
   count();
   if (joinForm.dataset.done === "1") {
     start("");
