@@ -189,3 +189,39 @@ def test_a_banned_viewer_is_told_why_and_the_page_stops_reconnecting(
         assert page.evaluate(CSP_BLOCKED) == []
     finally:
         context.close()
+
+
+def test_a_comment_during_a_premiere_keeps_the_videos_moment(
+        staff, db, settings, clips, live_server, browser):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.streaming.test_player_browser import _recorded_session
+
+    premiere = datetime.now(UTC) + timedelta(seconds=1)
+    event_id = _recorded_session(
+        staff, db, settings, clips["long"], kind="broadcast", moderation="post",
+        starts_at=(premiere - timedelta(minutes=1)).isoformat(),
+        ends_at=(premiere + timedelta(hours=1)).isoformat(),
+        registration_closes_at=(premiere - timedelta(minutes=2)).isoformat(),
+        premiere_at=premiere.isoformat())
+    page = browser.new_page(viewport=PHONE)
+    page.add_init_script(CSP_WATCH)
+    try:
+        wait = (premiere - datetime.now(UTC)).total_seconds() + 0.5
+        page.wait_for_timeout(max(0, wait) * 1000)  # the premiere has begun
+        page.goto(f"{live_server}/events/{event_id}/live")
+        assert page.locator(".player-premiere").is_visible()
+        page.evaluate("() => { document.querySelector('video').muted = true; }")
+        page.locator(".player-join-button").click()
+        page.wait_for_function("() => document.querySelector('video').currentTime > 1",
+                               timeout=15000)
+        _join(page, "首映观众")
+        _send(page, "画面很清楚")
+        page.locator(".live-list .live-text").first.wait_for()
+        shown = page.evaluate("() => document.querySelector('video').currentTime")
+        said = staff("admin").get(f"/api/events/{event_id}/comments").json()
+        assert [m["text"] for m in said] == ["画面很清楚"]
+        assert 0.5 < said[0]["video_time"] <= shown + 0.1, (said, shown)
+        assert page.evaluate(CSP_BLOCKED) == []
+    finally:
+        page.close()
