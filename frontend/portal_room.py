@@ -11,18 +11,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from events import rooms
+from events.errors import DomainError
 from events.models import Event, EventKind
 from events.timeutil import utcnow
-from frontend.i18n import N_, gettext
+from frontend.i18n import N_, gettext, pgettext
 from frontend.portal import _not_found, session_cards, unit_directory, visible_event
 from frontend.templating import render
 from server.deps import SessionDep
-from streaming import jobs, tracks
+from streaming import jobs, protocol, room, tracks
 from streaming.playback import playback_of
 from streaming.storage import LocalStorage
 
 router = APIRouter(include_in_schema=False)
 PLAYING = frozenset({"premiere", "vod"})
+# streaming.api_live sets it when a viewer joins (pages may not import a router; a test checks).
+VIEWER_COOKIE = "kaifang_viewer"
 
 
 def countdown_text(left: timedelta) -> str:
@@ -55,6 +58,48 @@ def player_context(db: SessionDep, request: Request, event: Event) -> dict[str, 
                               if track.kind == "chapters"), [])}
 
 
+def live_texts() -> dict[str, str]:
+    """What static/js/live.js says, in the page's language."""
+    return {
+        "held": gettext("Your message was sent and waits for a host's approval."),
+        "connecting": gettext("Connecting…"),
+        "reconnecting": gettext("Reconnecting…"),
+        "question": pgettext("live room", "Question"),
+        "joinFailed": gettext("Could not join: check the nickname and try again."),
+        "count": gettext("%(count)s / %(max)s characters"),
+        "closed4401": gettext("Your viewer pass is no longer valid: enter a nickname again."),
+        "closed4403": gettext("A host removed you from this room."),
+        "closed4404": gettext("This session has no live room, or is not public."),
+        protocol.RATE_LIMITED: gettext("Too fast: wait a moment before the next message."),
+        protocol.BANNED: gettext("A host removed you from this room."),
+        protocol.TOO_LONG: gettext("A message has at most 300 characters."),
+        protocol.BLOCKED_WORD: gettext("The message contains a word that is not allowed."),
+        protocol.BAD_MESSAGE: gettext("The message could not be read; please try again."),
+        protocol.CLOSED: gettext("The room takes no messages now."),
+    }
+
+
+def live_context(db: SessionDep, request: Request, event: Event) -> dict[str, Any]:
+    """The comments panel: open while the room takes messages, read-only afterwards, and the
+    viewer the signed `kaifang_viewer` cookie names (a reload keeps the viewer)."""
+    assert event.id is not None
+    found = db.get(room.LiveRoom, event.id)
+    is_open = room.is_open(event, found, utcnow())
+    messages = [room.message_public(m) for m in room.backlog(db, event.id, 0)]
+    nickname, banned = "", False
+    if is_open:
+        try:
+            viewer = room.viewer_of(db, request.app.state.signer, event.id,
+                                    request.cookies.get(VIEWER_COOKIE))
+            nickname = viewer.nickname
+        except DomainError as exc:
+            banned = exc.code == protocol.BANNED
+    return {"shown": is_open or bool(messages), "open": is_open, "messages": messages,
+            "moderation": event.moderation.value, "nickname": nickname, "banned": banned,
+            "last_seq": messages[-1]["seq"] if messages else 0, "max_text": room.MAX_TEXT,
+            "max_nickname": room.MAX_NICKNAME, "texts": live_texts()}
+
+
 @router.get("/events/{event_id:int}/live")
 def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     missing = N_("This session has no live room, or is not public.")
@@ -73,4 +118,5 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
                   playing=player["playback"]["state"] in PLAYING,
                   counting_to=counting_to.isoformat(), premiere=premiere is not None,
                   countdown=countdown_text(counting_to - now) if upcoming else "",
-                  server_now=now.isoformat(timespec="seconds"))
+                  server_now=now.isoformat(timespec="seconds"),
+                  live=live_context(db, request, event))

@@ -11,12 +11,14 @@ from axe_playwright_python.sync_playwright import Axe
 from tests.conftest import PASSWORD, event_body, make_user
 from tests.frontend.portal_pages import register
 from tests.helpers import open_session
+from tests.streaming.test_live_room import _live_session
 
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 BLOCKING = {"serious", "critical"}
 
 PORTAL = ("/", "/calendar", "/events/{event}", "/tickets/{ticket}", "/units", "/results",
           "/privacy", "/archive", "/events/{event}?lang=en", "/events/{recorded}/live",
+          "/events/{live}/live",
           "/embed/{recorded}")
 CONSOLE = ("/console", "/console/events/{event}", "/console/events/new", "/console/review",
            "/console/events/{event}/registrations", "/console/compliance", "/console/audit",
@@ -74,7 +76,8 @@ def test_main_pages_have_no_serious_accessibility_violation(size, live_server, b
     editor.post(f"/api/events/{draft.json()['id']}/status", json={"status": "pending_review"})
     make_user(db, "axe-admin", "admin")
     ids = {"event": event_id, "ticket": token,
-           "recorded": recorded_session(staff, db, settings, tmp_path)}
+           "recorded": recorded_session(staff, db, settings, tmp_path),
+           "live": _live_session(staff, db, moderation="post")}  # its comments panel
 
     axe = Axe()
     context = browser.new_context(viewport=SIZES[size], locale="zh-CN")

@@ -1,0 +1,232 @@
+// The live room's comments (portal/room.html #live): join with a nickname, then one WebSocket
+// (docs/live-protocol.md) that shows the approved messages in seq order and sends the viewer's.
+// It reconnects by itself with backoff and after= its last seq, so nothing is lost or doubled.
+// Every text goes in as textContent: markup in a message shows as the characters typed.
+(function () {
+  "use strict";
+  var panel = document.getElementById("live");
+  if (!panel || panel.dataset.open !== "1") return;
+
+  var text = JSON.parse(panel.dataset.text);
+  var eventId = panel.dataset.eventId;
+  var maxText = parseInt(panel.dataset.max, 10);
+  var lastSeq = parseInt(panel.dataset.lastSeq, 10) || 0;
+  var list = panel.querySelector(".live-list");
+  var empty = panel.querySelector(".live-empty");
+  var announce = panel.querySelector(".live-announce");
+  var state = panel.querySelector(".live-state");
+  var notice = panel.querySelector(".live-notice");
+  var joinForm = panel.querySelector(".live-join");
+  var sendForm = panel.querySelector(".live-send");
+  if (!joinForm || !sendForm) return; // banned: the page says so, nothing to run
+  var field = sendForm.querySelector("textarea");
+  var counter = sendForm.querySelector(".live-count");
+  var submit = sendForm.querySelector(".live-submit");
+  var video = document.querySelector("video.player-video");
+
+  var token = ""; // from this page's join; after a reload the httponly cookie names the viewer
+  var socket = null;
+  var attempt = 0;
+  var retry = 0; // the pending reconnection's timer
+  var lastSent = ""; // an error answers the last frame sent: its text comes back to the field
+  var announceTimer = 0;
+  var FINAL = {4401: "closed4401", 4403: "closed4403", 4404: "closed4404"};
+
+  function fill(template, parts) {
+    return template.replace(/%\((\w+)\)s/g, function (_, name) { return String(parts[name]); });
+  }
+
+  function showState(message) {
+    state.textContent = message || "";
+    state.hidden = !message;
+  }
+
+  function showNotice(message, isError) {
+    notice.textContent = message;
+    notice.classList.toggle("error", !!isError);
+    notice.hidden = !message;
+  }
+
+  // One polite announcement for a burst: screen readers hear the latest message, not all.
+  function announceLatest(message) {
+    window.clearTimeout(announceTimer);
+    announceTimer = window.setTimeout(function () {
+      announce.textContent = message.author + "：" + message.text;
+    }, 800);
+  }
+
+  function item(message) {
+    var li = document.createElement("li");
+    li.className = "live-item" + (message.kind === "reply" ? " live-reply" : "");
+    li.dataset.id = message.id;
+    li.dataset.seq = message.seq;
+    var author = document.createElement("span");
+    author.className = "live-author";
+    author.textContent = message.author;
+    li.appendChild(author);
+    if (message.kind === "question") {
+      var kind = document.createElement("span");
+      kind.className = "live-kind";
+      kind.textContent = text.question;
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(kind);
+    }
+    var body = document.createElement("p");
+    body.className = "live-text";
+    body.textContent = message.text;
+    li.appendChild(body);
+    return li;
+  }
+
+  function addComment(message) {
+    if (typeof message.seq !== "number" || message.seq <= lastSeq) return; // shown already
+    lastSeq = message.seq;
+    var nearBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
+    list.appendChild(item(message));
+    empty.hidden = true;
+    if (nearBottom) list.scrollTop = list.scrollHeight;
+    announceLatest(message);
+  }
+
+  function removeComment(id) {
+    var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
+    if (found) found.parentNode.removeChild(found);
+    empty.hidden = list.children.length > 0;
+  }
+
+  function setReady(ready) {
+    submit.disabled = !ready;
+  }
+
+  function url() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var query = "after=" + lastSeq + (token ? "&token=" + encodeURIComponent(token) : "");
+    return scheme + window.location.host + "/ws/events/" + eventId + "?" + query;
+  }
+
+  function reconnect() {
+    retry = 0;
+    connect();
+  }
+
+  function connect() {
+    showState(attempt ? text.reconnecting : text.connecting);
+    setReady(false);
+    socket = new WebSocket(url());
+    socket.addEventListener("message", function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      if (frame.type === "hello") {
+        attempt = 0;
+        showState("");
+        setReady(true);
+      } else if (frame.type === "comment") {
+        addComment(frame);
+      } else if (frame.type === "held") {
+        lastSent = "";
+        showNotice(text.held, false);
+      } else if (frame.type === "removed") {
+        removeComment(frame.id);
+      } else if (frame.type === "pinned") {
+        var pinned = list.querySelector('[data-id="' + String(parseInt(frame.id, 10)) + '"]');
+        if (pinned) pinned.classList.add("live-pinned");
+      } else if (frame.type === "error") {
+        showNotice(text[frame.code] || text.bad_message, true);
+        restore();
+      }
+    });
+    socket.addEventListener("close", function (event) {
+      socket = null;
+      setReady(false);
+      if (FINAL[event.code]) {
+        // The server will not take this viewer: trying again would not help. Say why; a pass
+        // that is no longer valid (or another room's cookie) can be replaced by joining again.
+        showState("");
+        showNotice(text[FINAL[event.code]], true);
+        sendForm.hidden = true;
+        joinForm.hidden = event.code !== 4401;
+        return;
+      }
+      // 1 s doubling to 30 s, each wait between half and all of it so phones do not march.
+      var ceiling = Math.min(30000, 1000 * Math.pow(2, attempt));
+      attempt += 1;
+      showState(text.reconnecting);
+      retry = window.setTimeout(reconnect, ceiling / 2 + Math.random() * ceiling / 2);
+    });
+  }
+
+  // A refused message comes back to the field, unless the viewer has typed on.
+  function restore() {
+    if (lastSent && !field.value) { field.value = lastSent; count(); }
+    lastSent = "";
+  }
+
+  function count() {
+    counter.textContent = fill(text.count, {count: field.value.length, max: maxText});
+  }
+
+  function start(nickname) {
+    joinForm.hidden = true;
+    sendForm.hidden = false;
+    if (nickname) sendForm.querySelector(".live-nickname").textContent = nickname;
+    attempt = 0;
+    connect();
+  }
+
+  joinForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var input = joinForm.querySelector("input");
+    var button = joinForm.querySelector("button");
+    button.disabled = true;
+    fetch("/api/events/" + eventId + "/viewers", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      body: JSON.stringify({nickname: input.value.trim()})
+    }).then(function (response) {
+      if (!response.ok) throw new Error(String(response.status));
+      return response.json();
+    }).then(function (joined) {
+      token = joined.viewer_token;
+      showNotice("", false);
+      start(joined.nickname);
+      field.focus();
+    }).catch(function () {
+      showNotice(text.joinFailed, true);
+      input.focus();
+    }).then(function () { button.disabled = false; });
+  });
+
+  sendForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var words = field.value.trim();
+    if (!words || !socket || socket.readyState !== WebSocket.OPEN) return;
+    var clientId = "m" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
+    var frame = {type: sendForm.querySelector("input[name=kind]:checked").value,
+                 text: words, client_id: clientId};
+    if (video && isFinite(video.currentTime)) frame.video_time = video.currentTime;
+    lastSent = words;
+    socket.send(JSON.stringify(frame));
+    showNotice("", false);
+    field.value = "";
+    count();
+  });
+
+  field.addEventListener("input", count);
+  // Ctrl+Enter (⌘+Enter) sends; Enter alone is a new line.
+  field.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      sendForm.requestSubmit();
+    }
+  });
+  // The network is back: no need to sit out the rest of the backoff.
+  window.addEventListener("online", function () {
+    if (retry) { window.clearTimeout(retry); reconnect(); }
+  });
+  count();
+  if (joinForm.dataset.done === "1") {
+    start("");
+  } else {
+    joinForm.hidden = false;
+  }
+}());
