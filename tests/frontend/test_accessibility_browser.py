@@ -11,7 +11,7 @@ from axe_playwright_python.sync_playwright import Axe
 from tests.conftest import PASSWORD, event_body, make_user
 from tests.frontend.portal_pages import register
 from tests.helpers import open_session
-from tests.streaming.test_live_room import _live_session
+from tests.streaming.live import _live_session
 
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 BLOCKING = {"serious", "critical"}

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from streaming.transcode import run_one
 from tests.conftest import event_body, publish
 
 TIMEOUT = 5
@@ -67,3 +68,22 @@ def _upload(client: Any, event_id: int, path: Path, name: str = "recording.mp4")
     with path.open("rb") as handle:
         return client.post(f"/api/events/{event_id}/recording",
                            files={"file": (name, handle, "video/mp4")})
+
+
+def _recorded_session(staff: Any, db: Any, settings: Any, clip: Any, **overrides: Any) -> int:
+    admin = staff("admin")
+    now = datetime.now(UTC)
+    body = event_body(db, **{"mode": "online", "venue": "", "address": "",
+                             "starts_at": (now - timedelta(hours=2)).isoformat(),
+                             "ends_at": (now - timedelta(hours=1)).isoformat(),
+                             "registration_opens_at": (now - timedelta(days=2)).isoformat(),
+                             "registration_closes_at": (now - timedelta(hours=3)).isoformat(),
+                             **overrides})
+    created = admin.post("/api/events", json=body)
+    assert created.status_code == 201, created.text
+    event_id = int(created.json()["id"])
+    assert _upload(admin, event_id, clip).status_code == 202
+    while run_one(settings):
+        pass
+    publish(admin, event_id)
+    return event_id

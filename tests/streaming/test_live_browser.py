@@ -19,7 +19,7 @@ from tests.frontend.browser import (
     screenshot,
 )
 from tests.frontend.test_accessibility_browser import blocking_violations
-from tests.streaming.test_live_room import _live_session
+from tests.streaming.live import _live_session
 
 MARKUP = "<b>粗</b><script>x()</script>"
 # A comment's markup must not run: x() would say so.
@@ -133,9 +133,9 @@ TRACK_SOCKETS = """(() => { const Native = window.WebSocket; window.__sockets = 
 
 def test_a_dropped_connection_comes_back_by_itself_and_misses_nothing(
         client, staff, db, live_server, browser):
-    from tests.streaming.test_live_room import _frame, _socket
-    from tests.streaming.test_live_room import _join as join_over_http
-    from tests.streaming.test_live_room import _send as send_over_socket
+    from tests.streaming.live import _frame, _socket
+    from tests.streaming.live import _join as join_over_http
+    from tests.streaming.live import _send as send_over_socket
 
     event_id = _live_session(staff, db, moderation="post")
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
@@ -195,7 +195,7 @@ def test_a_comment_during_a_premiere_keeps_the_videos_moment(
         staff, db, settings, clips, live_server, browser):
     from datetime import UTC, datetime, timedelta
 
-    from tests.streaming.test_player_browser import _recorded_session
+    from tests.streaming.live import _recorded_session
 
     premiere = datetime.now(UTC) + timedelta(seconds=1)
     event_id = _recorded_session(

@@ -4,35 +4,15 @@ a premiere puts every viewer at the server's moment and keeps them from running 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from streaming.transcode import run_one
-from tests.conftest import event_body, publish
+from tests.conftest import event_body
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH
-from tests.streaming.live import _upload
+from tests.streaming.live import _recorded_session
 
 PHONE = {"width": 375, "height": 812}
 
 CAPTIONS = "WEBVTT\n\n00:00:00.000 --> 00:00:11.000\n欢迎收看政民互动直播间\n"
-
-
-def _recorded_session(staff: Any, db: Any, settings: Any, clip: Any, **overrides: Any) -> int:
-    admin = staff("admin")
-    now = datetime.now(UTC)
-    body = event_body(db, **{"mode": "online", "venue": "", "address": "",
-                             "starts_at": (now - timedelta(hours=2)).isoformat(),
-                             "ends_at": (now - timedelta(hours=1)).isoformat(),
-                             "registration_opens_at": (now - timedelta(days=2)).isoformat(),
-                             "registration_closes_at": (now - timedelta(hours=3)).isoformat(),
-                             **overrides})
-    created = admin.post("/api/events", json=body)
-    assert created.status_code == 201, created.text
-    event_id = int(created.json()["id"])
-    assert _upload(admin, event_id, clip).status_code == 202
-    while run_one(settings):
-        pass
-    publish(admin, event_id)
-    return event_id
 
 
 def test_a_recording_plays_through_hlsjs_with_captions_on_a_phone(
