@@ -7,8 +7,9 @@ import hmac
 import inspect
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import Depends, Request, Response
 from fastapi.datastructures import Default, DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
@@ -19,6 +20,7 @@ from pydantic_core import to_json
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection
 
 from events.errors import Forbidden, Unauthenticated
 from events.models import StaffUser
@@ -28,6 +30,7 @@ from server.config import Settings
 from server.db import get_engine
 from server.security import Signer
 
+T = TypeVar("T")
 SESSION_COOKIE = "kaifang_session"
 SESSION_PURPOSE = "staff-session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -157,6 +160,21 @@ def _walk(dependant: Dependant) -> Iterator[Dependant]:
     yield dependant
     for dependency in dependant.dependencies:
         yield from _walk(dependency)
+
+
+async def in_own_session(connection: HTTPConnection, work: Callable[[Session], T]) -> T:
+    """Runs `work` in a thread with a short database session of its own, committed if it
+    returns: for endpoints that stay on the event loop (uploads streaming to disk, the live
+    room's socket) and must not hold a session while they wait for the client."""
+    settings: Settings = connection.app.state.settings
+
+    def run() -> T:
+        with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
+            result = work(db)
+            db.commit()
+            return result
+
+    return await anyio.to_thread.run_sync(run)
 
 
 async def app_settings(request: Request) -> Settings:

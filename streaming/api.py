@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import Callable
 from pathlib import Path as FilePath
 from typing import Annotated, TypeVar
 
@@ -28,13 +27,13 @@ from events.models import Event, StaffUser
 from events.schemas import answer, answers
 from events.timeutil import utcnow
 from server.config import Settings
-from server.db import get_engine
 from server.deps import (
     JSONRoute,
     OptionalStaffDep,
     SessionDep,
     StaffDep,
     error_responses,
+    in_own_session,
     require_staff,
 )
 from server.security import Signer
@@ -64,19 +63,6 @@ def _settings(request: Request) -> Settings:
 def _storage(request: Request) -> LocalStorage:
     storage: LocalStorage = request.app.state.media_storage
     return storage
-
-
-async def _in_thread(request: Request, work: Callable[[Session], T]) -> T:
-    """Runs `work` with a short database session of its own in a thread; commits if it returns."""
-    settings = _settings(request)
-
-    def run() -> T:
-        with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
-            result = work(db)
-            db.commit()
-            return result
-
-    return await anyio.to_thread.run_sync(run)
 
 
 def _uploader(request: Request, db: Session, event_id: int) -> tuple[StaffUser, Event]:
@@ -113,7 +99,7 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
             storage.keep_source(file, recording.id)
             return job.id
 
-        job_id = await _in_thread(request, queue)
+        job_id = await in_own_session(request, queue)
         transcode.wake()  # committed: this process's transcoder takes it now
     finally:
         storage.discard_upload(file)  # gone already when kept
@@ -125,7 +111,7 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
 async def upload_recording(event_id: Id, request: Request) -> JobCreated:
     """The contract's upload: one multipart `file` part → 202 {job_id}."""
     limit = _settings(request).max_upload_bytes
-    await _in_thread(request, lambda db: _uploader(request, db, event_id))
+    await in_own_session(request, lambda db: _uploader(request, db, event_id))
     _declared_length(request, limit)
     target = _storage(request).new_upload()
     try:
@@ -166,7 +152,7 @@ async def open_upload(event_id: Id, body: UploadIn, request: Request) -> UploadP
         db.flush()
         return _upload_public(upload)
 
-    return await _in_thread(request, open_one)
+    return await in_own_session(request, open_one)
 
 
 def _own_upload(request: Request, db: Session, token: str) -> Upload:
@@ -181,7 +167,7 @@ def _own_upload(request: Request, db: Session, token: str) -> Upload:
 @router.get("/uploads/{token}", responses=error_responses(401, 403))
 async def upload_state(token: UploadToken, request: Request) -> UploadPublic:
     """Where a resumable upload stands: go on from `offset`."""
-    return await _in_thread(request, lambda db: _upload_public(_own_upload(request, db, token)))
+    return await in_own_session(request, lambda db: _upload_public(_own_upload(request, db, token)))
 
 
 @router.patch("/uploads/{token}", status_code=204,
@@ -193,7 +179,7 @@ async def upload_chunk(token: UploadToken, request: Request) -> Response:
     if not raw.isdigit():
         raise Invalid("offset_required", "send the Upload-Offset header (the offset from GET)")
     offset = int(raw)
-    upload = await _in_thread(request, lambda db: _own_upload(request, db, token))
+    upload = await in_own_session(request, lambda db: _own_upload(request, db, token))
     assert upload.id is not None
     if upload.job_id is not None:
         raise Conflict("upload_finished", "this upload is complete")
@@ -217,7 +203,7 @@ async def upload_chunk(token: UploadToken, request: Request) -> Response:
                 raise Conflict("offset_mismatch", "the upload moved on meanwhile")
             return received
 
-        await _in_thread(request, record)
+        await in_own_session(request, record)
     _upload_locks.pop(upload.id, None)
     return Response(status_code=204, headers={"Upload-Offset": str(received)})
 
@@ -226,7 +212,7 @@ async def upload_chunk(token: UploadToken, request: Request) -> Response:
              responses=error_responses(401, 403, 409, 422))
 async def finish_upload(token: UploadToken, request: Request) -> JobCreated:
     """A complete upload becomes the session's recording: 202 {job_id}, as the whole upload."""
-    upload = await _in_thread(request, lambda db: _own_upload(request, db, token))
+    upload = await in_own_session(request, lambda db: _own_upload(request, db, token))
     if upload.job_id is not None:
         return answer(JobCreated, {"job_id": upload.job_id})  # a double click: the same job
     if upload.received != upload.size_bytes:
@@ -239,7 +225,7 @@ async def finish_upload(token: UploadToken, request: Request) -> JobCreated:
         db.execute(update(Upload).where(col(Upload.id) == upload.id)
                    .values(job_id=created.job_id, updated_at=utcnow()))
 
-    await _in_thread(request, link)
+    await in_own_session(request, link)
     return created
 
 

@@ -14,7 +14,6 @@ import csv
 import functools
 import io
 import json
-from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
@@ -27,8 +26,14 @@ from events.errors import DomainError, NotFound
 from events.schemas import answer, answers
 from events.timeutil import iso_local
 from server.config import Settings
-from server.db import get_engine
-from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, error_responses
+from server.deps import (
+    JSONRoute,
+    OptionalStaffDep,
+    SessionDep,
+    StaffDep,
+    error_responses,
+    in_own_session,
+)
 from server.security import Signer
 from streaming import protocol, room
 from streaming.broker import Broker, publish_after_commit
@@ -164,18 +169,6 @@ def _cell(text: str) -> str:
 
 # ---- the socket ---------------------------------------------------------------------------
 
-async def _in_thread(websocket: WebSocket, work: Callable[[Session], T]) -> T:
-    settings: Settings = websocket.app.state.settings
-
-    def run() -> T:
-        with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
-            result = work(db)
-            db.commit()
-            return result
-
-    return await anyio.to_thread.run_sync(run)
-
-
 @router.websocket("/ws/events/{event_id}")
 async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
                       after: int = 0) -> None:
@@ -189,7 +182,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
         return viewer, event.moderation.value, found.last_seq if found else 0
 
     try:
-        viewer, moderation, _last = await _in_thread(websocket, enter)
+        viewer, moderation, _last = await in_own_session(websocket, enter)
     except DomainError as exc:
         # Accepted, then closed with a code a page can read (a refused handshake says nothing
         # to a browser's script): 4404 no such public session, 4401 not this room's viewer,
@@ -210,7 +203,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
             return (found.last_seq if found else 0,
                     [room.comment_frame(m) for m in room.backlog(db, event_id, sent_up_to)])
 
-        last_seq, missed = await _in_thread(websocket, catch_up)
+        last_seq, missed = await in_own_session(websocket, catch_up)
         await websocket.send_text(protocol.encode(
             protocol.HELLO, viewer=room.viewer_public(viewer), moderation=moderation,
             last_seq=last_seq))
@@ -271,7 +264,7 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int) -> None:
         if isinstance(asked, protocol.Vote):
             continue  # questions and votes come with the question list
         try:
-            message = await _in_thread(websocket, functools.partial(_store, viewer, asked))
+            message = await in_own_session(websocket, functools.partial(_store, viewer, asked))
         except DomainError as exc:
             code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
             await websocket.send_text(protocol.error(code, exc.message))

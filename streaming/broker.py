@@ -188,30 +188,31 @@ class RedisBroker:
             self._users += 1
             if self._thread is not None:
                 return
-            self._stop.clear()
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             pubsub.psubscribe(f"{self.PREFIX}*")
-            self._thread = threading.Thread(target=self._listen, args=(pubsub,),
+            self._thread = threading.Thread(target=self._listen, args=(pubsub, self._stop),
                                             name="kaifang-room-fanout", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
+        """The last app to stop ends the listening; the thread notices within a second (it is
+        not waited for: a shutdown should not wait on Redis)."""
         with self._guard:
             self._users -= 1
             if self._users > 0 or self._thread is None:
                 return
-            thread, self._thread = self._thread, None
+            self._thread = None
             self._stop.set()
-        thread.join(5)
+            self._stop = threading.Event()  # for a start() after this stop
 
-    def _listen(self, pubsub: Any) -> None:
+    def _listen(self, pubsub: Any, stop: threading.Event) -> None:
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
                     message = pubsub.get_message(timeout=1.0)
                 except Exception as exc:  # Redis away: try again in a moment
                     log.warning("room fan-out lost Redis (%s)", type(exc).__name__)
-                    self._stop.wait(1.0)
+                    stop.wait(1.0)
                     continue
                 if message is None or message.get("type") != "pmessage":
                     continue
