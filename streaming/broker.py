@@ -157,10 +157,14 @@ class RedisBroker:
         """This process's count goes to a Redis hash beside the others' (each entry lives a
         minute unless renewed); the room's count is their sum."""
         key = f"{self.VIEWERS}{event_id}"
+        here = self.local.viewers(event_id)
         try:
             with self._redis.pipeline() as pipe:
-                pipe.hset(key, self.process, self.local.viewers(event_id))
-                pipe.expire(key, 60)
+                if here:
+                    pipe.hset(key, self.process, here)
+                    pipe.expire(key, 60)
+                else:  # none left here: this process no longer counts
+                    pipe.hdel(key, self.process)
                 pipe.hvals(key)
                 counts = pipe.execute()[-1]
             return sum(int(count) for count in counts)

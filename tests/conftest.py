@@ -85,6 +85,10 @@ NO_REGISTRATION_LIMITS: dict[str, Any] = {"registration_limit_per_address": 0,
 
 @pytest.fixture
 def settings(tmp_path: Path, template_db: str) -> Settings:
+    if REDIS_URL:  # each test starts with an empty Redis, as with a fresh database
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
     if PG_URL:
         _reset_pg(PG_URL)
         return Settings(data_dir=tmp_path, database_url=PG_URL, redis_url=REDIS_URL,
