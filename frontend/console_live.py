@@ -18,7 +18,7 @@ from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.deps import PostedForm, SessionDep
-from streaming import protocol, room
+from streaming import room
 from streaming.broker import Broker, publish_after_commit
 from streaming.models import LiveMessage
 
@@ -102,8 +102,7 @@ def ban_viewer(event_id: int, request: Request, db: SessionDep, user: ConsoleSta
     if not reason:
         return live_page(request, db, event, status_code=422,
                          ban_error=gettext(BAN_PROBLEMS["reason_required"]))
-    removed = room.ban(db, user, event_id, message.viewer_id, reason)
+    _removed, frames = room.ban(db, user, event_id, message.viewer_id, reason)
     broker: Broker = request.app.state.broker
-    publish_after_commit(db, broker, event_id,
-                         [protocol.encode(protocol.REMOVED, id=m) for m in removed])
+    publish_after_commit(db, broker, event_id, frames)
     return see_other(f"/console/events/{event_id}/live?done=banned")

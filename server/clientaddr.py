@@ -9,6 +9,7 @@ import socket
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,7 +64,8 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Trusted
     return hops[0][:64] if hops else peer
 
 
-def client_of(request: Request) -> str:
+def client_of(request: HTTPConnection) -> str:
+    """The client of a request or a socket, as the trusted proxies name it."""
     trusted: TrustedProxies = request.app.state.trusted_proxies
     # ASGI header names are lower case: read the scope, as Headers.getlist would.
     forwarded = ",".join(value.decode("latin-1") for name, value in request.scope["headers"]

@@ -260,7 +260,8 @@ def end_staff_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-def _session_payload(request: Request, signer: Signer, settings: Settings) -> dict[str, Any] | None:
+def _session_payload(request: HTTPConnection, signer: Signer,
+                     settings: Settings) -> dict[str, Any] | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
@@ -268,7 +269,7 @@ def _session_payload(request: Request, signer: Signer, settings: Settings) -> di
     return payload if isinstance(payload, dict) else None
 
 
-def _load_staff(request: Request, db: Session, signer: Signer,
+def _load_staff(request: HTTPConnection, db: Session, signer: Signer,
                 settings: Settings) -> tuple[StaffUser, str] | None:
     payload = _session_payload(request, signer, settings)
     if payload is None:
@@ -278,6 +279,14 @@ def _load_staff(request: Request, db: Session, signer: Signer,
     if user is None or not user.active or payload.get("sv") != user.session_version:
         return None
     return user, str(payload.get("csrf", ""))
+
+
+def staff_of_connection(connection: HTTPConnection, db: Session) -> StaffUser | None:
+    """The staff member behind a socket's session cookie (a socket has no CSRF header: its
+    handler checks the Origin instead)."""
+    loaded = _load_staff(connection, db, connection.app.state.signer,
+                         connection.app.state.settings)
+    return loaded[0] if loaded else None
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -14,7 +14,9 @@ import csv
 import functools
 import io
 import json
+from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, WebSocketDisconnect
@@ -22,9 +24,11 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from events import permissions, sessions
-from events.errors import DomainError, NotFound
+from events.errors import DomainError, NotFound, Unauthenticated
+from events.models import Event
 from events.schemas import answer, answers
 from events.timeutil import iso_local
+from server.clientaddr import client_of
 from server.config import Settings
 from server.deps import (
     JSONRoute,
@@ -33,11 +37,12 @@ from server.deps import (
     StaffDep,
     error_responses,
     in_own_session,
+    staff_of_connection,
 )
 from server.security import Signer
 from streaming import protocol, room
-from streaming.broker import Broker, publish_after_commit
-from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, ViewerJoined
+from streaming.broker import Broker, Subscription, publish_after_commit
+from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, RoomRules, ViewerJoined
 
 router = APIRouter(route_class=JSONRoute)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -55,6 +60,16 @@ class ModerationIn(BaseModel):
     action: str = Field(max_length=20)
 
 
+class ReplyIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class RoomIn(BaseModel):
+    closed: bool | None = None
+    slow_mode_s: int | None = Field(default=None, ge=0, le=room.MAX_SLOW_MODE_S)
+    moderation: str | None = Field(default=None, pattern="^(pre|post)$")
+
+
 class BanIn(BaseModel):
     viewer_id: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field(min_length=1, max_length=200)
@@ -70,7 +85,8 @@ def join_room(event_id: Id, body: JoinIn, request: Request, response: Response,
               db: SessionDep) -> ViewerJoined:
     """A nickname in a public session's room → {viewer_id, viewer_token} (also a cookie)."""
     event = sessions.get_visible_event(db, event_id, None)
-    viewer, token = room.join(db, request.app.state.signer, event, body.nickname)
+    viewer, token = room.join(db, request.app.state.signer, event, body.nickname,
+                              client_of(request))
     settings: Settings = request.app.state.settings
     response.set_cookie(VIEWER_COOKIE, token, max_age=room.VIEWER_TOKEN_MAX_AGE_S,
                         httponly=True, samesite="lax", secure=settings.cookie_secure,
@@ -92,32 +108,54 @@ def list_comments(event_id: Id, db: SessionDep, viewer: OptionalStaffDep,
         if viewer is None:
             raise NotFound("event_not_found", f"no session with id {event_id}")
         permissions.require_runner(db, viewer, event)
-        found = room.held(db, event_id, limit)
-    else:
-        found = room.backlog(db, event_id, after, limit)
-    return answers(LiveMessagePublic, [room.message_public(m) for m in found])
+        return answers(LiveMessagePublic,
+                       [room.message_for_hosts(m) for m in room.held(db, event_id, limit)])
+    return answers(LiveMessagePublic,
+                   [room.message_public(m) for m in room.backlog(db, event_id, after, limit)])
 
 
 @router.post("/api/comments/{message_id}/moderation",
              responses=error_responses(409))
 def moderate(message_id: Id, body: ModerationIn, request: Request, db: SessionDep,
              user: StaffDep) -> LiveMessagePublic:
-    message, frame = room.moderate(db, user, message_id, body.action)
-    if frame is not None:
-        publish_after_commit(db, _broker(request.app), message.event_id, [frame])
-    if body.action in ("reject", "unpin") and message.seq is not None:
-        publish_after_commit(db, _broker(request.app), message.event_id,
-                             [protocol.encode(protocol.REMOVED if body.action == "reject"
-                                              else protocol.PINNED, id=message.id)])
+    message, frames = room.moderate(db, user, message_id, body.action)
+    publish_after_commit(db, _broker(request.app), message.event_id, frames)
     return answer(LiveMessagePublic, room.message_public(message))
+
+
+@router.post("/api/comments/{message_id}/replies", status_code=201,
+             responses=error_responses(409))
+def reply(message_id: Id, body: ReplyIn, request: Request, db: SessionDep,
+          user: StaffDep) -> LiveMessagePublic:
+    """A host's reply (官方回复) to a message; a held message is approved with it."""
+    message, frames = room.reply(db, user, message_id, body.text)
+    publish_after_commit(db, _broker(request.app), message.event_id, frames)
+    return answer(LiveMessagePublic, room.message_public(message))
+
+
+@router.get("/api/events/{event_id}/room")
+def room_rules(event_id: Id, db: SessionDep, viewer: OptionalStaffDep) -> RoomRules:
+    """Whether the room takes messages, its moderation and its slow mode."""
+    event = sessions.get_visible_event(db, event_id, viewer)
+    return answer(RoomRules, room.room_public(event, db.get(room.LiveRoom, event_id)))
+
+
+@router.put("/api/events/{event_id}/room")
+def set_room_rules(event_id: Id, body: RoomIn, request: Request, db: SessionDep,
+                   user: StaffDep) -> RoomRules:
+    """A host closes or reopens the room, sets slow mode, or switches pre- and
+    post-moderation while it runs; the room hears it (a `room` frame)."""
+    rules, frames = room.configure(db, user, event_id, closed=body.closed,
+                                   slow_mode_s=body.slow_mode_s, moderation=body.moderation)
+    publish_after_commit(db, _broker(request.app), event_id, frames)
+    return answer(RoomRules, rules)
 
 
 @router.post("/api/events/{event_id}/bans", status_code=201)
 def ban_viewer(event_id: Id, body: BanIn, request: Request, db: SessionDep,
                user: StaffDep) -> BanDone:
-    removed = room.ban(db, user, event_id, body.viewer_id, body.reason)
-    publish_after_commit(db, _broker(request.app), event_id,
-                         [protocol.encode(protocol.REMOVED, id=m) for m in removed])
+    removed, frames = room.ban(db, user, event_id, body.viewer_id, body.reason)
+    publish_after_commit(db, _broker(request.app), event_id, frames)
     return answer(BanDone, {"viewer_id": body.viewer_id, "removed": removed})
 
 
@@ -167,56 +205,131 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-# ---- the socket ---------------------------------------------------------------------------
+# ---- the sockets --------------------------------------------------------------------------
 
 @router.websocket("/ws/events/{event_id}")
 async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
                       after: int = 0) -> None:
+    """A viewer's socket: the room's frames, and the viewer's comments and questions."""
     signer: Signer = websocket.app.state.signer
     token = token or websocket.cookies.get(VIEWER_COOKIE, "")
+    sender = room.address_key(signer, client_of(websocket))
 
-    def enter(db: Session) -> tuple[Any, str, int]:
-        event = sessions.get_visible_event(db, event_id, None)
-        viewer = room.viewer_of(db, signer, event_id, token)
-        found = db.get(room.LiveRoom, event_id)
-        return viewer, event.moderation.value, found.last_seq if found else 0
+    def enter(db: Session) -> Any:
+        sessions.get_visible_event(db, event_id, None)
+        return room.viewer_of(db, signer, event_id, token)
 
     try:
-        viewer, moderation, _last = await in_own_session(websocket, enter)
+        viewer = await in_own_session(websocket, enter)
     except DomainError as exc:
-        # Accepted, then closed with a code a page can read (a refused handshake says nothing
-        # to a browser's script): 4404 no such public session, 4401 not this room's viewer,
-        # 4403 banned.
-        await websocket.accept()
-        await websocket.close(REFUSED_UNKNOWN if exc.status == 404 else
-                              REFUSED_BANNED if exc.code == protocol.BANNED else REFUSED_TOKEN,
-                              reason=exc.code)
+        await _refuse(websocket, exc)
         return
     await websocket.accept()
     broker = _broker(websocket.app)
     subscription = broker.subscribe(event_id)
     await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
-    sent_up_to = max(0, after)
     try:
-        def catch_up(db: Session) -> tuple[int, list[str]]:
-            found = db.get(room.LiveRoom, event_id)
-            return (found.last_seq if found else 0,
-                    [room.comment_frame(m) for m in room.backlog(db, event_id, sent_up_to)])
+        await _stream(websocket, subscription, event_id, after,
+                      {"viewer": room.viewer_public(viewer)},
+                      _read(websocket, viewer, event_id, sender))
+    finally:
+        subscription.close()
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
 
-        last_seq, missed = await in_own_session(websocket, catch_up)
+
+@router.websocket("/ws/events/{event_id}/host")
+async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> None:
+    """A host's socket (the console's): the room's frames, and the queue's — `queued` when a
+    message is held, `decided` when any host, on any process, decides one. Signed in by the
+    staff cookie; a page of another site may not open it (its Origin is checked)."""
+    if not _same_origin(websocket):
+        await websocket.accept()
+        await websocket.close(REFUSED_BANNED, reason="origin")
+        return
+
+    def enter(db: Session) -> Any:
+        user = staff_of_connection(websocket, db)
+        if user is None:
+            raise Unauthenticated("login_required", "sign in as staff first")
+        event = sessions.get_visible_event(db, event_id, user)
+        permissions.require_runner(db, user, event)
+        return user
+
+    try:
+        user = await in_own_session(websocket, enter)
+    except DomainError as exc:
+        await _refuse(websocket, exc)
+        return
+    await websocket.accept()
+    subscription = _broker(websocket.app).subscribe(event_id, hosts=True)
+    try:
+        await _stream(websocket, subscription, event_id, after,
+                      {"host": {"id": user.id, "name": user.display_name or user.username}},
+                      _listen_only(websocket))
+    finally:
+        subscription.close()
+
+
+async def _refuse(websocket: WebSocket, exc: DomainError) -> None:
+    """Accepted, then closed with a code a page can read (a refused handshake says nothing to
+    a browser's script): 4404 no such public session, 4401 not this room's viewer or not signed
+    in, 4403 banned or not a host of this session."""
+    await websocket.accept()
+    await websocket.close(REFUSED_UNKNOWN if exc.status == 404 else
+                          REFUSED_BANNED if exc.status == 403 else REFUSED_TOKEN,
+                          reason=exc.code)
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """A browser names the page that opens a socket; the host socket takes only our own pages
+    (the service's address, or the one the request was made to). Clients that are not browsers
+    send no Origin and carry no one else's cookie."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    settings: Settings = websocket.app.state.settings
+    ours = {urlsplit(settings.public_url).netloc, websocket.headers.get("host", "")}
+    return urlsplit(origin).netloc in ours
+
+
+async def _stream(websocket: WebSocket, subscription: Subscription, event_id: int, after: int,
+                  hello: dict[str, Any], reader: Coroutine[Any, Any, None]) -> None:
+    """`hello`, then the backlog after `after` page by page, then the room as it happens.
+    Subscribed before the backlog is read, so nothing approved in between is missed; frames
+    already sent are dropped by `seq`, so nothing arrives twice."""
+    sent_up_to = max(0, after)
+    task: asyncio.Task[None] | None = None
+    try:
+        def rules(db: Session) -> tuple[dict[str, Any], int, list[int]]:
+            event = db.get(Event, event_id)
+            if event is None:  # deleted since the socket was let in
+                raise NotFound("event_not_found", f"no session with id {event_id}")
+            found = db.get(room.LiveRoom, event_id)
+            return (room.room_public(event, found), found.last_seq if found else 0,
+                    room.pinned_ids(db, event_id))
+
+        shown, last_seq, pinned = await in_own_session(websocket, rules)
         await websocket.send_text(protocol.encode(
-            protocol.HELLO, viewer=room.viewer_public(viewer), moderation=moderation,
-            last_seq=last_seq))
-        for frame in missed:
-            await websocket.send_text(frame)
-        if missed:
-            sent_up_to = max(sent_up_to, _seq_of(missed[-1]))
-        reader = asyncio.create_task(_read(websocket, viewer, event_id))
+            protocol.HELLO, **hello, moderation=shown["moderation"], last_seq=last_seq,
+            open=shown["open"], slow_mode_s=shown["slow_mode_s"], pinned=pinned))
+        while True:  # the backlog, a page at a time
+            def page(db: Session, since: int = sent_up_to) -> list[str]:
+                return [room.comment_frame(m) for m in room.backlog(db, event_id, since)]
+
+            missed = await in_own_session(websocket, page)
+            for frame in missed:
+                await websocket.send_text(frame)
+            if missed:
+                sent_up_to = max(sent_up_to, _seq_of(missed[-1]))
+            if len(missed) < room.BACKLOG_PAGE:
+                break
+        task = asyncio.create_task(reader)
         while True:
             frame_task = asyncio.create_task(subscription.next())
-            done, _pending = await asyncio.wait({frame_task, reader},
+            done, _pending = await asyncio.wait({frame_task, task},
                                                 return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
+            if task in done:
                 frame_task.cancel()
                 break
             got = frame_task.result()
@@ -229,13 +342,13 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
                     continue
                 sent_up_to = seq
             await websocket.send_text(got)
-        reader.cancel()
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, DomainError):
         pass
     finally:
-        subscription.close()
-        with contextlib.suppress(Exception):
-            await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
+        if task is not None:
+            task.cancel()
+        else:
+            reader.close()
 
 
 def _seq_of(frame: str) -> Any:
@@ -245,11 +358,11 @@ def _seq_of(frame: str) -> Any:
     return json.loads(frame).get("seq")
 
 
-def _store(viewer: Any, sent: protocol.Sent, db: Session) -> Any:
-    return room.send(db, viewer, sent)
+def _store(viewer: Any, sent: protocol.Sent, sender: str, db: Session) -> Any:
+    return room.send(db, viewer, sent, sender_key=sender)
 
 
-async def _read(websocket: WebSocket, viewer: Any, event_id: int) -> None:
+async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -> None:
     """The viewer's frames until the socket closes; each answered on its own."""
     broker = _broker(websocket.app)
     while True:
@@ -264,7 +377,8 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int) -> None:
         if isinstance(asked, protocol.Vote):
             continue  # questions and votes come with the question list
         try:
-            message = await in_own_session(websocket, functools.partial(_store, viewer, asked))
+            message = await in_own_session(
+                websocket, functools.partial(_store, viewer, asked, sender))
         except DomainError as exc:
             code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
             await websocket.send_text(protocol.error(code, exc.message))
@@ -272,5 +386,17 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int) -> None:
         if message.state == "held":
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,
                                                       id=message.id))
+            broker.publish_hosts(event_id, [room.queued_frame(message)])
         else:
             broker.publish(event_id, [room.comment_frame(message)])
+
+
+async def _listen_only(websocket: WebSocket) -> None:
+    """A host's socket only listens (hosts decide over HTTP): any frame is `bad_message`."""
+    while True:
+        try:
+            await websocket.receive_text()
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            return
+        await websocket.send_text(protocol.error(
+            protocol.BAD_MESSAGE, "the host socket only listens: decide over HTTP"))

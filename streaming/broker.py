@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
+from streaming.protocol import Frames
+
 log = logging.getLogger("kaifang.broker")
 # A socket that does not keep up is cut off rather than let its queue grow without bound; the
 # page reconnects with `after=` and misses nothing.
@@ -29,11 +31,12 @@ QUEUE_LIMIT = 1000
 
 
 class Subscription:
-    """One socket's frames of one room."""
+    """One socket's frames of one room (a host's socket hears the hosts' frames too)."""
 
-    def __init__(self, broker: LocalBroker, event_id: int) -> None:
+    def __init__(self, broker: LocalBroker, event_id: int, hosts: bool = False) -> None:
         self.broker = broker
         self.event_id = event_id
+        self.hosts = hosts
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
 
     async def next(self) -> str | None:
@@ -45,9 +48,13 @@ class Subscription:
 
 
 class Broker(Protocol):
-    def publish(self, event_id: int, frames: Iterable[str]) -> None: ...
+    def publish(self, event_id: int, frames: Iterable[str]) -> None:
+        """To everyone in the room: viewers and hosts."""
 
-    def subscribe(self, event_id: int) -> Subscription: ...
+    def publish_hosts(self, event_id: int, frames: Iterable[str]) -> None:
+        """To the room's hosts only (the moderation queue's changes)."""
+
+    def subscribe(self, event_id: int, hosts: bool = False) -> Subscription: ...
 
     def viewers(self, event_id: int) -> int:
         """How many sockets watch the room, over every process."""
@@ -61,21 +68,23 @@ class LocalBroker:
 
     def __init__(self) -> None:
         self._rooms: dict[int, set[Subscription]] = defaultdict(set)
+        self._hosts: dict[int, set[Subscription]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard = threading.Lock()
 
-    def subscribe(self, event_id: int) -> Subscription:
+    def subscribe(self, event_id: int, hosts: bool = False) -> Subscription:
         self._loop = asyncio.get_running_loop()
-        subscription = Subscription(self, event_id)
+        subscription = Subscription(self, event_id, hosts)
         with self._guard:
-            self._rooms[event_id].add(subscription)
+            (self._hosts if hosts else self._rooms)[event_id].add(subscription)
         return subscription
 
     def _drop(self, subscription: Subscription) -> None:
         with self._guard:
-            self._rooms[subscription.event_id].discard(subscription)
-            if not self._rooms[subscription.event_id]:
-                del self._rooms[subscription.event_id]
+            rooms = self._hosts if subscription.hosts else self._rooms
+            rooms[subscription.event_id].discard(subscription)
+            if not rooms[subscription.event_id]:
+                del rooms[subscription.event_id]
 
     def viewers(self, event_id: int) -> int:
         with self._guard:
@@ -85,7 +94,13 @@ class LocalBroker:
         self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
     def publish(self, event_id: int, frames: Iterable[str]) -> None:
-        frames = list(frames)
+        self.fan_out(event_id, list(frames), False)
+
+    def publish_hosts(self, event_id: int, frames: Iterable[str]) -> None:
+        self.fan_out(event_id, list(frames), True)
+
+    def fan_out(self, event_id: int, frames: list[str], hosts_only: bool) -> None:
+        """To this process's sockets of the room (hosts' only, or everyone's)."""
         loop = self._loop
         if not frames or loop is None or loop.is_closed():
             return  # nobody here has ever watched a room
@@ -94,13 +109,15 @@ class LocalBroker:
         except RuntimeError:
             running = None
         if running is loop:
-            self._deliver(event_id, frames)
+            self._deliver(event_id, frames, hosts_only)
         else:
-            loop.call_soon_threadsafe(self._deliver, event_id, frames)
+            loop.call_soon_threadsafe(self._deliver, event_id, frames, hosts_only)
 
-    def _deliver(self, event_id: int, frames: list[str]) -> None:
+    def _deliver(self, event_id: int, frames: list[str], hosts_only: bool = False) -> None:
         with self._guard:
-            subscribers = list(self._rooms.get(event_id, ()))
+            subscribers = list(self._hosts.get(event_id, ()))
+            if not hosts_only:
+                subscribers += self._rooms.get(event_id, ())
         for subscription in subscribers:
             for frame in frames:
                 try:
@@ -117,25 +134,28 @@ def viewers_frame(count: int) -> str:
 
 
 def publish_after_commit(db: Session, broker: Broker, event_id: int,
-                         frames: Iterable[str]) -> None:
-    """Publishes `frames` once `db` commits (never if it rolls back)."""
-    frames = list(frames)
-    if not frames:
+                         frames: Iterable[str] | Frames) -> None:
+    """Publishes `frames` (to the room; a Frames to the room and to its hosts) once `db`
+    commits, never if it rolls back."""
+    shown = frames if isinstance(frames, Frames) else Frames(room=list(frames))
+    if not shown.room and not shown.hosts:
         return
 
     def published(_session: Session) -> None:
-        broker.publish(event_id, frames)
+        broker.publish(event_id, shown.room)
+        broker.publish_hosts(event_id, shown.hosts)
 
     sa_event.listen(db, "after_commit", published, once=True)
 
 
 class RedisBroker:
-    """Every process publishes to Redis (`kaifang:room:{id}`) and hears every room there, in a
-    thread of its own; what it hears goes to its own sockets through a LocalBroker. Redis keeps
-    nothing: a frame is a notice, the message itself is a committed row that a reconnecting page
-    reads again."""
+    """Every process publishes to Redis (`kaifang:room:{id}`, and `kaifang:hosts:{id}` for the
+    hosts' frames) and hears every room there, in a thread of its own; what it hears goes to its
+    own sockets through a LocalBroker. Redis keeps nothing: a frame is a notice, the message
+    itself is a committed row that a reconnecting page reads again."""
 
     PREFIX = "kaifang:room:"
+    HOSTS = "kaifang:hosts:"
     VIEWERS = "kaifang:viewers:"
 
     def __init__(self, url: str) -> None:
@@ -150,8 +170,8 @@ class RedisBroker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def subscribe(self, event_id: int) -> Subscription:
-        return self.local.subscribe(event_id)
+    def subscribe(self, event_id: int, hosts: bool = False) -> Subscription:
+        return self.local.subscribe(event_id, hosts)
 
     def viewers(self, event_id: int) -> int:
         """This process's count goes to a Redis hash beside the others' (each entry lives a
@@ -176,14 +196,19 @@ class RedisBroker:
         self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
     def publish(self, event_id: int, frames: Iterable[str]) -> None:
-        frames = list(frames)
+        self._publish(self.PREFIX, event_id, list(frames))
+
+    def publish_hosts(self, event_id: int, frames: Iterable[str]) -> None:
+        self._publish(self.HOSTS, event_id, list(frames))
+
+    def _publish(self, prefix: str, event_id: int, frames: list[str]) -> None:
         if not frames:
             return
         try:
-            self._redis.publish(f"{self.PREFIX}{event_id}", json.dumps(frames))
-        except Exception as exc:  # Redis away: this process's viewers still get it
+            self._redis.publish(f"{prefix}{event_id}", json.dumps(frames))
+        except Exception as exc:  # Redis away: this process's sockets still get it
             log.warning("room fan-out through Redis failed (%s)", type(exc).__name__)
-            self.local.publish(event_id, frames)
+            self.local.fan_out(event_id, frames, prefix == self.HOSTS)
 
     def start(self) -> None:
         """Listens for every room (once per broker, however many apps start it) until the last
@@ -193,7 +218,7 @@ class RedisBroker:
             if self._thread is not None:
                 return
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.psubscribe(f"{self.PREFIX}*")
+            pubsub.psubscribe(f"{self.PREFIX}*", f"{self.HOSTS}*")
             self._thread = threading.Thread(target=self._listen, args=(pubsub, self._stop),
                                             name="kaifang-room-fanout", daemon=True)
             self._thread.start()
@@ -220,8 +245,9 @@ class RedisBroker:
                     continue
                 if message is None or message.get("type") != "pmessage":
                     continue
-                event_id = int(message["channel"].decode().rsplit(":", 1)[1])
-                self.local.publish(event_id, json.loads(message["data"]))
+                channel = message["channel"].decode()
+                self.local.fan_out(int(channel.rsplit(":", 1)[1]), json.loads(message["data"]),
+                                    channel.startswith(self.HOSTS))
         finally:
             with contextlib.suppress(Exception):
                 pubsub.close()

@@ -103,6 +103,8 @@ class LiveRoom(SQLModel, table=True):
 class Viewer(SQLModel, table=True):
     """Someone in a room: a nickname and a signed token (streaming.room); no account."""
 
+    __table_args__ = (Index("ix_viewer_event_address", "event_id", "address_key", "created_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
     nickname: str = Field(max_length=20)
@@ -113,13 +115,18 @@ class Viewer(SQLModel, table=True):
     last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     banned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ban_reason: str = Field(default="", max_length=200)
+    # A keyed hash of the address it joined from (no address is stored): joins per address
+    # are limited.
+    address_key: str = Field(default="", max_length=64)
 
 
 class LiveMessage(SQLModel, table=True):
     """A comment, a question or a host's reply. Approved ones carry the room's next `seq`."""
 
     __table_args__ = (UniqueConstraint("event_id", "seq"),
-                      Index("ix_livemessage_event_state", "event_id", "state"))
+                      Index("ix_livemessage_event_state", "event_id", "state"),
+                      Index("ix_livemessage_event_address", "event_id", "address_key",
+                            "created_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
@@ -139,6 +146,9 @@ class LiveMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decided_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")
+    # A keyed hash of the address it came from: messages per address are limited, however
+    # many nicknames one address takes.
+    address_key: str = Field(default="", max_length=64)
 
 
 class BlockedWord(SQLModel, table=True):

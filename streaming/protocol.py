@@ -9,7 +9,7 @@ with an `error` frame (`bad_message`) and nothing else: the socket stays usable.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # ---- server → client
@@ -20,6 +20,11 @@ REMOVED = "removed"  # {id}
 PINNED = "pinned"  # {id}
 VIEWERS = "viewers"  # {count}
 ERROR = "error"  # {code, message}
+ROOM = "room"  # {open, moderation: pre|post, slow_mode_s}: a host changed the room's rules
+
+# ---- server → host (the console's socket, /ws/events/{id}/host; it hears the room's frames too)
+QUEUED = "queued"  # {message}: a held message joined the queue
+DECIDED = "decided"  # {id, state}: a host approved, rejected or removed it: off every queue
 
 # ---- client → server
 SEND_COMMENT = "comment"  # {text, client_id, video_time?}
@@ -58,6 +63,14 @@ class Vote:
 @dataclass(frozen=True)
 class BadFrame:
     why: str
+
+
+@dataclass
+class Frames:
+    """What a change shows: frames for the whole room, and frames for its hosts only."""
+
+    room: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
 
 
 def encode(frame_type: str, **fields: Any) -> str:

@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from events import audit, permissions, sessions
+from events.clients import address_bucket
 from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unauthenticated
 from events.locking import lock_event
-from events.models import Event, EventKind, EventStatus, Moderation, StaffUser
+from events.models import Event, EventKind, EventStatus, Moderation, StaffUser, Unit
 from events.timeutil import iso_local, utcnow
 from events.units import clean_text
 from server.security import Signer
@@ -30,6 +32,11 @@ MAX_TEXT = 300
 MAX_NICKNAME = 20
 # At least this long between two messages of one viewer, slow mode or not.
 MIN_INTERVAL = timedelta(seconds=2)
+# Per address, whatever the nicknames taken there; generous, as a community centre or an office
+# may watch together behind one address.
+ADDRESS_MESSAGES, ADDRESS_WINDOW = 20, timedelta(seconds=10)
+ADDRESS_JOINS, JOIN_WINDOW = 30, timedelta(minutes=5)
+MAX_SLOW_MODE_S = 600
 ACTIONS = frozenset({"approve", "reject", "pin", "unpin", "answered"})
 
 
@@ -55,14 +62,28 @@ def is_open(event: Event, room: LiveRoom | None, now: datetime) -> bool:
 
 # ---- viewers ------------------------------------------------------------------------------
 
-def join(db: Session, signer: Signer, event: Event, nickname: str) -> tuple[Viewer, str]:
-    """A viewer of a public session, and the signed token that names them. Flushes."""
+def address_key(signer: Signer, address: str) -> str:
+    """What the per-address limits count: a keyed hash (no address is stored)."""
+    return signer.keyed_hash("live-address", address_bucket(address))
+
+
+def join(db: Session, signer: Signer, event: Event, nickname: str, address: str = "",
+         now: datetime | None = None) -> tuple[Viewer, str]:
+    """A viewer of a public session, and the signed token that names them; at most
+    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited). Flushes."""
     assert event.id is not None
+    now = now or utcnow()
     name = clean_text(nickname, "nickname").strip()
     if not 1 <= len(name) <= MAX_NICKNAME:
         raise Invalid("invalid_nickname", f"nickname: 1 to {MAX_NICKNAME} characters",
                       field="nickname")
-    viewer = Viewer(event_id=event.id, nickname=name)
+    key = address_key(signer, address) if address else ""
+    if key and _count(db, Viewer, event.id, key, now - JOIN_WINDOW) >= ADDRESS_JOINS:
+        # Not under the session's lock: two racing joins may both pass; the limit is against
+        # floods, not exact.
+        raise Throttled(protocol.RATE_LIMITED, "too many viewers from this address; wait a "
+                        "few minutes", retry_after_s=int(JOIN_WINDOW.total_seconds()))
+    viewer = Viewer(event_id=event.id, nickname=name, address_key=key, created_at=now)
     db.add(viewer)
     db.flush()
     return viewer, signer.dumps(VIEWER_PURPOSE, {"v": viewer.id, "e": event.id})
@@ -80,6 +101,14 @@ def viewer_of(db: Session, signer: Signer, event_id: int, token: str | None) -> 
     return viewer
 
 
+def _count(db: Session, table: type[Viewer] | type[LiveMessage], event_id: int, key: str,
+           since: datetime) -> int:
+    """Rows of one address in a room since a moment (the per-address limits)."""
+    return int(db.exec(select(func.count()).select_from(table).where(
+        table.event_id == event_id, table.address_key == key,
+        col(table.created_at) > since)).one())
+
+
 def viewer_public(viewer: Viewer) -> dict[str, Any]:
     return {"id": viewer.id, "nickname": viewer.nickname,
             "registered": viewer.registration_id is not None}
@@ -91,7 +120,13 @@ def message_public(message: LiveMessage) -> dict[str, Any]:
     """A message as the room and the API show it (a `comment` frame's fields)."""
     return {"seq": message.seq, "id": message.id, "kind": message.kind, "author": message.author,
             "text": message.text, "video_time": message.video_time,
-            "created_at": iso_local(message.created_at), "pinned": message.pinned}
+            "created_at": iso_local(message.created_at), "pinned": message.pinned,
+            "reply_to": message.reply_to}
+
+
+def message_for_hosts(message: LiveMessage) -> dict[str, Any]:
+    """A held message as the hosts' queue shows it (who sent it, to ban them)."""
+    return {**message_public(message), "viewer_id": message.viewer_id}
 
 
 def _approve(db: Session, message: LiveMessage, actor: StaffUser | None, now: datetime) -> None:
@@ -105,9 +140,10 @@ def _approve(db: Session, message: LiveMessage, actor: StaffUser | None, now: da
 
 
 def send(db: Session, viewer: Viewer, sent: protocol.Sent,
-         now: datetime | None = None) -> LiveMessage:
+         now: datetime | None = None, sender_key: str = "") -> LiveMessage:
     """A viewer's comment or question: held (pre-moderation) or approved with its seq (post).
-    Raises with the protocol's codes: closed, banned, too_long, rate_limited. Flushes."""
+    Raises with the protocol's codes: closed, banned, too_long, blocked_word, rate_limited
+    (per viewer, and per address: `sender_key` is address_key's hash of it). Flushes."""
     now = now or utcnow()
     event = lock_event(db, viewer.event_id)
     room = db.get(LiveRoom, viewer.event_id)
@@ -130,11 +166,17 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
         left = (viewer.last_message_at + wait - now).total_seconds()
         raise Throttled(protocol.RATE_LIMITED, "wait a moment before the next message",
                         retry_after_s=max(1, round(left + 0.5)))
+    key = sender_key
+    if key and _count(db, LiveMessage, viewer.event_id, key,
+                      now - ADDRESS_WINDOW) >= ADDRESS_MESSAGES:
+        raise Throttled(protocol.RATE_LIMITED, "too many messages from this address; wait a "
+                        "moment", retry_after_s=int(ADDRESS_WINDOW.total_seconds()))
     viewer.last_message_at = now
     db.add(viewer)
     message = LiveMessage(event_id=viewer.event_id, viewer_id=viewer.id, kind=sent.kind,
                           author=viewer.nickname, text=text, client_id=sent.client_id,
-                          state="held", video_time=sent.video_time, created_at=now)
+                          state="held", video_time=sent.video_time, created_at=now,
+                          address_key=key)
     db.add(message)
     db.flush()
     if event.moderation == Moderation.post:
@@ -143,11 +185,22 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     return message
 
 
-def backlog(db: Session, event_id: int, after: int, limit: int = 500) -> list[LiveMessage]:
+BACKLOG_PAGE = 500
+
+
+def backlog(db: Session, event_id: int, after: int,
+            limit: int = BACKLOG_PAGE) -> list[LiveMessage]:
     """Approved messages after `after`, oldest first (what a reconnecting client missed)."""
     return list(db.exec(select(LiveMessage).where(
         LiveMessage.event_id == event_id, LiveMessage.state == "approved",
         col(LiveMessage.seq) > after).order_by(col(LiveMessage.seq)).limit(limit)))
+
+
+def pinned_ids(db: Session, event_id: int) -> list[int]:
+    """The approved messages hosts pinned, oldest first (a page shows them on top)."""
+    return [i for i in db.exec(select(LiveMessage.id).where(
+        LiveMessage.event_id == event_id, LiveMessage.state == "approved",
+        col(LiveMessage.pinned).is_(True)).order_by(col(LiveMessage.id))) if i is not None]
 
 
 def held(db: Session, event_id: int, limit: int = 200) -> list[LiveMessage]:
@@ -157,11 +210,15 @@ def held(db: Session, event_id: int, limit: int = 200) -> list[LiveMessage]:
         .order_by(col(LiveMessage.id)).limit(limit)))
 
 
+def decided_frame(message: LiveMessage) -> str:
+    return protocol.encode(protocol.DECIDED, id=message.id, state=message.state)
+
+
 def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
-             now: datetime | None = None) -> tuple[LiveMessage, str | None]:
+             now: datetime | None = None) -> tuple[LiveMessage, protocol.Frames]:
     """A host's decision on a message: approve (it gets its seq), reject, pin, unpin, answered.
     A message another host already decided is 409 already_handled: no message is handled twice.
-    Returns the message and the frame the room must see (None: nothing to show). Flushes."""
+    Returns the message and the frames the room and its hosts must see. Flushes."""
     now = now or utcnow()
     if action not in ACTIONS:
         raise Invalid("invalid", f"action: one of {', '.join(sorted(ACTIONS))}", field="action")
@@ -173,33 +230,118 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
     lock_event(db, found.event_id)
     message = db.get(LiveMessage, message_id, populate_existing=True)
     assert message is not None
-    frame: str | None = None
+    frames = protocol.Frames()
     if action in ("approve", "reject"):
         if message.state != "held":
             raise Conflict("already_handled", "another host has decided on this message")
         if action == "approve":
             _approve(db, message, actor, now)
-            frame = protocol.encode(protocol.COMMENT, **_frame_fields(message))
+            frames.room.append(comment_frame(message))
         else:
             message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
             db.add(message)
+        frames.hosts.append(decided_frame(message))
     else:
         if message.state != "approved":
             raise Conflict("not_approved", "only an approved message can be pinned or marked")
         if action in ("pin", "unpin"):
             message.pinned = action == "pin"
             db.add(message)
-            frame = protocol.encode(protocol.PINNED, id=message.id) if message.pinned else None
+            frames.room.append(protocol.encode(protocol.PINNED, id=message.id,
+                                               pinned=message.pinned))
     db.flush()
     audit.record(db, actor, f"live.{action}", "event", message.event_id,
                  unit_id=event.unit_id, changes={"message": message.id})
-    return message, frame
+    return message, frames
+
+
+def reply(db: Session, actor: StaffUser, message_id: int, text: str,
+          now: datetime | None = None) -> tuple[LiveMessage, protocol.Frames]:
+    """A host's answer to a message, shown to the room as 官方回复 under the unit's name. A held
+    message is approved first, so the room sees what is answered before the answer. Flushes."""
+    now = now or utcnow()
+    found = db.get(LiveMessage, message_id) if 0 < message_id <= 2**31 - 1 else None
+    if found is None:
+        raise NotFound("message_not_found", f"no message with id {message_id}")
+    event = sessions.get_visible_event(db, found.event_id, actor)
+    permissions.require_runner(db, actor, event)
+    words = clean_text(text, "text", multiline=True).strip()
+    if not words:
+        raise Invalid("empty", "say something", field="text")
+    if len(words) > MAX_TEXT:
+        raise Invalid(protocol.TOO_LONG, f"at most {MAX_TEXT} characters", field="text",
+                      max_length=MAX_TEXT)
+    lock_event(db, found.event_id)
+    message = db.get(LiveMessage, message_id, populate_existing=True)
+    assert message is not None
+    if message.state not in ("held", "approved"):
+        raise Conflict("already_handled", "this message was rejected or removed")
+    frames = protocol.Frames()
+    if message.state == "held":
+        _approve(db, message, actor, now)
+        frames.room.append(comment_frame(message))
+        frames.hosts.append(decided_frame(message))
+    unit = db.get(Unit, event.unit_id)
+    answer = LiveMessage(event_id=message.event_id, kind="reply",
+                         author=(unit.name if unit else "")[:40], text=words, state="held",
+                         reply_to=message.id, created_at=now,
+                         video_time=message.video_time)
+    db.add(answer)
+    db.flush()
+    _approve(db, answer, actor, now)
+    db.flush()
+    frames.room.append(comment_frame(answer))
+    audit.record(db, actor, "live.reply", "event", message.event_id, unit_id=event.unit_id,
+                 changes={"message": message.id, "reply": answer.id})
+    return answer, frames
+
+
+def room_public(event: Event, found: LiveRoom | None, now: datetime | None = None
+                ) -> dict[str, Any]:
+    """The room's rules as a `room` frame and the hosts' controls show them."""
+    return {"open": is_open(event, found, now or utcnow()),
+            "closed": bool(found and found.closed), "moderation": event.moderation.value,
+            "slow_mode_s": found.slow_mode_s if found else 0}
+
+
+def configure(db: Session, actor: StaffUser, event_id: int, *, closed: bool | None = None,
+              slow_mode_s: int | None = None, moderation: str | None = None,
+              now: datetime | None = None) -> tuple[dict[str, Any], protocol.Frames]:
+    """A host closes or reopens the room, sets slow mode, or switches pre- and
+    post-moderation while it runs. Returns the room's rules and the frame. Flushes."""
+    event = sessions.get_visible_event(db, event_id, actor)
+    permissions.require_runner(db, actor, event)
+    if slow_mode_s is not None and not 0 <= slow_mode_s <= MAX_SLOW_MODE_S:
+        raise Invalid("invalid", f"slow_mode_s: 0 to {MAX_SLOW_MODE_S} seconds",
+                      field="slow_mode_s")
+    if moderation is not None and moderation not in Moderation.__members__:
+        raise Invalid("invalid", "moderation: pre or post", field="moderation")
+    event = lock_event(db, event_id)
+    found = room_of(db, event_id)
+    changes: dict[str, Any] = {}
+    if closed is not None and closed != found.closed:
+        found.closed, changes["closed"] = closed, closed
+    if slow_mode_s is not None and slow_mode_s != found.slow_mode_s:
+        found.slow_mode_s, changes["slow_mode_s"] = slow_mode_s, slow_mode_s
+    if moderation is not None and moderation != event.moderation.value:
+        event.moderation, changes["moderation"] = Moderation(moderation), moderation
+        db.add(event)
+    db.add(found)
+    db.flush()
+    rules = room_public(event, found, now)
+    frames = protocol.Frames()
+    if changes:
+        audit.record(db, actor, "live.room", "event", event_id, unit_id=event.unit_id,
+                     changes=changes)
+        frames.room.append(protocol.encode(protocol.ROOM, **rules))
+    return rules, frames
 
 
 def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: str,
-        now: datetime | None = None) -> list[int]:
-    """Removes a viewer from the room: their messages disappear everywhere. Returns the ids
-    of the approved messages the room must drop. Flushes."""
+        now: datetime | None = None) -> tuple[list[int], protocol.Frames]:
+    """Removes a viewer from the room: their messages disappear everywhere (the room's lists
+    and the hosts' queues). Returns the ids of the approved messages dropped, and the frames.
+    Flushes."""
     now = now or utcnow()
     event = sessions.get_visible_event(db, event_id, actor)
     permissions.require_runner(db, actor, event)
@@ -212,28 +354,30 @@ def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: st
         raise NotFound("viewer_not_found", f"no viewer {viewer_id} in this room")
     viewer.banned_at, viewer.ban_reason = now, reason[:200]
     db.add(viewer)
-    removed = []
+    removed, frames = [], protocol.Frames()
     for message in db.exec(select(LiveMessage).where(
             LiveMessage.viewer_id == viewer_id,
             col(LiveMessage.state).in_(["held", "approved"]))):
         if message.state == "approved":
             removed.append(message.id or 0)
+            frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
         message.state, message.decided_at, message.decided_by = "removed", now, actor.id
         db.add(message)
+        frames.hosts.append(decided_frame(message))
     db.flush()
     audit.record(db, actor, "live.ban", "event", event_id, unit_id=event.unit_id,
                  changes={"viewer": viewer_id, "reason": reason, "removed": len(removed)})
-    return removed
-
-
-def _frame_fields(message: LiveMessage) -> dict[str, Any]:
-    fields = message_public(message)
-    fields.pop("pinned")
-    return fields
+    return removed, frames
 
 
 def comment_frame(message: LiveMessage) -> str:
-    return protocol.encode(protocol.COMMENT, **_frame_fields(message))
+    fields = message_public(message)
+    fields.pop("pinned")
+    return protocol.encode(protocol.COMMENT, **fields)
+
+
+def queued_frame(message: LiveMessage) -> str:
+    return protocol.encode(protocol.QUEUED, message=message_for_hosts(message))
 
 
 # ---- blocked words --------------------------------------------------------------------------

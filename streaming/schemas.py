@@ -65,6 +65,15 @@ class LiveMessagePublic(PublicModel):
     video_time: float | None
     created_at: IsoTime
     pinned: bool
+    reply_to: int | None  # a host's reply (kind reply): the message it answers
+    viewer_id: int | None = None  # held messages, for hosts: whom to ban
+
+
+class RoomRules(PublicModel):
+    open: bool
+    closed: bool
+    moderation: Literal["pre", "post"]
+    slow_mode_s: int
 
 
 class BanDone(PublicModel):

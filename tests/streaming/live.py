@@ -87,3 +87,12 @@ def _recorded_session(staff: Any, db: Any, settings: Any, clip: Any, **overrides
         pass
     publish(admin, event_id)
     return event_id
+
+
+def _host_socket(live_server: str, event_id: int, staff_client: Any, after: int = 0,
+                 origin: str | None = None) -> Any:
+    """The console's socket, signed in by a staff client's session cookie."""
+    url = live_server.replace("http://", "ws://") + f"/ws/events/{event_id}/host?after={after}"
+    cookie = staff_client.cookies.get("kaifang_session", "")
+    return connect(url, open_timeout=TIMEOUT, origin=origin,  # type: ignore[arg-type]
+                   additional_headers={"Cookie": f"kaifang_session={cookie}"})

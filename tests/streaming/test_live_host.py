@@ -1,0 +1,247 @@
+"""The hosts' side of the live room over real websockets: the console's socket (the queue as it
+changes, on every process), replies shown as 官方回复, the room's rules (close and reopen, slow
+mode, pre- and post-moderation while it runs), pins, per-address limits and a long backlog."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert
+from sqlmodel import select
+from websockets.exceptions import ConnectionClosed
+
+from events.models import AuditEntry
+from events.timeutil import utcnow
+from server.app import create_app
+from streaming import protocol, room
+from streaming.models import LiveMessage, LiveRoom, Viewer
+from tests.conftest import REDIS_URL, assign_hosts, serve
+from tests.streaming.live import (
+    TIMEOUT,
+    _frame,
+    _host_socket,
+    _join,
+    _live_session,
+    _nothing_more,
+    _send,
+    _socket,
+)
+
+
+def _actions(db, event_id):
+    db.expire_all()
+    return [entry.action for entry in db.exec(select(AuditEntry).where(
+        AuditEntry.entity_id == event_id, AuditEntry.entity == "event")
+        .order_by(AuditEntry.id))]
+
+
+def test_the_hosts_queue_changes_at_once_for_every_host(client, staff, db, live_server):
+    event_id = _live_session(staff, db)
+    first, second = staff("host"), staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "居民")
+    with _host_socket(live_server, event_id, first) as one, \
+            _host_socket(live_server, event_id, second) as two, \
+            _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        for host_ws in (one, two):
+            hello = _frame(host_ws)
+            assert hello["type"] == "hello" and hello["moderation"] == "pre" and hello["open"]
+        _frame(ws)
+        _send(ws, "路灯坏了", client_id="a")
+        held = _frame(ws)
+        for host_ws in (one, two):  # both queues show it, with whom to ban
+            queued = _frame(host_ws)
+            assert queued["type"] == "queued"
+            assert (queued["message"]["id"], queued["message"]["text"],
+                    queued["message"]["viewer_id"]) == (held["id"], "路灯坏了",
+                                                        viewer["viewer_id"])
+        assert first.post(f"/api/comments/{held['id']}/moderation",
+                          json={"action": "approve"}).status_code == 200
+        for host_ws in (one, two):  # it leaves every queue, and shows as approved
+            got = [_frame(host_ws), _frame(host_ws)]
+            assert {"type": "decided", "id": held["id"], "state": "approved"} in got
+            assert any(frame["type"] == "comment" and frame["seq"] == 1 for frame in got)
+        late = second.post(f"/api/comments/{held['id']}/moderation", json={"action": "reject"})
+        assert late.status_code == 409 and late.json()["error"] == "already_handled"
+        _nothing_more(two)
+
+
+def test_the_host_socket_is_for_hosts_of_the_session_from_our_own_pages(client, staff, db,
+                                                                        live_server):
+    event_id = _live_session(staff, db)
+    host = staff("host")
+    assign_hosts(db, event_id)
+    outsider = staff("editor", "health")
+    for who, code in ((client, 4401), (outsider, 4403)):
+        with _host_socket(live_server, event_id, who) as ws, \
+                pytest.raises(ConnectionClosed) as cut:
+            ws.recv(timeout=TIMEOUT)
+        assert cut.value.rcvd is not None and cut.value.rcvd.code == code
+    with _host_socket(live_server, event_id, host, origin="https://evil.example") as ws, \
+            pytest.raises(ConnectionClosed) as cut:
+        ws.recv(timeout=TIMEOUT)
+    assert cut.value.rcvd is not None and cut.value.rcvd.reason == "origin"
+    with _host_socket(live_server, event_id, host, origin=live_server) as ws:
+        assert _frame(ws)["type"] == "hello"
+        ws.send("{}")  # the host socket only listens
+        assert _frame(ws)["code"] == protocol.BAD_MESSAGE
+
+
+def test_a_host_reply_shows_as_the_units_answer_after_what_it_answers(client, staff, db,
+                                                                      live_server):
+    event_id = _live_session(staff, db)
+    host = staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "提问人")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        hello = _frame(ws)
+        _send(ws, "什么时候修路？", client_id="q", video_time=42.5)
+        held = _frame(ws)
+        replied = host.post(f"/api/comments/{held['id']}/replies",
+                            json={"text": "下月开工 <b>谢谢</b>"})
+        assert replied.status_code == 201, replied.text
+        asked, answer = _frame(ws), _frame(ws)
+    assert (asked["seq"], asked["id"], asked["kind"]) == (1, held["id"], "comment")
+    assert (answer["seq"], answer["kind"], answer["reply_to"], answer["text"]) == \
+        (2, "reply", held["id"], "下月开工 <b>谢谢</b>")
+    assert answer["author"] and answer["author"] != hello["viewer"]["nickname"]
+    assert answer["video_time"] == 42.5  # replayed right after the question
+    assert "live.reply" in _actions(db, event_id)
+    rejected = _join(client, event_id, "另一人")
+    with _socket(live_server, event_id, rejected["viewer_token"]) as ws:
+        _frame(ws), _frame(ws), _frame(ws)
+        _send(ws, "无关内容", client_id="r")
+        other = _frame(ws)
+    host.post(f"/api/comments/{other['id']}/moderation", json={"action": "reject"})
+    late = host.post(f"/api/comments/{other['id']}/replies", json={"text": "好"})
+    assert late.status_code == 409
+    citizen = client.post(f"/api/comments/{held['id']}/replies", json={"text": "冒充"})
+    assert citizen.status_code == 401
+
+
+def test_hosts_close_reopen_and_switch_the_room_while_it_runs(client, staff, db, live_server):
+    event_id = _live_session(staff, db)
+    host = staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "观众")
+    assert client.get(f"/api/events/{event_id}/room").json() == {
+        "open": True, "closed": False, "moderation": "pre", "slow_mode_s": 0}
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        _frame(ws)
+        closed = host.put(f"/api/events/{event_id}/room", json={"closed": True})
+        assert closed.status_code == 200 and closed.json()["open"] is False
+        assert _frame(ws) == {"type": "room", "open": False, "closed": True,
+                              "moderation": "pre", "slow_mode_s": 0}
+        _send(ws, "还能说吗", client_id="a")
+        assert _frame(ws)["code"] == protocol.CLOSED
+        host.put(f"/api/events/{event_id}/room", json={"closed": False, "moderation": "post"})
+        assert _frame(ws)["moderation"] == "post"
+        _send(ws, "现在直接发出", client_id="b")
+        shown = _frame(ws)
+        assert (shown["type"], shown["text"]) == ("comment", "现在直接发出")
+    assert _actions(db, event_id).count("live.room") == 2
+    for bad in ({"slow_mode_s": -1}, {"slow_mode_s": 10**6}, {"moderation": "none"}):
+        assert host.put(f"/api/events/{event_id}/room", json=bad).status_code == 422
+    assert staff("editor", "health").put(f"/api/events/{event_id}/room",
+                                         json={"closed": True}).status_code == 403
+    assert client.put(f"/api/events/{event_id}/room", json={"closed": True}).status_code == 401
+
+
+def test_slow_mode_spaces_each_viewers_messages(client, staff, db):
+    event_id = _live_session(staff, db, moderation="post")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    assert host.put(f"/api/events/{event_id}/room",
+                    json={"slow_mode_s": 30}).json()["slow_mode_s"] == 30
+    viewer = db.get(Viewer, _join(client, event_id, "快嘴")["viewer_id"])
+    start = utcnow()
+    room.send(db, viewer, protocol.Sent("comment", "第一条", "1", None), now=start)
+    with pytest.raises(Exception) as refused:  # 10 s later: still inside the 30 s
+        room.send(db, viewer, protocol.Sent("comment", "第二条", "2", None),
+                  now=start + timedelta(seconds=10))
+    assert refused.value.code == protocol.RATE_LIMITED  # type: ignore[attr-defined]
+    db.rollback()
+    room.send(db, viewer, protocol.Sent("comment", "第二条", "2", None),
+              now=start + timedelta(seconds=31))
+
+
+def test_one_address_cannot_flood_the_room_under_many_nicknames(client, staff, db):
+    event_id = _live_session(staff, db, moderation="post")
+    start = utcnow()
+    viewers = [db.get(Viewer, _join(client, event_id, f"马甲{i}")["viewer_id"])
+               for i in range(room.ADDRESS_MESSAGES + 1)]
+    for number, viewer in enumerate(viewers[:-1]):
+        room.send(db, viewer, protocol.Sent("comment", f"刷屏{number}", "", None),
+                  now=start, sender_key="same")
+    with pytest.raises(Exception) as refused:
+        room.send(db, viewers[-1], protocol.Sent("comment", "再刷", "", None), now=start,
+                  sender_key="same")
+    assert refused.value.code == protocol.RATE_LIMITED  # type: ignore[attr-defined]
+    db.rollback()
+    room.send(db, viewers[-1], protocol.Sent("comment", "别处的人", "", None), now=start,
+              sender_key="elsewhere")
+    room.send(db, viewers[-1], protocol.Sent("comment", "十秒后", "", None),
+              now=start + room.ADDRESS_WINDOW + timedelta(seconds=3), sender_key="same")
+    db.commit()
+    # Joining is limited per address too (the test client's address is always the same).
+    for number in range(room.ADDRESS_JOINS - len(viewers)):
+        _join(client, event_id, f"再来{number}")
+    flooded = client.post(f"/api/events/{event_id}/viewers", json={"nickname": "还来"})
+    assert flooded.status_code == 429 and flooded.json()["error"] == protocol.RATE_LIMITED
+
+
+def test_pins_and_unpins_reach_the_room_and_a_late_comer_knows_them(client, staff, db,
+                                                                    live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "观众")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        assert _frame(ws)["pinned"] == []
+        _send(ws, "置顶这条", client_id="p")
+        message = _frame(ws)
+        host.post(f"/api/comments/{message['id']}/moderation", json={"action": "pin"})
+        assert _frame(ws) == {"type": "pinned", "id": message["id"], "pinned": True}
+    with _socket(live_server, event_id, viewer["viewer_token"], after=1) as ws:
+        assert _frame(ws)["pinned"] == [message["id"]]
+        host.post(f"/api/comments/{message['id']}/moderation", json={"action": "unpin"})
+        assert _frame(ws) == {"type": "pinned", "id": message["id"], "pinned": False}
+
+
+def test_a_long_backlog_arrives_whole_and_in_order(client, staff, db, live_server):
+    """More approved messages than one page: a page that reconnects from 0 gets them all."""
+    event_id = _live_session(staff, db, moderation="post")
+    total = room.BACKLOG_PAGE * 2 + 37
+    now = utcnow()
+    db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
+        {"event_id": event_id, "kind": "comment", "author": "甲", "text": f"第{n}条",
+         "client_id": "", "state": "approved", "seq": n, "pinned": False, "created_at": now,
+         "address_key": ""} for n in range(1, total + 1)])
+    db.add(LiveRoom(event_id=event_id, last_seq=total))
+    db.commit()
+    viewer = _join(client, event_id, "迟到者")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        assert _frame(ws)["last_seq"] == total
+        seqs = [_frame(ws)["seq"] for _ in range(total)]
+        _nothing_more(ws, 0.3)
+    assert seqs == list(range(1, total + 1))
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="fan-out between processes needs KAIFANG_TEST_REDIS_URL")
+def test_a_host_on_another_process_sees_the_queue_change(client, staff, db, settings,
+                                                         live_server):
+    event_id = _live_session(staff, db)
+    host = staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "这边")
+    with serve(create_app(settings)) as other_server, \
+            _host_socket(other_server, event_id, host) as there, \
+            _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        _frame(there), _frame(ws)
+        _send(ws, "跨进程", client_id="x")
+        held = _frame(ws)
+        assert _frame(there)["message"]["id"] == held["id"]
+        assert host.post(f"/api/comments/{held['id']}/moderation",
+                         json={"action": "reject"}).status_code == 200
+        assert _frame(there) == {"type": "decided", "id": held["id"], "state": "rejected"}
