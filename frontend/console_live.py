@@ -20,7 +20,7 @@ from frontend.templating import render
 from server.deps import PostedForm, SessionDep
 from streaming import room
 from streaming.broker import Broker, publish_after_commit
-from streaming.models import LiveMessage
+from streaming.models import LiveMessage, LiveRoom
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 APPROVED_SHOWN = 100
@@ -44,6 +44,24 @@ SCRIPT_TEXTS = {
     "selected": N_("Selected"),
     "select": N_("Select"),
     "banned": N_("The viewer is banned and their messages are gone"),
+    "reply": N_("Reply"),
+    "reply_label": N_("Official reply to %(author)s"),
+    "send_reply": N_("Send the reply"),
+    "cancel": N_("Cancel"),
+    "replied": N_("Replied"),
+    "official": N_("Official reply"),
+    "unpin": N_("Unpin"),
+    "pinned_only": N_("Pinned to the top"),
+    "unpinned": N_("Unpinned"),
+    "removed": N_("Removed"),
+    "live": N_("Live: changes arrive at once"),
+    "polling": N_("Refreshing every 2 s"),
+    "saved": N_("The room's rules are saved"),
+    "open": N_("Open: the room takes messages."),
+    "closed": N_("Closed: the room takes no messages."),
+    "not_yet": N_("The room opens when the session goes live."),
+    "close": N_("Close the room"),
+    "reopen": N_("Reopen the room"),
 }
 SHORTCUTS = [
     ("j / ↓", N_("Next message")),
@@ -51,10 +69,15 @@ SHORTCUTS = [
     ("a", N_("Approve")),
     ("r", N_("Reject")),
     ("p", N_("Approve and pin")),
+    ("c", N_("Reply as the unit (官方回复); Enter sends, Esc cancels")),
     ("x", N_("Select for batch approval")),
     ("A", N_("Approve the selected messages")),
 ]
-DONE = {"banned": N_("The viewer is banned and their messages are gone")}
+SLOW_MODES = [(0, N_("Off")), (5, N_("5 s between messages")), (10, N_("10 s between messages")),
+              (30, N_("30 s between messages")), (60, N_("1 min between messages")),
+              (300, N_("5 min between messages"))]
+DONE = {"banned": N_("The viewer is banned and their messages are gone"),
+        "room": N_("The room's rules are saved")}
 BAN_PROBLEMS = {
     "reason_required": N_("Say why the viewer is banned."),
     "message_not_found": N_("Choose a message of the viewer to ban."),
@@ -78,6 +101,8 @@ def live_page(request: Request, db: Any, event: Event, *, status_code: int = 200
                   last_seq=approved[-1].seq if approved else 0,
                   shortcuts=[(keys, gettext(text)) for keys, text in SHORTCUTS],
                   done=gettext(done) if done else "", ban_error=ban_error, reason=reason,
+                  rules=room.room_public(event, db.get(LiveRoom, event.id)),
+                  slow_modes=[(seconds, gettext(text)) for seconds, text in SLOW_MODES],
                   texts={key: gettext(text) for key, text in SCRIPT_TEXTS.items()})
 
 
@@ -106,3 +131,20 @@ def ban_viewer(event_id: int, request: Request, db: SessionDep, user: ConsoleSta
     broker: Broker = request.app.state.broker
     publish_after_commit(db, broker, event_id, frames)
     return see_other(f"/console/events/{event_id}/live?done=banned")
+
+
+@router.post("/events/{event_id}/live/room")
+def set_room_rules(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                   form: PostedForm) -> Response:
+    """The room's rules without script: moderation, slow mode, close or reopen."""
+    _runner_event(db, user, event_id)
+    raw_slow = str(form.get("slow_mode_s", ""))
+    slow = int(raw_slow) if raw_slow.isascii() and raw_slow.isdigit() and len(raw_slow) < 4 \
+        else None
+    moderation = str(form.get("moderation", "")) or None
+    closed = {"1": True, "0": False}.get(str(form.get("closed", "")))
+    _rules, frames = room.configure(db, user, event_id, closed=closed, slow_mode_s=slow,
+                                    moderation=moderation)
+    broker: Broker = request.app.state.broker
+    publish_after_commit(db, broker, event_id, frames)
+    return see_other(f"/console/events/{event_id}/live?done=room")

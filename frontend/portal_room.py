@@ -76,6 +76,14 @@ def live_texts() -> dict[str, str]:
         protocol.BLOCKED_WORD: gettext("The message contains a word that is not allowed."),
         protocol.BAD_MESSAGE: gettext("The message could not be read; please try again."),
         protocol.CLOSED: gettext("The room takes no messages now."),
+        "official": gettext("Official reply"),
+        "replyTo": gettext("Reply to %(author)s: %(text)s"),
+        "pinned": gettext("Pinned"),
+        "watching": gettext("%(count)s watching"),
+        "closed": gettext("The hosts have paused messages."),
+        "slow": gettext("Slow mode: one message every %(seconds)s s."),
+        "rulePre": gettext("A host approves each message before the room sees it."),
+        "rulePost": gettext("Messages show at once; hosts remove abuse."),
     }
 
 

@@ -419,6 +419,8 @@ def set_blocked_words(db: Session, actor: StaffUser, words: list[str]) -> list[s
 def tally(db: Session, event_id: int) -> dict[str, int]:
     """How many messages the room approved, rejected, held and removed (for the minutes)."""
     counts = dict.fromkeys(("approved", "rejected", "held", "removed"), 0)
-    for state in db.exec(select(LiveMessage.state).where(LiveMessage.event_id == event_id)):
-        counts[state] = counts.get(state, 0) + 1
+    for state, number in db.exec(select(LiveMessage.state, func.count())
+                                 .where(LiveMessage.event_id == event_id)
+                                 .group_by(col(LiveMessage.state))):
+        counts[state] = int(number)
     return counts

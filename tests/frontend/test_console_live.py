@@ -4,6 +4,8 @@ page, and the ban form."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from sqlmodel import Session, select
 
+from events.models import Event
 from streaming import protocol, room
 from streaming.models import LiveMessage, Viewer
 from tests.conftest import assign_hosts, event_body
@@ -119,6 +122,53 @@ def test_the_ban_form_bans_the_author_of_a_message_with_a_reason(client, staff, 
     assert states == {spam: "removed", keep: "held"}
     viewer = db.exec(select(Viewer).where(Viewer.nickname == "广告")).one()
     assert viewer.banned_at is not None and viewer.ban_reason == "广告"
+
+
+def test_the_room_form_closes_reopens_and_switches_the_room_without_script(client, staff,
+                                                                          console, db):
+    event_id = _live_session(staff, db)
+    editor = console("editor", "education")
+    page = editor.get(live_url(event_id))
+    assert "开放中：直播间正在接收留言。" in page.text and "关闭直播间" in page.text
+    token = csrf_of(page.text)
+    url = f"{live_url(event_id)}/room"
+    closed = editor.post(url, data={"csrf_token": token, "closed": "1", "moderation": "post",
+                                    "slow_mode_s": "30"}, follow_redirects=False)
+    assert closed.status_code == 303
+    page = editor.get(closed.headers["location"])
+    assert "直播间设置已保存" in page.text
+    assert "已关闭：直播间不再接收留言。" in page.text and "重新开放直播间" in page.text
+    assert client.get(f"/api/events/{event_id}/room").json() == {
+        "open": False, "closed": True, "moderation": "post", "slow_mode_s": 30}
+    editor.post(url, data={"csrf_token": token, "closed": "0", "moderation": "post",
+                           "slow_mode_s": "0"})
+    assert client.get(f"/api/events/{event_id}/room").json()["open"] is True
+    stranger = console("editor", "civil-affairs")
+    refused = stranger.post(url, data={"closed": "1",
+                                       "csrf_token": csrf_of(stranger.get("/console").text)})
+    assert refused.status_code == 403
+    assert client.get(f"/api/events/{event_id}/room").json()["open"] is True
+
+
+def test_the_close_out_form_shows_the_rooms_counts(client, staff, console, db):
+    event_id = _live_session(staff, db)
+    editor = console("editor", "education")
+    assert "直播间留言情况" not in editor.get(f"/console/events/{event_id}").text
+    first = held_message(db, client, event_id, "甲", "第一条")
+    held_message(db, client, event_id, "乙", "第二条")
+    third = held_message(db, client, event_id, "丙", "第三条")
+    host = staff("admin")
+    host.post(f"/api/comments/{first}/moderation", json={"action": "approve"})
+    host.post(f"/api/comments/{third}/moderation", json={"action": "reject"})
+    event = db.get(Event, event_id)
+    event.starts_at = datetime.now(UTC) - timedelta(hours=1)  # under way: it may be closed out
+    db.add(event)
+    db.commit()
+    page = editor.get(f"/console/events/{event_id}").text
+    counts = page[page.index('id="closeout-room"'):]
+    assert "直播间留言情况" in counts
+    assert [int(n) for n in re.findall(r"<dd>(\d+)</dd>", counts)[:4]] == [1, 1, 1, 0]
+    assert f"/api/events/{event_id}/comments.csv" in counts
 
 
 def test_every_string_of_the_console_is_in_the_moderation_catalogue():

@@ -88,9 +88,12 @@ def test_a_message_another_host_decided_first_leaves_with_a_notice(
 
     page = browser.new_page(viewport=DESK)
     page.add_init_script(CSP_WATCH)
+    # No socket (a proxy that drops websockets): the console falls back to polling.
+    page.add_init_script("window.WebSocket = undefined;")
     try:
         sign_in(page, live_server, "live-host-2", f"/console/events/{event_id}/live")
         _queue_is(page, ["第一条", "第二条", "第三条"])
+        assert page.locator("#socket-state").text_content() == "每 2 秒刷新"
         # Stop the refresh, so this host still sees the message when deciding on it.
         page.evaluate("() => { const top = setTimeout(() => {}, 0);"
                       " for (let i = 0; i <= top; i++) { clearInterval(i); } }")

@@ -23,6 +23,17 @@
   var counter = sendForm.querySelector(".live-count");
   var submit = sendForm.querySelector(".live-submit");
   var video = document.querySelector("video.player-video");
+  var rule = panel.querySelector(".live-rule");
+  // How many watch, under the title (the server counts every process's sockets).
+  var watching = document.createElement("p");
+  watching.className = "live-watching muted";
+  watching.hidden = true;
+  panel.querySelector("h2").insertAdjacentElement("afterend", watching);
+  // The message a host pinned, on top of the list (the latest pin shows).
+  var pinBar = document.createElement("p");
+  pinBar.className = "live-pin-bar";
+  pinBar.hidden = true;
+  list.parentNode.insertBefore(pinBar, list);
 
   var token = ""; // from this page's join; after a reload the httponly cookie names the viewer
   var socket = null;
@@ -55,11 +66,34 @@
     }, 800);
   }
 
+  function span(className, words) {
+    var node = document.createElement("span");
+    node.className = className;
+    node.textContent = words;
+    return node;
+  }
+
   function item(message) {
     var li = document.createElement("li");
     li.className = "live-item" + (message.kind === "reply" ? " live-reply" : "");
     li.dataset.id = message.id;
     li.dataset.seq = message.seq;
+    if (message.kind === "reply") {
+      // 官方回复 under the unit's name, after a quote of what it answers (when it is shown).
+      li.appendChild(span("live-official", text.official));
+      li.appendChild(document.createTextNode(" "));
+      var asked = message.reply_to &&
+        list.querySelector('[data-id="' + String(parseInt(message.reply_to, 10)) + '"]');
+      if (asked) {
+        var quote = document.createElement("p");
+        quote.className = "live-quote";
+        var words = asked.querySelector(".live-text").textContent;
+        quote.textContent = fill(text.replyTo, {
+          author: asked.querySelector(".live-author").textContent,
+          text: words.length > 40 ? words.slice(0, 40) + "…" : words});
+        li.appendChild(quote);
+      }
+    }
     var author = document.createElement("span");
     author.className = "live-author";
     author.textContent = message.author;
@@ -92,6 +126,40 @@
     var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
     if (found) found.parentNode.removeChild(found);
     empty.hidden = list.children.length > 0;
+    showPinned();
+  }
+
+  function pin(id, pinned) {
+    var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
+    if (found) found.classList.toggle("live-pinned", pinned);
+    showPinned();
+  }
+
+  function showPinned() {
+    var pinned = list.querySelectorAll(".live-pinned");
+    var latest = pinned.length ? pinned[pinned.length - 1] : null;
+    pinBar.hidden = !latest;
+    pinBar.textContent = "";
+    if (!latest) return;
+    pinBar.appendChild(span("live-pin-label", text.pinned));
+    pinBar.appendChild(document.createTextNode(" "));
+    pinBar.appendChild(span("live-author", latest.querySelector(".live-author").textContent));
+    pinBar.appendChild(document.createTextNode("："));
+    pinBar.appendChild(span("live-pin-text", latest.querySelector(".live-text").textContent));
+  }
+
+  // A host closed or reopened the room, set slow mode or switched moderation.
+  function showRules(rules) {
+    if (rule) rule.textContent = rules.moderation === "pre" ? text.rulePre : text.rulePost;
+    sendForm.hidden = !rules.open || !joinForm.hidden;
+    if (!rules.open) {
+      showNotice(text.closed, false);
+    } else if (rules.slow_mode_s > 0) {
+      showNotice(fill(text.slow, {seconds: rules.slow_mode_s}), false);
+    } else if (notice.textContent === text.closed || notice.dataset.slow === "1") {
+      showNotice("", false);
+    }
+    notice.dataset.slow = rules.open && rules.slow_mode_s > 0 ? "1" : "0";
   }
 
   function setReady(ready) {
@@ -120,6 +188,8 @@
         attempt = 0;
         showState("");
         setReady(true);
+        (frame.pinned || []).forEach(function (id) { pin(id, true); });
+        if (!frame.open || frame.slow_mode_s > 0) showRules(frame);
       } else if (frame.type === "comment") {
         addComment(frame);
       } else if (frame.type === "held") {
@@ -128,8 +198,12 @@
       } else if (frame.type === "removed") {
         removeComment(frame.id);
       } else if (frame.type === "pinned") {
-        var pinned = list.querySelector('[data-id="' + String(parseInt(frame.id, 10)) + '"]');
-        if (pinned) pinned.classList.add("live-pinned");
+        pin(frame.id, frame.pinned !== false);
+      } else if (frame.type === "room") {
+        showRules(frame);
+      } else if (frame.type === "viewers") {
+        watching.textContent = fill(text.watching, {count: frame.count});
+        watching.hidden = false;
       } else if (frame.type === "error") {
         showNotice(text[frame.code] || text.bad_message, true);
         restore();

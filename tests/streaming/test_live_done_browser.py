@@ -1,0 +1,132 @@
+"""The live room as its users meet it, in Chromium: a viewer's page at a phone's size and a host's
+console at a desk, side by side. The viewer posts; the host, from the keyboard, approves it and
+answers another (官方回复), pins and unpins; both viewers see it all, in order, once; a reload of
+the viewer's page misses nothing, not even what was approved while it reloaded; the host closes
+the room and the viewer's page says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import assign_hosts, make_user
+from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE, screenshot, sign_in
+from tests.streaming.live import _live_session
+
+DESK = {"width": 1280, "height": 900}
+TEXTS = "() => Array.from(document.querySelectorAll('.live-list .live-text'))" \
+    ".map(el => el.textContent)"
+
+
+def _phone(browser: Any, live_server: str, event_id: int) -> Any:
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.add_init_script(CSP_WATCH)
+    page.goto(f"{live_server}/events/{event_id}/live")
+    return page
+
+
+def _join(page: Any, nickname: str) -> None:
+    page.get_by_label("昵称").fill(nickname)
+    page.get_by_role("button", name="参与互动").click()
+    _connected(page)
+
+
+def _connected(page: Any) -> None:
+    page.wait_for_function("() => { const b = document.querySelector('.live-submit');"
+                           " return b && b.offsetParent !== null && !b.disabled; }")
+
+
+def _post(page: Any, words: str) -> None:
+    page.get_by_label("留言内容").fill(words)
+    page.get_by_role("button", name="发送").click()
+    page.get_by_text("您的留言已提交，等待主持人审核").wait_for()
+
+
+def _shows(page: Any, texts: list[str]) -> None:
+    page.wait_for_function(f"expected => JSON.stringify(({TEXTS})()) === JSON.stringify(expected)",
+                           arg=texts, timeout=8000)
+
+
+def _queue_is(page: Any, texts: list[str]) -> None:
+    page.wait_for_function(
+        "expected => JSON.stringify(Array.from(document.querySelectorAll('#queue .queue-text'))"
+        ".map(el => el.textContent)) === JSON.stringify(expected)", arg=texts, timeout=8000)
+
+
+def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browser):
+    event_id = _live_session(staff, db, moderation="pre")
+    make_user(db, "room-host", "host")
+    assign_hosts(db, event_id)
+    viewer = _phone(browser, live_server, event_id)
+    other = _phone(browser, live_server, event_id)
+    host = browser.new_context(viewport=DESK, locale="zh-CN").new_page()
+    host.add_init_script(CSP_WATCH)
+    try:
+        sign_in(host, live_server, "room-host", f"/console/events/{event_id}/live")
+        host.wait_for_selector("#socket-state[data-live='1']")
+        # From here the console hears the queue over its socket only: no polling.
+        host.evaluate("() => { const top = setTimeout(() => {}, 0);"
+                      " for (let i = 0; i <= top; i++) { clearInterval(i); } }")
+        _join(viewer, "老王")
+        _join(other, "小李")
+        host.wait_for_function("() => document.getElementById('viewer-count').textContent"
+                               " === '2'")
+
+        _post(viewer, "<b>电梯</b>什么时候装？")
+        _queue_is(host, ["<b>电梯</b>什么时候装？"])
+        host.keyboard.press("a")
+        _queue_is(host, [])
+        for page in (viewer, other):
+            _shows(page, ["<b>电梯</b>什么时候装？"])
+            assert page.locator(".live-list b").count() == 0
+
+        # A question answered from the keyboard: c, type, Enter.
+        _post(other, "停车难怎么解决？")
+        _queue_is(host, ["停车难怎么解决？"])
+        host.keyboard.press("c")
+        host.keyboard.type("下月新增车位 <i>200</i> 个")
+        host.keyboard.press("Enter")
+        _queue_is(host, [])
+        host.wait_for_selector("#approved li.is-reply")
+        answer = ["<b>电梯</b>什么时候装？", "停车难怎么解决？", "下月新增车位 <i>200</i> 个"]
+        for page in (viewer, other):
+            _shows(page, answer)
+            reply = page.locator(".live-list .live-reply")
+            assert reply.locator(".live-official").text_content() == "官方回复"
+            assert reply.locator(".live-quote").text_content() == "回复 小李：停车难怎么解决？"
+            assert page.locator(".live-list i").count() == 0
+
+        # Pin, then unpin, the first message: the phones show it on top, then not.
+        host.locator("#approved li[data-seq='1'] [data-action='pin-approved']").click()
+        for page in (viewer, other):
+            page.locator(".live-pin-bar").wait_for()
+            assert "<b>电梯</b>什么时候装？" in page.locator(".live-pin-bar").text_content()
+        screenshot(viewer, "live-room-viewer-phone")
+        screenshot(host, "live-room-host-desk")
+        host.locator("#approved li[data-seq='1'] [data-action='unpin']").click()
+        for page in (viewer, other):
+            page.locator(".live-pin-bar").wait_for(state="hidden")
+
+        # A reload misses nothing: what a host approves while the page reloads comes too.
+        viewer.wait_for_timeout(2000)  # one message per 2 s per viewer
+        _post(viewer, "公交线路能调整吗？")
+        _queue_is(host, ["公交线路能调整吗？"])
+        viewer.goto("about:blank")
+        host.keyboard.press("a")
+        _queue_is(host, [])
+        viewer.goto(f"{live_server}/events/{event_id}/live")
+        _connected(viewer)
+        _shows(viewer, answer + ["公交线路能调整吗？"])
+        assert viewer.locator(".live-nickname").text_content() == "老王"  # the cookie kept it
+
+        # The host closes the room: the phones stop taking messages and say why.
+        host.get_by_role("button", name="关闭直播间").click()
+        host.get_by_text("已关闭：直播间不再接收留言。").wait_for()
+        for page in (viewer, other):
+            page.get_by_text("主持人已暂停留言。").wait_for()
+            assert not page.locator(".live-send").is_visible()
+        for page in (viewer, other, host):
+            assert page.evaluate(CSP_BLOCKED) == []
+    finally:
+        for page in (viewer, other, host):
+            page.context.close()
