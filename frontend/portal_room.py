@@ -87,6 +87,19 @@ def live_texts() -> dict[str, str]:
     }
 
 
+def video_clock(seconds: float) -> str:
+    """A position in the video as player.js and replay.js write it: m:ss, h:mm:ss past an hour."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def replay_texts() -> dict[str, str]:
+    """What static/js/replay.js says, in the page's language."""
+    return {"seek": gettext("Jump to %(time)s"), "question": pgettext("live room", "Question")}
+
+
 def live_context(db: SessionDep, request: Request, event: Event) -> dict[str, Any]:
     """The comments panel: open while the room takes messages, read-only afterwards, and the
     viewer the signed `kaifang_viewer` cookie names (a reload keeps the viewer)."""
@@ -94,6 +107,9 @@ def live_context(db: SessionDep, request: Request, event: Event) -> dict[str, An
     found = db.get(room.LiveRoom, event.id)
     is_open = room.is_open(event, found, utcnow())
     messages = [room.message_public(m) for m in room.backlog(db, event.id, 0)]
+    for message in messages:
+        time = message["video_time"]
+        message["clock"] = None if time is None else video_clock(time)
     nickname, banned = "", False
     if is_open:
         try:
@@ -122,9 +138,15 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     premiere = event.premiere_at if event.kind == EventKind.broadcast else None
     counting_to = premiere or event.starts_at
     upcoming = card["status"] == "published" and now < counting_to
+    live = live_context(db, request, event)
+    state = player["playback"]["state"]
+    # After the session the panel replays its comments at their video time (static/js/replay.js);
+    # during a premiere the overlay shows the live ones as they come.
+    replay = state == "vod" and live["shown"] and not live["open"]
     return render(request, "portal/room.html", section="", e=card, **player,
-                  playing=player["playback"]["state"] in PLAYING,
+                  playing=state in PLAYING,
                   counting_to=counting_to.isoformat(), premiere=premiere is not None,
                   countdown=countdown_text(counting_to - now) if upcoming else "",
-                  server_now=now.isoformat(timespec="seconds"),
-                  live=live_context(db, request, event))
+                  server_now=now.isoformat(timespec="seconds"), live=live, replay=replay,
+                  danmaku=replay or (state == "premiere" and live["open"]),
+                  replay_texts=replay_texts())

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from events.models import Event
+from streaming import protocol, room
+from streaming.models import Viewer
 from streaming.transcode import run_one
 from tests.conftest import event_body, publish
 
@@ -96,3 +99,32 @@ def _host_socket(live_server: str, event_id: int, staff_client: Any, after: int 
     cookie = staff_client.cookies.get("kaifang_session", "")
     return connect(url, open_timeout=TIMEOUT, origin=origin,  # type: ignore[arg-type]
                    additional_headers={"Cookie": f"kaifang_session={cookie}"})
+
+
+def _premiered_session(staff: Any, db: Any, settings: Any, clip: Any) -> int:
+    """A broadcast whose premiere ran two hours ago (post-moderated): its recording plays on
+    demand now and its room is closed."""
+    premiere = datetime.now(UTC) - timedelta(hours=2)
+    return _recorded_session(staff, db, settings, clip, kind="broadcast", moderation="post",
+                             starts_at=(premiere - timedelta(minutes=5)).isoformat(),
+                             ends_at=(premiere + timedelta(hours=1)).isoformat(),
+                             registration_closes_at=(premiere - timedelta(hours=1)).isoformat(),
+                             premiere_at=premiere.isoformat())
+
+
+def _said_during_premiere(db: Any, event_id: int,
+                          said: list[tuple[str, float | None]]) -> None:
+    """Comments sent while the premiere played, each by a viewer of its own at its video time
+    (None: a page that sent no position), approved as the room does; committed."""
+    event = db.get(Event, event_id)
+    assert event is not None and event.premiere_at is not None
+    premiere = event.premiere_at
+    viewers = [Viewer(event_id=event_id, nickname=f"观众{n + 1}") for n in range(len(said))]
+    db.add_all(viewers)
+    db.commit()
+    for number, ((text, video_time), viewer) in enumerate(zip(said, viewers, strict=True)):
+        at = premiere + timedelta(seconds=(video_time or 0) + number / 10)
+        sent = protocol.Sent(kind="comment", text=text, client_id=f"c{number}",
+                             video_time=video_time)
+        assert room.send(db, viewer, sent, now=at).state == "approved"
+        db.commit()  # one transaction per message, as the room's socket does

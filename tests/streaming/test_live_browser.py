@@ -218,6 +218,8 @@ def test_a_comment_during_a_premiere_keeps_the_videos_moment(
         _join(page, "首映观众")
         _send(page, "画面很清楚")
         page.locator(".live-list .live-text").first.wait_for()
+        # It flies over the video too (弹幕, on by default).
+        page.locator(".player-danmaku .danmaku-item", has_text="画面很清楚").wait_for()
         shown = page.evaluate("() => document.querySelector('video').currentTime")
         said = staff("admin").get(f"/api/events/{event_id}/comments").json()
         assert [m["text"] for m in said] == ["画面很清楚"]

@@ -120,6 +120,8 @@
     empty.hidden = true;
     if (nearBottom) list.scrollTop = list.scrollHeight;
     announceLatest(message);
+    // replay.js flies it over the video during a premiere.
+    panel.dispatchEvent(new CustomEvent("live:comment", {detail: message}));
   }
 
   function removeComment(id) {
