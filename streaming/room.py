@@ -140,6 +140,8 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     if event.moderation == Moderation.post:
         _approve(db, message, None, now)
         db.flush()
+    if message.kind == "question":  # questions: its votable, answerable row (one line)
+        _questions().from_room(db, message)
     return message
 
 
@@ -183,6 +185,8 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         else:
             message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
             db.add(message)
+        if message.kind == "question":  # questions: its row follows the decision (one line)
+            _questions().message_decided(db, message, actor, now)
     else:
         if message.state != "approved":
             raise Conflict("not_approved", "only an approved message can be pinned or marked")
@@ -224,6 +228,14 @@ def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: st
     audit.record(db, actor, "live.ban", "event", event_id, unit_id=event.unit_id,
                  changes={"viewer": viewer_id, "reason": reason, "removed": len(removed)})
     return removed
+
+
+def _questions() -> Any:
+    """streaming.questions, which imports this module: its hooks above keep a question asked in
+    the room and its row in step."""
+    from streaming import questions
+
+    return questions
 
 
 def _frame_fields(message: LiveMessage) -> dict[str, Any]:
