@@ -96,6 +96,7 @@ def install(app: FastAPI) -> None:
         console,
         console_compliance,
         console_live,
+        console_questions,
         console_registrations,
         console_users,
         portal,
@@ -113,6 +114,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console.router)
     app.include_router(console_registrations.router)
     app.include_router(console_live.router)
+    app.include_router(console_questions.router)
     app.include_router(console_compliance.router)
     app.include_router(console_users.router)
     app.include_router(portal_results.router)

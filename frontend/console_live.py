@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from events import permissions, sessions
 from events.models import Event, EventStatus
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
+from frontend.console_questions import questions_panel
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.deps import PostedForm, SessionDep
@@ -103,7 +104,8 @@ def live_page(request: Request, db: Any, event: Event, *, status_code: int = 200
                   done=gettext(done) if done else "", ban_error=ban_error, reason=reason,
                   rules=room.room_public(event, db.get(LiveRoom, event.id)),
                   slow_modes=[(seconds, gettext(text)) for seconds, text in SLOW_MODES],
-                  texts={key: gettext(text) for key, text in SCRIPT_TEXTS.items()})
+                  texts={key: gettext(text) for key, text in SCRIPT_TEXTS.items()},
+                  questions=questions_panel(db, event.id))
 
 
 @router.get("/events/{event_id}/live")

@@ -16,6 +16,7 @@ from events.models import Event, EventKind
 from events.timeutil import utcnow
 from frontend.i18n import N_, gettext, pgettext
 from frontend.portal import _not_found, session_cards, unit_directory, visible_event
+from frontend.portal_questions import questions_context
 from frontend.templating import render
 from server.deps import SessionDep
 from streaming import jobs, protocol, room, tracks
@@ -149,4 +150,5 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
                   countdown=countdown_text(counting_to - now) if upcoming else "",
                   server_now=now.isoformat(timespec="seconds"), live=live, replay=replay,
                   danmaku=replay or (state == "premiere" and live["open"]),
-                  replay_texts=replay_texts())
+                  replay_texts=replay_texts(),
+                  questions=questions_context(db, request, event))

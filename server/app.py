@@ -24,6 +24,7 @@ from server.security import Signer
 from server.worker import BackgroundWorker
 from streaming import api as streaming_api
 from streaming import api_live as streaming_live
+from streaming import api_questions as streaming_questions
 from streaming.broker import RedisBroker, broker_for
 from streaming.storage import LocalStorage
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_api.router)
     app.include_router(streaming_api.media)
     app.include_router(streaming_live.router)
+    app.include_router(streaming_questions.router)
 
     from frontend import install as install_frontend
 

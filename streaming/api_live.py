@@ -40,7 +40,7 @@ from server.deps import (
     staff_of_connection,
 )
 from server.security import Signer
-from streaming import protocol, room
+from streaming import protocol, questions, room
 from streaming.broker import Broker, Subscription, publish_after_commit
 from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, RoomRules, ViewerJoined
 
@@ -362,6 +362,20 @@ def _store(viewer: Any, sent: protocol.Sent, sender: str, db: Session) -> Any:
     return room.send(db, viewer, sent, sender_key=sender)
 
 
+async def _vote(websocket: WebSocket, viewer: Any, event_id: int,
+                asked: protocol.Vote) -> None:
+    """A `vote` frame (streaming.questions): no answer of its own when counted, the room's
+    `question` frame carries the new count to everyone; an `error` frame when refused."""
+    try:
+        question = await in_own_session(
+            websocket, functools.partial(questions.vote_from_room, viewer, asked.question_id))
+    except DomainError as exc:
+        code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
+        await websocket.send_text(protocol.error(code, exc.message))
+        return
+    _broker(websocket.app).publish(event_id, [questions.question_frame(question)])
+
+
 async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -> None:
     """The viewer's frames until the socket closes; each answered on its own."""
     broker = _broker(websocket.app)
@@ -374,8 +388,9 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
         if isinstance(asked, protocol.BadFrame):
             await websocket.send_text(protocol.error(protocol.BAD_MESSAGE, asked.why))
             continue
-        if isinstance(asked, protocol.Vote):
-            continue  # questions and votes come with the question list
+        if isinstance(asked, protocol.Vote):  # questions: a vote, refused with an error frame
+            await _vote(websocket, viewer, event_id, asked)
+            continue
         try:
             message = await in_own_session(
                 websocket, functools.partial(_store, viewer, asked, sender))

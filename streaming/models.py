@@ -159,3 +159,56 @@ class BlockedWord(SQLModel, table=True):
     word: str = Field(max_length=40, unique=True)
     added_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Question(SQLModel, table=True):
+    """A citizen's question to the session's hosts (streaming.questions): asked through the API
+    (collected before the session, as the plan has it for 市民对话一把手) or through the room's
+    socket, where it is also a LiveMessage of kind question (`message_id`), kept in step.
+
+    held → approved | rejected (a host, pre-moderation; post publishes at once as approved);
+    approved ⇄ shortlisted → answering (one per session) → answered; any open one may be merged
+    into another of its session (`merged_into`), which takes its votes. `votes` counts the
+    QuestionVote rows, written under the session's lock."""
+
+    __table_args__ = (Index("ix_question_event_state", "event_id", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
+    viewer_id: int | None = Field(default=None, foreign_key="viewer.id", index=True,
+                                  ondelete="SET NULL")
+    # The viewer's nickname when asked: the only thing the public learns of the author.
+    author: str = Field(max_length=40)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    # held | approved | rejected | shortlisted | answering | answered | merged
+    state: str = Field(max_length=12)
+    votes: int = Field(default=0)
+    # When a host shortlisted it: a question no longer being answered goes back to the list.
+    shortlisted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The official answer (官方回复), shown publicly, and who wrote it last.
+    answer: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    answer_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")
+    answer_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answered_by: int | None = Field(default=None, foreign_key="staffuser.id",
+                                    ondelete="SET NULL")
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Seconds into the video when it was answered (null: the position was not known).
+    answered_at_video_time: float | None = Field(default=None)
+    merged_into: int | None = Field(default=None, foreign_key="question.id", ondelete="SET NULL")
+    message_id: int | None = Field(default=None, foreign_key="livemessage.id", unique=True,
+                                   ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: int | None = Field(default=None, foreign_key="staffuser.id", ondelete="SET NULL")
+
+
+class QuestionVote(SQLModel, table=True):
+    """One viewer's vote for one question: the unique pair is what makes a second vote
+    `already_voted`, whatever the number of processes."""
+
+    __table_args__ = (UniqueConstraint("question_id", "viewer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    question_id: int = Field(foreign_key="question.id", ondelete="CASCADE")
+    viewer_id: int = Field(foreign_key="viewer.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

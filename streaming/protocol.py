@@ -26,10 +26,14 @@ ROOM = "room"  # {open, moderation: pre|post, slow_mode_s}: a host changed the r
 QUEUED = "queued"  # {message}: a held message joined the queue
 DECIDED = "decided"  # {id, state}: a host approved, rejected or removed it: off every queue
 
+# A question of the room's list changed (asked in public, voted, marked, answered, merged):
+# its public fields (streaming.questions.question_public); merged → {id, state, merged_into}.
+QUESTION = "question"
+
 # ---- client → server
 SEND_COMMENT = "comment"  # {text, client_id, video_time?}
-SEND_QUESTION = "question"  # {text, client_id, video_time?}
-VOTE = "vote"  # {id}
+SEND_QUESTION = "question"  # {text, client_id, video_time?}: a chat message and a Question
+VOTE = "vote"  # {id}: a question's; counted silently (the room's `question` frame follows)
 CLIENT_TYPES = frozenset({SEND_COMMENT, SEND_QUESTION, VOTE})
 
 # ---- error codes
@@ -39,7 +43,9 @@ TOO_LONG = "too_long"
 BLOCKED_WORD = "blocked_word"
 BAD_MESSAGE = "bad_message"
 CLOSED = "closed"
-ERROR_CODES = frozenset({RATE_LIMITED, BANNED, TOO_LONG, BLOCKED_WORD, BAD_MESSAGE, CLOSED})
+ALREADY_VOTED = "already_voted"  # a `vote` for a question this viewer already voted for
+ERROR_CODES = frozenset({RATE_LIMITED, BANNED, TOO_LONG, BLOCKED_WORD, BAD_MESSAGE, CLOSED,
+                         ALREADY_VOTED})
 
 MAX_FRAME_BYTES = 4096
 MAX_CLIENT_ID = 64
@@ -57,7 +63,9 @@ class Sent:
 
 @dataclass(frozen=True)
 class Vote:
-    comment_id: int
+    """A vote for a question of the room's list (a Question's id, streaming.questions)."""
+
+    question_id: int
 
 
 @dataclass(frozen=True)
@@ -94,10 +102,11 @@ def decode(text: str | bytes) -> Sent | Vote | BadFrame:
     if not isinstance(frame, dict) or frame.get("type") not in CLIENT_TYPES:
         return BadFrame("expected an object whose type is comment, question or vote")
     if frame["type"] == VOTE:
-        comment_id = frame.get("id")
-        if not isinstance(comment_id, int) or isinstance(comment_id, bool) or comment_id < 1:
-            return BadFrame("vote: id must be a message id")
-        return Vote(comment_id)
+        question_id = frame.get("id")
+        if not isinstance(question_id, int) or isinstance(question_id, bool) \
+                or not 1 <= question_id <= 2**31 - 1:
+            return BadFrame("vote: id must be a question's id")
+        return Vote(question_id)
     words, client_id, moment = frame.get("text"), frame.get("client_id", ""), \
         frame.get("video_time")
     if not isinstance(words, str) or not isinstance(client_id, str) \

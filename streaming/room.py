@@ -182,6 +182,8 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     if event.moderation == Moderation.post:
         _approve(db, message, None, now)
         db.flush()
+    if message.kind == "question":  # questions: its votable, answerable row (one line)
+        _questions().from_room(db, message)
     return message
 
 
@@ -241,6 +243,9 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
             message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
             db.add(message)
         frames.hosts.append(decided_frame(message))
+        if message.kind == "question":  # questions: its row follows the decision
+            changed = _questions().message_decided(db, message, actor, now)
+            frames.room.extend([changed] if changed else [])
     else:
         if message.state != "approved":
             raise Conflict("not_approved", "only an approved message can be pinned or marked")
@@ -368,6 +373,14 @@ def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: st
     audit.record(db, actor, "live.ban", "event", event_id, unit_id=event.unit_id,
                  changes={"viewer": viewer_id, "reason": reason, "removed": len(removed)})
     return removed, frames
+
+
+def _questions() -> Any:
+    """streaming.questions, which imports this module: its hooks above keep a question asked in
+    the room and its row in step."""
+    from streaming import questions
+
+    return questions
 
 
 def comment_frame(message: LiveMessage) -> str:

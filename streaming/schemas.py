@@ -83,3 +83,22 @@ class BanDone(PublicModel):
 
 class BlockedWords(PublicModel):
     words: list[str]
+
+
+class QuestionPublic(PublicModel):
+    """A question of a session's list; `voted`: the viewer the request's token or cookie names
+    voted for it; `merged_into`, `message_id`: the question it joined, its chat message."""
+
+    id: int
+    text: str
+    author: str
+    votes: int
+    state: Literal["held", "approved", "rejected", "shortlisted", "answering", "answered",
+                   "merged"]
+    answer: str
+    answered_at_video_time: float | None
+    answered_at: IsoTime | None
+    created_at: IsoTime
+    merged_into: int | None
+    message_id: int | None
+    voted: bool

@@ -128,3 +128,21 @@ def _said_during_premiere(db: Any, event_id: int,
                              video_time=video_time)
         assert room.send(db, viewer, sent, now=at).state == "approved"
         db.commit()  # one transaction per message, as the room's socket does
+
+
+def _ask(client: Any, event_id: int, token: str | None, text: str) -> Any:
+    """A question through the API (the token in the body; None: the client's viewer cookie)."""
+    body = {"text": text} if token is None else {"text": text, "viewer_token": token}
+    return client.post(f"/api/events/{event_id}/questions", json=body)
+
+
+def _vote(ws: Any, question_id: Any) -> None:
+    ws.send(json.dumps({"type": "vote", "id": question_id}))
+
+
+def _frame_of(ws: Any, frame_type: str) -> dict[str, Any]:
+    """The next frame of this type, skipping the others (viewer counts, comments…)."""
+    while True:
+        frame = _frame(ws)
+        if frame["type"] == frame_type:
+            return frame

@@ -1,0 +1,110 @@
+"""The questions panel of the host's console (console/live.html includes
+console/_questions.html): every question of the session by votes with its state, and the
+host's actions — approve, reject, shortlist, answering, answered, merge, answer.
+
+With JavaScript (static/js/questions_console.js) the list refreshes every few seconds and the
+actions go through the JSON API (streaming.api_questions); without it each question carries
+small forms posted here, which redirect back to the console. The rules (who may act, one
+decision per question, one question answering at a time) are streaming.questions'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from events.errors import Invalid
+from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
+from frontend.i18n import N_, gettext
+from server.deps import PostedForm, SessionDep
+from streaming import questions
+from streaming.broker import Broker, publish_after_commit
+
+router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
+POLL_S = 2.5
+ALL_STATES = (*questions.PUBLIC_STATES, *questions.HIDDEN_STATES)
+
+STATE_LABELS = {
+    "held": N_("Waiting for a host"),
+    "approved": N_("Listed"),
+    "rejected": N_("Not listed"),
+    "shortlisted": N_("Shortlisted"),
+    "answering": N_("Being answered"),
+    "answered": N_("Answered"),
+    "merged": N_("Merged"),
+}
+ACTION_LABELS = {
+    "approve": N_("Approve"),
+    "reject": N_("Reject"),
+    "shortlist": N_("Shortlist"),
+    "answering": N_("Answer now"),
+    "answered": N_("Mark answered"),
+    "merge": N_("Merge into…"),
+    "answer": N_("Write the official answer"),
+}
+# Which actions each state offers (the domain refuses the rest with 409).
+ACTIONS_OF = {
+    "held": ("approve", "reject", "merge"),
+    "approved": ("shortlist", "answering", "answered", "merge", "answer"),
+    "shortlisted": ("answering", "answered", "merge", "answer"),
+    "answering": ("shortlist", "answered", "merge", "answer"),
+    "answered": ("answer",),
+    "rejected": (),
+    "merged": (),
+}
+SCRIPT_TEXTS = {
+    "votes": N_("%(count)s votes"),
+    "already_handled": N_("Another host has already handled this question"),
+    "failed": N_("That did not work: %(why)s"),
+    "offline": N_("The questions could not be loaded: retrying"),
+    "empty": N_("No question yet."),
+    "into": N_("Merge into which question?"),
+    "answer_label": N_("Official answer"),
+    "save": N_("Publish the answer"),
+    "cancel": N_("Cancel"),
+    "done": N_("Done"),
+    "merged_into": N_("Merged into #%(id)s"),
+}
+
+
+def questions_panel(db: Any, event_id: int) -> dict[str, Any]:
+    """What console/_questions.html needs: every question of the session, most votes first."""
+    items = questions.listed(db, event_id, "votes", states=ALL_STATES)
+    return {"found": items, "poll_s": POLL_S,
+            "states": {key: gettext(text) for key, text in STATE_LABELS.items()},
+            "actions": {key: gettext(text) for key, text in ACTION_LABELS.items()},
+            "actions_of": ACTIONS_OF,
+            "texts": {key: gettext(text) for key, text in SCRIPT_TEXTS.items()}}
+
+
+def _publish(request: Request, db: Any, event_id: int, frames: list[str]) -> None:
+    broker: Broker = request.app.state.broker
+    publish_after_commit(db, broker, event_id, frames)
+
+
+def _int(raw: Any) -> int | None:
+    text = str(raw or "").strip().lstrip("#")
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 else None
+
+
+@router.post("/questions/{question_id}/moderation")
+def moderate(question_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+             form: PostedForm) -> Response:
+    action = str(form.get("action", ""))[:20]
+    into = _int(form.get("into")) if action == "merge" else None
+    if action == "merge" and into is None:
+        raise Invalid("invalid_target", "into: the number of the question to merge into",
+                      field="into")
+    question, frames = questions.moderate(db, user, question_id, action, into=into)
+    _publish(request, db, question.event_id, frames)
+    return see_other(f"/console/events/{question.event_id}/live#questions")
+
+
+@router.post("/questions/{question_id}/answer")
+def write_answer(question_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
+                 form: PostedForm) -> Response:
+    question, frames = questions.write_answer(db, user, question_id,
+                                              str(form.get("text", ""))[:4000])
+    _publish(request, db, question.event_id, frames)
+    return see_other(f"/console/events/{question.event_id}/live#questions")

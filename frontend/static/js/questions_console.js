@@ -1,0 +1,205 @@
+/* The hosts' questions panel (console/_questions.html #questions): every question of the
+   session by votes, refreshed every few seconds through GET /api/events/{id}/questions?state=all,
+   and the actions its state allows through the JSON API (POST /api/questions/{id}/moderation,
+   PUT /api/questions/{id}/answer) with the CSRF header, as moderation.js sends it. A question
+   another host handled first (409 already_handled) is said so and the list reloads. Merge
+   picks the other question from a list; the answer opens a textarea. While one of these is
+   open the refresh waits, so typing is never lost. Every text is set as text, never as HTML. */
+(function () {
+  "use strict";
+  var root = document.getElementById("questions");
+  if (!root || !window.fetch || !window.JSON) { return; }
+
+  var eventId = root.getAttribute("data-event-id");
+  var pollMs = (parseFloat(root.getAttribute("data-poll")) || 2.5) * 1000;
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
+  var data = JSON.parse(document.getElementById("questions-console-data").textContent);
+  var texts = data.texts;
+  var list = document.getElementById("questions-host-list");
+  var empty = document.getElementById("questions-empty");
+  var count = document.getElementById("questions-count");
+  var notice = document.getElementById("moderation-notice");
+  var questions = [];
+  var editing = null;  // {id, kind: "merge" | "answer"} while a host fills one in
+  var busy = false;
+  var PUBLIC = {approved: true, shortlisted: true, answering: true, answered: true};
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function say(text, tone) {
+    if (!notice) { return; }
+    notice.textContent = text;
+    notice.className = "moderation-notice tone-" + (tone || "ok");
+    notice.hidden = false;
+  }
+
+  function button(label, action, id) {
+    var node = el("button", "secondary", label);
+    node.type = "button";
+    node.setAttribute("data-action", action);
+    node.setAttribute("data-id", String(id));
+    return node;
+  }
+
+  function mergeForm(q) {
+    var box = el("p", "question-action-form question-merge");
+    var label = el("label", "", texts.into);
+    var select = el("select", "question-into");
+    label.setAttribute("for", "into-" + q.id);
+    select.id = "into-" + q.id;
+    questions.forEach(function (other) {
+      if (other.id === q.id || !PUBLIC[other.state]) { return; }
+      var option = el("option", "", "#" + other.id + " " + other.text.slice(0, 40));
+      option.value = String(other.id);
+      select.appendChild(option);
+    });
+    box.appendChild(label);
+    box.appendChild(select);
+    box.appendChild(button(data.actions.merge, "merge-go", q.id));
+    box.appendChild(button(texts.cancel, "cancel", q.id));
+    return box;
+  }
+
+  function answerForm(q) {
+    var box = el("div", "question-answer-form");
+    var label = el("label", "", texts.answer_label);
+    var area = el("textarea", "question-answer-input");
+    area.id = "answer-" + q.id;
+    area.rows = 3;
+    area.maxLength = 2000;
+    area.value = q.answer || "";
+    label.setAttribute("for", area.id);
+    box.appendChild(label);
+    box.appendChild(area);
+    var actions = el("p", "question-actions");
+    actions.appendChild(button(texts.save, "answer-go", q.id));
+    actions.appendChild(button(texts.cancel, "cancel", q.id));
+    box.appendChild(actions);
+    return box;
+  }
+
+  function render() {
+    list.textContent = "";
+    questions.forEach(function (q) {
+      var item = el("li", "question-item state-" + q.state +
+                    (q.state === "answering" ? " is-answering" : ""));
+      item.setAttribute("data-id", String(q.id));
+      var head = el("p", "question-meta");
+      head.appendChild(el("span", "question-number", "#" + q.id));
+      head.appendChild(el("span", "question-author", q.author));
+      head.appendChild(el("span", "question-state", data.states[q.state] || q.state));
+      head.appendChild(el("span", "question-votes-count",
+                          texts.votes.replace("%(count)s", String(q.votes))));
+      item.appendChild(head);
+      item.appendChild(el("p", "question-text", q.text));
+      if (q.merged_into) {
+        item.appendChild(el("p", "muted", texts.merged_into.replace("%(id)s", String(q.merged_into))));
+      }
+      if (q.answer) {
+        var answer = el("div", "question-answer");
+        answer.appendChild(el("p", "question-answer-label", texts.answer_label));
+        answer.appendChild(el("p", "question-answer-text", q.answer));
+        item.appendChild(answer);
+      }
+      var offered = data.actions_of[q.state] || [];
+      if (offered.length) {
+        var actions = el("p", "question-actions");
+        offered.forEach(function (action) {
+          actions.appendChild(button(data.actions[action], action, q.id));
+        });
+        item.appendChild(actions);
+      }
+      if (editing && editing.id === q.id) {
+        item.appendChild(editing.kind === "merge" ? mergeForm(q) : answerForm(q));
+      }
+      list.appendChild(item);
+    });
+    empty.hidden = questions.length > 0;
+    count.textContent = String(questions.length);
+  }
+
+  function load() {
+    if (editing || busy) { return Promise.resolve(); }
+    return fetch("/api/events/" + eventId + "/questions?state=all&sort=votes",
+                 {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) {
+        if (!response.ok) { throw new Error(String(response.status)); }
+        return response.json();
+      })
+      .then(function (found) {
+        if (editing || busy) { return; }
+        questions = found;
+        render();
+      })
+      .catch(function () { say(texts.offline, "warn"); });
+  }
+
+  function call(method, url, body) {
+    return fetch(url, {
+      method: method, credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json",
+                "X-CSRF-Token": csrf},
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        return {status: response.status, body: answer};
+      });
+    });
+  }
+
+  function act(method, url, body) {
+    busy = true;
+    return call(method, url, body).then(function (answer) {
+      busy = false;
+      if (answer.status === 200) {
+        editing = null;
+        say(texts.done);
+      } else if (answer.status === 409 && answer.body.error === "already_handled") {
+        editing = null;
+        say(texts.already_handled, "warn");
+      } else {
+        say(texts.failed.replace("%(why)s", answer.body.message || String(answer.status)),
+            "error");
+      }
+      return load();
+    }, function () {
+      busy = false;
+      say(texts.offline, "warn");
+    });
+  }
+
+  list.addEventListener("click", function (event) {
+    var target = event.target;
+    var action = target && target.getAttribute ? target.getAttribute("data-action") : null;
+    if (!action || busy) { return; }
+    var id = parseInt(target.getAttribute("data-id"), 10);
+    var item = target.closest("li");
+    if (action === "merge" || action === "answer") {
+      editing = {id: id, kind: action};
+      render();
+      var field = list.querySelector('li[data-id="' + id + '"] select, li[data-id="' + id + '"] textarea');
+      if (field) { field.focus(); }
+    } else if (action === "cancel") {
+      editing = null;
+      render();
+    } else if (action === "merge-go") {
+      var into = parseInt(item.querySelector(".question-into").value, 10);
+      act("POST", "/api/questions/" + id + "/moderation", {action: "merge", into: into});
+    } else if (action === "answer-go") {
+      act("PUT", "/api/questions/" + id + "/answer",
+          {text: item.querySelector(".question-answer-input").value});
+    } else {
+      act("POST", "/api/questions/" + id + "/moderation", {action: action});
+    }
+  });
+
+  load();
+  window.setInterval(function () { if (!document.hidden) { load(); } }, pollMs);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { load(); } });
+}());

@@ -1,0 +1,416 @@
+"""Citizens' questions to a session's hosts, their votes, and what hosts do with them (DESIGN.md's
+questions endpoints; the room's `question` and `vote` frames, docs/live-protocol.md).
+
+A question is a row of its own (streaming.models.Question), not a chat message: it is collected
+before the session as well as during it (the plan's 市民对话一把手: "topics and questions
+collected before, answers published after"), it is voted for, and it keeps its answer.
+
+- The window: questions and votes are taken from the session's publication until it ends
+  (published, before `ends_at`; or live, however late), unless a host closed the room
+  (LiveRoom.closed) — otherwise 409 `questions_closed`. A session the public cannot see is 404.
+- The same gates as the room's messages (streaming.room): a banned viewer is refused (403
+  `banned`), control characters go, at most room.MAX_TEXT characters (`too_long`), no blocked
+  word (`blocked_word`), one message or question per viewer per room.MIN_INTERVAL (or the slow
+  mode's wait) through the same Viewer.last_message_at (429 `rate_limited`).
+- Pre-moderation holds a question (`held`, seen by hosts only) until a host approves it; post
+  publishes it at once (`approved`).
+- A question sent over the room's socket is both: the chat's LiveMessage of kind question (the
+  chat stream, its console queue) and a Question linked by `message_id`, made in room.send's
+  transaction (`from_room`). A host's approve or reject of either moves the other too, in the
+  same transaction and under the session's lock; the second host to decide gets 409
+  `already_handled`, whichever of the two he used.
+- Votes: one per viewer and question (the unique pair of QuestionVote, written under the
+  session's lock: two concurrent votes of one viewer count once, the other is 409
+  `already_voted`), only for a question still open (approved, shortlisted, answering).
+- Host actions (the session's runners, events.permissions.require_runner), each in the audit
+  log: approve / reject (held only), shortlist, answering (one per session: the question
+  answered before goes back to the shortlist, or to approved if it never was on it), answered
+  (the video position when the server knows it, else the host's `video_time`, else null), merge
+  into another public question of the session (its voters join the other's, each counted
+  once; the merged one leaves the public list), and the official answer (官方回复), which marks
+  an open question answered.
+- The public list holds approved, shortlisted, answering and answered questions of viewers not
+  banned, with the author's nickname only.
+
+Functions flush; the caller commits, then publishes the frames they return (a `question` frame
+per changed question, a `comment` frame for a chat message approved with its question).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from events import audit, permissions, sessions
+from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled
+from events.locking import lock_event
+from events.models import Event, EventKind, EventStatus, Moderation, StaffUser
+from events.timeutil import iso_local, utcnow
+from events.units import clean_text
+from streaming import jobs, protocol, room
+from streaming.models import LiveMessage, LiveRoom, Question, QuestionVote, Viewer
+
+PUBLIC_STATES: tuple[str, ...] = ("approved", "shortlisted", "answering", "answered")
+# Still waiting for its answer: votes count, and a host may mark it.
+OPEN_STATES = ("approved", "shortlisted", "answering")
+HIDDEN_STATES = ("held", "rejected", "merged")
+ACTIONS = ("approve", "reject", "shortlist", "answering", "answered", "merge")
+# The state each action leads to: the same state again means another host was first.
+TARGETS = {"approve": "approved", "reject": "rejected", "shortlist": "shortlisted",
+           "answering": "answering", "answered": "answered", "merge": "merged"}
+SORTS = ("votes", "new")
+MAX_ANSWER = 2000
+MAX_ID = 2**31 - 1
+CLOSED = "questions_closed"
+
+
+def is_open(event: Event, live_room: LiveRoom | None, now: datetime) -> bool:
+    """Questions are taken from publication until the session ends, unless a host closed the
+    room."""
+    if live_room is not None and live_room.closed:
+        return False
+    if event.status == EventStatus.live:
+        return True
+    return event.status == EventStatus.published and now < event.ends_at
+
+
+def _require_open(db: Session, event: Event, now: datetime) -> None:
+    if not is_open(event, db.get(LiveRoom, event.id), now):
+        raise Conflict(CLOSED, "this session takes questions from its publication until it "
+                               "ends, and not once a host has closed its room")
+
+
+# ---- the public's side -----------------------------------------------------------------------
+
+def question_public(question: Question, voted: bool = False) -> dict[str, Any]:
+    """A question as the API lists it (QuestionPublic): the author's nickname, nothing more of
+    them."""
+    return {"id": question.id, "text": question.text, "author": question.author,
+            "votes": question.votes, "state": question.state, "answer": question.answer,
+            "answered_at_video_time": question.answered_at_video_time,
+            "answered_at": iso_local(question.answered_at) if question.answered_at else None,
+            "created_at": iso_local(question.created_at), "merged_into": question.merged_into,
+            "message_id": question.message_id, "voted": voted}
+
+
+def question_frame(question: Question) -> str:
+    """The room's `question` frame: a public question's fields; of one that left the list
+    (merged, rejected) only its id, state and where it went."""
+    if question.state in PUBLIC_STATES:
+        fields = question_public(question)
+        fields.pop("voted")
+    else:
+        fields = {"id": question.id, "state": question.state,
+                  "merged_into": question.merged_into}
+    return protocol.encode(protocol.QUESTION, **fields)
+
+
+def _clean(db: Session, text: str) -> str:
+    text = clean_text(text, "text", multiline=True).strip()
+    if not text:
+        raise Invalid("empty", "ask something", field="text")
+    if len(text) > room.MAX_TEXT:
+        raise Invalid(protocol.TOO_LONG, f"at most {room.MAX_TEXT} characters", field="text",
+                      max_length=room.MAX_TEXT)
+    if room.contains_blocked_word(db, text):
+        raise Invalid(protocol.BLOCKED_WORD, "the question holds a word this room does not take",
+                      field="text")
+    return text
+
+
+def ask(db: Session, viewer: Viewer, text: str, now: datetime | None = None) -> Question:
+    """A viewer's question through the API: held (pre-moderation) or approved (post). Flushes."""
+    now = now or utcnow()
+    event = lock_event(db, viewer.event_id)
+    _require_open(db, event, now)
+    viewer = db.get(Viewer, viewer.id, populate_existing=True) or viewer
+    if viewer.banned_at is not None:
+        raise Forbidden(protocol.BANNED, "a host removed you from this room")
+    text = _clean(db, text)
+    live_room = db.get(LiveRoom, event.id)
+    wait = max(room.MIN_INTERVAL, timedelta(seconds=live_room.slow_mode_s if live_room else 0))
+    if viewer.last_message_at is not None and now < viewer.last_message_at + wait:
+        left = (viewer.last_message_at + wait - now).total_seconds()
+        raise Throttled(protocol.RATE_LIMITED, "wait a moment before the next question",
+                        retry_after_s=max(1, round(left + 0.5)))
+    viewer.last_message_at = now
+    db.add(viewer)
+    public = event.moderation == Moderation.post
+    question = Question(event_id=viewer.event_id, viewer_id=viewer.id, author=viewer.nickname,
+                        text=text, state="approved" if public else "held", created_at=now,
+                        decided_at=now if public else None)
+    db.add(question)
+    db.flush()
+    return question
+
+
+def from_room(db: Session, message: LiveMessage) -> Question:
+    """The Question a room's `question` message makes, in room.send's transaction (the caller
+    holds the session's lock): held or approved as the message is, linked to it. Flushes."""
+    question = Question(event_id=message.event_id, viewer_id=message.viewer_id,
+                        author=message.author, text=message.text, message_id=message.id,
+                        state="approved" if message.state == "approved" else "held",
+                        created_at=message.created_at, decided_at=message.decided_at)
+    db.add(question)
+    db.flush()
+    return question
+
+
+def message_decided(db: Session, message: LiveMessage, actor: StaffUser,
+                    now: datetime) -> str | None:
+    """room.moderate's hook: a host approved or rejected a question's chat message, so its
+    Question follows (the caller holds the session's lock). Returns the room's `question`
+    frame (None: nothing changed). Flushes."""
+    question = db.exec(select(Question).where(Question.message_id == message.id)).first()
+    if question is None or question.state != "held":
+        return None
+    question.state = "approved" if message.state == "approved" else "rejected"
+    question.decided_at, question.decided_by = now, actor.id
+    db.add(question)
+    db.flush()
+    return question_frame(question)
+
+
+def listed(db: Session, event_id: int, sort: str = "votes", *, states: tuple[str, ...] =
+           PUBLIC_STATES, viewer_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    """A session's questions: most votes first (ties: the older first) or newest first. The
+    public's states by default, without the questions of banned viewers; `voted` says whether
+    `viewer_id` voted for each."""
+    if sort not in SORTS:
+        raise Invalid("invalid", "sort: votes or new", field="sort")
+    query = select(Question).outerjoin(Viewer, col(Viewer.id) == col(Question.viewer_id)).where(
+        Question.event_id == event_id, col(Question.state).in_(states),
+        or_(col(Question.viewer_id).is_(None), col(Viewer.banned_at).is_(None)))
+    order = [col(Question.votes).desc(), col(Question.id)] if sort == "votes" \
+        else [col(Question.id).desc()]
+    found = list(db.exec(query.order_by(*order).limit(limit)))
+    voted: set[int] = set()
+    if viewer_id is not None and found:
+        voted = set(db.exec(select(QuestionVote.question_id).where(
+            QuestionVote.viewer_id == viewer_id,
+            col(QuestionVote.question_id).in_([q.id for q in found]))))
+    return [question_public(q, q.id in voted) for q in found]
+
+
+def get_question(db: Session, question_id: int) -> Question:
+    found = db.get(Question, question_id) if 0 < question_id <= MAX_ID else None
+    if found is None:
+        raise NotFound("question_not_found", f"no question with id {question_id}")
+    return found
+
+
+def vote(db: Session, viewer: Viewer, question_id: int,
+         now: datetime | None = None) -> Question:
+    """The viewer's vote for an open question of their session: 409 already_voted the second
+    time; a question the public does not see is 404; an answered one 409 not_votable. Flushes."""
+    now = now or utcnow()
+    found = get_question(db, question_id)
+    if found.event_id != viewer.event_id:
+        raise NotFound("question_not_found", f"no question {question_id} in this room")
+    event = lock_event(db, viewer.event_id)
+    _require_open(db, event, now)
+    viewer = db.get(Viewer, viewer.id, populate_existing=True) or viewer
+    if viewer.banned_at is not None:
+        raise Forbidden(protocol.BANNED, "a host removed you from this room")
+    question = db.get(Question, question_id, populate_existing=True)
+    if question is None or question.state in HIDDEN_STATES:
+        raise NotFound("question_not_found", f"no question {question_id} in this room")
+    if question.state not in OPEN_STATES:
+        raise Conflict("not_votable", "this question has been answered: votes are closed")
+    if db.exec(select(QuestionVote.id).where(QuestionVote.question_id == question_id,
+                                             QuestionVote.viewer_id == viewer.id)).first():
+        raise Conflict(protocol.ALREADY_VOTED, "you have voted for this question already")
+    assert viewer.id is not None
+    db.add(QuestionVote(question_id=question_id, viewer_id=viewer.id, created_at=now))
+    try:
+        db.flush()
+    except IntegrityError as exc:  # a second process without the lock's help: the pair decides
+        raise Conflict(protocol.ALREADY_VOTED,
+                       "you have voted for this question already") from exc
+    question.votes += 1
+    db.add(question)
+    db.flush()
+    return question
+
+
+def vote_from_room(viewer: Viewer, question_id: int, db: Session) -> Question:
+    """A `vote` frame: as `vote`, its refusals in the protocol's codes (a question that is not
+    an open one of this room is `bad_message`, a closed window `closed`)."""
+    try:
+        return vote(db, viewer, question_id)
+    except NotFound as exc:
+        raise Invalid(protocol.BAD_MESSAGE, "vote: no open question with this id in this room") \
+            from exc
+    except Conflict as exc:
+        if exc.code == CLOSED:
+            raise Conflict(protocol.CLOSED, exc.message) from exc
+        if exc.code == "not_votable":
+            raise Invalid(protocol.BAD_MESSAGE, exc.message) from exc
+        raise
+
+
+# ---- the hosts' side -------------------------------------------------------------------------
+
+def _runner_question(db: Session, actor: StaffUser, question_id: int) -> tuple[Question, Event]:
+    """The question and its session for one who runs it (404 for a session they may not see,
+    403 for one they may see but not run)."""
+    found = get_question(db, question_id)
+    event = sessions.get_visible_event(db, found.event_id, actor)
+    permissions.require_runner(db, actor, event)
+    return found, event
+
+
+def video_position(db: Session, event: Event, now: datetime) -> float | None:
+    """Seconds into the video now, when the server knows it: a premiere's position (the live
+    stream has no position the server keeps yet)."""
+    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
+    if premiere is None or now < premiere or event.id is None:
+        return None
+    recording = jobs.published(db, event.id)
+    position = (now - premiere).total_seconds()
+    if recording is None or position >= recording.duration_s:
+        return None
+    return round(position, 1)
+
+
+def _mark_answered(db: Session, question: Question, event: Event, actor: StaffUser,
+                   now: datetime, video_time: float | None) -> None:
+    position = video_position(db, event, now)
+    question.state = "answered"
+    question.answered_at, question.answered_by = now, actor.id
+    question.answered_at_video_time = position if position is not None else video_time
+
+
+def _follow_message(db: Session, question: Question, actor: StaffUser,
+                    now: datetime) -> list[str]:
+    """A held question's chat message takes the host's decision on the question (approved: it
+    gets its seq; rejected or merged: it never shows). The frames the room must see."""
+    message = db.get(LiveMessage, question.message_id) if question.message_id else None
+    if message is None or message.state != "held":
+        return []
+    if question.state == "approved":
+        room._approve(db, message, actor, now)  # the room's next seq, under the held lock
+        db.flush()
+        return [room.comment_frame(message)]
+    message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
+    db.add(message)
+    return []
+
+
+def _merge(db: Session, question: Question, into: int | None) -> list[Question]:
+    """Moves the question's voters to `into` (each viewer counted once) and points what was
+    merged into it there too. Returns the questions whose public fields changed."""
+    target = db.get(Question, into, populate_existing=True) \
+        if into is not None and 0 < into <= MAX_ID else None
+    if target is None or target.event_id != question.event_id or target.id == question.id \
+            or target.state not in PUBLIC_STATES:
+        raise Invalid("invalid_target", "into: another public question of this session",
+                      field="into")
+    already = set(db.exec(select(QuestionVote.viewer_id).where(
+        QuestionVote.question_id == target.id)))
+    for moved in db.exec(select(QuestionVote).where(QuestionVote.question_id == question.id)):
+        if moved.viewer_id in already:
+            db.delete(moved)
+        else:
+            moved.question_id = target.id or 0
+            db.add(moved)
+    db.flush()
+    for earlier in db.exec(select(Question).where(Question.merged_into == question.id)):
+        earlier.merged_into = target.id
+        db.add(earlier)
+    target.votes = len(list(db.exec(select(QuestionVote.id).where(
+        QuestionVote.question_id == target.id))))
+    question.state, question.merged_into = "merged", target.id
+    db.add(target)
+    return [target]
+
+
+def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
+             into: int | None = None, video_time: float | None = None,
+             now: datetime | None = None) -> tuple[Question, list[str]]:
+    """A host's action on a question (see the module's docstring). Returns the question and the
+    frames the room must see once committed. Flushes."""
+    now = now or utcnow()
+    if action not in ACTIONS:
+        raise Invalid("invalid", f"action: one of {', '.join(ACTIONS)}", field="action")
+    if action == "merge" and into is None:
+        raise Invalid("invalid_target", "into: the question to merge this one into",
+                      field="into")
+    _found, event = _runner_question(db, actor, question_id)
+    lock_event(db, event.id or 0)
+    question = db.get(Question, question_id, populate_existing=True)
+    assert question is not None
+    before = question.state
+    allowed = {"approve": ("held",), "reject": ("held",),
+               "shortlist": ("approved", "answering"),
+               "answering": ("approved", "shortlisted"), "answered": OPEN_STATES,
+               "merge": ("held", *OPEN_STATES)}[action]
+    if before not in allowed:
+        if before == TARGETS[action] or action in ("approve", "reject"):
+            raise Conflict("already_handled", "another host has handled this question")
+        raise Conflict("invalid_state", f"a question {before} cannot be marked {action}")
+    changed = [question]
+    frames: list[str] = []
+    if action == "merge":
+        changed += _merge(db, question, into)
+    elif action == "answered":
+        _mark_answered(db, question, event, actor, now, video_time)
+    elif action == "answering":
+        for previous in db.exec(select(Question).where(
+                Question.event_id == question.event_id, Question.state == "answering",
+                Question.id != question.id)):
+            previous.state = "shortlisted" if previous.shortlisted_at else "approved"
+            db.add(previous)
+            changed.append(previous)
+        question.state = "answering"
+    else:
+        question.state = TARGETS[action]
+        if action == "shortlist":
+            question.shortlisted_at = question.shortlisted_at or now
+    if before == "held":
+        question.decided_at, question.decided_by = now, actor.id
+    db.add(question)
+    db.flush()
+    if before == "held":
+        frames += _follow_message(db, question, actor, now)
+    db.flush()
+    frames += [question_frame(q) for q in changed
+               if q.state in PUBLIC_STATES or q.state == "merged" and before != "held"]
+    audit.record(db, actor, f"question.{action}", "event", question.event_id,
+                 unit_id=event.unit_id,
+                 changes={"question": question.id, "state": [before, question.state],
+                          **({"into": question.merged_into} if action == "merge" else {})})
+    return question, frames
+
+
+def write_answer(db: Session, actor: StaffUser, question_id: int, text: str,
+                 now: datetime | None = None) -> tuple[Question, list[str]]:
+    """The official answer (官方回复) to a public question, shown with it; an open question
+    becomes answered. Written again, it replaces the last. Flushes."""
+    now = now or utcnow()
+    text = clean_text(text, "text", multiline=True).strip()
+    if not text:
+        raise Invalid("empty", "write the answer", field="text")
+    if len(text) > MAX_ANSWER:
+        raise Invalid(protocol.TOO_LONG, f"at most {MAX_ANSWER} characters", field="text",
+                      max_length=MAX_ANSWER)
+    _found, event = _runner_question(db, actor, question_id)
+    lock_event(db, event.id or 0)
+    question = db.get(Question, question_id, populate_existing=True)
+    assert question is not None
+    if question.state not in PUBLIC_STATES:
+        raise Conflict("invalid_state", f"a question {question.state} cannot be answered")
+    before = question.answer
+    question.answer, question.answer_by, question.answer_at = text, actor.id, now
+    if question.state in OPEN_STATES:
+        _mark_answered(db, question, event, actor, now, None)
+    db.add(question)
+    db.flush()
+    audit.record(db, actor, "question.answer", "event", question.event_id,
+                 unit_id=event.unit_id,
+                 changes={"question": question.id, "answer": [before, text]})
+    return question, [question_frame(question)]
