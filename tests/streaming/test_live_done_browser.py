@@ -2,15 +2,18 @@
 console at a desk, side by side. The viewer posts; the host, from the keyboard, approves it and
 answers another (官方回复), pins and unpins; both viewers see it all, in order, once; a reload of
 the viewer's page misses nothing, not even what was approved while it reloaded; the host closes
-the room and the viewer's page says so."""
+the room and the viewer's page says so. And a comment sent during a premiere comes back over the
+recording afterwards at the moment of the video it was sent at."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events.models import Event
 from tests.conftest import assign_hosts, make_user
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE, screenshot, sign_in
-from tests.streaming.live import _live_session
+from tests.streaming.live import _live_session, _recorded_session
 
 DESK = {"width": 1280, "height": 900}
 TEXTS = "() => Array.from(document.querySelectorAll('.live-list .live-text'))" \
@@ -130,3 +133,72 @@ def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browse
     finally:
         for page in (viewer, other, host):
             page.context.close()
+
+
+def test_a_comment_sent_during_a_premiere_replays_at_its_video_time(
+        client, staff, db, settings, clips, live_server, browser):
+    premiere = datetime.now(UTC) + timedelta(seconds=2)
+    event_id = _recorded_session(
+        staff, db, settings, clips["long"], kind="broadcast", moderation="pre",
+        starts_at=(premiere - timedelta(minutes=1)).isoformat(),
+        ends_at=(premiere + timedelta(hours=1)).isoformat(),
+        registration_closes_at=(premiere - timedelta(minutes=2)).isoformat(),
+        premiere_at=premiere.isoformat())
+    make_user(db, "premiere-host", "host")
+    assign_hosts(db, event_id)
+    host = browser.new_context(viewport=DESK, locale="zh-CN").new_page()
+    host.add_init_script(CSP_WATCH)
+    viewer = other = None
+    try:
+        sign_in(host, live_server, "premiere-host", f"/console/events/{event_id}/live")
+        host.wait_for_selector("#socket-state[data-live='1']")
+        host.wait_for_timeout(max(0, (premiere - datetime.now(UTC)).total_seconds() + 0.3) * 1000)
+        viewer = _phone(browser, live_server, event_id)
+        other = _phone(browser, live_server, event_id)
+        viewer.evaluate("() => { document.querySelector('video').muted = true; }")
+        viewer.locator(".player-join-button").click()
+        viewer.wait_for_function("() => document.querySelector('video').currentTime > 2",
+                                 timeout=15000)
+        _join(viewer, "首映观众")
+        _join(other, "另一位")
+        _post(viewer, "这一段讲得清楚")
+        _queue_is(host, ["这一段讲得清楚"])
+        host.keyboard.press("a")
+        for page in (viewer, other):
+            _shows(page, ["这一段讲得清楚"])
+        said = client.get(f"/api/events/{event_id}/comments").json()
+        moment = said[0]["video_time"]
+        assert 2 <= moment < 12, said
+
+        # The premiere is over: the page replays the room over the recording.
+        event = db.get(Event, event_id)  # (as if the premiere had started a minute ago)
+        event.premiere_at = datetime.now(UTC) - timedelta(minutes=1)
+        event.ends_at = datetime.now(UTC) - timedelta(seconds=1)
+        db.add(event)
+        db.commit()
+        viewer.reload()
+        viewer.locator('#live[data-replay-ready="1"]').wait_for()
+        viewer.wait_for_function("() => document.querySelector('video').readyState >= 2",
+                                 timeout=15000)
+        clock = f"0:{int(moment):02d}"
+        assert viewer.get_by_role("button", name=f"跳到 {clock}").is_visible()
+        viewer.evaluate("""() => { window.__flown = [];
+          const video = document.querySelector('video');
+          new MutationObserver(records => records.forEach(r => r.addedNodes.forEach(node => {
+            if (node.isConnected && node.classList.contains('is-shown'))
+              window.__flown.push({text: node.textContent, at: video.currentTime}); })))
+            .observe(document.querySelector('.player-danmaku'), {childList: true}); }""")
+        viewer.evaluate("s => new Promise(done => { const v = document.querySelector('video');"
+                        " v.addEventListener('seeked', () => setTimeout(done, 100), {once: true});"
+                        " v.currentTime = s; })", max(0.0, moment - 1.5))
+        viewer.evaluate("() => { const v = document.querySelector('video'); v.muted = true;"
+                        " return v.play(); }")
+        viewer.wait_for_function("() => window.__flown.length > 0", timeout=10000)
+        flown = viewer.evaluate("() => window.__flown")
+        assert flown[0]["text"] == "这一段讲得清楚"
+        assert moment - 0.05 <= flown[0]["at"] <= moment + 1, (flown, moment)
+        assert viewer.evaluate(CSP_BLOCKED) == []
+    finally:
+        for page in (viewer, other, host):
+            if page is not None:
+                page.context.close()
