@@ -36,7 +36,7 @@ from server.deps import (
 )
 from server.security import Signer
 from streaming import protocol, room
-from streaming.broker import Broker, publish_after_commit
+from streaming.broker import Broker, Subscription, publish_after_commit
 from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, ViewerJoined
 
 router = APIRouter(route_class=JSONRoute)
@@ -212,24 +212,15 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
         if missed:
             sent_up_to = max(sent_up_to, _seq_of(missed[-1]))
         reader = asyncio.create_task(_read(websocket, viewer, event_id))
-        while True:
-            frame_task = asyncio.create_task(subscription.next())
-            done, _pending = await asyncio.wait({frame_task, reader},
+        sender = asyncio.create_task(_send_frames(websocket, subscription, sent_up_to))
+        try:
+            done, _pending = await asyncio.wait({reader, sender},
                                                 return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                frame_task.cancel()
-                break
-            got = frame_task.result()
-            if got is None:  # too slow to keep up: the page reconnects with after=
-                await websocket.close(1013)
-                break
-            seq = _seq_of(got)
-            if seq is not None:
-                if seq <= sent_up_to:
-                    continue
-                sent_up_to = seq
-            await websocket.send_text(got)
-        reader.cancel()
+        finally:
+            reader.cancel()
+            sender.cancel()
+        if sender in done:
+            sender.result()  # its failure is the socket's
     except WebSocketDisconnect:
         pass
     finally:
@@ -238,8 +229,25 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
             await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
 
 
+async def _send_frames(websocket: WebSocket, subscription: Subscription, sent_up_to: int) -> None:
+    """The room's frames to one socket, in order, each comment once (by seq), until the
+    subscription is cut off. A task of its own: a frame wakes this coroutine alone, not the
+    handler under every ASGI layer, nor a task and a wait() made for it; times every viewer,
+    that cost more than sending the frame (bench/live_fanout.py)."""
+    while (got := await subscription.next()) is not None:
+        seq = _seq_of(got)
+        if seq is not None:
+            if seq <= sent_up_to:
+                continue
+            sent_up_to = seq
+        await websocket.send_text(got)
+    await websocket.close(1013)  # too slow to keep up: the page reconnects with after=
+
+
+@functools.lru_cache(maxsize=256)
 def _seq_of(frame: str) -> Any:
-    """A comment frame's seq (None for other frames)."""
+    """A comment frame's seq (None for other frames). Every socket of the room is handed the
+    same string, so it is parsed once, not once per viewer."""
     if not frame.startswith('{"type":"comment"'):
         return None
     return json.loads(frame).get("seq")
