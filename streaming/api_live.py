@@ -325,23 +325,14 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
             if len(missed) < room.BACKLOG_PAGE:
                 break
         task = asyncio.create_task(reader)
-        while True:
-            frame_task = asyncio.create_task(subscription.next())
-            done, _pending = await asyncio.wait({frame_task, task},
+        sender = asyncio.create_task(_send_frames(websocket, subscription, sent_up_to))
+        try:
+            done, _pending = await asyncio.wait({task, sender},
                                                 return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                frame_task.cancel()
-                break
-            got = frame_task.result()
-            if got is None:  # too slow to keep up: the page reconnects with after=
-                await websocket.close(1013)
-                break
-            seq = _seq_of(got)
-            if seq is not None:
-                if seq <= sent_up_to:
-                    continue
-                sent_up_to = seq
-            await websocket.send_text(got)
+        finally:
+            sender.cancel()
+        if sender in done:
+            sender.result()  # its failure is the socket's
     except (WebSocketDisconnect, DomainError):
         pass
     finally:
@@ -351,8 +342,25 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
             reader.close()
 
 
+async def _send_frames(websocket: WebSocket, subscription: Subscription, sent_up_to: int) -> None:
+    """The room's frames to one socket, in order, each comment once (by seq), until the
+    subscription is cut off. A task of its own: a frame wakes this coroutine alone, not the
+    handler under every ASGI layer, nor a task and a wait() made for it; times every viewer,
+    that cost more than sending the frame (bench/live_fanout.py)."""
+    while (got := await subscription.next()) is not None:
+        seq = _seq_of(got)
+        if seq is not None:
+            if seq <= sent_up_to:
+                continue
+            sent_up_to = seq
+        await websocket.send_text(got)
+    await websocket.close(1013)  # too slow to keep up: the page reconnects with after=
+
+
+@functools.lru_cache(maxsize=256)
 def _seq_of(frame: str) -> Any:
-    """A comment frame's seq (None for other frames)."""
+    """A comment frame's seq (None for other frames). Every socket of the room is handed the
+    same string, so it is parsed once, not once per viewer."""
     if not frame.startswith('{"type":"comment"'):
         return None
     return json.loads(frame).get("seq")
