@@ -4,8 +4,9 @@ compared with what this machine does when nothing but the socket library stands 
 
 A viewer connects to `/viewers` and gets a `hello` frame; whatever the one connection at `/host`
 sends is broadcast at once, as it came, to every viewer (`websockets.broadcast`: one write per
-connection, no queue, no task per frame). permessage-deflate is offered with the same settings
-uvicorn gives the live room, and the event loop is uvloop when installed, as under uvicorn.
+connection, no queue, no task per frame). Like `kaifang serve`, it declines permessage-deflate
+(a viewer that offers it gets plain frames), and the event loop is uvloop when installed, as
+under uvicorn.
 
     .venv/bin/python bench/broadcast_baseline.py PORT
 """
@@ -37,7 +38,7 @@ async def main(port: int) -> None:
         finally:
             viewers.discard(connection)
 
-    async with serve(handler, HOST, port, backlog=4096, max_queue=16):
+    async with serve(handler, HOST, port, backlog=4096, max_queue=16, compression=None):
         print(f"broadcasting on ws://{HOST}:{port}", flush=True)
         await asyncio.Future()
 

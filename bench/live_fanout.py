@@ -17,10 +17,10 @@ For each number of viewers in --viewers (1,000 and 3,000) this, in the same run:
 
 Delivered/s is every frame received divided by the time from the first approval to the last
 receipt; memory per connection is the server's VmRSS with the viewers connected minus before,
-divided by N. Viewers offer permessage-deflate, as browsers do. It prints a markdown report,
-writes bench/results/live_fanout.md (unless --no-write) and exits 1 when a frame is missing,
-duplicated or out of order, 2 when a target is missed: at 3,000 viewers p99 < 1 s and
-delivered/s >= half the baseline's.
+divided by N. Viewers offer permessage-deflate, as browsers do; both servers decline it. It
+prints a markdown report, writes bench/results/live_fanout.md (unless --no-write) and exits 1
+when a frame is missing, duplicated or out of order, 2 when a target is missed: at 3,000
+viewers p99 < 1 s and delivered/s >= half the baseline's.
 
     .venv/bin/python bench/live_fanout.py                          # ~5 minutes, writes results
     .venv/bin/python bench/live_fanout.py --viewers 200 --messages 20 --no-write
@@ -54,7 +54,7 @@ from harness import (
     describe_code,
     describe_machine,
     free_port,
-    server_cpu,
+    group_cpu,
     server_env,
     start_server,
     stop_server,
@@ -335,7 +335,7 @@ async def measure(run: Run, server_pid: int, generators: Generators, urls: list[
     run.rss_per_connection_kib = (rss_kib(server_pid) - rss_before) / max(1, len(urls))
     for ids, counted in ((warm_up, False), (measured, True)):
         await generators.ask("start")
-        cpu_before = sum(server_cpu(server_pid))
+        cpu_before = group_cpu(server_pid)
         sent = await approve_at_rate(ids, run.rate, approve)
         deadline = time.monotonic() + DRAIN_S
         answers = await generators.ask("collect", None, sent, deadline)
@@ -347,7 +347,7 @@ async def measure(run: Run, server_pid: int, generators: Generators, urls: list[
             run.problems.update(a["problems"])
         elapsed = max(a["last"] for a in answers) - min(sent.values())
         run.delivered_per_s = deliveries / elapsed if deliveries and elapsed > 0 else 0.0
-        run.server_cpu_us = 1e6 * (sum(server_cpu(server_pid)) - cpu_before) / max(1, deliveries)
+        run.server_cpu_us = 1e6 * (group_cpu(server_pid) - cpu_before) / max(1, deliveries)
         run.generator_cpu_us = 1e6 * sum(a["cpu_s"] for a in answers) / max(1, deliveries)
     run.load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return run
@@ -412,9 +412,13 @@ async def viewer_tokens(base: str, event_id: int, count: int, prefix: str) -> li
     async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S,
                                  trust_env=False) as client:
         async def one(index: int) -> str:
+            # Each viewer from an address of its own, as behind the district's proxy (the
+            # server trusts 127.0.0.1's X-Forwarded-For): joins are limited per address.
+            address = f"10.{ord(prefix[0]) % 200}.{index // 250}.{index % 250 + 1}"
             async with gate:
                 joined = checked(await client.post(f"/api/events/{event_id}/viewers",
-                                                   json={"nickname": f"{prefix}{index:04d}"}), 201)
+                                                   json={"nickname": f"{prefix}{index:04d}"},
+                                                   headers={"X-Forwarded-For": address}), 201)
                 return str(joined["viewer_token"])
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
@@ -424,7 +428,10 @@ async def held_messages(ws_base: str, event_id: int, tokens: list[str]) -> list[
     """Each token's viewer sends one comment; the ids the room answers `held` with, in order."""
     ids = []
     for index, token in enumerate(tokens):
-        async with connect(f"{ws_base}/ws/events/{event_id}?token={token}") as ws:
+        # From addresses of their own, as the viewers' joins (messages are limited per address).
+        address = {"X-Forwarded-For": f"10.250.{index // 250}.{index % 250 + 1}"}
+        async with connect(f"{ws_base}/ws/events/{event_id}?token={token}",
+                           additional_headers=address) as ws:
             await ws.send(json.dumps({"type": "comment", "text": message_text(index + 1),
                                       "client_id": f"c{index}"}))
             while (frame := json.loads(await ws.recv()))["type"] != "held":
@@ -578,8 +585,8 @@ def verdicts(runs: list[Run]) -> list[tuple[str, bool]]:
 
 def report(runs: list[Run], args: argparse.Namespace, load_before: str) -> str:
     stamp = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
-    offer = "offer permessage-deflate, as browsers do" if args.compression \
-        else "do not offer permessage-deflate"
+    offer = "offer permessage-deflate, as browsers do (both servers decline it)" \
+        if args.compression else "do not offer permessage-deflate"
     lines = [
         "# Live room fan-out",
         "",

@@ -40,9 +40,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.resolved_secret_key()  # a key too short stops here, before any worker starts
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
+    # No permessage-deflate on the live room's sockets: its frames are a few hundred bytes, and
+    # a deflate context per socket cost ~40 KiB and ~20 µs a frame (bench/live_fanout.py).
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", proxy_headers=False,
-                access_log=False, log_config=serve_log_config())
+                access_log=False, log_config=serve_log_config(),
+                ws_per_message_deflate=False)
     return 0
 
 

@@ -13,7 +13,6 @@ import contextlib
 import csv
 import functools
 import io
-import json
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
@@ -41,7 +40,7 @@ from server.deps import (
 )
 from server.security import Signer
 from streaming import protocol, questions, room
-from streaming.broker import Broker, Subscription, publish_after_commit
+from streaming.broker import TOO_SLOW, Broker, Subscription, publish_after_commit
 from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, RoomRules, ViewerJoined
 
 router = APIRouter(route_class=JSONRoute)
@@ -226,7 +225,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
         return
     await websocket.accept()
     broker = _broker(websocket.app)
-    subscription = broker.subscribe(event_id)
+    subscription = broker.subscribe(event_id, websocket.send_text)
     await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
     try:
         await _stream(websocket, subscription, event_id, after,
@@ -262,7 +261,7 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> No
         await _refuse(websocket, exc)
         return
     await websocket.accept()
-    subscription = _broker(websocket.app).subscribe(event_id, hosts=True)
+    subscription = _broker(websocket.app).subscribe(event_id, websocket.send_text, hosts=True)
     try:
         await _stream(websocket, subscription, event_id, after,
                       {"host": {"id": user.id, "name": user.display_name or user.username}},
@@ -295,9 +294,9 @@ def _same_origin(websocket: WebSocket) -> bool:
 
 async def _stream(websocket: WebSocket, subscription: Subscription, event_id: int, after: int,
                   hello: dict[str, Any], reader: Coroutine[Any, Any, None]) -> None:
-    """`hello`, then the backlog after `after` page by page, then the room as it happens.
-    Subscribed before the backlog is read, so nothing approved in between is missed; frames
-    already sent are dropped by `seq`, so nothing arrives twice."""
+    """`hello`, then the backlog after `after` page by page, then the room as it happens (the
+    broker writes it). Subscribed before the backlog is read, so nothing approved in between is
+    missed; a comment already sent is not sent again (by `seq`), so nothing arrives twice."""
     sent_up_to = max(0, after)
     task: asyncio.Task[None] | None = None
     try:
@@ -321,18 +320,15 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
             for frame in missed:
                 await websocket.send_text(frame)
             if missed:
-                sent_up_to = max(sent_up_to, _seq_of(missed[-1]))
+                sent_up_to = max(sent_up_to, protocol.seq_of(missed[-1]) or 0)
             if len(missed) < room.BACKLOG_PAGE:
                 break
+        await subscription.go_live(sent_up_to)
         task = asyncio.create_task(reader)
-        sender = asyncio.create_task(_send_frames(websocket, subscription, sent_up_to))
-        try:
-            done, _pending = await asyncio.wait({task, sender},
-                                                return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sender.cancel()
-        if sender in done:
-            sender.result()  # its failure is the socket's
+        either: set[asyncio.Future[Any]] = {task, subscription.ended}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if subscription.ended.done() and subscription.ended.result() == TOO_SLOW:
+            await websocket.close(TOO_SLOW)  # the page reconnects with after=
     except (WebSocketDisconnect, DomainError):
         pass
     finally:
@@ -340,30 +336,6 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
             task.cancel()
         else:
             reader.close()
-
-
-async def _send_frames(websocket: WebSocket, subscription: Subscription, sent_up_to: int) -> None:
-    """The room's frames to one socket, in order, each comment once (by seq), until the
-    subscription is cut off. A task of its own: a frame wakes this coroutine alone, not the
-    handler under every ASGI layer, nor a task and a wait() made for it; times every viewer,
-    that cost more than sending the frame (bench/live_fanout.py)."""
-    while (got := await subscription.next()) is not None:
-        seq = _seq_of(got)
-        if seq is not None:
-            if seq <= sent_up_to:
-                continue
-            sent_up_to = seq
-        await websocket.send_text(got)
-    await websocket.close(1013)  # too slow to keep up: the page reconnects with after=
-
-
-@functools.lru_cache(maxsize=256)
-def _seq_of(frame: str) -> Any:
-    """A comment frame's seq (None for other frames). Every socket of the room is handed the
-    same string, so it is parsed once, not once per viewer."""
-    if not frame.startswith('{"type":"comment"'):
-        return None
-    return json.loads(frame).get("seq")
 
 
 def _store(viewer: Any, sent: protocol.Sent, sender: str, db: Session) -> Any:

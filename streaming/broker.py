@@ -3,8 +3,15 @@ in-process broker of the embedded default, and Redis pub/sub when KAIFANG_REDIS_
 that every app process's viewers get every frame, whichever process published it.
 
 `publish` may be called from any thread (a request's thread commits, then publishes); frames
-reach each subscriber's queue on the event loop, in the order they were published. Nothing is
-published before it is committed (`publish_after_commit`).
+reach each socket on the event loop, in the order they were published. Nothing is published
+before it is committed (`publish_after_commit`).
+
+A frame is written to every socket of the room from one callback on the loop, as the websockets
+library's own broadcast does: no task is woken per socket (that cost more than the writing;
+bench/live_fanout.py). Each socket's send coroutine is run at once to its end, which the
+server's websocket send reaches without waiting (uvicorn writes to the transport and returns).
+Should one have to wait, the rest of it goes on in a task and the socket's next frames queue
+behind it, so a slow socket holds up nobody else.
 """
 
 from __future__ import annotations
@@ -15,40 +22,129 @@ import json
 import logging
 import math
 import threading
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, Protocol
 
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
-from streaming.protocol import Frames
+from streaming.protocol import Frames, seq_of
 
 log = logging.getLogger("kaifang.broker")
-# A socket that does not keep up is cut off rather than let its queue grow without bound; the
-# page reconnects with `after=` and misses nothing.
+# A socket whose frames queue (while it catches up, or while a send waits) past this is cut off
+# (1013) rather than let the queue grow without bound; the page reconnects with `after=` and
+# misses nothing.
 QUEUE_LIMIT = 1000
+TOO_SLOW = 1013
 # At most one viewer count a second per room: a count per join, sent to everyone already in,
 # is N² frames when a session starts (4.5 million for 3,000 viewers; bench/live_fanout.py).
 COUNT_EVERY_S = 1.0
+Send = Callable[[str], Coroutine[Any, Any, None]]
 
 
 class Subscription:
-    """One socket's frames of one room (a host's socket hears the hosts' frames too)."""
+    """One socket's frames of one room (a host's socket hears the hosts' frames too).
 
-    def __init__(self, broker: LocalBroker, event_id: int, hosts: bool = False) -> None:
+    Until `go_live` the frames wait (the socket is still sending its backlog); from then on each
+    is written as it comes, a comment only when its `seq` is past the last one sent, so nothing
+    arrives twice. `ended` is done, with a close code, when the broker gave up on the socket."""
+
+    def __init__(self, broker: LocalBroker, event_id: int, send: Send,
+                 hosts: bool = False) -> None:
         self.broker = broker
         self.event_id = event_id
         self.hosts = hosts
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._send = send
+        self._waiting: list[tuple[str, int | None]] | None = []  # None: written at once
+        self.sent_up_to = 0
+        self.ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def next(self) -> str | None:
-        """The next frame; None when the subscription was cut off (too slow)."""
-        return await self.queue.get()
+    async def go_live(self, sent_up_to: int) -> None:
+        """The backlog up to `sent_up_to` is sent: the frames that came meanwhile follow, then
+        every frame as it comes."""
+        self.sent_up_to = max(self.sent_up_to, sent_up_to)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        while self._waiting:  # frames may join while a send waits: the loop takes them too
+            frame, seq = self._waiting.pop(0)
+            if self._is_new(seq):
+                await self._send(frame)
+        self._waiting = None  # no await since the check: nothing is left behind
+
+    def _is_new(self, seq: int | None) -> bool:
+        if seq is None:
+            return True
+        if seq <= self.sent_up_to:
+            return False
+        self.sent_up_to = seq
+        return True
+
+    def offer(self, frame: str, seq: int | None) -> None:
+        """On the loop: writes the frame now, or queues it behind what waits."""
+        if self.ended.done():
+            return
+        if self._waiting is not None:
+            if len(self._waiting) >= QUEUE_LIMIT:
+                self._end(TOO_SLOW)
+            else:
+                self._waiting.append((frame, seq))
+            return
+        if not self._is_new(seq):
+            return
+        sending = self._send(frame)
+        try:
+            blocked_on = sending.send(None)
+        except StopIteration:
+            return  # written
+        except Exception:  # the socket is gone; its handler notices and leaves the room
+            self._end(0)
+            return
+        self._waiting = []
+        asyncio.ensure_future(self._finish(sending, blocked_on))
+
+    async def _finish(self, sending: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+        try:
+            await _Rest(sending, blocked_on)
+            await self._drain()
+        except Exception:
+            self._end(0)
+
+    def _end(self, code: int) -> None:
+        if not self.ended.done():
+            self.ended.set_result(code)
 
     def close(self) -> None:
         self.broker._drop(self)
+
+
+class _Rest:
+    """The rest of a coroutine started by hand (Subscription.offer) that is now waiting on
+    `blocked_on`: awaiting this runs it to its end in the awaiting task (asyncio's eager tasks,
+    Python 3.12, start a coroutine the same way)."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], blocked_on: Any) -> None:
+        self.coroutine = coroutine
+        self.blocked_on = blocked_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        blocked_on = self.blocked_on
+        while True:
+            try:
+                answer = yield blocked_on
+            except BaseException as exc:  # cancelled: the coroutine hears it where it waits
+                try:
+                    blocked_on = self.coroutine.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    blocked_on = self.coroutine.send(answer)
+                except StopIteration:
+                    return
 
 
 class Broker(Protocol):
@@ -58,7 +154,7 @@ class Broker(Protocol):
     def publish_hosts(self, event_id: int, frames: Iterable[str]) -> None:
         """To the room's hosts only (the moderation queue's changes)."""
 
-    def subscribe(self, event_id: int, hosts: bool = False) -> Subscription: ...
+    def subscribe(self, event_id: int, send: Send, hosts: bool = False) -> Subscription: ...
 
     def viewers(self, event_id: int) -> int:
         """How many sockets watch the room, over every process."""
@@ -78,9 +174,10 @@ class LocalBroker:
         self._counted_at: dict[int, float] = {}  # loop time of each room's last count
         self._count_due: set[int] = set()  # rooms whose next count is scheduled
 
-    def subscribe(self, event_id: int, hosts: bool = False) -> Subscription:
+    def subscribe(self, event_id: int, send: Send, hosts: bool = False) -> Subscription:
+        """On the loop: `send` writes one frame to the socket."""
         self._loop = asyncio.get_running_loop()
-        subscription = Subscription(self, event_id, hosts)
+        subscription = Subscription(self, event_id, send, hosts)
         with self._guard:
             (self._hosts if hosts else self._rooms)[event_id].add(subscription)
         return subscription
@@ -149,15 +246,10 @@ class LocalBroker:
             subscribers = list(self._hosts.get(event_id, ()))
             if not hosts_only:
                 subscribers += self._rooms.get(event_id, ())
-        for subscription in subscribers:
-            for frame in frames:
-                try:
-                    subscription.queue.put_nowait(frame)
-                except asyncio.QueueFull:
-                    self._drop(subscription)
-                    subscription.queue = asyncio.Queue(1)
-                    subscription.queue.put_nowait(None)
-                    break
+        for frame in frames:
+            seq = seq_of(frame)
+            for subscription in subscribers:
+                subscription.offer(frame, seq)
 
 
 def viewers_frame(count: int) -> str:
@@ -198,11 +290,13 @@ class RedisBroker:
         self._redis = redis.Redis.from_url(url, socket_timeout=5)
         self._guard = threading.Lock()
         self._users = 0
+        self._counted_at: dict[int, float] = {}  # monotonic time of each room's last count
+        self._count_due: set[int] = set()  # rooms whose next count is scheduled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def subscribe(self, event_id: int, hosts: bool = False) -> Subscription:
-        return self.local.subscribe(event_id, hosts)
+    def subscribe(self, event_id: int, send: Send, hosts: bool = False) -> Subscription:
+        return self.local.subscribe(event_id, send, hosts)
 
     def viewers(self, event_id: int) -> int:
         """This process's count goes to a Redis hash beside the others' (each entry lives a
@@ -224,6 +318,25 @@ class RedisBroker:
             return self.local.viewers(event_id)
 
     def announce_viewers(self, event_id: int) -> None:
+        """At most once a second per room from this process (a burst of joins makes one
+        count, at the end of that second); called from a thread, as it asks Redis."""
+        with self._guard:
+            if event_id in self._count_due:
+                return
+            wait = self._counted_at.get(event_id, -math.inf) + COUNT_EVERY_S - time.monotonic()
+            if wait > 0:
+                self._count_due.add(event_id)
+                timer = threading.Timer(wait, self._count_now, (event_id,))
+                timer.daemon = True
+                timer.start()
+                return
+            self._counted_at[event_id] = time.monotonic()
+        self.publish(event_id, [viewers_frame(self.viewers(event_id))])
+
+    def _count_now(self, event_id: int) -> None:
+        with self._guard:
+            self._count_due.discard(event_id)
+            self._counted_at[event_id] = time.monotonic()
         self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
     def publish(self, event_id: int, frames: Iterable[str]) -> None:

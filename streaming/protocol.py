@@ -86,6 +86,14 @@ def encode(frame_type: str, **fields: Any) -> str:
     return json.dumps({"type": frame_type, **fields}, ensure_ascii=False, separators=(",", ":"))
 
 
+def seq_of(frame: str) -> int | None:
+    """A comment frame's seq (None for other frames): what a socket sends once."""
+    if not frame.startswith('{"type":"comment"'):
+        return None
+    seq = json.loads(frame).get("seq")
+    return seq if isinstance(seq, int) else None
+
+
 def error(code: str, message: str) -> str:
     assert code in ERROR_CODES, code
     return encode(ERROR, code=code, message=message)

@@ -35,7 +35,7 @@ MIN_INTERVAL = timedelta(seconds=2)
 # Per address, whatever the nicknames taken there; generous, as a community centre or an office
 # may watch together behind one address.
 ADDRESS_MESSAGES, ADDRESS_WINDOW = 20, timedelta(seconds=10)
-ADDRESS_JOINS, JOIN_WINDOW = 30, timedelta(minutes=5)
+ADDRESS_JOINS, JOIN_WINDOW = 100, timedelta(minutes=5)
 MAX_SLOW_MODE_S = 600
 ACTIONS = frozenset({"approve", "reject", "pin", "unpin", "answered"})
 
