@@ -19,3 +19,18 @@ TOKEN_MIN_LENGTH = 16
 def redact_path(path: str) -> str:
     return "/".join("…" if len(part) >= TOKEN_MIN_LENGTH and not part.isdigit() else part
                     for part in path.split("/"))
+
+
+class SocketLineFilter(logging.Filter):
+    """Uvicorn writes each websocket it accepts or refuses with the client's address and the
+    query string, which carries a live room's viewer token: the line keeps the path, redacted,
+    and neither of those."""
+
+    PREFIX = '%s - "WebSocket %s"'
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(self.PREFIX) \
+                and isinstance(record.args, tuple) and len(record.args) >= 2:
+            path = str(record.args[1]).split("?", 1)[0]
+            record.args = ("-", redact_path(path), *record.args[2:])
+        return True

@@ -51,11 +51,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def serve_log_config() -> dict[str, Any]:
     """Uvicorn's logging, with our own loggers beside it. Uvicorn's access log is off: it
-    would write manage-link tokens; server.access_log writes them masked."""
+    would write manage-link tokens; server.access_log writes them masked. Its websocket lines
+    lose the query string (viewer tokens) and the address."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["kaifang"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # Its websocket lines would write viewer tokens (the query string) and addresses.
+    config.setdefault("filters", {})["no_capabilities"] = {
+        "()": "server.access_log.SocketLineFilter"}
+    config["loggers"]["uvicorn.error"]["filters"] = ["no_capabilities"]
     return config
 
 

@@ -4,6 +4,7 @@ mode, pre- and post-moderation while it runs), pins, per-address limits and a lo
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 from events.models import AuditEntry
 from events.timeutil import utcnow
+from server.access_log import SocketLineFilter
 from server.app import create_app
+from server.cli import serve_log_config
 from streaming import protocol, room
 from streaming.models import LiveMessage, LiveRoom, Viewer
 from tests.conftest import REDIS_URL, assign_hosts, serve
@@ -245,3 +248,30 @@ def test_a_host_on_another_process_sees_the_queue_change(client, staff, db, sett
         assert host.post(f"/api/comments/{held['id']}/moderation",
                          json={"action": "reject"}).status_code == 200
         assert _frame(there) == {"type": "decided", "id": held["id"], "state": "rejected"}
+
+
+def test_the_servers_log_of_a_socket_carries_no_viewer_token(client, staff, db, live_server):
+    """Uvicorn writes every websocket it accepts with its query string: `kaifang serve`'s log
+    configuration strips it (and the address) from those lines."""
+    assert serve_log_config()["loggers"]["uvicorn.error"]["filters"] == ["no_capabilities"]
+    event_id = _live_session(staff, db, moderation="post")
+    token = _join(client, event_id, "观众")["viewer_token"]
+    lines: list[str] = []
+    capture = logging.Handler()
+    capture.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    server_log = logging.getLogger("uvicorn.error")
+    screen = SocketLineFilter()
+    server_log.addFilter(screen)
+    server_log.addHandler(capture)
+    level = server_log.level
+    server_log.setLevel(logging.INFO)
+    try:
+        with _socket(live_server, event_id, token) as ws:
+            _frame(ws)
+    finally:
+        server_log.removeHandler(capture)
+        server_log.removeFilter(screen)
+        server_log.setLevel(level)
+    accepted = [line for line in lines if "WebSocket" in line]
+    assert accepted == [f'- - "WebSocket /ws/events/{event_id}" [accepted]']
+    assert not any(token in line or "127.0.0.1" in line for line in lines)
