@@ -42,6 +42,7 @@ SCRIPT_TEXTS = {
     "offline": N_("The queue could not be loaded: retrying"),
     "empty": N_("No message is waiting."),
     "question": N_("Question"),
+    "registered": N_("Registered for the session"),
     "selected": N_("Selected"),
     "select": N_("Select"),
     "banned": N_("The viewer is banned and their messages are gone"),

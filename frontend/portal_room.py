@@ -78,6 +78,7 @@ def live_texts() -> dict[str, str]:
         protocol.BAD_MESSAGE: gettext("The message could not be read; please try again."),
         protocol.CLOSED: gettext("The room takes no messages now."),
         "official": gettext("Official reply"),
+        "registered": gettext("Registered for the session"),
         "replyTo": gettext("Reply to %(author)s: %(text)s"),
         "pinned": gettext("Pinned"),
         "watching": gettext("%(count)s watching"),

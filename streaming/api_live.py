@@ -53,6 +53,8 @@ REFUSED_UNKNOWN, REFUSED_TOKEN, REFUSED_BANNED = 4404, 4401, 4403
 
 class JoinIn(BaseModel):
     nickname: str = Field(min_length=1, max_length=40)
+    # The manage token of the viewer's registration (their ticket's link): shows as registered.
+    manage_token: str | None = Field(default=None, max_length=500)
 
 
 class ModerationIn(BaseModel):
@@ -85,7 +87,7 @@ def join_room(event_id: Id, body: JoinIn, request: Request, response: Response,
     """A nickname in a public session's room → {viewer_id, viewer_token} (also a cookie)."""
     event = sessions.get_visible_event(db, event_id, None)
     viewer, token = room.join(db, request.app.state.signer, event, body.nickname,
-                              client_of(request))
+                              client_of(request), manage_token=body.manage_token)
     settings: Settings = request.app.state.settings
     response.set_cookie(VIEWER_COOKIE, token, max_age=room.VIEWER_TOKEN_MAX_AGE_S,
                         httponly=True, samesite="lax", secure=settings.cookie_secure,

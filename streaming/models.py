@@ -149,6 +149,8 @@ class LiveMessage(SQLModel, table=True):
     # A keyed hash of the address it came from: messages per address are limited, however
     # many nicknames one address takes.
     address_key: str = Field(default="", max_length=64)
+    # Its author linked a registration for the session when joining (shown as 已报名).
+    registered: bool = Field(default=False)
 
 
 class BlockedWord(SQLModel, table=True):

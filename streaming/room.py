@@ -15,11 +15,19 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from events import audit, permissions, sessions
+from events import audit, permissions, registration, sessions
 from events.clients import address_bucket
 from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unauthenticated
 from events.locking import lock_event
-from events.models import Event, EventKind, EventStatus, Moderation, StaffUser, Unit
+from events.models import (
+    Event,
+    EventKind,
+    EventStatus,
+    Moderation,
+    RegistrationStatus,
+    StaffUser,
+    Unit,
+)
 from events.timeutil import iso_local, utcnow
 from events.units import clean_text
 from server.security import Signer
@@ -68,9 +76,10 @@ def address_key(signer: Signer, address: str) -> str:
 
 
 def join(db: Session, signer: Signer, event: Event, nickname: str, address: str = "",
-         now: datetime | None = None) -> tuple[Viewer, str]:
+         now: datetime | None = None, manage_token: str | None = None) -> tuple[Viewer, str]:
     """A viewer of a public session, and the signed token that names them; at most
-    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited). Flushes."""
+    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited). A registration's manage token
+    for this session (its ticket's link) links it: the viewer shows as registered. Flushes."""
     assert event.id is not None
     now = now or utcnow()
     name = clean_text(nickname, "nickname").strip()
@@ -83,7 +92,9 @@ def join(db: Session, signer: Signer, event: Event, nickname: str, address: str 
         # floods, not exact.
         raise Throttled(protocol.RATE_LIMITED, "too many viewers from this address; wait a "
                         "few minutes", retry_after_s=int(JOIN_WINDOW.total_seconds()))
-    viewer = Viewer(event_id=event.id, nickname=name, address_key=key, created_at=now)
+    linked = _registration_of(db, signer, event.id, manage_token) if manage_token else None
+    viewer = Viewer(event_id=event.id, nickname=name, address_key=key, created_at=now,
+                    registration_id=linked)
     db.add(viewer)
     db.flush()
     return viewer, signer.dumps(VIEWER_PURPOSE, {"v": viewer.id, "e": event.id})
@@ -99,6 +110,19 @@ def viewer_of(db: Session, signer: Signer, event_id: int, token: str | None) -> 
     if viewer.banned_at is not None:
         raise Forbidden(protocol.BANNED, "a host removed you from this room")
     return viewer
+
+
+def _registration_of(db: Session, signer: Signer, event_id: int, token: str) -> int:
+    """The id of a live registration of this session behind a manage token; 422 otherwise."""
+    try:
+        found = registration.from_manage_token(db, signer, token)
+    except NotFound:
+        found = None
+    if found is None or found.event_id != event_id \
+            or found.status == RegistrationStatus.cancelled or found.id is None:
+        raise Invalid("invalid_ticket", "this ticket is not a registration for this session",
+                      field="manage_token")
+    return found.id
 
 
 def _count(db: Session, table: type[Viewer] | type[LiveMessage], event_id: int, key: str,
@@ -121,7 +145,7 @@ def message_public(message: LiveMessage) -> dict[str, Any]:
     return {"seq": message.seq, "id": message.id, "kind": message.kind, "author": message.author,
             "text": message.text, "video_time": message.video_time,
             "created_at": iso_local(message.created_at), "pinned": message.pinned,
-            "reply_to": message.reply_to}
+            "reply_to": message.reply_to, "registered": message.registered}
 
 
 def message_for_hosts(message: LiveMessage) -> dict[str, Any]:
@@ -176,7 +200,7 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     message = LiveMessage(event_id=viewer.event_id, viewer_id=viewer.id, kind=sent.kind,
                           author=viewer.nickname, text=text, client_id=sent.client_id,
                           state="held", video_time=sent.video_time, created_at=now,
-                          address_key=key)
+                          address_key=key, registered=viewer.registration_id is not None)
     db.add(message)
     db.flush()
     if event.moderation == Moderation.post:

@@ -66,6 +66,7 @@ class LiveMessagePublic(PublicModel):
     created_at: IsoTime
     pinned: bool
     reply_to: int | None  # a host's reply (kind reply): the message it answers
+    registered: bool  # its author linked a registration for the session
     viewer_id: int | None = None  # held messages, for hosts: whom to ban
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from events.models import Event
 from tests.conftest import assign_hosts, make_user
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE, screenshot, sign_in
+from tests.helpers import registered
 from tests.streaming.live import _live_session, _recorded_session
 
 DESK = {"width": 1280, "height": 900}
@@ -20,11 +21,11 @@ TEXTS = "() => Array.from(document.querySelectorAll('.live-list .live-text'))" \
     ".map(el => el.textContent)"
 
 
-def _phone(browser: Any, live_server: str, event_id: int) -> Any:
+def _phone(browser: Any, live_server: str, event_id: int, fragment: str = "") -> Any:
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     page = context.new_page()
     page.add_init_script(CSP_WATCH)
-    page.goto(f"{live_server}/events/{event_id}/live")
+    page.goto(f"{live_server}/events/{event_id}/live{fragment}")
     return page
 
 
@@ -57,11 +58,15 @@ def _queue_is(page: Any, texts: list[str]) -> None:
 
 
 def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browser):
-    event_id = _live_session(staff, db, moderation="pre")
+    event_id = _live_session(staff, db, moderation="pre", live=False)
+    ticket = registered(client, event_id, phone="13700000003", name="李小红")
+    assert staff("admin").post(f"/api/events/{event_id}/status",
+                               json={"status": "live"}).status_code == 200
     make_user(db, "room-host", "host")
     assign_hosts(db, event_id)
     viewer = _phone(browser, live_server, event_id)
-    other = _phone(browser, live_server, event_id)
+    # The second viewer comes from their ticket's page: they show as registered.
+    other = _phone(browser, live_server, event_id, f"#ticket={ticket['manage_token']}")
     host = browser.new_context(viewport=DESK, locale="zh-CN").new_page()
     host.add_init_script(CSP_WATCH)
     try:
@@ -72,6 +77,7 @@ def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browse
                       " for (let i = 0; i <= top; i++) { clearInterval(i); } }")
         _join(viewer, "老王")
         _join(other, "小李")
+        assert "#ticket" not in other.url  # the token leaves the address bar once used
         host.wait_for_function("() => document.getElementById('viewer-count').textContent"
                                " === '2'")
 
@@ -94,6 +100,9 @@ def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browse
         answer = ["<b>电梯</b>什么时候装？", "停车难怎么解决？", "下月新增车位 <i>200</i> 个"]
         for page in (viewer, other):
             _shows(page, answer)
+            asker = page.locator(".live-list .live-item", has_text="停车难怎么解决？")
+            assert asker.locator(".live-registered").text_content() == "已报名"
+            assert page.locator(".live-list .live-registered").count() == 1
             reply = page.locator(".live-list .live-reply")
             assert reply.locator(".live-official").text_content() == "官方回复"
             assert reply.locator(".live-quote").text_content() == "回复 小李：停车难怎么解决？"

@@ -20,6 +20,7 @@ from server.cli import serve_log_config
 from streaming import protocol, room
 from streaming.models import LiveMessage, LiveRoom, Viewer
 from tests.conftest import REDIS_URL, assign_hosts, serve
+from tests.helpers import registered
 from tests.streaming.live import (
     TIMEOUT,
     _frame,
@@ -275,3 +276,32 @@ def test_the_servers_log_of_a_socket_carries_no_viewer_token(client, staff, db, 
     accepted = [line for line in lines if "WebSocket" in line]
     assert accepted == [f'- - "WebSocket /ws/events/{event_id}" [accepted]']
     assert not any(token in line or "127.0.0.1" in line for line in lines)
+
+
+def test_a_viewer_with_a_ticket_shows_as_registered(client, staff, db, live_server):
+    event_id = _live_session(staff, db, moderation="post", live=False)
+    ticket = registered(client, event_id)
+    other_session = _live_session(staff, db, moderation="post", live=False)
+    foreign = registered(client, other_session, phone="13900000002")
+    assert staff("admin").post(f"/api/events/{event_id}/status",
+                               json={"status": "live"}).status_code == 200
+    for token in (foreign["manage_token"], "forged.token", ticket["code"]):
+        refused = client.post(f"/api/events/{event_id}/viewers",
+                              json={"nickname": "冒名", "manage_token": token})
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_ticket"
+    joined = client.post(f"/api/events/{event_id}/viewers",
+                         json={"nickname": "报了名的", "manage_token": ticket["manage_token"]})
+    assert joined.status_code == 201
+    anonymous = _join(client, event_id, "路过的")
+    with _socket(live_server, event_id, anonymous["viewer_token"]) as ws:
+        assert _frame(ws)["viewer"]["registered"] is False
+    with _socket(live_server, event_id, joined.json()["viewer_token"]) as ws:
+        assert _frame(ws)["viewer"]["registered"] is True
+        _send(ws, "我报名了", client_id="r")
+        said = _frame(ws)
+    assert said["registered"] is True and said["author"] == "报了名的"
+    assert client.get(f"/api/events/{event_id}/comments").json()[0]["registered"] is True
+    client.delete(f"/api/registrations/{ticket['manage_token']}")
+    cancelled = client.post(f"/api/events/{event_id}/viewers",
+                            json={"nickname": "取消了", "manage_token": ticket["manage_token"]})
+    assert cancelled.status_code == 422

@@ -249,3 +249,29 @@ def test_the_room_says_how_many_watch(client, staff, db, live_server):
             assert _frame(a, counts=True) == {"type": "viewers", "count": 2}
             assert _frame(b, counts=True)["type"] == "hello"
         assert _frame(a, counts=True) == {"type": "viewers", "count": 1}
+
+
+def test_a_server_restart_loses_nothing(client, staff, db, settings):
+    """The messages are rows: a page that reconnects to a restarted server with after= gets
+    what was approved before the restart and while it was down, in order, once."""
+    event_id = _live_session(staff, db, moderation="post")
+    viewer = _join(client, event_id, "老用户")
+    with serve(create_app(settings)) as first, \
+            _socket(first, event_id, viewer["viewer_token"]) as ws:
+        _frame(ws)
+        _send(ws, "重启前的留言", client_id="a")
+        assert _frame(ws)["seq"] == 1
+    # While it is down another process of the same service takes a message.
+    other = _join(client, event_id, "另一人")
+    with serve(create_app(settings)) as second, \
+            _socket(second, event_id, other["viewer_token"]) as ws:
+        _frame(ws), _frame(ws)
+        _send(ws, "停机时的留言", client_id="b")
+        assert _frame(ws)["seq"] == 2
+    with serve(create_app(settings)) as restarted, \
+            _socket(restarted, event_id, viewer["viewer_token"], after=1) as ws:
+        hello = _frame(ws)
+        assert hello["last_seq"] == 2
+        got = _frame(ws)
+        assert (got["seq"], got["text"]) == (2, "停机时的留言")
+        _nothing_more(ws)

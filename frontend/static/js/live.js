@@ -98,6 +98,10 @@
     author.className = "live-author";
     author.textContent = message.author;
     li.appendChild(author);
+    if (message.registered) {
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(span("live-registered", text.registered));
+    }
     if (message.kind === "question") {
       var kind = document.createElement("span");
       kind.className = "live-kind";
@@ -254,15 +258,21 @@
     var input = joinForm.querySelector("input");
     var button = joinForm.querySelector("button");
     button.disabled = true;
+    // From the ticket's page (#ticket=its manage token): the viewer shows as registered. The
+    // fragment never reaches a server or a log; it leaves the address bar once used.
+    var ticket = /^#ticket=([\w.\-]+)$/.exec(window.location.hash);
+    var asked = {nickname: input.value.trim()};
+    if (ticket) asked.manage_token = ticket[1];
     fetch("/api/events/" + eventId + "/viewers", {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "Accept": "application/json"},
-      body: JSON.stringify({nickname: input.value.trim()})
+      body: JSON.stringify(asked)
     }).then(function (response) {
       if (!response.ok) throw new Error(String(response.status));
       return response.json();
     }).then(function (joined) {
       token = joined.viewer_token;
+      if (ticket) history.replaceState(null, "", window.location.pathname + window.location.search);
       showNotice("", false);
       start(joined.nickname);
       field.focus();

@@ -131,6 +131,7 @@
       if (selected[message.id]) { item.classList.add("is-selected"); }
       var head = el("p", "queue-meta");
       head.appendChild(el("span", "author", message.author));
+      if (message.registered) { head.appendChild(el("span", "kind", texts.registered)); }
       if (message.kind === "question") { head.appendChild(el("span", "kind", texts.question)); }
       if (selected[message.id]) { head.appendChild(el("span", "chosen", texts.selected)); }
       item.appendChild(head);
