@@ -31,6 +31,7 @@ from server.caching import keep_private
 from server.clientaddr import ClientAddressDep
 from server.deps import DeskDep, PostedForm, SessionDep, SignerDep, public_url
 from server.security import Signer
+from streaming import room
 
 FORM_PURPOSE = "register-form"
 # Long enough to type a name and a number on a phone, short enough that a token goes stale.
@@ -178,7 +179,7 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
     ticket = registration.registration_public(db, found)
     active = found.status != RegistrationStatus.cancelled
     checked_in = found.checked_in_at is not None
-    return render(
+    response = render(
         request, "portal/ticket.html", status_code=status, section="", e=card, ticket=ticket,
         token=token, mode=mode, problem=problem, map_url=portal.map_link(card),
         qr=qr_svg(found.code) if found.status == RegistrationStatus.confirmed
@@ -188,6 +189,14 @@ def ticket_page(request: Request, db: SessionDep, found: Registration, token: st
         can_cancel=active and not checked_in and card["status"] in CANCELLABLE_EVENT_STATUSES,
         can_erase=not checked_in,
     )
+    if active and found.id is not None and card["room_url"]:
+        # The session's room shows this browser's viewer as registered (streaming.room.join).
+        settings = request.app.state.settings
+        response.set_cookie(room.ticket_cookie(found.event_id),
+                            room.room_ticket(request.app.state.signer, found.id, found.event_id),
+                            max_age=room.TICKET_MAX_AGE_S, httponly=True, samesite="lax",
+                            secure=settings.cookie_secure, path="/")
+    return response
 
 
 # ---- registering ----------------------------------------------------------------------------

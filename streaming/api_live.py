@@ -87,7 +87,8 @@ def join_room(event_id: Id, body: JoinIn, request: Request, response: Response,
     """A nickname in a public session's room → {viewer_id, viewer_token} (also a cookie)."""
     event = sessions.get_visible_event(db, event_id, None)
     viewer, token = room.join(db, request.app.state.signer, event, body.nickname,
-                              client_of(request), manage_token=body.manage_token)
+                              client_of(request), manage_token=body.manage_token,
+                              ticket=request.cookies.get(room.ticket_cookie(event_id)))
     settings: Settings = request.app.state.settings
     response.set_cookie(VIEWER_COOKIE, token, max_age=room.VIEWER_TOKEN_MAX_AGE_S,
                         httponly=True, samesite="lax", secure=settings.cookie_secure,

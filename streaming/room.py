@@ -24,6 +24,7 @@ from events.models import (
     EventKind,
     EventStatus,
     Moderation,
+    Registration,
     RegistrationStatus,
     StaffUser,
     Unit,
@@ -35,6 +36,8 @@ from streaming import protocol
 from streaming.models import BlockedWord, LiveMessage, LiveRoom, Viewer
 
 VIEWER_PURPOSE = "live-viewer"
+TICKET_PURPOSE = "live-ticket"
+TICKET_MAX_AGE_S = 60 * 24 * 3600
 VIEWER_TOKEN_MAX_AGE_S = 7 * 24 * 3600
 MAX_TEXT = 300
 MAX_NICKNAME = 20
@@ -75,11 +78,25 @@ def address_key(signer: Signer, address: str) -> str:
     return signer.keyed_hash("live-address", address_bucket(address))
 
 
+def ticket_cookie(event_id: int) -> str:
+    """The cookie a registration's ticket page leaves for its session's room."""
+    return f"kaifang_ticket_{event_id}"
+
+
+def room_ticket(signer: Signer, registration_id: int, event_id: int) -> str:
+    """What that cookie holds: the registration, signed (not its manage token, which can
+    cancel it)."""
+    return signer.dumps(TICKET_PURPOSE, {"r": registration_id, "e": event_id})
+
+
 def join(db: Session, signer: Signer, event: Event, nickname: str, address: str = "",
-         now: datetime | None = None, manage_token: str | None = None) -> tuple[Viewer, str]:
+         now: datetime | None = None, manage_token: str | None = None,
+         ticket: str | None = None) -> tuple[Viewer, str]:
     """A viewer of a public session, and the signed token that names them; at most
-    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited). A registration's manage token
-    for this session (its ticket's link) links it: the viewer shows as registered. Flushes."""
+    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited). The viewer shows as registered
+    with a registration's manage token for this session (422 invalid_ticket for any other), or
+    with the `ticket` its ticket page left in this browser (ignored when no longer valid).
+    Flushes."""
     assert event.id is not None
     now = now or utcnow()
     name = clean_text(nickname, "nickname").strip()
@@ -92,7 +109,8 @@ def join(db: Session, signer: Signer, event: Event, nickname: str, address: str 
         # floods, not exact.
         raise Throttled(protocol.RATE_LIMITED, "too many viewers from this address; wait a "
                         "few minutes", retry_after_s=int(JOIN_WINDOW.total_seconds()))
-    linked = _registration_of(db, signer, event.id, manage_token) if manage_token else None
+    linked = _registration_of(db, signer, event.id, manage_token) if manage_token \
+        else _ticket_of(db, signer, event.id, ticket) if ticket else None
     viewer = Viewer(event_id=event.id, nickname=name, address_key=key, created_at=now,
                     registration_id=linked)
     db.add(viewer)
@@ -122,6 +140,15 @@ def _registration_of(db: Session, signer: Signer, event_id: int, token: str) -> 
             or found.status == RegistrationStatus.cancelled or found.id is None:
         raise Invalid("invalid_ticket", "this ticket is not a registration for this session",
                       field="manage_token")
+    return found.id
+
+
+def _ticket_of(db: Session, signer: Signer, event_id: int, ticket: str) -> int | None:
+    payload = signer.loads(TICKET_PURPOSE, ticket, max_age_s=TICKET_MAX_AGE_S)
+    found = db.get(Registration, payload["r"]) if isinstance(payload, dict) \
+        and isinstance(payload.get("r"), int) and payload.get("e") == event_id else None
+    if found is None or found.erased_at or found.status == RegistrationStatus.cancelled:
+        return None
     return found.id
 
 

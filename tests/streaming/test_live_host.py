@@ -301,7 +301,19 @@ def test_a_viewer_with_a_ticket_shows_as_registered(client, staff, db, live_serv
         said = _frame(ws)
     assert said["registered"] is True and said["author"] == "报了名的"
     assert client.get(f"/api/events/{event_id}/comments").json()[0]["registered"] is True
+    # The ticket's page leaves a cookie for the room (never the manage token itself).
+    page = client.get(f"/tickets/{ticket['manage_token']}")
+    cookie = page.cookies.get(room.ticket_cookie(event_id))
+    assert cookie and ticket["manage_token"] not in cookie
+    again = client.post(f"/api/events/{event_id}/viewers", json={"nickname": "从票面来"})
+    assert again.status_code == 201
+    with _socket(live_server, event_id, again.json()["viewer_token"]) as ws:
+        assert _frame(ws)["viewer"]["registered"] is True
     client.delete(f"/api/registrations/{ticket['manage_token']}")
     cancelled = client.post(f"/api/events/{event_id}/viewers",
                             json={"nickname": "取消了", "manage_token": ticket["manage_token"]})
     assert cancelled.status_code == 422
+    # A cancelled registration's cookie no longer counts, and does not stop the viewer joining.
+    late = client.post(f"/api/events/{event_id}/viewers", json={"nickname": "取消后"})
+    with _socket(live_server, event_id, late.json()["viewer_token"]) as ws:
+        assert _frame(ws)["viewer"]["registered"] is False

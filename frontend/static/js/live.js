@@ -258,11 +258,7 @@
     var input = joinForm.querySelector("input");
     var button = joinForm.querySelector("button");
     button.disabled = true;
-    // From the ticket's page (#ticket=its manage token): the viewer shows as registered. The
-    // fragment never reaches a server or a log; it leaves the address bar once used.
-    var ticket = /^#ticket=([\w.\-]+)$/.exec(window.location.hash);
     var asked = {nickname: input.value.trim()};
-    if (ticket) asked.manage_token = ticket[1];
     fetch("/api/events/" + eventId + "/viewers", {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "Accept": "application/json"},
@@ -272,7 +268,6 @@
       return response.json();
     }).then(function (joined) {
       token = joined.viewer_token;
-      if (ticket) history.replaceState(null, "", window.location.pathname + window.location.search);
       showNotice("", false);
       start(joined.nickname);
       field.focus();
