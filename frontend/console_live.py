@@ -53,6 +53,7 @@ SCRIPT_TEXTS = {
     "replied": N_("Replied"),
     "official": N_("Official reply"),
     "unpin": N_("Unpin"),
+    "remove": N_("Take down"),
     "pinned_only": N_("Pinned to the top"),
     "unpinned": N_("Unpinned"),
     "removed": N_("Removed"),

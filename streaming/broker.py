@@ -59,13 +59,18 @@ class Subscription:
         self.hosts = hosts
         self._send = send
         self._waiting: list[tuple[str, int | None]] | None = []  # None: written at once
+        # Every comment up to sent_up_to was sent, and those in _sent_past beyond it: two
+        # publishes (two hosts, two processes) may arrive out of seq order, and neither may be
+        # taken for the other's duplicate.
         self.sent_up_to = 0
+        self._sent_past: set[int] = set()
         self.ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def go_live(self, sent_up_to: int) -> None:
         """The backlog up to `sent_up_to` is sent: the frames that came meanwhile follow, then
         every frame as it comes."""
         self.sent_up_to = max(self.sent_up_to, sent_up_to)
+        self._sent_past = {seq for seq in self._sent_past if seq > self.sent_up_to}
         await self._drain()
 
     async def _drain(self) -> None:
@@ -78,9 +83,14 @@ class Subscription:
     def _is_new(self, seq: int | None) -> bool:
         if seq is None:
             return True
-        if seq <= self.sent_up_to:
+        if seq <= self.sent_up_to or seq in self._sent_past:
             return False
-        self.sent_up_to = seq
+        self._sent_past.add(seq)
+        while self.sent_up_to + 1 in self._sent_past:
+            self.sent_up_to += 1
+            self._sent_past.discard(self.sent_up_to)
+        if len(self._sent_past) > QUEUE_LIMIT:  # a frame that never came: stop waiting for it
+            self.sent_up_to = min(self._sent_past) - 1
         return True
 
     def offer(self, frame: str, seq: int | None) -> None:

@@ -284,7 +284,15 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
     message = db.get(LiveMessage, message_id, populate_existing=True)
     assert message is not None
     frames = protocol.Frames()
-    if action in ("approve", "reject"):
+    if action == "reject" and message.state == "approved":
+        # Taken back after it was shown (post-moderation, or a host who thinks again): it
+        # leaves every page; a second host's reject finds it handled.
+        message.state, message.pinned = "rejected", False
+        message.decided_at, message.decided_by = now, actor.id
+        db.add(message)
+        frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
+        frames.hosts.append(decided_frame(message))
+    elif action in ("approve", "reject"):
         if message.state != "held":
             raise Conflict("already_handled", "another host has decided on this message")
         if action == "approve":

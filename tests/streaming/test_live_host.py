@@ -66,7 +66,7 @@ def test_the_hosts_queue_changes_at_once_for_every_host(client, staff, db, live_
             got = [_frame(host_ws), _frame(host_ws)]
             assert {"type": "decided", "id": held["id"], "state": "approved"} in got
             assert any(frame["type"] == "comment" and frame["seq"] == 1 for frame in got)
-        late = second.post(f"/api/comments/{held['id']}/moderation", json={"action": "reject"})
+        late = second.post(f"/api/comments/{held['id']}/moderation", json={"action": "approve"})
         assert late.status_code == 409 and late.json()["error"] == "already_handled"
         _nothing_more(two)
 
@@ -317,3 +317,22 @@ def test_a_viewer_with_a_ticket_shows_as_registered(client, staff, db, live_serv
     late = client.post(f"/api/events/{event_id}/viewers", json={"nickname": "取消后"})
     with _socket(live_server, event_id, late.json()["viewer_token"]) as ws:
         assert _frame(ws)["viewer"]["registered"] is False
+
+
+def test_a_host_takes_down_a_message_the_room_already_sees(client, staff, db, live_server):
+    """Post-moderation: published at once, and removable; a second host finds it handled."""
+    event_id = _live_session(staff, db, moderation="post")
+    first, second = staff("host"), staff("host")
+    assign_hosts(db, event_id)
+    viewer = _join(client, event_id, "观众")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        _frame(ws)
+        _send(ws, "不当言论", client_id="x")
+        shown = _frame(ws)
+        taken = first.post(f"/api/comments/{shown['id']}/moderation", json={"action": "reject"})
+        assert taken.status_code == 200
+        assert _frame(ws) == {"type": "removed", "id": shown["id"]}
+    again = second.post(f"/api/comments/{shown['id']}/moderation", json={"action": "reject"})
+    assert again.status_code == 409 and again.json()["error"] == "already_handled"
+    assert client.get(f"/api/events/{event_id}/comments").json() == []
+    assert room.tally(db, event_id)["rejected"] == 1

@@ -67,7 +67,7 @@ def test_pre_moderation_holds_until_a_host_approves_and_a_reconnect_misses_nothi
         got = _frame(ws)
         assert (got["type"], got["seq"], got["text"]) == ("comment", 1, "停车难怎么解决？")
         twice = staff("admin").post(f"/api/comments/{held['id']}/moderation",
-                                    json={"action": "reject"})
+                                    json={"action": "approve"})
         assert (twice.status_code, twice.json()["error"]) == (409, "already_handled")
     # The phone dropped its connection; meanwhile a second message was approved.
     other = _join(client, event_id, "老赵")

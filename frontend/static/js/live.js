@@ -11,6 +11,7 @@
   var eventId = panel.dataset.eventId;
   var maxText = parseInt(panel.dataset.max, 10);
   var lastSeq = parseInt(panel.dataset.lastSeq, 10) || 0;
+  var REPLAY_MARGIN = 20;
   var list = panel.querySelector(".live-list");
   var empty = panel.querySelector(".live-empty");
   var announce = panel.querySelector(".live-announce");
@@ -116,11 +117,16 @@
     return li;
   }
 
+  // In seq order, once each: two approvals may reach the page in either order.
   function addComment(message) {
-    if (typeof message.seq !== "number" || message.seq <= lastSeq) return; // shown already
-    lastSeq = message.seq;
+    if (typeof message.seq !== "number" ||
+        list.querySelector('[data-seq="' + message.seq + '"]')) return; // shown already
+    lastSeq = Math.max(lastSeq, message.seq);
     var nearBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
-    list.appendChild(item(message));
+    var later = Array.prototype.find.call(list.children, function (other) {
+      return parseInt(other.dataset.seq, 10) > message.seq;
+    });
+    list.insertBefore(item(message), later || null);
     empty.hidden = true;
     if (nearBottom) list.scrollTop = list.scrollHeight;
     announceLatest(message);
@@ -174,7 +180,10 @@
 
   function url() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var query = "after=" + lastSeq + (token ? "&token=" + encodeURIComponent(token) : "");
+    // A little before the last seq shown: one that came out of order and was cut off by the
+    // drop comes again (what the page has is not shown twice).
+    var query = "after=" + Math.max(0, lastSeq - REPLAY_MARGIN) +
+      (token ? "&token=" + encodeURIComponent(token) : "");
     return scheme + window.location.host + "/ws/events/" + eventId + "?" + query;
   }
 

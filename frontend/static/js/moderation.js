@@ -262,6 +262,7 @@
     actions.appendChild(button(pinned ? texts.unpin : texts.pin,
                                pinned ? "unpin" : "pin-approved", id));
     actions.appendChild(button(texts.reply, "reply-approved", id));
+    actions.appendChild(button(texts.remove, "remove-approved", id));
     item.appendChild(actions);
   }
 
@@ -574,6 +575,17 @@
     if (action === "pin-approved") { pinApproved(id, true); }
     else if (action === "unpin") { pinApproved(id, false); }
     else if (action === "reply-approved") { replyToApproved(id); }
+    else if (action === "remove-approved") {
+      post(id, "reject").then(function (answer) {
+        if (answer.status === 200) {
+          markRemoved(id);
+          say(texts.removed);
+        } else {
+          say(texts.failed.replace("%(why)s", answer.body.message || String(answer.status)),
+              "error");
+        }
+      });
+    }
   });
   batchButton.addEventListener("click", approveSelected);
 
