@@ -34,6 +34,11 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
+# The largest websocket frame a client may send: the live room takes frames of at most 4 KB
+# (streaming.protocol), uvicorn's default is 16 MiB.
+WS_MAX_BYTES = 16 * 1024
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -45,7 +50,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", proxy_headers=False,
                 access_log=False, log_config=serve_log_config(),
-                ws_per_message_deflate=False)
+                ws_per_message_deflate=False, ws_max_size=WS_MAX_BYTES)
     return 0
 
 

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import functools
 import io
+import time
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
@@ -218,7 +219,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "",
     sender = room.address_key(signer, client_of(websocket))
 
     def enter(db: Session) -> Any:
-        sessions.get_visible_event(db, event_id, None)
+        sessions.get_visible_event(db, _known(event_id), None)
         return room.viewer_of(db, signer, event_id, token)
 
     try:
@@ -254,7 +255,7 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> No
         user = staff_of_connection(websocket, db)
         if user is None:
             raise Unauthenticated("login_required", "sign in as staff first")
-        event = sessions.get_visible_event(db, event_id, user)
+        event = sessions.get_visible_event(db, _known(event_id), user)
         permissions.require_runner(db, user, event)
         return user
 
@@ -271,6 +272,13 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> No
                       _listen_only(websocket))
     finally:
         subscription.close()
+
+
+def _known(event_id: int) -> int:
+    """A session id the database can hold (the socket's path is not checked as HTTP's is)."""
+    if not 0 < event_id <= 2**31 - 1:
+        raise NotFound("event_not_found", f"no session with id {event_id}")
+    return event_id
 
 
 async def _refuse(websocket: WebSocket, exc: DomainError) -> None:
@@ -300,7 +308,7 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
     """`hello`, then the backlog after `after` page by page, then the room as it happens (the
     broker writes it). Subscribed before the backlog is read, so nothing approved in between is
     missed; a comment already sent is not sent again (by `seq`), so nothing arrives twice."""
-    sent_up_to = max(0, after)
+    sent_up_to = min(max(0, after), 2**31 - 1)
     task: asyncio.Task[None] | None = None
     try:
         def rules(db: Session) -> tuple[dict[str, Any], int, list[int]]:
@@ -356,17 +364,44 @@ async def _vote(websocket: WebSocket, viewer: Any, event_id: int,
         code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
         await websocket.send_text(protocol.error(code, exc.message))
         return
-    _broker(websocket.app).publish(event_id, [questions.question_frame(question)])
+    await anyio.to_thread.run_sync(_broker(websocket.app).publish, event_id,
+                                   [questions.question_frame(question)])
+
+
+class _Pace:
+    """Frames a socket may send: a burst of BURST, then PER_S a second. Past it a frame is
+    answered `rate_limited` without touching the database (each frame would take the session's
+    lock), whatever the number of nicknames or sockets behind the flood."""
+
+    BURST, PER_S = 10, 3.0
+
+    def __init__(self) -> None:
+        self.tokens = float(self.BURST)
+        self.at = time.monotonic()
+
+    def admit(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.BURST, self.tokens + (now - self.at) * self.PER_S)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -> None:
     """The viewer's frames until the socket closes; each answered on its own."""
     broker = _broker(websocket.app)
+    pace = _Pace()
     while True:
         try:
             text = await websocket.receive_text()
         except (WebSocketDisconnect, RuntimeError, KeyError):
             return
+        if not pace.admit():
+            await websocket.send_text(protocol.error(
+                protocol.RATE_LIMITED, "too many frames; wait a moment"))
+            continue
         asked = protocol.decode(text)
         if isinstance(asked, protocol.BadFrame):
             await websocket.send_text(protocol.error(protocol.BAD_MESSAGE, asked.why))
@@ -384,9 +419,12 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
         if message.state == "held":
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,
                                                       id=message.id))
-            broker.publish_hosts(event_id, [room.queued_frame(message)])
+            # In a thread: with Redis, publishing is a network call the loop must not wait on.
+            await anyio.to_thread.run_sync(broker.publish_hosts, event_id,
+                                           [room.queued_frame(message)])
         else:
-            broker.publish(event_id, [room.comment_frame(message)])
+            await anyio.to_thread.run_sync(broker.publish, event_id,
+                                           [room.comment_frame(message)])
 
 
 async def _listen_only(websocket: WebSocket) -> None:

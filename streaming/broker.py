@@ -399,9 +399,12 @@ class RedisBroker:
                     continue
                 if message is None or message.get("type") != "pmessage":
                     continue
-                channel = message["channel"].decode()
-                self.local.fan_out(int(channel.rsplit(":", 1)[1]), json.loads(message["data"]),
-                                    channel.startswith(self.HOSTS))
+                try:
+                    channel = message["channel"].decode()
+                    self.local.fan_out(int(channel.rsplit(":", 1)[1]),
+                                       json.loads(message["data"]), channel.startswith(self.HOSTS))
+                except Exception as exc:  # one bad notice must not end the listening
+                    log.warning("room fan-out skipped a notice (%s)", type(exc).__name__)
         finally:
             with contextlib.suppress(Exception):
                 pubsub.close()

@@ -105,7 +105,7 @@ def decode(text: str | bytes) -> Sent | Vote | BadFrame:
         return BadFrame("frames are JSON text of at most 4 KB")
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return BadFrame("not JSON")
     if not isinstance(frame, dict) or frame.get("type") not in CLIENT_TYPES:
         return BadFrame("expected an object whose type is comment, question or vote")
@@ -118,8 +118,13 @@ def decode(text: str | bytes) -> Sent | Vote | BadFrame:
     words, client_id, moment = frame.get("text"), frame.get("client_id", ""), \
         frame.get("video_time")
     if not isinstance(words, str) or not isinstance(client_id, str) \
-            or len(client_id) > MAX_CLIENT_ID:
+            or len(client_id) > MAX_CLIENT_ID or not client_id.isprintable():
         return BadFrame("text must be a string, client_id a string of at most 64 characters")
+    try:  # a lone surrogate ("\ud800") decodes from JSON but is no text
+        words.encode("utf-8")
+        client_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return BadFrame("text must be valid Unicode")
     if moment is not None and (isinstance(moment, bool) or not isinstance(moment, int | float)
                                or not 0 <= moment < 7 * 24 * 3600):
         return BadFrame("video_time must be seconds into the video")

@@ -41,7 +41,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -122,6 +122,14 @@ def _clean(db: Session, text: str) -> str:
     return text
 
 
+def _asked_from(db: Session, event_id: int, address_key: str, since: datetime) -> int:
+    """Questions of this room since a moment by viewers who joined from one address."""
+    return int(db.exec(select(func.count()).select_from(Question)
+                       .join(Viewer, col(Viewer.id) == col(Question.viewer_id))
+                       .where(Question.event_id == event_id, Viewer.address_key == address_key,
+                              col(Question.created_at) > since)).one())
+
+
 def ask(db: Session, viewer: Viewer, text: str, now: datetime | None = None) -> Question:
     """A viewer's question through the API: held (pre-moderation) or approved (post). Flushes."""
     now = now or utcnow()
@@ -137,6 +145,11 @@ def ask(db: Session, viewer: Viewer, text: str, now: datetime | None = None) -> 
         left = (viewer.last_message_at + wait - now).total_seconds()
         raise Throttled(protocol.RATE_LIMITED, "wait a moment before the next question",
                         retry_after_s=max(1, round(left + 0.5)))
+    since = now - room.ADDRESS_WINDOW
+    if viewer.address_key and _asked_from(db, viewer.event_id, viewer.address_key,
+                                          since) >= room.ADDRESS_MESSAGES:
+        raise Throttled(protocol.RATE_LIMITED, "too many questions from this address; wait a "
+                        "moment", retry_after_s=int(room.ADDRESS_WINDOW.total_seconds()))
     viewer.last_message_at = now
     db.add(viewer)
     public = event.moderation == Moderation.post

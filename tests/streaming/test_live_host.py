@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import select
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from events.models import AuditEntry
 from events.timeutil import utcnow
@@ -336,3 +337,36 @@ def test_a_host_takes_down_a_message_the_room_already_sees(client, staff, db, li
     assert again.status_code == 409 and again.json()["error"] == "already_handled"
     assert client.get(f"/api/events/{event_id}/comments").json() == []
     assert room.tally(db, event_id)["rejected"] == 1
+
+
+def test_malformed_and_flooding_frames_get_an_error_and_the_socket_stays(client, staff, db,
+                                                                          live_server):
+    event_id = _live_session(staff, db, moderation="post")
+    viewer = _join(client, event_id, "试探者")
+    with _socket(live_server, event_id, viewer["viewer_token"], after=10**20) as ws:
+        assert _frame(ws)["type"] == "hello"  # an `after` past any seq: nothing, no crash
+        for bad in ("[" * 3000, '{"type":"comment","text":"\\ud800","client_id":"a"}',
+                    '{"type":"comment","text":"hi","client_id":"\\u0000"}'):
+            ws.send(bad)
+            assert _frame(ws)["code"] == protocol.BAD_MESSAGE
+        for _ in range(12):  # a flood: past the burst, refused before the database
+            ws.send("{}")
+        codes = [_frame(ws)["code"] for _ in range(12)]
+        assert protocol.RATE_LIMITED in codes
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        assert _frame(ws)["type"] == "hello"  # still a viewer of the room
+    url = live_server.replace("http://", "ws://") + f"/ws/events/{10**20}?token=x"
+    with connect(url, open_timeout=TIMEOUT) as ws, pytest.raises(ConnectionClosed) as cut:
+        ws.recv(timeout=TIMEOUT)
+    assert cut.value.rcvd is not None and cut.value.rcvd.code == 4404
+
+
+def test_one_address_cannot_flood_the_questions_either(client, staff, db):
+    event_id = _live_session(staff, db, moderation="post")
+    asked = []
+    for number in range(room.ADDRESS_MESSAGES + 1):
+        token = _join(client, event_id, f"提问{number}")["viewer_token"]
+        asked.append(client.post(f"/api/events/{event_id}/questions",
+                                 json={"text": f"问题{number}", "viewer_token": token}))
+    assert [a.status_code for a in asked[:-1]] == [201] * room.ADDRESS_MESSAGES
+    assert asked[-1].status_code == 429 and asked[-1].json()["error"] == protocol.RATE_LIMITED
