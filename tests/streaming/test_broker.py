@@ -5,6 +5,8 @@ has to wait holds up nobody else and loses nothing; a socket that is gone is let
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from streaming import protocol
 from streaming.broker import LocalBroker
@@ -13,6 +15,13 @@ from streaming.broker import LocalBroker
 def _comment(seq: int) -> str:
     return protocol.encode(protocol.COMMENT, seq=seq, id=seq, kind="comment", author="甲",
                            text=f"第{seq}条", video_time=None, created_at="")
+
+
+def _run(scenario: Any) -> Any:
+    """The scenario on an event loop of its own, in a thread (the browser tests' Playwright
+    keeps one running in this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario).result()
 
 
 def _seqs(frames: list[str]) -> list[int | None]:
@@ -33,7 +42,7 @@ def test_crossed_publishes_are_both_delivered_once():
         broker.publish(1, [_comment(2), _comment(3)])  # a process's copy of what it had
         return got
 
-    assert _seqs(asyncio.run(scenario())) == [2, 1, 3]
+    assert _seqs(_run(scenario())) == [2, 1, 3]
 
 
 def test_frames_that_come_while_the_backlog_is_sent_follow_it_once():
@@ -50,7 +59,7 @@ def test_frames_that_come_while_the_backlog_is_sent_follow_it_once():
         broker.publish(1, [_comment(6)])
         return got
 
-    assert _seqs(asyncio.run(scenario())) == [1, 2, 3, 5, 4, 6]
+    assert _seqs(_run(scenario())) == [1, 2, 3, 5, 4, 6]
 
 
 def test_a_send_that_waits_holds_up_nobody_and_loses_nothing():
@@ -76,7 +85,7 @@ def test_a_send_that_waits_holds_up_nobody_and_loses_nothing():
         broker.publish(1, [_comment(4)])
         return slow_got, quick_got
 
-    slow_got, quick_got = asyncio.run(scenario())
+    slow_got, quick_got = _run(scenario())
     assert _seqs(slow_got) == [1, 2, 3, 4] and _seqs(quick_got) == [1, 2, 3, 4]
 
 
@@ -96,5 +105,5 @@ def test_a_socket_that_is_gone_is_let_go_and_the_others_still_get_every_frame():
         broker.publish(1, [_comment(1), _comment(2)])
         return dead.ended.done(), got
 
-    ended, got = asyncio.run(scenario())
+    ended, got = _run(scenario())
     assert ended and _seqs(got) == [1, 2]
