@@ -301,7 +301,7 @@ class RedisBroker:
         self._guard = threading.Lock()
         self._users = 0
         self._counted_at: dict[int, float] = {}  # monotonic time of each room's last count
-        self._count_due: set[int] = set()  # rooms whose next count is scheduled
+        self._timers: dict[int, threading.Timer] = {}  # rooms whose next count is scheduled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -331,13 +331,13 @@ class RedisBroker:
         """At most once a second per room from this process (a burst of joins makes one
         count, at the end of that second); called from a thread, as it asks Redis."""
         with self._guard:
-            if event_id in self._count_due:
+            if event_id in self._timers:
                 return
             wait = self._counted_at.get(event_id, -math.inf) + COUNT_EVERY_S - time.monotonic()
             if wait > 0:
-                self._count_due.add(event_id)
                 timer = threading.Timer(wait, self._count_now, (event_id,))
                 timer.daemon = True
+                self._timers[event_id] = timer
                 timer.start()
                 return
             self._counted_at[event_id] = time.monotonic()
@@ -345,7 +345,8 @@ class RedisBroker:
 
     def _count_now(self, event_id: int) -> None:
         with self._guard:
-            self._count_due.discard(event_id)
+            if self._timers.pop(event_id, None) is None:
+                return  # stopped meanwhile
             self._counted_at[event_id] = time.monotonic()
         self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
@@ -385,6 +386,9 @@ class RedisBroker:
             if self._users > 0 or self._thread is None:
                 return
             self._thread = None
+            for timer in self._timers.values():  # no count from an app that stopped
+                timer.cancel()
+            self._timers.clear()
             self._stop.set()
             self._stop = threading.Event()  # for a start() after this stop
 

@@ -54,7 +54,7 @@
     button.setAttribute("aria-pressed", q.voted ? "true" : "false");
     button.setAttribute("aria-label", q.voted ? text.voted : fill(text.vote, {count: q.votes}));
     button.disabled = !!(q.voted || !isOpen || q.state === "answered" || voting[q.id]);
-    var thumb = el("span", "", "👍");
+    var thumb = el("span", "", "▲");
     thumb.setAttribute("aria-hidden", "true");
     button.appendChild(thumb);
     button.appendChild(document.createTextNode(" "));
