@@ -9,12 +9,9 @@ from typing import Any
 from tests.conftest import assign_hosts, make_user
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot, sign_in
 from tests.streaming.live import _frame, _join, _live_session, _send, _socket
+from tests.streaming.room_pages import queue_is as _queue_is
 
 DESK = {"width": 1280, "height": 900}
-QUEUE_TEXTS = "() => Array.from(document.querySelectorAll('#queue .queue-text'))" \
-    ".map(el => el.textContent)"
-
-
 def _post_held(live_server: str, client: Any, event_id: int, nickname: str, text: str) -> int:
     """A viewer joins through the API and sends a message over the websocket; it is held."""
     viewer = _join(client, event_id, nickname)
@@ -26,11 +23,6 @@ def _post_held(live_server: str, client: Any, event_id: int, nickname: str, text
             held = _frame(ws)
     assert held["type"] == "held", held
     return int(held["id"])
-
-
-def _queue_is(page: Any, texts: list[str]) -> None:
-    page.wait_for_function(f"expected => JSON.stringify(({QUEUE_TEXTS})())"
-                           " === JSON.stringify(expected)", arg=texts, timeout=8000)
 
 
 def test_a_host_approves_and_rejects_from_the_keyboard(client, staff, db, live_server, browser):

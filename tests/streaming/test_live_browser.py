@@ -4,8 +4,6 @@ pre-moderated room where the host's approval brings the held message in."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from axe_playwright_python.sync_playwright import Axe
 from sqlmodel import select
 
@@ -20,42 +18,13 @@ from tests.frontend.browser import (
 )
 from tests.frontend.test_accessibility_browser import blocking_violations
 from tests.streaming.live import _live_session
+from tests.streaming.room_pages import connected as _connected
+from tests.streaming.room_pages import join as _join
+from tests.streaming.room_pages import send as _send
+from tests.streaming.room_pages import texts as _texts
+from tests.streaming.room_pages import viewer_page as _viewer_page
 
 MARKUP = "<b>粗</b><script>x()</script>"
-# A comment's markup must not run: x() would say so.
-TRAP = "window.__ran = false; window.x = () => { window.__ran = true; };"
-
-
-def _viewer_page(browser: Any, live_server: str, event_id: int) -> Any:
-    """A phone of its own (its own cookies), on the room's page, watching for CSP blocks."""
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    page = context.new_page()
-    page.add_init_script(CSP_WATCH)
-    page.add_init_script(TRAP)
-    page.goto(f"{live_server}/events/{event_id}/live")
-    return page
-
-
-def _join(page: Any, nickname: str) -> None:
-    page.get_by_label("昵称").fill(nickname)
-    page.get_by_role("button", name="参与互动").click()
-    _connected(page)
-
-
-def _connected(page: Any) -> None:
-    """The socket said hello: the send button is on."""
-    page.wait_for_function("() => { const b = document.querySelector('.live-submit');"
-                           " return b && b.offsetParent !== null && !b.disabled; }")
-
-
-def _send(page: Any, words: str) -> None:
-    page.get_by_label("留言内容").fill(words)
-    page.get_by_role("button", name="发送").click()
-
-
-def _texts(page: Any) -> list[str]:
-    return list(page.locator(".live-list .live-text").all_text_contents())
-
 
 def test_a_comment_reaches_both_viewers_as_text_and_a_reload_shows_it_once(
         client, staff, db, live_server, browser):

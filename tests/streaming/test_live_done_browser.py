@@ -12,56 +12,18 @@ from typing import Any
 
 from events.models import Event
 from tests.conftest import assign_hosts, make_user
-from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE, screenshot, sign_in
+from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot, sign_in
 from tests.helpers import registered
 from tests.streaming.live import _live_session, _recorded_session
+from tests.streaming.room_pages import connected, join, queue_is, send, shows, viewer_page
 
 DESK = {"width": 1280, "height": 900}
-TEXTS = "() => Array.from(document.querySelectorAll('.live-list .live-text'))" \
-    ".map(el => el.textContent)"
-
-
-def _phone(browser: Any, live_server: str, event_id: int, ticket: str = "") -> Any:
-    """A phone of its own on the room's page; with `ticket`, it comes from that ticket's page,
-    following its link to the room."""
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    page = context.new_page()
-    page.add_init_script(CSP_WATCH)
-    if ticket:
-        page.goto(f"{live_server}/tickets/{ticket}")
-        page.get_by_role("link", name="进入直播间").click()
-        page.wait_for_url(f"{live_server}/events/{event_id}/live")
-    else:
-        page.goto(f"{live_server}/events/{event_id}/live")
-    return page
-
-
-def _join(page: Any, nickname: str) -> None:
-    page.get_by_label("昵称").fill(nickname)
-    page.get_by_role("button", name="参与互动").click()
-    _connected(page)
-
-
-def _connected(page: Any) -> None:
-    page.wait_for_function("() => { const b = document.querySelector('.live-submit');"
-                           " return b && b.offsetParent !== null && !b.disabled; }")
 
 
 def _post(page: Any, words: str) -> None:
-    page.get_by_label("留言内容").fill(words)
-    page.get_by_role("button", name="发送").click()
+    """Sends a message in a pre-moderated room: the page says it waits for a host."""
+    send(page, words)
     page.get_by_text("您的留言已提交，等待主持人审核").wait_for()
-
-
-def _shows(page: Any, texts: list[str]) -> None:
-    page.wait_for_function(f"expected => JSON.stringify(({TEXTS})()) === JSON.stringify(expected)",
-                           arg=texts, timeout=8000)
-
-
-def _queue_is(page: Any, texts: list[str]) -> None:
-    page.wait_for_function(
-        "expected => JSON.stringify(Array.from(document.querySelectorAll('#queue .queue-text'))"
-        ".map(el => el.textContent)) === JSON.stringify(expected)", arg=texts, timeout=8000)
 
 
 def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browser):
@@ -71,9 +33,9 @@ def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browse
                                json={"status": "live"}).status_code == 200
     make_user(db, "room-host", "host")
     assign_hosts(db, event_id)
-    viewer = _phone(browser, live_server, event_id)
+    viewer = viewer_page(browser, live_server, event_id)
     # The second viewer comes from their ticket's page: they show as registered.
-    other = _phone(browser, live_server, event_id, ticket["manage_token"])
+    other = viewer_page(browser, live_server, event_id, ticket["manage_token"])
     host = browser.new_context(viewport=DESK, locale="zh-CN").new_page()
     host.add_init_script(CSP_WATCH)
     try:
@@ -82,30 +44,30 @@ def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browse
         # From here the console hears the queue over its socket only: no polling.
         host.evaluate("() => { const top = setTimeout(() => {}, 0);"
                       " for (let i = 0; i <= top; i++) { clearInterval(i); } }")
-        _join(viewer, "老王")
-        _join(other, "小李")
+        join(viewer, "老王")
+        join(other, "小李")
         host.wait_for_function("() => document.getElementById('viewer-count').textContent"
                                " === '2'")
 
         _post(viewer, "<b>电梯</b>什么时候装？")
-        _queue_is(host, ["<b>电梯</b>什么时候装？"])
+        queue_is(host, ["<b>电梯</b>什么时候装？"])
         host.keyboard.press("a")
-        _queue_is(host, [])
+        queue_is(host, [])
         for page in (viewer, other):
-            _shows(page, ["<b>电梯</b>什么时候装？"])
+            shows(page, ["<b>电梯</b>什么时候装？"])
             assert page.locator(".live-list b").count() == 0
 
         # A question answered from the keyboard: c, type, Enter.
         _post(other, "停车难怎么解决？")
-        _queue_is(host, ["停车难怎么解决？"])
+        queue_is(host, ["停车难怎么解决？"])
         host.keyboard.press("c")
         host.keyboard.type("下月新增车位 <i>200</i> 个")
         host.keyboard.press("Enter")
-        _queue_is(host, [])
+        queue_is(host, [])
         host.wait_for_selector("#approved li.is-reply")
         answer = ["<b>电梯</b>什么时候装？", "停车难怎么解决？", "下月新增车位 <i>200</i> 个"]
         for page in (viewer, other):
-            _shows(page, answer)
+            shows(page, answer)
             asker = page.locator(".live-list .live-item", has_text="停车难怎么解决？")
             assert asker.locator(".live-registered").text_content() == "已报名"
             assert page.locator(".live-list .live-registered").count() == 1
@@ -128,13 +90,13 @@ def test_a_viewer_and_a_host_side_by_side(client, staff, db, live_server, browse
         # A reload misses nothing: what a host approves while the page reloads comes too.
         viewer.wait_for_timeout(2000)  # one message per 2 s per viewer
         _post(viewer, "公交线路能调整吗？")
-        _queue_is(host, ["公交线路能调整吗？"])
+        queue_is(host, ["公交线路能调整吗？"])
         viewer.goto("about:blank")
         host.keyboard.press("a")
-        _queue_is(host, [])
+        queue_is(host, [])
         viewer.goto(f"{live_server}/events/{event_id}/live")
-        _connected(viewer)
-        _shows(viewer, answer + ["公交线路能调整吗？"])
+        connected(viewer)
+        shows(viewer, answer + ["公交线路能调整吗？"])
         assert viewer.locator(".live-nickname").text_content() == "老王"  # the cookie kept it
 
         # The host closes the room: the phones stop taking messages and say why.
@@ -168,19 +130,19 @@ def test_a_comment_sent_during_a_premiere_replays_at_its_video_time(
         sign_in(host, live_server, "premiere-host", f"/console/events/{event_id}/live")
         host.wait_for_selector("#socket-state[data-live='1']")
         host.wait_for_timeout(max(0, (premiere - datetime.now(UTC)).total_seconds() + 0.3) * 1000)
-        viewer = _phone(browser, live_server, event_id)
-        other = _phone(browser, live_server, event_id)
+        viewer = viewer_page(browser, live_server, event_id)
+        other = viewer_page(browser, live_server, event_id)
         viewer.evaluate("() => { document.querySelector('video').muted = true; }")
         viewer.locator(".player-join-button").click()
         viewer.wait_for_function("() => document.querySelector('video').currentTime > 2",
                                  timeout=15000)
-        _join(viewer, "首映观众")
-        _join(other, "另一位")
+        join(viewer, "首映观众")
+        join(other, "另一位")
         _post(viewer, "这一段讲得清楚")
-        _queue_is(host, ["这一段讲得清楚"])
+        queue_is(host, ["这一段讲得清楚"])
         host.keyboard.press("a")
         for page in (viewer, other):
-            _shows(page, ["这一段讲得清楚"])
+            shows(page, ["这一段讲得清楚"])
         said = client.get(f"/api/events/{event_id}/comments").json()
         moment = said[0]["video_time"]
         assert 2 <= moment < 12, said

@@ -8,21 +8,12 @@ from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE, no_horizontal_scroll, screenshot
+from tests.frontend.browser import CSP_BLOCKED, no_horizontal_scroll, screenshot
 from tests.frontend.test_accessibility_browser import blocking_violations
 from tests.streaming.live import _ask, _join, _live_session
+from tests.streaming.room_pages import viewer_page
 
 MARKUP = "<b>粗</b><script>x()</script>学区划片"
-TRAP = "window.__ran = false; window.x = () => { window.__ran = true; };"
-
-
-def _phone(browser: Any, live_server: str, event_id: int) -> Any:
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    page = context.new_page()
-    page.add_init_script(CSP_WATCH)
-    page.add_init_script(TRAP)
-    page.goto(f"{live_server}/events/{event_id}/live")
-    return page
 
 
 def _vote_button(page: Any, question_id: int) -> Any:
@@ -33,7 +24,7 @@ def test_a_citizen_votes_once_on_a_phone(client, staff, db, live_server, browser
     event_id = _live_session(staff, db, moderation="post")
     question_id = _ask(client, event_id, _join(client, event_id, "老王")["viewer_token"],
                        MARKUP).json()["id"]
-    page = _phone(browser, live_server, event_id)
+    page = viewer_page(browser, live_server, event_id)
     try:
         panel = page.locator("#questions")
         assert panel.locator(".question-text").all_text_contents() == [MARKUP]
