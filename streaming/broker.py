@@ -290,6 +290,8 @@ class RedisBroker:
     PREFIX = "kaifang:room:"
     HOSTS = "kaifang:hosts:"
     VIEWERS = "kaifang:viewers:"
+    ALIVE = "kaifang:alive:"
+    ALIVE_S = 30
 
     def __init__(self, url: str) -> None:
         import redis
@@ -309,20 +311,25 @@ class RedisBroker:
         return self.local.subscribe(event_id, send, hosts)
 
     def viewers(self, event_id: int) -> int:
-        """This process's count goes to a Redis hash beside the others' (each entry lives a
-        minute unless renewed); the room's count is their sum."""
+        """This process's count goes to a Redis hash beside the others'; the room's count is
+        the sum over the processes that are alive (each renews `kaifang:alive:{process}` while
+        it listens: a process that died stops counting within ALIVE_S)."""
         key = f"{self.VIEWERS}{event_id}"
         here = self.local.viewers(event_id)
         try:
             with self._redis.pipeline() as pipe:
                 if here:
                     pipe.hset(key, self.process, here)
-                    pipe.expire(key, 60)
+                    pipe.expire(key, 3600)
                 else:  # none left here: this process no longer counts
                     pipe.hdel(key, self.process)
-                pipe.hvals(key)
+                pipe.hgetall(key)
                 counts = pipe.execute()[-1]
-            return sum(int(count) for count in counts)
+            processes = [process.decode() for process in counts]
+            alive = self._redis.mget([self.ALIVE + p for p in processes]) if processes else []
+            living = {p for p, up in zip(processes, alive, strict=True) if up is not None}
+            return sum(int(count) for process, count in counts.items()
+                       if process.decode() in living or process.decode() == self.process)
         except Exception as exc:
             log.warning("viewer counts in Redis unavailable (%s)", type(exc).__name__)
             return self.local.viewers(event_id)
@@ -393,8 +400,13 @@ class RedisBroker:
             self._stop = threading.Event()  # for a start() after this stop
 
     def _listen(self, pubsub: Any, stop: threading.Event) -> None:
+        renewed = -math.inf
         try:
             while not stop.is_set():
+                if time.monotonic() - renewed > self.ALIVE_S / 3:
+                    with contextlib.suppress(Exception):  # Redis away: the loop below says so
+                        self._redis.set(self.ALIVE + self.process, 1, ex=self.ALIVE_S)
+                        renewed = time.monotonic()
                 try:
                     message = pubsub.get_message(timeout=1.0)
                 except Exception as exc:  # Redis away: try again in a moment

@@ -275,3 +275,19 @@ def test_a_server_restart_loses_nothing(client, staff, db, settings):
         got = _frame(ws)
         assert (got["seq"], got["text"]) == (2, "停机时的留言")
         _nothing_more(ws)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="counts over processes need KAIFANG_TEST_REDIS_URL")
+def test_a_process_that_died_stops_counting_its_viewers(client, staff, db, live_server):
+    """A process that crashed left its count in Redis: without its heartbeat it counts no more."""
+    import redis
+
+    event_id = _live_session(staff, db, moderation="post")
+    store = redis.Redis.from_url(REDIS_URL)
+    store.hset(f"kaifang:viewers:{event_id}", "a-process-that-died", 40)
+    store.hset(f"kaifang:viewers:{event_id}", "a-process-alive", 2)
+    store.set("kaifang:alive:a-process-alive", 1, ex=30)
+    viewer = _join(client, event_id, "观众")
+    with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
+        _frame(ws, counts=True)
+        assert _frame(ws, counts=True) == {"type": "viewers", "count": 3}
