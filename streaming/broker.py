@@ -282,24 +282,26 @@ def publish_after_commit(db: Session, broker: Broker, event_id: int,
 
 
 class RedisBroker:
-    """Every process publishes to Redis (`kaifang:room:{id}`, and `kaifang:hosts:{id}` for the
-    hosts' frames) and hears every room there, in a thread of its own; what it hears goes to its
-    own sockets through a LocalBroker. Redis keeps nothing: a frame is a notice, the message
-    itself is a committed row that a reconnecting page reads again."""
+    """Every process publishes to Redis (`kaifang:{db}:room:{id}`, and `kaifang:{db}:hosts:{id}`
+    for the hosts' frames: pub/sub ignores database numbers, so the channel names its own) and
+    hears every room there, in a thread of its own; what it hears goes to its own sockets
+    through a LocalBroker. Redis keeps nothing: a frame is a notice, the message itself is a
+    committed row that a reconnecting page reads again."""
 
-    PREFIX = "kaifang:room:"
-    HOSTS = "kaifang:hosts:"
-    VIEWERS = "kaifang:viewers:"
-    ALIVE = "kaifang:alive:"
     ALIVE_S = 30
 
     def __init__(self, url: str) -> None:
         import redis
 
         self.url = url
+        self._redis = redis.Redis.from_url(url, socket_timeout=5)
+        namespace = f"kaifang:{self._redis.connection_pool.connection_kwargs.get('db', 0)}:"
+        self.room_prefix = f"{namespace}room:"
+        self.hosts_prefix = f"{namespace}hosts:"
+        self.viewers_prefix = f"{namespace}viewers:"
+        self.alive_prefix = f"{namespace}alive:"
         self.process = uuid.uuid4().hex
         self.local = LocalBroker()
-        self._redis = redis.Redis.from_url(url, socket_timeout=5)
         self._guard = threading.Lock()
         self._users = 0
         self._counted_at: dict[int, float] = {}  # monotonic time of each room's last count
@@ -314,7 +316,7 @@ class RedisBroker:
         """This process's count goes to a Redis hash beside the others'; the room's count is
         the sum over the processes that are alive (each renews `kaifang:alive:{process}` while
         it listens: a process that died stops counting within ALIVE_S)."""
-        key = f"{self.VIEWERS}{event_id}"
+        key = f"{self.viewers_prefix}{event_id}"
         here = self.local.viewers(event_id)
         try:
             with self._redis.pipeline() as pipe:
@@ -326,7 +328,8 @@ class RedisBroker:
                 pipe.hgetall(key)
                 counts = pipe.execute()[-1]
             processes = [process.decode() for process in counts]
-            alive = self._redis.mget([self.ALIVE + p for p in processes]) if processes else []
+            keys = [self.alive_prefix + p for p in processes]
+            alive = self._redis.mget(keys) if processes else []
             living = {p for p, up in zip(processes, alive, strict=True) if up is not None}
             return sum(int(count) for process, count in counts.items()
                        if process.decode() in living or process.decode() == self.process)
@@ -358,10 +361,10 @@ class RedisBroker:
         self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
     def publish(self, event_id: int, frames: Iterable[str]) -> None:
-        self._publish(self.PREFIX, event_id, list(frames))
+        self._publish(self.room_prefix, event_id, list(frames))
 
     def publish_hosts(self, event_id: int, frames: Iterable[str]) -> None:
-        self._publish(self.HOSTS, event_id, list(frames))
+        self._publish(self.hosts_prefix, event_id, list(frames))
 
     def _publish(self, prefix: str, event_id: int, frames: list[str]) -> None:
         if not frames:
@@ -370,7 +373,7 @@ class RedisBroker:
             self._redis.publish(f"{prefix}{event_id}", json.dumps(frames))
         except Exception as exc:  # Redis away: this process's sockets still get it
             log.warning("room fan-out through Redis failed (%s)", type(exc).__name__)
-            self.local.fan_out(event_id, frames, prefix == self.HOSTS)
+            self.local.fan_out(event_id, frames, prefix == self.hosts_prefix)
 
     def start(self) -> None:
         """Listens for every room (once per broker, however many apps start it) until the last
@@ -380,7 +383,7 @@ class RedisBroker:
             if self._thread is not None:
                 return
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.psubscribe(f"{self.PREFIX}*", f"{self.HOSTS}*")
+            pubsub.psubscribe(f"{self.room_prefix}*", f"{self.hosts_prefix}*")
             self._thread = threading.Thread(target=self._listen, args=(pubsub, self._stop),
                                             name="kaifang-room-fanout", daemon=True)
             self._thread.start()
@@ -405,7 +408,7 @@ class RedisBroker:
             while not stop.is_set():
                 if time.monotonic() - renewed > self.ALIVE_S / 3:
                     with contextlib.suppress(Exception):  # Redis away: the loop below says so
-                        self._redis.set(self.ALIVE + self.process, 1, ex=self.ALIVE_S)
+                        self._redis.set(self.alive_prefix + self.process, 1, ex=self.ALIVE_S)
                         renewed = time.monotonic()
                 try:
                     message = pubsub.get_message(timeout=1.0)
@@ -417,8 +420,9 @@ class RedisBroker:
                     continue
                 try:
                     channel = message["channel"].decode()
+                    hosts = channel.startswith(self.hosts_prefix)
                     self.local.fan_out(int(channel.rsplit(":", 1)[1]),
-                                       json.loads(message["data"]), channel.startswith(self.HOSTS))
+                                       json.loads(message["data"]), hosts)
                 except Exception as exc:  # one bad notice must not end the listening
                     log.warning("room fan-out skipped a notice (%s)", type(exc).__name__)
         finally:

@@ -283,10 +283,13 @@ def test_a_process_that_died_stops_counting_its_viewers(client, staff, db, live_
     import redis
 
     event_id = _live_session(staff, db, moderation="post")
+    from streaming.broker import RedisBroker
+
     store = redis.Redis.from_url(REDIS_URL)
-    store.hset(f"kaifang:viewers:{event_id}", "a-process-that-died", 40)
-    store.hset(f"kaifang:viewers:{event_id}", "a-process-alive", 2)
-    store.set("kaifang:alive:a-process-alive", 1, ex=30)
+    names = RedisBroker(REDIS_URL)  # the keys are namespaced by the database number
+    store.hset(f"{names.viewers_prefix}{event_id}", "a-process-that-died", 40)
+    store.hset(f"{names.viewers_prefix}{event_id}", "a-process-alive", 2)
+    store.set(f"{names.alive_prefix}a-process-alive", 1, ex=30)
     viewer = _join(client, event_id, "观众")
     with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
         _frame(ws, counts=True)
