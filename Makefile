@@ -34,8 +34,10 @@ run: system venv
 	$(BIN)/kaifang demo
 	$(BIN)/kaifang serve --host 127.0.0.1 --port 8000
 
+# In parallel (pytest-xdist: one worker per core unless TEST_WORKERS says), the ten slowest named.
+TEST_WORKERS = auto
 test: system venv
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=10
 
 lint: venv
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ from sqlmodel import Session, func, select
 
 from events.models import Event, EventKind, StaffUser, Unit
 from events.sessions import missing_fields
-from server import cli
+from server import cli, demo_recordings
 from server.config import Settings, get_settings
 from server.db import get_engine
 from server.demo import DEFAULT_PASSWORD
@@ -84,6 +84,9 @@ def test_demo_on_the_test_database_serves_the_portal_and_the_review_queue(
     use_database(monkeypatch, settings)
     monkeypatch.setenv("KAIFANG_DEMO_PASSWORD", "another-demo-password")
     monkeypatch.setenv("KAIFANG_DEMO_RECORDINGS", "true")
+    # The demo's flow, not its pictures: three short small clips transcode in seconds.
+    monkeypatch.setattr(demo_recordings, "CLIPS", {
+        key: (3, "320x180", tone) for key, (_s, _size, tone) in demo_recordings.CLIPS.items()})
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "another-demo-password" not in out and "Transcoded 3 demo recording(s)" in out
