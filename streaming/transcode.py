@@ -52,7 +52,7 @@ TICK_S = 0.2
 REPORT_EVERY_S = 1.0
 RENEW_EVERY_S = 15.0
 # After SIGTERM ffmpeg may go on flushing (a gap in the timestamps is filled first): then SIGKILL.
-TERMINATE_GRACE_S = 5.0
+TERMINATE_GRACE_S = 3.0
 # A run may take max(10 min, 4 × the source's duration). The ladder runs at 1.5× real time or
 # better on two cores (bench/transcode.py); 4× leaves room for a machine busy with requests
 # (ffmpeg runs niced) and the floor for a short clip's start-up. A source whose timestamps
@@ -251,8 +251,8 @@ def _attempt(settings: Settings, engine: Engine, storage: Storage, job: Transcod
         log.warning("job %s: attempt %s lost its lease to another; ended", job.id, job.attempts)
         return
     except TimedOut:
-        error = TIMED_OUT.format(limit=math.ceil(limit_s / 60),
-                                 duration=math.ceil(source.duration_s / 60))
+        error = TIMED_OUT.format(limit=max(1, round(limit_s / 60)),
+                                 duration=max(1, round(source.duration_s / 60)))
         return _failed(engine, job, error, final=True)
     except OSError as exc:  # ffmpeg (or setpriv, prlimit, nice) missing, or the disk
         return _failed(engine, job, f"ffmpeg could not run ({type(exc).__name__})")
