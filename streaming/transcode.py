@@ -137,11 +137,11 @@ class _Watch:
                 return self._end(TimedOut)
             if now - last_report < REPORT_EVERY_S:
                 continue
-            current = self.fraction()
-            if current == reported and now - last_renewal < RENEW_EVERY_S:
-                continue
-            last_report = now
-            try:
+            try:  # nothing may end this thread while ffmpeg runs: it holds the time limit
+                current = self.fraction()
+                if current == reported and now - last_renewal < RENEW_EVERY_S:
+                    continue
+                last_report = now
                 held = self.report(current)
             except Exception as exc:  # the database busy or away: try again at the next tick
                 log.warning("progress not written: %s", type(exc).__name__)
@@ -197,9 +197,12 @@ def segments_done(work: Path, source: Source) -> float:
     the seek-preview sheet opens at its 100th tile or at the end: its own figure stays at 0
     for most of a run.)"""
     written = 0
-    for folder in (entry for entry in os.scandir(work) if entry.is_dir()):
-        written = max(written, sum(1 for entry in os.scandir(folder.path)
-                                   if entry.name.endswith((".ts", ".m4s"))))
+    with os.scandir(work) as entries:
+        folders = [entry.path for entry in entries if entry.is_dir()]
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            written = max(written, sum(1 for entry in entries
+                                       if entry.name.endswith((".ts", ".m4s"))))
     done = max(written - 1, 0) * SEGMENT_S / max(source.duration_s, 0.001)
     return min(round(done, 3), 0.99)
 
