@@ -28,7 +28,15 @@ from streaming import jobs, transcode
 from streaming.ladder import Source
 from streaming.transcode import run_one
 from tests.conftest import TEST_SECRET_KEY
-from tests.streaming.jobs_helpers import claim, ffmpeg, fresh, queue, run_out, unit_session
+from tests.streaming.jobs_helpers import (
+    claim,
+    ffmpeg,
+    fresh,
+    queue,
+    recording_of,
+    run_out,
+    unit_session,
+)
 
 # What the attack's probe gives: two 320x240 frames, 3600 s apart.
 ATTACK = Source(3600.04, 320, 240, False)
@@ -255,3 +263,30 @@ def test_sigterm_ends_ffmpeg_releases_the_job_and_exits_promptly(command, staff,
         server.wait()
     released = fresh(settings, job.id)
     assert (released.state, released.attempts, released.lease) == ("queued", 0, "")
+
+
+def test_a_folder_published_by_a_run_that_died_before_marking_its_job_is_swept_at_start(
+        staff, db, settings, tmp_path, monkeypatch):
+    _quick_watch(monkeypatch)
+    _fake_ffmpeg(tmp_path, monkeypatch, "exit 0")  # done at once
+    job = queue(db, settings, unit_session(staff, db, "education"))
+    succeed = jobs.succeed
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # the process is killed between publishing and marking
+
+    monkeypatch.setattr(jobs, "succeed", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(settings)
+    hls = settings.media_dir / "hls"
+    [orphan] = list(hls.iterdir())
+    monkeypatch.setattr(jobs, "succeed", succeed)
+    run_out(settings, job.id)
+    assert run_one(settings) is True  # taken up again, and published under a key of its own
+    kept = fresh(settings, job.id)
+    assert (kept.state, kept.attempts) == ("succeeded", 2)
+    stopped = threading.Event()
+    stopped.set()
+    start_transcoder(settings, stopped).join(5)  # a worker starting sweeps first
+    assert not orphan.exists()
+    assert [folder.name for folder in hls.iterdir()] == [recording_of(settings, kept).media_key]
