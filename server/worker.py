@@ -133,6 +133,7 @@ def run_worker(settings: Settings, stop: threading.Event, interval_s: float = 5,
             last_run[job.name] = now
             run_job(job, settings)
         stop.wait(interval_s)
+    wake_transcoder()  # from its wait for work: it sees `stop` at once
     log.info("worker stopped")
 
 
