@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     demo_recordings: bool = True
     # The largest recording a unit may upload (bytes; default 8 GiB).
     max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
+    # The address space a transcode's ffmpeg may use (MiB; RLIMIT_AS): a 1080p ladder needs
+    # about 0.6 GiB on two cores, more with more cores (x264 runs a thread per core or so).
+    transcode_memory_mb: int = Field(default=1536, ge=256)
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.
     smtp_url: str | None = Field(default=None, repr=False)
     mail_from: str = "kaifang@localhost"

@@ -3,7 +3,9 @@
 `kaifang worker` runs it in the foreground; `kaifang serve` runs it in a thread of its own.
 Several may run at once (each claims its work in the database). A job is one transaction; a
 failing job is logged, without personal data, and the loop goes on. Transcodes run beside the
-rounds, in a thread of their own (streaming.transcode).
+rounds, in two lanes of their own (streaming.transcode): one takes any job, the other only
+recordings up to SHORT_LANE_S long, so a long transcode (or one that runs to its time limit)
+never holds up a unit's short clip. Stopping ends both lanes' ffmpeg and releases their jobs.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
 from streaming.jobs import forget_stale_uploads
-from streaming.transcode import run_transcoder
+from streaming.transcode import run_transcoder, storage_for, sweep
 from streaming.transcode import wake as wake_transcoder
 
 log = logging.getLogger("kaifang.worker")
+# The short lane takes only recordings this long or shorter (seconds).
+SHORT_LANE_S = 600.0
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -66,6 +70,10 @@ def _forget_stale_uploads(db: Session, settings: Settings) -> object:
     return forget_stale_uploads(db, settings.media_dir / "uploads")
 
 
+def _sweep_media(db: Session, settings: Settings) -> object:
+    return sweep(db, storage_for(settings))
+
+
 JOBS: tuple[Job, ...] = (
     Job("deliver", 0, _deliver),
     Job("purge", 3600, _purge),
@@ -73,6 +81,7 @@ JOBS: tuple[Job, ...] = (
     Job("closeout_reminders", 3600, _closeout_reminders),
     Job("registration_limits", 600, _forget_registration_attempts),
     Job("stale_uploads", 3600, _forget_stale_uploads),
+    Job("orphan_media", 600, _sweep_media),
 )
 
 
@@ -124,13 +133,29 @@ def run_worker(settings: Settings, stop: threading.Event, interval_s: float = 5,
             last_run[job.name] = now
             run_job(job, settings)
         stop.wait(interval_s)
+    wake_transcoder()  # from its wait for work: it sees `stop` at once
     log.info("worker stopped")
 
 
+def run_transcoders(settings: Settings, stop: threading.Event) -> None:
+    """Both lanes until `stop` is set: the short one in a thread of its own, the other here."""
+    short = threading.Thread(target=run_transcoder, name="kaifang-transcoder-short",
+                             daemon=True, args=(settings, stop),
+                             kwargs={"longest_s": SHORT_LANE_S})
+    short.start()
+    try:
+        run_transcoder(settings, stop)
+    finally:
+        stop.set()
+        short.join()
+
+
 def start_transcoder(settings: Settings, stop: threading.Event) -> threading.Thread:
-    """Transcode jobs in a thread of their own (ffmpeg runs in a child process): a recording
-    that takes minutes never holds up a text or a reminder."""
-    thread = threading.Thread(target=run_transcoder, name="kaifang-transcoder", daemon=True,
+    """Transcode jobs in threads of their own (ffmpeg runs in a child process): a recording
+    that takes minutes never holds up a text or a reminder. Joining the thread returned waits
+    for both lanes."""
+    run_job(Job("orphan_media", 0, _sweep_media), settings)  # what a process that died left
+    thread = threading.Thread(target=run_transcoders, name="kaifang-transcoder", daemon=True,
                               args=(settings, stop))
     thread.start()
     return thread

@@ -38,7 +38,8 @@ class Recording(SQLModel, table=True):
 
 class TranscodeJob(SQLModel, table=True):
     """Turning one recording into HLS. Claimed with a lease like the outbox (events.delivery):
-    a worker that dies mid-job leaves its lease to run out, and the job is taken up again."""
+    a worker that dies mid-job leaves its lease to run out, and the job is taken up again
+    (streaming.jobs), at most MAX_ATTEMPTS times."""
 
     id: int | None = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recording.id", ondelete="CASCADE", index=True)
@@ -49,8 +50,11 @@ class TranscodeJob(SQLModel, table=True):
     attempts: int = Field(default=0)
     # A queued job waits until then (a retry's backoff).
     due_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    # While running: the worker's claim ends then unless it renews it.
+    # While running: the worker's claim ends then (the database's clock) unless it renews it.
     claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # While running: the token of the attempt that holds it. Every write of the run names it,
+    # so a run that lost its lease (another attempt holds a new token) can change nothing.
+    lease: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     # The tail of ffmpeg's complaint, or why the job gave up: shown to staff, no personal data.
     error: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

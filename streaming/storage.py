@@ -26,8 +26,9 @@ class Storage(Protocol):
 
     def source(self, recording_id: int) -> Path: ...
 
-    def work_dir(self, job_id: int) -> Path:
-        """An empty folder for one run of a job (emptied if a dead run left it)."""
+    def work_dir(self, job_id: int, attempt: str) -> Path:
+        """A new empty folder for one attempt at a job: no other attempt ever writes or
+        deletes it (streaming.transcode sweeps those of attempts that died)."""
 
     def publish(self, work_dir: Path, event_id: int, recording_id: int) -> str:
         """Makes a finished folder public under a new key, and returns the key."""
@@ -63,9 +64,8 @@ class LocalStorage:
     def source(self, recording_id: int) -> Path:
         return self.root / "sources" / f"{recording_id}.src"
 
-    def work_dir(self, job_id: int) -> Path:
-        folder = self.root / "work" / str(job_id)
-        shutil.rmtree(folder, ignore_errors=True)
+    def work_dir(self, job_id: int, attempt: str) -> Path:
+        folder = self.root / "work" / f"{job_id}-{attempt}"
         folder.mkdir(parents=True)
         return folder
 

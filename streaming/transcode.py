@@ -1,18 +1,36 @@
 """Running a transcode job: ffmpeg in a child process, at a lower CPU priority than the web
-service, never on the event loop or a request thread. Its `-progress` lines become the job's
-progress (and renew its lease) about once a second; its complaint, if it fails, is kept
-(the tail) for staff. The finished folder is published in one step (streaming.storage).
+service, never on the event loop or a request thread.
+
+The child is started with no Python code between fork and exec (the web process has threads:
+`preexec_fn` is unsafe there). Its limits are set by small programs in front of it, each
+exec()ing the next: `setpriv --pdeathsig KILL` (util-linux: it dies with the thread that
+started it, even when the worker is killed), `prlimit` (util-linux: address space, from
+KAIFANG_TRANSCODE_MEMORY_MB, and CPU seconds) and `nice` (coreutils). It runs in a session of
+its own, so a terminal's Ctrl-C reaches the worker, which ends it itself.
+
+A watch thread beside it, on a timer of its own (never on what ffmpeg prints: a file whose
+timestamps jump prints nothing for minutes), writes the job's progress and renews its lease,
+and ends the child (SIGTERM, then SIGKILL) when the lease is lost to another attempt, when the
+worker stops (the job is released for another attempt) or when the run passes its time limit
+(the job fails). Progress is the share of the source whose HLS segments are written.
+
+Each attempt writes into a folder of its own; the finished folder is published in one step
+(streaming.storage), then the job is marked, if this attempt still holds it; otherwise what it
+published is removed. `sweep` removes what attempts that died left behind.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -20,7 +38,7 @@ from sqlmodel import Session
 from server.config import Settings
 from server.db import get_engine
 from streaming import jobs
-from streaming.ladder import Progress, Source, ffmpeg_args, ladder, thumbnails_vtt
+from streaming.ladder import SEGMENT_S, Source, ffmpeg_args, ladder, thumbnails_vtt
 from streaming.models import Recording, TranscodeJob
 from streaming.storage import LocalStorage, Storage
 
@@ -28,116 +46,291 @@ log = logging.getLogger("kaifang.transcode")
 
 FFMPEG = "ffmpeg"
 NICENESS = 10  # below the web service: a transcode never starves a request
+# The watch thread looks this often; writes progress at most every REPORT_EVERY_S, and renews
+# the lease at least every RENEW_EVERY_S (well inside jobs.LEASE) while ffmpeg is alive.
+TICK_S = 0.2
 REPORT_EVERY_S = 1.0
+RENEW_EVERY_S = 15.0
+# After SIGTERM ffmpeg may go on flushing (a gap in the timestamps is filled first): then SIGKILL.
+TERMINATE_GRACE_S = 3.0
+# A run may take max(10 min, 4 × the source's duration). The ladder runs at 1.5× real time or
+# better on two cores (bench/transcode.py); 4× leaves room for a machine busy with requests
+# (ffmpeg runs niced) and the floor for a short clip's start-up. A source whose timestamps
+# promise far more than it holds ends `failed`, not retried: another run would do the same.
+TIME_FLOOR_S = 600.0
+TIME_FACTOR = 4.0
+TIMED_OUT = ("转码超时：{duration} 分钟的录像最多可用 {limit} 分钟转码，已停止。"
+             "文件的时间戳可能与内容不符，请检查后重新上传。"
+             "The transcode was stopped at its time limit ({limit} min for a {duration} min "
+             "recording); the file's timestamps may not match what it holds.")
 
 
 def storage_for(settings: Settings) -> LocalStorage:
     return LocalStorage(settings.media_dir)
 
 
-# Set when this process queues a job: its transcoder starts at once instead of at its next look
-# (workers in other processes look every few seconds).
-_queued = threading.Event()
+# Set when this process queues a job: its transcoders start at once instead of at their next
+# look (workers in other processes look every few seconds). One event per transcoder loop.
+_waiting: set[threading.Event] = set()
 
 
 def wake() -> None:
-    _queued.set()
+    for event in list(_waiting):
+        event.set()
 
 
 class Stopped(Exception):
-    """The worker is stopping: the run is abandoned and its lease left to run out."""
+    """The worker is stopping: ffmpeg was ended, and the job is released for another attempt."""
 
 
-def _lower_priority() -> None:  # in the child, before exec
-    os.nice(NICENESS)
+class LeaseLost(Exception):
+    """Another attempt holds the job now: this one ended its ffmpeg and publishes nothing."""
+
+
+class TimedOut(Exception):
+    """ffmpeg ran past the run's time limit and was ended."""
+
+
+def time_limit_s(duration_s: float) -> float:
+    return max(TIME_FLOOR_S, TIME_FACTOR * duration_s)
+
+
+def limits(memory_mb: int, limit_s: float) -> list[str]:
+    """The programs in front of ffmpeg that set its limits (see the module's docstring). CPU
+    seconds: the time limit on every core, a bound even if the watch thread cannot act."""
+    cpu_s = math.ceil(limit_s * (os.cpu_count() or 1)) + 60
+    return ["setpriv", "--pdeathsig", "KILL", "--",
+            "prlimit", f"--as={memory_mb * 1024 * 1024}", f"--cpu={cpu_s}", "--",
+            "nice", "-n", str(NICENESS)]
+
+
+def end_child(child: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after TERMINATE_GRACE_S; returns once the child is gone."""
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+class _Watch:
+    """The timer beside a running ffmpeg (see the module's docstring)."""
+
+    def __init__(self, child: subprocess.Popen[str], report: Callable[[float], bool],
+                 fraction: Callable[[], float], stop: threading.Event | None,
+                 limit_s: float) -> None:
+        self.child, self.report, self.fraction, self.stop = child, report, fraction, stop
+        self.deadline = time.monotonic() + limit_s
+        self.why: type[Exception] | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        reported, last_report, last_renewal = -1.0, 0.0, time.monotonic()
+        while not self.done.wait(TICK_S):
+            now = time.monotonic()
+            if self.stop is not None and self.stop.is_set():
+                return self._end(Stopped)
+            if now >= self.deadline:
+                return self._end(TimedOut)
+            if now - last_report < REPORT_EVERY_S:
+                continue
+            try:  # nothing may end this thread while ffmpeg runs: it holds the time limit
+                current = self.fraction()
+                if current == reported and now - last_renewal < RENEW_EVERY_S:
+                    continue
+                last_report = now
+                held = self.report(current)
+            except Exception as exc:  # the database busy or away: try again at the next tick
+                log.warning("progress not written: %s", type(exc).__name__)
+                continue
+            if not held:
+                return self._end(LeaseLost)
+            reported, last_renewal = current, now
+        return None
+
+    def _end(self, why: type[Exception]) -> None:
+        self.why = why
+        end_child(self.child)
 
 
 def run_ffmpeg(args: list[str], duration_s: float, report: Callable[[float], bool],
-               stop: threading.Event | None = None) -> tuple[int, str]:
-    """Runs ffmpeg with `args`; calls report(fraction) as it goes (False: abandon the run).
-    Returns the exit code and the tail of what ffmpeg wrote to standard error."""
-    progress = Progress(duration_s)
+               stop: threading.Event | None = None, *,
+               fraction: Callable[[], float] = lambda: 0.0, limit_s: float | None = None,
+               memory_mb: int = 1536) -> tuple[int, str]:
+    """Runs ffmpeg with `args` under its limits; the watch thread calls report(fraction())
+    (False: the lease is lost). Returns the exit code and the tail of what ffmpeg wrote to
+    standard error; raises Stopped, LeaseLost or TimedOut once ffmpeg is ended for that."""
+    limit_s = time_limit_s(duration_s) if limit_s is None else limit_s
+    # Fewer malloc arenas: less address space reserved per thread under RLIMIT_AS.
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen([FFMPEG, *args], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=errors, text=True,
-                                 preexec_fn=_lower_priority)
-        last = 0.0
+        child = subprocess.Popen([*limits(memory_mb, limit_s), FFMPEG, *args],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=errors, text=True, start_new_session=True, env=env)
+        watch = _Watch(child, report, fraction, stop, limit_s)
+        watcher = threading.Thread(target=watch.run, name="kaifang-ffmpeg-watch", daemon=True)
+        watcher.start()
         try:
             assert child.stdout is not None
-            for line in child.stdout:
-                if stop is not None and stop.is_set():
-                    raise Stopped()
-                if progress.feed(line) and time.monotonic() - last >= REPORT_EVERY_S:
-                    last = time.monotonic()
-                    if not report(progress.fraction):
-                        raise Stopped()
+            for _line in child.stdout:  # -progress lines, drained so ffmpeg never blocks
+                pass
             code = child.wait()
         except BaseException:
-            child.kill()
-            child.wait()
+            end_child(child)
             raise
+        finally:
+            watch.done.set()
+            watcher.join()
+        if watch.why is not None:
+            raise watch.why()
         errors.seek(0)
         tail = errors.read()[-jobs.ERROR_TAIL:].decode("utf-8", "replace").strip()
     return code, tail
 
 
+def segments_done(work: Path, source: Source) -> float:
+    """The share of the source written so far: the finished HLS segments of the rendition
+    furthest on. (ffmpeg 5 prints no -progress block until every output file has opened, and
+    the seek-preview sheet opens at its 100th tile or at the end: its own figure stays at 0
+    for most of a run.)"""
+    written = 0
+    with os.scandir(work) as entries:
+        folders = [entry.path for entry in entries if entry.is_dir()]
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            written = max(written, sum(1 for entry in entries
+                                       if entry.name.endswith((".ts", ".m4s"))))
+    done = max(written - 1, 0) * SEGMENT_S / max(source.duration_s, 0.001)
+    return min(round(done, 3), 0.99)
+
+
 def run_one(settings: Settings, storage: Storage | None = None,
-            stop: threading.Event | None = None) -> bool:
-    """Claims one due job and runs it to its end; False when none was due."""
+            stop: threading.Event | None = None, *, longest_s: float | None = None) -> bool:
+    """Claims one due job (with `longest_s`, only a recording that short) and runs it to its
+    end; False when none was due."""
     storage = storage or storage_for(settings)
     engine = get_engine(settings.sqlalchemy_url)
     with Session(engine, expire_on_commit=False) as db:
-        job = jobs.claim(db)
+        job = jobs.claim(db, longest_s=longest_s)
         if job is None:
             return False
         recording = db.get(Recording, job.recording_id)
     assert job.id is not None and recording is not None and recording.id is not None
     source = Source(recording.duration_s, recording.width, recording.height, recording.has_audio)
-    work = storage.work_dir(job.id)
+    work = storage.work_dir(job.id, job.lease)
     log.info("job %s: transcoding recording %s (%.0f s, %sp), attempt %s", job.id,
              recording.id, source.duration_s, source.height, job.attempts)
-
-    def report(fraction: float) -> bool:
-        with Session(engine, expire_on_commit=False) as db:
-            return jobs.renew(db, job.id, fraction)  # type: ignore[arg-type]
-
     try:
-        code, tail = run_ffmpeg(ffmpeg_args(str(storage.source(recording.id)), str(work),
-                                            source), source.duration_s, report, stop)
-    except Stopped:
-        log.info("job %s: abandoned (stopping, or taken over)", job.id)
-        return True
-    except OSError as exc:  # ffmpeg missing, or the disk
-        _failed(engine, job, f"ffmpeg could not run ({type(exc).__name__})")
-        return True
-    if code != 0:
-        _failed(engine, job, tail or f"ffmpeg exited with {code}")
-        return True
-    (work / "thumbs.vtt").write_text(thumbnails_vtt(source), encoding="utf-8")
-    key = storage.publish(work, job.event_id, recording.id)
-    with Session(engine, expire_on_commit=False) as db:
-        jobs.succeed(db, job, key, [r.name for r in ladder(source)])
-    log.info("job %s: published as %s", job.id, key)
+        _attempt(settings, engine, storage, job, recording, source, work, stop)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # this attempt's own (gone if published)
     return True
 
 
-def _failed(engine: Engine, job: TranscodeJob, error: str) -> None:
+def _attempt(settings: Settings, engine: Engine, storage: Storage, job: TranscodeJob,
+             recording: Recording, source: Source, work: Path,
+             stop: threading.Event | None) -> None:
+    assert job.id is not None and recording.id is not None
+
+    def report(fraction: float) -> bool:
+        with Session(engine, expire_on_commit=False) as db:
+            return jobs.renew(db, job.id, job.lease, fraction)  # type: ignore[arg-type]
+
+    limit_s = time_limit_s(source.duration_s)
+    try:
+        code, tail = run_ffmpeg(
+            ffmpeg_args(str(storage.source(recording.id)), str(work), source),
+            source.duration_s, report, stop, fraction=lambda: segments_done(work, source),
+            limit_s=limit_s, memory_mb=settings.transcode_memory_mb)
+    except Stopped:
+        with Session(engine, expire_on_commit=False) as db:
+            jobs.release(db, job)
+        log.info("job %s: released (the worker is stopping)", job.id)
+        return
+    except LeaseLost:
+        log.warning("job %s: attempt %s lost its lease to another; ended", job.id, job.attempts)
+        return
+    except TimedOut:
+        error = TIMED_OUT.format(limit=max(1, round(limit_s / 60)),
+                                 duration=max(1, round(source.duration_s / 60)))
+        return _failed(engine, job, error, final=True)
+    except OSError as exc:  # ffmpeg (or setpriv, prlimit, nice) missing, or the disk
+        return _failed(engine, job, f"ffmpeg could not run ({type(exc).__name__})")
+    if code != 0:
+        return _failed(engine, job, tail or f"ffmpeg exited with {code}")
+    (work / "thumbs.vtt").write_text(thumbnails_vtt(source), encoding="utf-8")
+    if not report(0.99):
+        log.warning("job %s: attempt %s lost its lease before publishing", job.id, job.attempts)
+        return
+    key = storage.publish(work, job.event_id, recording.id)
     with Session(engine, expire_on_commit=False) as db:
-        ended = jobs.fail(db, job, error)
-    log.warning("job %s: ffmpeg failed (attempt %s, now %s)", job.id, ended.attempts,
-                ended.state)
+        published = jobs.succeed(db, job, key, [r.name for r in ladder(source)])
+    if published is None:  # taken over between the two: what it published goes
+        storage.remove(key)
+        log.warning("job %s: attempt %s lost its lease; its output removed", job.id,
+                    job.attempts)
+        return
+    log.info("job %s: published as %s", job.id, key)
 
 
-def run_transcoder(settings: Settings, stop: threading.Event, interval_s: float = 2.0) -> None:
-    """Runs jobs one after another until `stop` is set (one at a time: ffmpeg uses every core).
-    With none due it looks again after `interval_s`, or at once when this process queues one."""
+def _failed(engine: Engine, job: TranscodeJob, error: str, *, final: bool = False) -> None:
+    with Session(engine, expire_on_commit=False) as db:
+        ended = jobs.fail(db, job, error, final=final)
+    if ended is None:
+        log.warning("job %s: attempt %s failed after losing its lease", job.id, job.attempts)
+    else:
+        log.warning("job %s: ffmpeg failed (attempt %s, now %s)", job.id, ended.attempts,
+                    ended.state)
+
+
+def sweep(db: Session, storage: Storage) -> int:
+    """Removes what attempts that died left: work folders of attempts no longer running, and
+    published folders no recording names whose job is not running (a process that died
+    between publishing and marking the job). Folders are listed before the database is read:
+    an attempt's claim is committed before its folder exists."""
+    if not isinstance(storage, LocalStorage):
+        return 0
+    work = [folder for folder in (storage.root / "work").iterdir() if folder.is_dir()]
+    published = [folder.name for folder in storage.hls_root.iterdir() if folder.is_dir()]
+    live = {f"{job_id}-{lease}" for job_id, lease in jobs.running_leases(db)}
+    removed = 0
+    for folder in work:
+        if folder.name not in live:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    for key in published:
+        parts = key.split("-")
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue  # not one of ours: left alone
+        recording = db.get(Recording, int(parts[1]), populate_existing=True)
+        if recording is None or (recording.media_key != key and recording.state != "running"):
+            storage.remove(key)
+            removed += 1
+    if removed:
+        log.info("swept %s folder(s) left by attempts that died", removed)
+    return removed
+
+
+def run_transcoder(settings: Settings, stop: threading.Event, interval_s: float = 2.0, *,
+                   longest_s: float | None = None) -> None:
+    """Runs jobs one after another until `stop` is set (with `longest_s`: only recordings that
+    short). With none due it looks again after `interval_s`, or at once when this process
+    queues one."""
     storage = storage_for(settings)
-    while not stop.is_set():
-        _queued.clear()
-        try:
-            ran = run_one(settings, storage, stop)
-        except Exception as exc:
-            log.error("transcoder round failed: %s", type(exc).__name__)
-            ran = False
-        if not ran:
-            _queued.wait(interval_s)
+    queued = threading.Event()
+    _waiting.add(queued)
+    try:
+        while not stop.is_set():
+            queued.clear()
+            try:
+                ran = run_one(settings, storage, stop, longest_s=longest_s)
+            except Exception as exc:
+                log.error("transcoder round failed: %s", type(exc).__name__)
+                ran = False
+            if not ran:
+                queued.wait(interval_s)
+    finally:
+        _waiting.discard(queued)
