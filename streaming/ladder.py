@@ -168,7 +168,10 @@ def ffmpeg_args(source_path: str, out_dir: str, source: Source) -> list[str]:
         args += ["-map", f"[out{index}]"]
     if source.has_audio:
         args += ["-map", "0:a:0"]  # once: every rendition plays the same sound
-    args += ["-c:v", "libx264", "-preset", PRESET, "-profile:v", "high", "-sc_threshold", "0",
+    # Frames keep their own times (`vfr`): a pause in the source's timestamps (an hour between
+    # two frames) is not filled with copies of a frame to encode, one per 1/25 s.
+    args += ["-fps_mode", "vfr",
+             "-c:v", "libx264", "-preset", PRESET, "-profile:v", "high", "-sc_threshold", "0",
              "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_S})"]
     for index, rendition in enumerate(renditions):
         args += [f"-b:v:{index}", f"{rendition.video_kbps}k",

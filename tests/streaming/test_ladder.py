@@ -58,6 +58,7 @@ def test_the_argument_list_for_a_720p_source_with_sound() -> None:
         "-map", "[poster]", "-frames:v", "1", "/m/work/3/poster.jpg",
         "-map", "[thumbs]", "-fps_mode", "passthrough", "/m/work/3/thumbs-%03d.jpg",
         "-map", "[out0]", "-map", "[out1]", "-map", "[out2]", "-map", "0:a:0",
+        "-fps_mode", "vfr",
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-sc_threshold", "0",
         "-force_key_frames", "expr:gte(t,n_forced*4)",
         "-b:v:0", "2800k", "-maxrate:v:0", "2996k", "-bufsize:v:0", "4200k",

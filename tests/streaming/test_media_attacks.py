@@ -130,3 +130,18 @@ def test_frames_larger_than_declared_are_not_decoded(staff, db, settings, giant_
     assert memory < 200, memory
     assert code == 0
     assert _sizes(out / "240p" / "seg_00000.ts") == {(320, 240)}
+
+
+def test_an_hour_between_two_frames_is_not_filled_frame_by_frame(tmp_path):
+    """Two frames 3,600 s apart (a few KB): ffmpeg used to encode 90,000 copies of the first
+    (900 segments; at 1080p, minutes with no progress line); now it writes the two."""
+    gap = tmp_path / "gap.mkv"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=1:duration=2", "-vf",
+            "setpts=N*3600/TB", "-fps_mode", "passthrough", "-c:v", "libx264", "-preset",
+            "ultrafast", str(gap))
+    out = tmp_path / "work"
+    out.mkdir()
+    subprocess.run(["ffmpeg", *ffmpeg_args(str(gap), str(out), Source(3601.0, 640, 360))],
+                   check=True, stdout=subprocess.DEVNULL, timeout=30)
+    playlist = (out / "360p" / "index.m3u8").read_text()
+    assert "#EXTINF:3600.000000," in playlist
