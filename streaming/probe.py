@@ -29,7 +29,7 @@ def not_a_recording(why: str) -> Invalid:
 def ffprobe_args(path: str) -> list[str]:
     """The whole ffprobe command: the file opened as ffmpeg will open it (streaming.ladder)."""
     return [FFPROBE, "-v", "error", "-show_format", "-show_streams", "-of", "json",
-            *input_args(path, MAX_PIXELS)[:-2], f"file:{path}"]
+            *input_args(path, MAX_PIXELS)]
 
 
 def probe(path: Path) -> Source:

@@ -158,4 +158,4 @@ def test_ffprobe_opens_the_file_as_ffmpeg_does() -> None:
         "ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json",
         "-protocol_whitelist", "file",
         "-format_whitelist", "matroska,mov,mpegts,flv,avi,asf,mpeg,wav,mp3,ogg,aac,flac,amr",
-        "-max_pixels", str(MAX_PIXELS), "file:/m/uploads/ab.part"]
+        "-max_pixels", str(MAX_PIXELS), "-i", "file:/m/uploads/ab.part"]
