@@ -38,8 +38,9 @@ from server.deps import (
     require_staff,
 )
 from server.security import Signer
-from streaming import jobs, tracks, transcode
+from streaming import jobs, tracks, transcode, upload_room
 from streaming.media import (
+    MEDIA_TYPES,
     MediaGate,
     is_media_playlist,
     parse_key,
@@ -48,7 +49,7 @@ from streaming.media import (
     premiere_position,
     public_may_fetch,
     read_playlist,
-    segment_released,
+    released,
     valid_name,
 )
 from streaming.models import Recording, Upload
@@ -90,11 +91,24 @@ def _uploader(request: Request, db: Session, event_id: int) -> tuple[StaffUser, 
     return user, event
 
 
-def _declared_length(request: Request, limit: int) -> None:
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The body's Content-Length when it is a number; 413 over the limit (and a multipart's
+    headers)."""
     length = request.headers.get("content-length", "")
-    if length.isascii() and length.isdigit() \
-            and (len(length) > MAX_DIGITS or int(length) > limit + 64 * 1024):
+    if not (length.isascii() and length.isdigit()):
+        return None
+    if len(length) > MAX_DIGITS or int(length) > limit + 64 * 1024:
         raise TooLarge(limit)
+    return int(length)
+
+
+def _make_room(request: Request, db: Session, size: int, user: StaffUser | None = None) -> None:
+    """409 too_many_uploads, 507 no_space (streaming.upload_room)."""
+    settings = _settings(request)
+    upload_room.make_room(db, size, free=upload_room.free_bytes(_storage(request).root),
+                          margin=settings.upload_disk_margin_bytes,
+                          user_id=user.id if user else None,
+                          max_open=settings.max_open_uploads if user else None)
 
 
 async def _accept(request: Request, event_id: int, file: FilePath, size: int) -> JobCreated:
@@ -125,8 +139,14 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
 async def upload_recording(event_id: Id, request: Request) -> JobCreated:
     """The contract's upload: one multipart `file` part → 202 {job_id}."""
     limit = _settings(request).max_upload_bytes
-    await in_own_session(request, lambda db: _uploader(request, db, event_id))
-    _declared_length(request, limit)
+
+    def admit(db: Session) -> None:
+        _uploader(request, db, event_id)
+        declared = _declared_length(request, limit)
+        if declared is not None:  # a chunked body: its size is known only as it comes
+            _make_room(request, db, declared)
+
+    await in_own_session(request, admit)
     target = _storage(request).new_upload()
     try:
         size = await receive_multipart(request.stream(), request.headers.get("content-type", ""),
@@ -151,7 +171,8 @@ def _upload_public(upload: Upload) -> UploadPublic:
 @router.post("/events/{event_id}/uploads", status_code=201,
              responses=error_responses(401, 403, 409, 413))
 async def open_upload(event_id: Id, body: UploadIn, request: Request) -> UploadPublic:
-    """A resumable upload of `size` bytes: send it in PATCHes to its `url`."""
+    """A resumable upload of `size` bytes: send it in PATCHes to its `url`. A few open at once
+    per person (409 too_many_uploads), and only as many as the disk holds (507 no_space)."""
     limit = _settings(request).max_upload_bytes
     if body.size > limit:
         raise TooLarge(limit)
@@ -160,6 +181,7 @@ async def open_upload(event_id: Id, body: UploadIn, request: Request) -> UploadP
     def open_one(db: Session) -> UploadPublic:
         user, event = _uploader(request, db, event_id)
         assert user.id is not None and event.id is not None
+        _make_room(request, db, body.size, user)
         upload = Upload(token=secrets.token_urlsafe(24), event_id=event.id, user_id=user.id,
                         size_bytes=body.size, path=path.name)
         db.add(upload)
@@ -292,7 +314,10 @@ def track_file(track_id: int, db: SessionDep, viewer: OptionalStaffDep) -> Respo
     track = tracks.get_track(db, track_id)
     recording = db.get(Recording, track.recording_id)
     assert recording is not None
-    sessions.get_visible_event(db, recording.event_id, viewer)
+    event = sessions.get_visible_event(db, recording.event_id, viewer)
+    withdrawn = event.status in jobs.NO_RECORDING  # its captions go with its recording
+    if withdrawn and not (viewer and permissions.may_run(db, viewer, event)):
+        raise _no_media()
     return Response(track.body, media_type="text/vtt; charset=utf-8",
                     headers={"Cache-Control": SHORT})
 
@@ -310,12 +335,8 @@ def playback(event_id: Id, request: Request, db: SessionDep,
 
 # ---- media files ----------------------------------------------------------------------------
 
-MEDIA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
-               ".mp4": "video/mp4", ".m4s": "video/iso.segment", ".vtt": "text/vtt",
-               ".jpg": "image/jpeg"}
 # A published folder never changes (a new upload gets a new key): segments and pictures are
-# kept for a year; playlists briefly, in case a folder is withdrawn; a premiere's growing
-# playlist hardly at all.
+# kept for a year; playlists briefly (a folder may be withdrawn); a premiere's growing one less.
 LONG = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=10"
 GROWING = "public, max-age=1"
@@ -367,13 +388,11 @@ async def media_file(key: str, name: str, request: Request) -> Response:
     cache = SHORT if suffix == ".m3u8" else LONG
     if state == "premiere":
         position = premiere_position(playing, now)
-        if name.startswith("thumbs"):  # the seek previews show the end: after the premiere
-            raise _no_media()
         if is_media_playlist(name):
             return Response(read_playlist(path).event_text(position),
                             media_type=MEDIA_TYPES[suffix],
                             headers={"Cache-Control": GROWING if public else PRIVATE})
-        if not segment_released(folder, name, position):  # asked again later: not cached
+        if not released(folder, name, position):  # asked again later: not cached
             return JSONResponse({"error": "not_yet", "message": "this part of the premiere "
                                  "has not been shown yet"}, status_code=404,
                                 headers={"Cache-Control": NOT_YET})

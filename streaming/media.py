@@ -45,7 +45,12 @@ LEAD_SEGMENTS = 2
 # replaced recording's media stops being served within this time.
 DECISION_TTL = timedelta(seconds=5)
 MAX_DECISIONS = 10_000
+MEDIA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
+               ".mp4": "video/mp4", ".m4s": "video/iso.segment", ".vtt": "text/vtt",
+               ".jpg": "image/jpeg"}
 MASTER = "master.m3u8"
+# The seek previews (thumbs.vtt, thumbs-001.jpg…) show the whole video: after the premiere.
+PREVIEWS = "thumbs"
 SEGMENT_SUFFIXES = (".ts", ".m4s", ".mp4", ".aac", ".m4a")
 
 
@@ -207,10 +212,12 @@ def is_media_playlist(name: str) -> bool:
     return name.endswith(".m3u8") and name.rsplit("/", 1)[-1] != MASTER
 
 
-def segment_released(folder: Path, name: str, position: float) -> bool:
-    """Whether a premiere at `position` has reached the segment `name` (a path in `folder`, the
-    key's folder): false for one its rendition's playlist lists past the cut. A file no
-    playlist beside it lists (an init segment) is released."""
+def released(folder: Path, name: str, position: float) -> bool:
+    """Whether a premiere at `position` has reached the file `name` (a path in `folder`, the
+    key's folder): not the seek previews, nor a segment its rendition's playlist lists past
+    the cut. A file no playlist beside it lists (an init segment) is released."""
+    if name.startswith(PREVIEWS):
+        return False
     if not name.endswith(SEGMENT_SUFFIXES):
         return True
     directory, _, file = name.rpartition("/")

@@ -89,6 +89,11 @@ def test_a_cancelled_broadcasts_recording_is_no_longer_served(client, staff, db,
     assert before["state"] == "vod" and before["hls_url"] == url(key, "master.m3u8")
     assert client.get(url(key, "360p/seg_00000.ts")).status_code == 200
     assert "player-video" in client.get(f"/events/{event_id}/live").text
+    editor = staff("editor", "education")
+    captions = editor.post(f"/api/events/{event_id}/tracks",
+                           files={"file": ("zh.vtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n")},
+                           data={"kind": "captions", "language": "zh", "label": "zh"}).json()
+    assert client.get(captions["src"]).status_code == 200
 
     cancelled = staff("admin").post(f"/api/events/{event_id}/status",
                                     json={"status": "cancelled", "reason": "议题调整"})
@@ -99,6 +104,9 @@ def test_a_cancelled_broadcasts_recording_is_no_longer_served(client, staff, db,
     clock.advance(PAST_TTL)  # what this process knew of the key has run out
     for name in ("master.m3u8", "360p/index.m3u8", "360p/seg_00000.ts", "poster.jpg"):
         assert client.get(url(key, name)).status_code == 404, name
+    assert client.get(captions["src"]).status_code == 404
+    assert editor.get(captions["src"]).status_code == 200  # its unit still reads them
+    assert editor.get(url(key, "360p/seg_00000.ts")).status_code == 200
 
 
 def test_a_sessions_media_is_not_public_before_the_session_is(client, staff, db, settings):

@@ -95,3 +95,79 @@ def test_an_upload_without_an_offset_still_says_which_header(staff, db):
     url = editor.post(f"/api/events/{event_id}/uploads", json={"size": 100}).json()["url"]
     answer = editor.patch(url, content=b"x" * 10)
     assert answer.json()["error"] == "offset_required"
+
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def disk(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """The free disk the upload checks see (bytes), set by the test."""
+    from streaming import upload_room
+
+    free = {"bytes": 100 * GIB}
+    monkeypatch.setattr(upload_room, "free_bytes", lambda folder: free["bytes"])
+    return free
+
+
+def test_a_staff_member_holds_at_most_three_uploads_open(staff, db, disk):
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    from streaming import jobs
+    from streaming.models import Upload
+
+    editor, event_id = _session(staff, db)
+    opened = [editor.post(f"/api/events/{event_id}/uploads", json={"size": 1000})
+              for _ in range(3)]
+    assert [answer.status_code for answer in opened] == [201, 201, 201]
+    fourth = editor.post(f"/api/events/{event_id}/uploads", json={"size": 1000})
+    assert (fourth.status_code, fourth.json()["error"]) == (409, "too_many_uploads")
+    assert fourth.json()["max_open"] == 3
+    # Another member of the unit is not held up by these.
+    colleague = staff("editor", "education")
+    assert colleague.post(f"/api/events/{event_id}/uploads", json={"size": 1000}) \
+        .status_code == 201
+    # One given up (past a day untouched) no longer counts: the worker forgets it.
+    token = opened[0].json()["upload_id"]
+    db.execute(update(Upload).where(col(Upload.token) == token)
+               .values(updated_at=datetime.now(UTC) - jobs.UPLOAD_KEPT - timedelta(minutes=1)))
+    db.commit()
+    assert editor.post(f"/api/events/{event_id}/uploads", json={"size": 1000}) \
+        .status_code == 201
+
+
+def test_open_uploads_may_not_promise_more_than_the_free_disk(staff, db, disk, settings):
+    disk["bytes"] = 10 * GIB  # the margin (2 GiB) leaves 8 for uploads
+    editor, event_id = _session(staff, db)
+    other = staff("editor", "education")
+    assert settings.upload_disk_margin_bytes == 2 * GIB
+    first = editor.post(f"/api/events/{event_id}/uploads", json={"size": 5 * GIB})
+    assert first.status_code == 201
+    full = other.post(f"/api/events/{event_id}/uploads", json={"size": 4 * GIB})
+    assert (full.status_code, full.json()["error"]) == (507, "no_space")
+    assert other.post(f"/api/events/{event_id}/uploads", json={"size": 3 * GIB}) \
+        .status_code == 201
+    # A whole upload that declares more than is left is refused before its body is read.
+    whole = other.post(f"/api/events/{event_id}/recording",
+                       files={"file": ("a.mp4", b"x" * 1000)})
+    assert (whole.status_code, whole.json()["error"]) == (507, "no_space")
+    assert not list((settings.media_dir / "uploads").iterdir())
+    disk["bytes"] = 11 * GIB  # room again: the file itself is looked at (and is no video)
+    whole = other.post(f"/api/events/{event_id}/recording",
+                       files={"file": ("a.mp4", b"x" * 1000)})
+    assert (whole.status_code, whole.json()["error"]) == (422, "not_a_recording")
+
+
+def test_parallel_opens_cannot_pass_the_cap_together(staff, db, disk):
+    from concurrent.futures import ThreadPoolExecutor
+
+    editor, event_id = _session(staff, db)
+
+    def open_one(_: int) -> int:
+        return int(editor.post(f"/api/events/{event_id}/uploads",
+                               json={"size": 1000}).status_code)
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(open_one, range(12)))
+    assert statuses.count(201) == 3 and set(statuses) <= {201, 409, 503}
