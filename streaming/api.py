@@ -28,6 +28,7 @@ from events.timeutil import utcnow
 from server.caching import PRIVATE
 from server.config import Settings
 from server.deps import (
+    SESSION_COOKIE,
     JSONRoute,
     OptionalStaffDep,
     SessionDep,
@@ -378,8 +379,8 @@ async def media_file(key: str, name: str, request: Request) -> Response:
     storage = _storage(request)
     state = playback_state(playing, storage, now)
     public = public_may_fetch(playing, state)
-    if not public and not await in_own_session(
-            request, lambda db: _may_preview(request, db, playing.event)):
+    if not public and (SESSION_COOKIE not in request.cookies or not await in_own_session(
+            request, lambda db: _may_preview(request, db, playing.event))):
         raise _no_media()
     folder = storage.hls_root / key
     path = folder / name
