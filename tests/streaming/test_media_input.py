@@ -171,3 +171,13 @@ def test_parallel_opens_cannot_pass_the_cap_together(staff, db, disk):
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(open_one, range(12)))
     assert statuses.count(201) == 3 and set(statuses) <= {201, 409, 503}
+
+
+def test_a_content_length_of_thousands_of_digits_is_413_not_500(client, staff, db):
+    editor, event_id = _session(staff, db)
+    for who, path in ((client, "/api/events"), (editor, f"/api/events/{event_id}/recording")):
+        request = who.build_request("POST", path, content=b"{}",
+                                    headers={"Content-Type": "application/json"})
+        request.headers["Content-Length"] = "9" * 5000
+        answer = who.send(request)
+        assert (answer.status_code, answer.json()["error"]) == (413, "too_large"), path
