@@ -50,19 +50,23 @@ def _failed_for_good(db: Session, cutoff: datetime) -> list[int]:
 
 def sweep_media(db: Session, storage: LocalStorage, grace: timedelta,
                 now: datetime | None = None) -> int:
-    """One round; returns how many folders and sources it deleted. Flushes; the caller commits."""
+    """One round; returns how many folders and sources it deleted. The database forgets the
+    replaced keys first (committed, so the write lock is not held while files go); a folder
+    left by a crash in between is deleted as one no recording names."""
     now = now or utcnow()
     cutoff = now - grace
     write_lock(db)
-    deleted = 0
+    gone: list[tuple[str, int]] = []
     for recording in _replaced(db, cutoff):
         assert recording.id is not None
-        key, recording.media_key = recording.media_key, ""  # no longer names files
+        gone.append((recording.media_key, recording.id))
+        recording.media_key = ""  # it names no files any more
         db.add(recording)
-        db.flush()
+    db.commit()
+    for key, recording_id in gone:
         storage.remove(key)
-        storage.remove_source(recording.id)
-        deleted += 1
+        storage.remove_source(recording_id)
+    deleted = len(gone)
     for recording_id in _failed_for_good(db, cutoff):
         deleted += storage.remove_source(recording_id)
     named = set(db.exec(select(Recording.media_key).where(col(Recording.media_key) != "")))
