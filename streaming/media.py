@@ -197,7 +197,7 @@ def parse_playlist(text: str) -> MediaPlaylist:
     return MediaPlaylist(tuple(head), tuple(segments))
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=32)  # a few premieres at a time, a few renditions each
 def _playlist_at(path: str, size: int, mtime_ns: int) -> MediaPlaylist:
     return parse_playlist(Path(path).read_text(encoding="utf-8", errors="replace"))
 
