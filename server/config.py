@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     # A replaced recording's files (its HLS and its source) are deleted this many seconds after
     # its successor is published: a viewer fetching a segment of it is not cut off mid-way.
     replaced_media_grace_s: int = Field(default=600, ge=0)
-    # Resumable uploads a staff member may hold open at once, and the disk the open ones may
-    # still fill: the free space less this margin (bytes).
+    # Resumable uploads a staff member may have under way (sent to in the last hour), and the
+    # disk the open ones may still fill: the free space less this margin (bytes).
     max_open_uploads: int = Field(default=3, ge=1)
     upload_disk_margin_bytes: int = Field(default=2 * 1024**3, ge=0)
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.

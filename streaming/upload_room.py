@@ -2,10 +2,12 @@
 
 A resumable upload declares its size when it is opened and may take a day to arrive; without a
 bound, a script could open hundreds at the limit each and promise more than the disk holds. So
-a staff member holds at most KAIFANG_MAX_OPEN_UPLOADS open at once (409 `too_many_uploads`),
-and an upload (resumable or whole) is refused with 507 `no_space` when its size and what the
-open ones still have to send exceed the free disk less KAIFANG_UPLOAD_DISK_MARGIN_BYTES.
-Uploads left unfinished past jobs.UPLOAD_KEPT no longer count (the worker deletes them).
+a staff member has at most KAIFANG_MAX_OPEN_UPLOADS under way at once (409
+`too_many_uploads`; one nobody has sent to for IDLE no longer counts, so a few abandoned
+attempts do not lock its owner out for a day), and an upload (resumable or whole) is refused
+with 507 `no_space` when its size and what the open ones still have to send exceed the free
+disk less KAIFANG_UPLOAD_DISK_MARGIN_BYTES. Uploads left unfinished past jobs.UPLOAD_KEPT no
+longer count at all (the worker deletes them).
 
 The count and the insert of a new upload are one transaction under one lock (SQLite's write
 lock, a PostgreSQL advisory lock), so parallel requests cannot all pass the same check.
@@ -14,7 +16,7 @@ lock, a PostgreSQL advisory lock), so parallel requests cannot all pass the same
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, text
@@ -28,6 +30,9 @@ from streaming.models import Upload
 
 # pg_advisory_xact_lock's key for "the open uploads" (any constant no other lock uses).
 LOCK_KEY = 0x6B66_7570
+# An upload untouched this long no longer counts toward its owner's limit (its bytes still
+# count against the disk until it is given up).
+IDLE = timedelta(hours=1)
 
 
 class NoSpace(DomainError):
@@ -62,10 +67,12 @@ def make_room(db: Session, size: int, *, free: int, margin: int, user_id: int | 
     _lock(db)
     if user_id is not None and max_open is not None:
         mine = db.exec(select(func.count()).select_from(Upload)
-                       .where(_open(now), Upload.user_id == user_id)).one()
+                       .where(_open(now), Upload.user_id == user_id,
+                              col(Upload.updated_at) >= now - IDLE)).one()
         if mine >= max_open:
-            raise Conflict("too_many_uploads", f"you have {mine} uploads open: finish one "
-                           "before starting another", max_open=max_open)
+            raise Conflict("too_many_uploads", f"you have {mine} uploads under way: finish "
+                           "one, or leave it for an hour, before starting another",
+                           max_open=max_open)
     promised = db.exec(select(func.coalesce(func.sum(col(Upload.size_bytes)
                                                      - col(Upload.received)), 0))
                        .where(_open(now))).one()

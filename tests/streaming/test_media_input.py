@@ -114,7 +114,7 @@ def test_a_staff_member_holds_at_most_three_uploads_open(staff, db, disk):
     from sqlalchemy import update
     from sqlmodel import col
 
-    from streaming import jobs
+    from streaming import upload_room
     from streaming.models import Upload
 
     editor, event_id = _session(staff, db)
@@ -128,16 +128,24 @@ def test_a_staff_member_holds_at_most_three_uploads_open(staff, db, disk):
     colleague = staff("editor", "education")
     assert colleague.post(f"/api/events/{event_id}/uploads", json={"size": 1000}) \
         .status_code == 201
-    # One given up (past a day untouched) no longer counts: the worker forgets it.
+    # One left for an hour no longer counts toward the three (an abandoned attempt does not
+    # lock its owner out until it is given up after a day).
     token = opened[0].json()["upload_id"]
     db.execute(update(Upload).where(col(Upload.token) == token)
-               .values(updated_at=datetime.now(UTC) - jobs.UPLOAD_KEPT - timedelta(minutes=1)))
+               .values(updated_at=datetime.now(UTC) - upload_room.IDLE - timedelta(minutes=1)))
     db.commit()
     assert editor.post(f"/api/events/{event_id}/uploads", json={"size": 1000}) \
         .status_code == 201
+    again = editor.post(f"/api/events/{event_id}/uploads", json={"size": 1000})
+    assert again.status_code == 409
 
 
 def test_open_uploads_may_not_promise_more_than_the_free_disk(staff, db, disk, settings):
+    from sqlalchemy import update
+
+    from streaming import jobs, upload_room
+    from streaming.models import Upload
+
     disk["bytes"] = 10 * GIB  # the margin (2 GiB) leaves 8 for uploads
     editor, event_id = _session(staff, db)
     other = staff("editor", "education")
@@ -157,6 +165,18 @@ def test_open_uploads_may_not_promise_more_than_the_free_disk(staff, db, disk, s
     whole = other.post(f"/api/events/{event_id}/recording",
                        files={"file": ("a.mp4", b"x" * 1000)})
     assert (whole.status_code, whole.json()["error"]) == (422, "not_a_recording")
+    # An idle upload still holds its room on the disk; one given up after a day does not.
+    disk["bytes"] = 10 * GIB
+    db.execute(update(Upload).values(
+        updated_at=datetime.now(UTC) - upload_room.IDLE - timedelta(minutes=1)))
+    db.commit()
+    idle = other.post(f"/api/events/{event_id}/uploads", json={"size": 1 * GIB})
+    assert (idle.status_code, idle.json()["error"]) == (507, "no_space")
+    db.execute(update(Upload).values(
+        updated_at=datetime.now(UTC) - jobs.UPLOAD_KEPT - timedelta(minutes=1)))
+    db.commit()
+    assert other.post(f"/api/events/{event_id}/uploads", json={"size": 7 * GIB}) \
+        .status_code == 201
 
 
 def test_parallel_opens_cannot_pass_the_cap_together(staff, db, disk):
