@@ -221,12 +221,15 @@ def released(folder: Path, name: str, position: float) -> bool:
     if not name.endswith(SEGMENT_SUFFIXES):
         return True
     directory, _, file = name.rpartition("/")
-    here = folder / directory if directory else folder
-    for candidate in sorted(here.glob("*.m3u8")):
-        if candidate.name == MASTER:
-            continue
-        playlist = read_playlist(candidate)
-        index = playlist.index_of(file)
-        if index is not None:
-            return index < playlist.listed(position)
+    # Its rendition's playlist lists it beside itself (`720p/index.m3u8`: `seg_00001.ts`), or
+    # from the key's folder (`720p.m3u8`: `720p/seg_00001.ts`).
+    places = [(folder / directory, file), (folder, name)] if directory else [(folder, name)]
+    for here, uri in places:
+        for candidate in sorted(here.glob("*.m3u8")):
+            if candidate.name == MASTER:
+                continue
+            playlist = read_playlist(candidate)
+            index = playlist.index_of(uri)
+            if index is not None:
+                return index < playlist.listed(position)
     return True

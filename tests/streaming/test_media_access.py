@@ -263,3 +263,17 @@ def test_the_sweep_runs_in_the_workers_rounds() -> None:
     from server.worker import JOBS
 
     assert "replaced_media" in {job.name for job in JOBS}
+
+
+def test_a_segment_is_held_back_wherever_its_playlist_lists_it(tmp_path) -> None:
+    from streaming.media import released
+
+    (tmp_path / "720p").mkdir()
+    body = "".join(f"#EXTINF:4.0,\n720p/seg_{i}.ts\n" for i in range(10))
+    (tmp_path / "720p.m3u8").write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:4\n{body}")
+    (tmp_path / "master.m3u8").write_text("#EXTM3U\n720p.m3u8\n")
+    assert released(tmp_path, "720p/seg_2.ts", 1.0)
+    assert not released(tmp_path, "720p/seg_3.ts", 1.0)
+    assert released(tmp_path, "720p/seg_3.ts", 4.0)
+    assert released(tmp_path, "720p/init.mp4", 0.0)  # no playlist lists it as a segment
+    assert not released(tmp_path, "thumbs.vtt", 1.0)
