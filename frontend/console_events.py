@@ -235,6 +235,10 @@ UPLOAD_PROBLEMS = {
                           "(or it is damaged). Check the file and upload it again."),
     "empty_file": N_("The file is empty."),
     "too_large": N_("The file is larger than the upload limit."),
+    "too_many_uploads": N_("Too many of your uploads are under way: finish one of them, or "
+                           "try again in an hour."),
+    "no_space": N_("The server has no room for this file now. Try again later, or ask the "
+                   "district office."),
     "event_cancelled": N_("A cancelled session takes no recording."),
     "login_required": N_("You were signed out: sign in again, then upload."),
     "csrf_failed": N_("You were signed out: sign in again, then upload."),

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     # The address space a transcode's ffmpeg may use (MiB; RLIMIT_AS): a 1080p ladder needs
     # about 0.6 GiB on two cores, more with more cores (x264 runs a thread per core or so).
     transcode_memory_mb: int = Field(default=1536, ge=256)
+    # A replaced recording's files (its HLS and its source) are deleted this many seconds after
+    # its successor is published: a viewer fetching a segment of it is not cut off mid-way.
+    replaced_media_grace_s: int = Field(default=600, ge=0)
+    # Resumable uploads a staff member may have under way (sent to in the last hour), and the
+    # disk the open ones may still fill: the free space less this margin (bytes).
+    max_open_uploads: int = Field(default=3, ge=1)
+    upload_disk_margin_bytes: int = Field(default=2 * 1024**3, ge=0)
     # Email delivery: smtp://, smtp+starttls:// or smtps://user:pass@host:port; unset: outbox.
     smtp_url: str | None = Field(default=None, repr=False)
     mail_from: str = "kaifang@localhost"

@@ -40,6 +40,8 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
        "base-uri 'self'; form-action 'self'; frame-ancestors ")
+# A Content-Length longer than this is too large whatever it says (int() refuses 4,300 digits).
+MAX_DIGITS = 18
 # Pages the district portal may frame (the embeddable player); every other page no one may.
 EMBED_PREFIX = "/embed/"
 
@@ -118,7 +120,8 @@ class Edge:
                 await _bad_host(name)(scope, receive, edge_send)
             elif self.upload_paths is not None and self.upload_paths.match(scope["path"]):
                 await self.app(scope, receive, edge_send)
-            elif length is not None and (not length.isdigit() or int(length) > self.max_body):
+            elif length is not None and (not length.isdigit() or len(length) > MAX_DIGITS
+                                         or int(length) > self.max_body):
                 await _too_large()(scope, receive, edge_send)
             elif length is not None and not chunked:
                 # The server reads no more than Content-Length: nothing left to count.

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from python_multipart.exceptions import FormParserError
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -81,6 +82,12 @@ def install(app: FastAPI) -> None:
     async def model_error(request: Request, exc: ValidationError) -> Response:
         # A page built a domain model from query values it did not check: still bad input.
         return invalid(request, exc.errors())
+
+    @app.exception_handler(FormParserError)
+    async def malformed_form(request: Request, exc: FormParserError) -> Response:
+        # A multipart body the parser gave up on (cut off, a part header past its limits).
+        return error_response(request, 400, "malformed_multipart",
+                              "the multipart/form-data body is malformed or cut off")
 
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> Response:

@@ -29,6 +29,7 @@ from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
 from streaming.jobs import forget_stale_uploads
+from streaming.retention import sweep_replaced_media
 from streaming.transcode import run_transcoder, storage_for, sweep
 from streaming.transcode import wake as wake_transcoder
 
@@ -82,6 +83,7 @@ JOBS: tuple[Job, ...] = (
     Job("registration_limits", 600, _forget_registration_attempts),
     Job("stale_uploads", 3600, _forget_stale_uploads),
     Job("orphan_media", 600, _sweep_media),
+    Job("replaced_media", 60, sweep_replaced_media),
 )
 
 

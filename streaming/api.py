@@ -9,14 +9,13 @@ short session of its own, before the body is read and after it is on disk.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from pathlib import Path as FilePath
 from typing import Annotated, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Form, Path, Request, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -26,24 +25,40 @@ from events.errors import Conflict, Invalid, NotFound
 from events.models import Event, StaffUser
 from events.schemas import answer, answers
 from events.timeutil import utcnow
+from server.caching import PRIVATE
 from server.config import Settings
 from server.deps import (
+    SESSION_COOKIE,
     JSONRoute,
     OptionalStaffDep,
     SessionDep,
     StaffDep,
     error_responses,
     in_own_session,
+    optional_staff,
     require_staff,
 )
 from server.security import Signer
-from streaming import jobs, tracks, transcode
+from streaming import jobs, tracks, transcode, upload_room
+from streaming.media import (
+    MEDIA_TYPES,
+    MediaGate,
+    is_media_playlist,
+    parse_key,
+    playback_state,
+    playing_of,
+    premiere_position,
+    public_may_fetch,
+    read_playlist,
+    released,
+    valid_name,
+)
 from streaming.models import Recording, Upload
 from streaming.playback import playback_of
 from streaming.probe import probe
 from streaming.schemas import JobCreated, JobPublic, PlaybackPublic, TrackPublic, UploadPublic
 from streaming.storage import LocalStorage
-from streaming.uploads import TooLarge, receive_chunk, receive_multipart
+from streaming.uploads import MAX_DIGITS, TooLarge, parse_offset, receive_chunk, receive_multipart
 
 router = APIRouter(prefix="/api", route_class=JSONRoute)
 media = APIRouter(route_class=JSONRoute)
@@ -77,10 +92,24 @@ def _uploader(request: Request, db: Session, event_id: int) -> tuple[StaffUser, 
     return user, event
 
 
-def _declared_length(request: Request, limit: int) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + 64 * 1024:
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The body's Content-Length when it is a number; 413 over the limit (and a multipart's
+    headers)."""
+    length = request.headers.get("content-length", "")
+    if not (length.isascii() and length.isdigit()):
+        return None
+    if len(length) > MAX_DIGITS or int(length) > limit + 64 * 1024:
         raise TooLarge(limit)
+    return int(length)
+
+
+def _make_room(request: Request, db: Session, size: int, user: StaffUser | None = None) -> None:
+    """409 too_many_uploads, 507 no_space (streaming.upload_room)."""
+    settings = _settings(request)
+    upload_room.make_room(db, size, free=upload_room.free_bytes(_storage(request).root),
+                          margin=settings.upload_disk_margin_bytes,
+                          user_id=user.id if user else None,
+                          max_open=settings.max_open_uploads if user else None)
 
 
 async def _accept(request: Request, event_id: int, file: FilePath, size: int) -> JobCreated:
@@ -111,8 +140,14 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
 async def upload_recording(event_id: Id, request: Request) -> JobCreated:
     """The contract's upload: one multipart `file` part → 202 {job_id}."""
     limit = _settings(request).max_upload_bytes
-    await in_own_session(request, lambda db: _uploader(request, db, event_id))
-    _declared_length(request, limit)
+
+    def admit(db: Session) -> None:
+        _uploader(request, db, event_id)
+        declared = _declared_length(request, limit)
+        if declared is not None:  # a chunked body: its size is known only as it comes
+            _make_room(request, db, declared)
+
+    await in_own_session(request, admit)
     target = _storage(request).new_upload()
     try:
         size = await receive_multipart(request.stream(), request.headers.get("content-type", ""),
@@ -137,7 +172,8 @@ def _upload_public(upload: Upload) -> UploadPublic:
 @router.post("/events/{event_id}/uploads", status_code=201,
              responses=error_responses(401, 403, 409, 413))
 async def open_upload(event_id: Id, body: UploadIn, request: Request) -> UploadPublic:
-    """A resumable upload of `size` bytes: send it in PATCHes to its `url`."""
+    """A resumable upload of `size` bytes: send it in PATCHes to its `url`. A few open at once
+    per person (409 too_many_uploads), and only as many as the disk holds (507 no_space)."""
     limit = _settings(request).max_upload_bytes
     if body.size > limit:
         raise TooLarge(limit)
@@ -146,6 +182,7 @@ async def open_upload(event_id: Id, body: UploadIn, request: Request) -> UploadP
     def open_one(db: Session) -> UploadPublic:
         user, event = _uploader(request, db, event_id)
         assert user.id is not None and event.id is not None
+        _make_room(request, db, body.size, user)
         upload = Upload(token=secrets.token_urlsafe(24), event_id=event.id, user_id=user.id,
                         size_bytes=body.size, path=path.name)
         db.add(upload)
@@ -175,10 +212,7 @@ async def upload_state(token: UploadToken, request: Request) -> UploadPublic:
 async def upload_chunk(token: UploadToken, request: Request) -> Response:
     """Appends the body at `Upload-Offset`, which must be the server's; answers 204 with the
     new `Upload-Offset`. A wrong offset is 409 `offset_mismatch` with the right one."""
-    raw = request.headers.get("upload-offset", "")
-    if not raw.isdigit():
-        raise Invalid("offset_required", "send the Upload-Offset header (the offset from GET)")
-    offset = int(raw)
+    offset = parse_offset(request.headers.get("upload-offset"))
     upload = await in_own_session(request, lambda db: _own_upload(request, db, token))
     assert upload.id is not None
     if upload.job_id is not None:
@@ -281,7 +315,10 @@ def track_file(track_id: int, db: SessionDep, viewer: OptionalStaffDep) -> Respo
     track = tracks.get_track(db, track_id)
     recording = db.get(Recording, track.recording_id)
     assert recording is not None
-    sessions.get_visible_event(db, recording.event_id, viewer)
+    event = sessions.get_visible_event(db, recording.event_id, viewer)
+    withdrawn = event.status in jobs.NO_RECORDING  # its captions go with its recording
+    if withdrawn and not (viewer and permissions.may_run(db, viewer, event)):
+        raise _no_media()
     return Response(track.body, media_type="text/vtt; charset=utf-8",
                     headers={"Cache-Control": SHORT})
 
@@ -299,25 +336,66 @@ def playback(event_id: Id, request: Request, db: SessionDep,
 
 # ---- media files ----------------------------------------------------------------------------
 
-MEDIA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
-               ".mp4": "video/mp4", ".m4s": "video/iso.segment", ".vtt": "text/vtt",
-               ".jpg": "image/jpeg"}
 # A published folder never changes (a new upload gets a new key): segments and pictures are
-# kept for a year; playlists briefly, in case a folder is withdrawn.
-MEDIA_KEY = re.compile(r"[0-9]+-[0-9]+-[0-9a-f]{8,32}")
+# kept for a year; playlists briefly (a folder may be withdrawn); a premiere's growing one less.
 LONG = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=10"
+GROWING = "public, max-age=1"
+NOT_YET = "no-store"
+
+
+def _gate(request: Request) -> MediaGate:
+    gate: MediaGate | None = getattr(request.app.state, "media_gate", None)
+    if gate is None:
+        gate = request.app.state.media_gate = MediaGate()
+    return gate
+
+
+def _may_preview(request: Request, db: Session, event: Event) -> bool:
+    """Staff who may run the session (its unit, an admin, a host assigned to it) preview its
+    recording in any state: the console's preview."""
+    user = optional_staff(request, db, request.app.state.signer, _settings(request))
+    return user is not None and permissions.may_run(db, user, event)
+
+
+def _no_media() -> NotFound:
+    return NotFound("not_found", "no such media file")
 
 
 @media.get("/media/hls/{key}/{name:path}", include_in_schema=False)
-def media_file(key: str, name: str, request: Request) -> Response:
-    """HLS as static files, with their types, caching and range requests (FileResponse)."""
+async def media_file(key: str, name: str, request: Request) -> Response:
+    """HLS as static files, with their types, caching and range requests (FileResponse), to
+    whom and as far as streaming.media allows."""
+    suffix = FilePath(name).suffix.lower()
+    if suffix not in MEDIA_TYPES or not valid_name(name) or parse_key(key) is None:
+        raise _no_media()
+    gate, now = _gate(request), utcnow()
+    known, playing = gate.recall(key, now)
+    if not known:
+        playing = await in_own_session(request, lambda db: playing_of(db, key))
+        gate.remember(key, playing, now)
+    if playing is None:
+        raise _no_media()
     storage = _storage(request)
-    root = storage.hls_root.resolve()
-    path = (root / key / name).resolve()
-    suffix = path.suffix.lower()
-    if (not MEDIA_KEY.fullmatch(key) or suffix not in MEDIA_TYPES
-            or not path.is_relative_to(root / key) or not path.is_file()):
-        raise NotFound("not_found", "no such media file")
+    state = playback_state(playing, storage, now)
+    public = public_may_fetch(playing, state)
+    if not public and (SESSION_COOKIE not in request.cookies or not await in_own_session(
+            request, lambda db: _may_preview(request, db, playing.event))):
+        raise _no_media()
+    folder = storage.hls_root / key
+    path = folder / name
+    if not path.is_file():
+        raise _no_media()
     cache = SHORT if suffix == ".m3u8" else LONG
-    return FileResponse(path, media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": cache})
+    if state == "premiere":
+        position = premiere_position(playing, now)
+        if is_media_playlist(name):
+            return Response(read_playlist(path).event_text(position),
+                            media_type=MEDIA_TYPES[suffix],
+                            headers={"Cache-Control": GROWING if public else PRIVATE})
+        if not released(folder, name, position):  # asked again later: not cached
+            return JSONResponse({"error": "not_yet", "message": "this part of the premiere "
+                                 "has not been shown yet"}, status_code=404,
+                                headers={"Cache-Control": NOT_YET})
+    return FileResponse(path, media_type=MEDIA_TYPES[suffix],
+                        headers={"Cache-Control": cache if public else PRIVATE})

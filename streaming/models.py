@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from events.timeutil import utcnow
@@ -29,7 +29,8 @@ class Recording(SQLModel, table=True):
     has_audio: bool = Field(default=False)
     # The renditions written, highest first, comma-separated: 720p,480p,360p or audio.
     renditions: str = Field(default="", max_length=80)
-    size_bytes: int = Field(default=0)
+    # Bytes: recordings are larger than 2 GiB (a 64-bit column).
+    size_bytes: int = Field(default=0, sa_type=BigInteger)
     uploaded_by: int | None = Field(default=None, foreign_key="staffuser.id",
                                     ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -71,8 +72,8 @@ class Upload(SQLModel, table=True):
     token: str = Field(max_length=64, unique=True)
     event_id: int = Field(foreign_key="event.id", ondelete="CASCADE", index=True)
     user_id: int = Field(foreign_key="staffuser.id", ondelete="CASCADE")
-    size_bytes: int
-    received: int = Field(default=0)
+    size_bytes: int = Field(sa_type=BigInteger)
+    received: int = Field(default=0, sa_type=BigInteger)
     path: str = Field(max_length=200)
     # The job it became, once complete and accepted.
     job_id: int | None = Field(default=None, foreign_key="transcodejob.id", ondelete="SET NULL")

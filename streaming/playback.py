@@ -13,12 +13,16 @@ from streaming.storage import Storage
 def playback_of(event: Event, recording: Recording | None, storage: Storage,
                 now: datetime) -> dict[str, Any]:
     """What a player does now: wait (upcoming), join the premiere at `position_s`, play on
-    demand (vod), or nothing yet (unavailable). A premiere's video is not named before it."""
+    demand (vod), or nothing (unavailable). A premiere's video is not named before it; a
+    cancelled session's is never named again (streaming.media serves nobody its files); the
+    seek previews, which show the whole video, wait for a premiere's end."""
     duration = recording.duration_s if recording is not None else None
     answer: dict[str, Any] = {"state": "unavailable", "hls_url": None,
                               "server_time": now.isoformat(), "position_s": None,
                               "duration_s": duration, "premiere_at": None, "poster_url": None,
                               "thumbnails_url": None}
+    if event.status == EventStatus.cancelled:
+        return answer
     url = None
     if recording is not None and recording.media_key:
         url = storage.url(recording.media_key, "master.m3u8")
@@ -46,6 +50,6 @@ def playback_of(event: Event, recording: Recording | None, storage: Storage,
     if answer["state"] in ("premiere", "vod") and recording is not None:
         answer["hls_url"] = url
         answer["poster_url"] = storage.url(recording.media_key, "poster.jpg")
-        if recording.width:
+        if recording.width and answer["state"] == "vod":
             answer["thumbnails_url"] = storage.url(recording.media_key, "thumbs.vtt")
     return answer

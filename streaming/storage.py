@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +38,11 @@ class Storage(Protocol):
     def url(self, key: str, name: str) -> str:
         """Where a player fetches a published file: `master.m3u8`, `720p/seg_00001.ts`."""
 
-    def remove(self, key: str) -> None: ...
+    def remove(self, key: str) -> None:
+        """Deletes a published folder (streaming.retention, once nothing plays it)."""
+
+    def remove_source(self, recording_id: int) -> bool:
+        """Deletes a recording's source; whether there was one."""
 
 
 class LocalStorage:
@@ -81,5 +87,30 @@ class LocalStorage:
         if key and "/" not in key and key not in (".", ".."):
             shutil.rmtree(self.hls_root / key, ignore_errors=True)
 
+    def remove_source(self, recording_id: int) -> bool:
+        try:
+            self.source(recording_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def discard_upload(self, upload: Path) -> None:
         upload.unlink(missing_ok=True)
+
+    def published_keys(self) -> Iterator[tuple[str, datetime]]:
+        """Every folder under `hls/`, with when it last changed (written, or moved there)."""
+        for entry in self.hls_root.iterdir():
+            if entry.is_dir():
+                yield entry.name, _changed_at(entry)
+
+    def source_ids(self) -> Iterator[tuple[int, datetime]]:
+        """Every source file's recording id, with when it last changed (written, or kept)."""
+        for entry in (self.root / "sources").glob("*.src"):
+            if entry.stem.isascii() and entry.stem.isdigit():
+                yield int(entry.stem), _changed_at(entry)
+
+
+def _changed_at(path: Path) -> datetime:
+    """The later of the content's and the entry's change (a rename moves only the ctime)."""
+    found = path.stat()
+    return datetime.fromtimestamp(max(found.st_mtime, found.st_ctime), UTC)

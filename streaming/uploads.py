@@ -9,13 +9,15 @@ offset the server holds, and after a dropped connection asks that offset and goe
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import anyio.to_thread
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from events.errors import DomainError, Invalid
 
@@ -30,6 +32,32 @@ class TooLarge(DomainError):
     def __init__(self, limit: int) -> None:
         super().__init__("too_large", f"the recording is larger than the limit of "
                          f"{limit / 1024**3:.1f} GiB", max_bytes=limit)
+
+
+class MalformedMultipart(DomainError):
+    """A body that is not the multipart/form-data it says (cut off, a part header past the
+    parser's limits, another boundary): 400, never the parser's exception."""
+
+    def __init__(self) -> None:
+        super().__init__("malformed_multipart", "the multipart/form-data body is malformed or "
+                         "cut off: send the recording again")
+
+
+# An offset is plain ASCII digits, and not longer than any file can be (int() refuses 5,000).
+MAX_DIGITS = 18
+OFFSET = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
+
+
+def parse_offset(raw: str | None) -> int:
+    """The `Upload-Offset` header's value: 422 `offset_required` without one, 400 `bad_offset`
+    for anything but a plain number (`²`, `-1`, `0x10`, thousands of digits)."""
+    value = (raw or "").strip(" \t")
+    if not value:
+        raise Invalid("offset_required", "send the Upload-Offset header (the offset from GET)")
+    if OFFSET.fullmatch(value) is None:
+        raise DomainError("bad_offset", "Upload-Offset must be the offset from GET, in decimal "
+                          "digits")
+    return int(value)
 
 
 class _Sink:
@@ -110,12 +138,17 @@ async def receive_multipart(body: AsyncIterator[bytes], content_type: str, targe
         "on_part_data": on_part_data, "on_part_end": on_part_end})
     with target.open("xb") as handle:
         sink = _Sink(handle, limit)
-        async for chunk in body:
-            parser.write(chunk)
-            for data in pending:
-                await sink.add(data)
-            pending.clear()
-        parser.finalize()
+        try:
+            async for chunk in body:
+                parser.write(chunk)
+                for data in pending:
+                    await sink.add(data)
+                pending.clear()
+            parser.finalize()
+        except FormParserError as exc:
+            raise MalformedMultipart() from exc
+        if parser.state != MultipartState.END:
+            raise MalformedMultipart()  # the closing boundary never came
         await sink.flush()
     if not part.found:
         raise Invalid("file_required", "the form has no `file` part", field="file")

@@ -62,3 +62,16 @@ def test_a_held_session_plays_its_recording_on_demand(tmp_path) -> None:
     meeting.status = EventStatus.published
     assert playback_of(meeting, None, storage, PREMIERE - timedelta(days=1))["state"] == \
         "upcoming"
+
+
+def test_a_cancelled_session_names_no_video_and_previews_wait_for_the_premieres_end(
+        tmp_path) -> None:
+    storage = LocalStorage(tmp_path)
+    during = playback_of(_broadcast(), _recording(), storage, PREMIERE + timedelta(seconds=5))
+    assert during["state"] == "premiere" and during["thumbnails_url"] is None
+    later = PREMIERE + timedelta(hours=2)
+    cancelled = _broadcast()
+    cancelled.status = EventStatus.cancelled
+    answer = playback_of(cancelled, _recording(), storage, later)
+    assert (answer["state"], answer["hls_url"], answer["poster_url"],
+            answer["thumbnails_url"]) == ("unavailable", None, None, None)

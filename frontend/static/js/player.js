@@ -155,7 +155,8 @@
       seek.setAttribute("aria-valuetext", mmss(video.currentTime));
     });
     video.addEventListener("loadedmetadata", function () {
-      if (isFinite(video.duration)) seek.max = String(video.duration);
+      // A premiere's playlist grows with the clock: its bar keeps the recording's length.
+      if (isFinite(video.duration) && !premiere) seek.max = String(video.duration);
     });
     seek.addEventListener("input", function () {
       dragging = true;
