@@ -43,7 +43,9 @@ def countdown_text(left: timedelta) -> str:
 
 
 def player_texts() -> dict[str, str]:
-    return {"audio": gettext("Sound only")}
+    """What static/js/player.js says: its buttons' words change with what they would do."""
+    return {"audio": gettext("Sound only"), "play": gettext("Play"), "pause": gettext("Pause"),
+            "mute": gettext("Mute"), "unmute": gettext("Unmute")}
 
 
 def player_context(db: SessionDep, request: Request, event: Event) -> dict[str, Any]:
@@ -139,7 +141,9 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     card = session_cards(db, [event], unit_directory(db))[0]
     premiere = event.premiere_at if event.kind == EventKind.broadcast else None
     counting_to = premiere or event.starts_at
-    upcoming = card["status"] == "published" and now < counting_to
+    # A broadcast may go 直播中 before its premiere: the countdown runs on to the premiere.
+    upcoming = now < counting_to and (card["status"] == "published" or
+                                      premiere is not None and card["status"] == "live")
     live = live_context(db, request, event)
     state = player["playback"]["state"]
     # After the session the panel replays its comments at their video time (static/js/replay.js);
