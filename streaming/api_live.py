@@ -41,7 +41,13 @@ from server.deps import (
 )
 from server.security import Signer
 from streaming import protocol, questions, room
-from streaming.broker import TOO_SLOW, Broker, Subscription, publish_after_commit
+from streaming.broker import (
+    TOO_SLOW,
+    Broker,
+    Subscription,
+    publish_after_commit,
+    viewers_frame,
+)
 from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, RoomRules, ViewerJoined
 
 router = APIRouter(route_class=JSONRoute)
@@ -265,7 +271,12 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> No
         await _refuse(websocket, exc)
         return
     await websocket.accept()
-    subscription = _broker(websocket.app).subscribe(event_id, websocket.send_text, hosts=True)
+    broker = _broker(websocket.app)
+    subscription = broker.subscribe(event_id, websocket.send_text, hosts=True)
+    # How many watch now, after `hello` (it waits with the room's frames): the console shows it
+    # at once, not when someone next joins or leaves.
+    count = await anyio.to_thread.run_sync(broker.viewers, event_id)
+    subscription.offer(viewers_frame(count), None)
     try:
         await _stream(websocket, subscription, event_id, after,
                       {"host": {"id": user.id, "name": user.display_name or user.username}},

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
+from streaming.models import TranscodeJob
 from streaming.transcode import run_one
 from tests.conftest import APP_PACKAGES, event_body
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot
@@ -224,9 +226,25 @@ def test_an_editor_uploads_with_progress_and_sees_the_job_finish(
         page.wait_for_function("() => document.querySelector('#recording-upload-bar')"
                                ".value === 100")
         page.get_by_text("文件检查通过，等待转码……").wait_for()
+        # The bar follows the job's progress as the worker reports it, with a time left.
+        job = db.exec(select(TranscodeJob).where(TranscodeJob.event_id == event_id)).one()
+        for progress in (0.2, 0.5):
+            job.state, job.progress = "running", progress
+            db.add(job)
+            db.commit()
+            page.get_by_text(f"正在转码：{round(progress * 100)}%").wait_for(timeout=5000)
+            page.wait_for_function(f"() => document.querySelector('#recording-upload-bar')"
+                                   f".value === {round(progress * 100)}")
+        page.get_by_text("预计还需约").wait_for(timeout=5000)
+        screenshot(page, "console-transcode-progress", full_page=False)
+        job.state, job.progress = "queued", 0.0
+        db.add(job)
+        db.commit()
         thread.start()
         page.get_by_text("已就绪").wait_for(timeout=30000)  # the page reloads when done
-        assert page.get_by_text("正在向公众播放").is_visible()
+        # A draft's recording is not yet shown to anyone: the panel does not say it is.
+        assert page.get_by_text("正在向公众播放").count() == 0
+        assert page.get_by_text("将向公众播放（尚未公开）").is_visible()
         assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
         assert page.evaluate(CSP_BLOCKED) == []
     finally:
