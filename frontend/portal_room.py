@@ -74,6 +74,8 @@ def live_texts() -> dict[str, str]:
         "closed4403": gettext("A host removed you from this room."),
         "closed4404": gettext("This session has no live room, or is not public."),
         protocol.RATE_LIMITED: gettext("Too fast: wait a moment before the next message."),
+        "wait": gettext("Too soon: send again in %(seconds)s s."),
+        "rejected": gettext("A host did not publish your message."),
         protocol.BANNED: gettext("A host removed you from this room."),
         protocol.TOO_LONG: gettext("A message has at most 300 characters."),
         protocol.BLOCKED_WORD: gettext("The message contains a word that is not allowed."),

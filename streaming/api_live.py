@@ -425,7 +425,7 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
                 websocket, functools.partial(_store, viewer, asked, sender))
         except DomainError as exc:
             code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
-            await websocket.send_text(protocol.error(code, exc.message))
+            await websocket.send_text(protocol.error(code, exc.message, exc.retry_after_s))
             continue
         if message.state == "held":
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,

@@ -19,7 +19,7 @@ HELD = "held"  # {client_id, id}: your message waits for a host
 REMOVED = "removed"  # {id}
 PINNED = "pinned"  # {id}
 VIEWERS = "viewers"  # {count}
-ERROR = "error"  # {code, message}
+ERROR = "error"  # {code, message, retry_after_s?}
 ROOM = "room"  # {open, moderation: pre|post, slow_mode_s}: a host changed the room's rules
 
 # ---- server → host (the console's socket, /ws/events/{id}/host; it hears the room's frames too)
@@ -94,9 +94,12 @@ def seq_of(frame: str) -> int | None:
     return seq if isinstance(seq, int) else None
 
 
-def error(code: str, message: str) -> str:
+def error(code: str, message: str, retry_after_s: int | None = None) -> str:
+    """An `error` frame; `rate_limited` says in `retry_after_s` when the next one is taken."""
     assert code in ERROR_CODES, code
-    return encode(ERROR, code=code, message=message)
+    if retry_after_s is None:
+        return encode(ERROR, code=code, message=message)
+    return encode(ERROR, code=code, message=message, retry_after_s=retry_after_s)
 
 
 def decode(text: str | bytes) -> Sent | Vote | BadFrame:

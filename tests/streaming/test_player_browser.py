@@ -5,17 +5,14 @@ every viewer from running ahead, and says it is a premiere only while it is one.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlmodel import select
 
 from streaming.models import TranscodeJob
 from streaming.transcode import run_one
-from tests.conftest import APP_PACKAGES, event_body
+from tests.conftest import event_body
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot
 from tests.streaming.live import _recorded_session
 
@@ -29,33 +26,6 @@ WATCH_VIDEO = """() => { window.__acts = [];
   const v = document.querySelector('video');
   v.addEventListener('play', () => window.__acts.push('play'));
   v.addEventListener('pause', () => window.__acts.push('pause')); }"""
-
-
-class Ticking:
-    """The app's clock running as time does, `offset` away from this machine's."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def set(self, moment: datetime) -> None:
-        """From now on the app's clock says `moment`, and runs on from there."""
-        self.offset = moment - datetime.now(UTC)
-
-
-@pytest.fixture
-def ticking(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ticking]:
-    """Like tests/conftest.py's `clock`, but running: a premiere's position moves on."""
-    clock = Ticking()
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] not in APP_PACKAGES:
-            continue
-        found = getattr(module, "utcnow", None)
-        if callable(found) and getattr(found, "__module__", "").split(".")[0] in APP_PACKAGES:
-            monkeypatch.setattr(module, "utcnow", clock)
-    yield clock
 
 
 def _video(page: Any, what: str) -> Any:
