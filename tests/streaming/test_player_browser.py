@@ -129,6 +129,7 @@ def test_a_broadcast_live_before_its_premiere_counts_down_then_plays_muted_at_it
         assert page.get_by_text("距首映开始").is_visible()
         assert page.locator(".room-countdown").is_visible()
         assert page.get_by_text("活动正在进行").count() == 0
+        screenshot(page, "room-live-before-premiere-phone", full_page=False)
         # The page comes back with the player when the premiere starts, by itself, and plays.
         page.locator("video.player-video").wait_for(timeout=10000)
         page.wait_for_function("() => { const v = document.querySelector('video');"
@@ -151,6 +152,16 @@ def test_a_broadcast_live_before_its_premiere_counts_down_then_plays_muted_at_it
         page.wait_for_timeout(1500)
         expected = (ticking() - premiere).total_seconds()
         assert _video(page, "currentTime") < expected + 1, expected
+        # The embed of the premiere in a phone's 16:9 frame: it starts muted too, and fits.
+        frame = context.new_page()
+        frame.set_viewport_size({"width": 358, "height": 201})
+        frame.goto(f"{live_server}/embed/{event_id}")
+        frame.get_by_role("button", name="点击取消静音").wait_for(timeout=15000)
+        sizes = frame.evaluate("() => [document.documentElement.scrollWidth,"
+                               " document.documentElement.scrollHeight]")
+        assert sizes == [358, 201], sizes
+        screenshot(frame, "player-embed-premiere-358x201", full_page=False)
+        frame.close()
         # Near its end: once the premiere is over, the page no longer says 首映中.
         ticking.set(premiere + timedelta(seconds=9.5))
         page.reload()
