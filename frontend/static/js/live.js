@@ -122,6 +122,7 @@
 
   // In seq order, once each: two approvals may reach the page in either order.
   function addComment(message) {
+    decided(message.id, ""); // approved: no longer "waits for a host"
     if (typeof message.seq !== "number" ||
         list.querySelector('[data-seq="' + message.seq + '"]')) return; // shown already
     lastSeq = Math.max(lastSeq, message.seq);
@@ -138,6 +139,7 @@
   }
 
   function removeComment(id) {
+    decided(id, text.rejected);
     var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
     if (found) found.parentNode.removeChild(found);
     empty.hidden = list.children.length > 0;
@@ -210,14 +212,12 @@
         if (!frame.open || frame.slow_mode_s > 0) showRules(frame);
       } else if (frame.type === "comment") {
         addComment(frame);
-        decided(frame.id, "");
       } else if (frame.type === "held") {
         lastSent = "";
         heldIds[frame.id] = true;
         showNotice(text.held, false);
       } else if (frame.type === "removed") {
         removeComment(frame.id);
-        decided(frame.id, text.rejected);
       } else if (frame.type === "pinned") {
         pin(frame.id, frame.pinned !== false);
       } else if (frame.type === "room") {
