@@ -41,13 +41,7 @@ from server.deps import (
 )
 from server.security import Signer
 from streaming import protocol, questions, room
-from streaming.broker import (
-    TOO_SLOW,
-    Broker,
-    Subscription,
-    publish_after_commit,
-    viewers_frame,
-)
+from streaming.broker import TOO_SLOW, Broker, Subscription, publish_after_commit
 from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, RoomRules, ViewerJoined
 
 router = APIRouter(route_class=JSONRoute)
@@ -276,7 +270,7 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> No
     # How many watch now, after `hello` (it waits with the room's frames): the console shows it
     # at once, not when someone next joins or leaves.
     count = await anyio.to_thread.run_sync(broker.viewers, event_id)
-    subscription.offer(viewers_frame(count), None)
+    subscription.offer(protocol.encode(protocol.VIEWERS, count=count), None)
     try:
         await _stream(websocket, subscription, event_id, after,
                       {"host": {"id": user.id, "name": user.display_name or user.username}},
@@ -425,7 +419,7 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
                 websocket, functools.partial(_store, viewer, asked, sender))
         except DomainError as exc:
             code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
-            await websocket.send_text(protocol.error(code, exc.message, exc.retry_after_s))
+            await websocket.send_text(protocol.refusal(code, exc.message, exc.retry_after_s))
             continue
         if message.state == "held":
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,

@@ -19,7 +19,7 @@ HELD = "held"  # {client_id, id}: your message waits for a host
 REMOVED = "removed"  # {id}
 PINNED = "pinned"  # {id}
 VIEWERS = "viewers"  # {count}
-ERROR = "error"  # {code, message, retry_after_s?}
+ERROR = "error"  # {code, message}
 ROOM = "room"  # {open, moderation: pre|post, slow_mode_s}: a host changed the room's rules
 
 # ---- server → host (the console's socket, /ws/events/{id}/host; it hears the room's frames too)
@@ -94,11 +94,17 @@ def seq_of(frame: str) -> int | None:
     return seq if isinstance(seq, int) else None
 
 
-def error(code: str, message: str, retry_after_s: int | None = None) -> str:
-    """An `error` frame; `rate_limited` says in `retry_after_s` when the next one is taken."""
+def error(code: str, message: str) -> str:
     assert code in ERROR_CODES, code
+    return encode(ERROR, code=code, message=message)
+
+
+def refusal(code: str, message: str, retry_after_s: int | None) -> str:
+    """An `error` frame that says, when the domain knows it (`rate_limited`: slow mode, two
+    messages within 2 s), in `retry_after_s` how many seconds until the next is taken."""
     if retry_after_s is None:
-        return encode(ERROR, code=code, message=message)
+        return error(code, message)
+    assert code in ERROR_CODES, code
     return encode(ERROR, code=code, message=message, retry_after_s=retry_after_s)
 
 
