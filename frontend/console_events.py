@@ -21,6 +21,8 @@ from server.deps import PostedForm, SessionDep
 from streaming import jobs as stream_jobs
 from streaming import room
 from streaming import tracks as stream_tracks
+from streaming.playback import playback_of
+from streaming.storage import Storage
 
 S = EventStatus
 MAX_REASON = 500
@@ -200,21 +202,27 @@ def _detail_page(request: Request, db: Session, user: StaffUser, event: Event, *
                   room_counts=room.tally(db, event.id),
                   done=done_message(request.query_params.get("done")),
                   failed=failed, error=error, typed={**values, **(typed or {})},
-                  **(recordings_panel(db, event, request.app.state.settings.max_upload_bytes)
-                     if owner else {}))
+                  **(recordings_panel(db, event, request.app.state.settings.max_upload_bytes,
+                                      request.app.state.media_storage) if owner else {}))
 
 
-def recordings_panel(db: Session, event: Event, max_upload_bytes: int) -> dict[str, Any]:
-    """The recordings panel: each upload with its job, and which one plays."""
+def recordings_panel(db: Session, event: Event, max_upload_bytes: int,
+                     storage: Storage) -> dict[str, Any]:
+    """The recordings panel: each upload with its job, which one plays, and whether the public
+    sees it now (not a draft's, nor before the session is over or its premiere has begun)."""
     assert event.id is not None
     playing = stream_jobs.published(db, event.id)
+    state = playback_of(event, playing, storage, utcnow())["state"]
+    public_now = (sessions.is_public(event) and event.status != EventStatus.cancelled
+                  and state in ("premiere", "vod"))
     rows = [{"id": r.id, "state": job.state if job else r.state,
              "job_id": job.id if job else None,
              "progress": round((job.progress if job else 0) * 100),
              "error": job.error if job else "", "duration": r.duration_s,
              "size_mb": round(r.size_bytes / 1024**2, 1),
              "renditions": r.renditions, "created_at": r.created_at,
-             "playing": playing is not None and playing.id == r.id}
+             "playing": playing is not None and playing.id == r.id,
+             "public": public_now and playing is not None and playing.id == r.id}
             for r, job in stream_jobs.recordings_of(db, event.id)]
     tracks = stream_tracks.of_recording(db, playing.id) if playing and playing.id else []
     return {"recordings": rows, "recording_tracks": tracks,
@@ -254,6 +262,9 @@ def recording_texts() -> dict[str, Any]:
             "checking": gettext("Uploaded. Checking the file…"),
             "queued": gettext("Checked. Waiting to be transcoded…"),
             "transcoding": gettext("Transcoding: %(percent)s%%"),
+            "transcodingBar": gettext("Transcoding"),
+            "etaSeconds": gettext("about %(seconds)s s left"),
+            "etaMinutes": gettext("about %(minutes)s min left"),
             "choose": gettext("Choose a file first."),
             "failed": gettext("Upload failed: %(why)s"),
             "errors": {code: gettext(text) for code, text in UPLOAD_PROBLEMS.items()}}

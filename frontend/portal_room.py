@@ -43,7 +43,9 @@ def countdown_text(left: timedelta) -> str:
 
 
 def player_texts() -> dict[str, str]:
-    return {"audio": gettext("Sound only")}
+    """What static/js/player.js says: its buttons' words change with what they would do."""
+    return {"audio": gettext("Sound only"), "play": gettext("Play"), "pause": gettext("Pause"),
+            "mute": gettext("Mute"), "unmute": gettext("Unmute")}
 
 
 def player_context(db: SessionDep, request: Request, event: Event) -> dict[str, Any]:
@@ -72,6 +74,8 @@ def live_texts() -> dict[str, str]:
         "closed4403": gettext("A host removed you from this room."),
         "closed4404": gettext("This session has no live room, or is not public."),
         protocol.RATE_LIMITED: gettext("Too fast: wait a moment before the next message."),
+        "wait": gettext("Too soon: send again in %(seconds)s s."),
+        "rejected": gettext("A host did not publish your message."),
         protocol.BANNED: gettext("A host removed you from this room."),
         protocol.TOO_LONG: gettext("A message has at most 300 characters."),
         protocol.BLOCKED_WORD: gettext("The message contains a word that is not allowed."),
@@ -139,7 +143,9 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     card = session_cards(db, [event], unit_directory(db))[0]
     premiere = event.premiere_at if event.kind == EventKind.broadcast else None
     counting_to = premiere or event.starts_at
-    upcoming = card["status"] == "published" and now < counting_to
+    # A broadcast may go 直播中 before its premiere: the countdown runs on to the premiere.
+    upcoming = now < counting_to and (card["status"] == "published" or
+                                      premiere is not None and card["status"] == "live")
     live = live_context(db, request, event)
     state = player["playback"]["state"]
     # After the session the panel replays its comments at their video time (static/js/replay.js);

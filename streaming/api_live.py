@@ -265,7 +265,12 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0) -> No
         await _refuse(websocket, exc)
         return
     await websocket.accept()
-    subscription = _broker(websocket.app).subscribe(event_id, websocket.send_text, hosts=True)
+    broker = _broker(websocket.app)
+    subscription = broker.subscribe(event_id, websocket.send_text, hosts=True)
+    # How many watch now, after `hello` (it waits with the room's frames): the console shows it
+    # at once, not when someone next joins or leaves.
+    count = await anyio.to_thread.run_sync(broker.viewers, event_id)
+    subscription.offer(protocol.encode(protocol.VIEWERS, count=count), None)
     try:
         await _stream(websocket, subscription, event_id, after,
                       {"host": {"id": user.id, "name": user.display_name or user.username}},
@@ -414,7 +419,7 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
                 websocket, functools.partial(_store, viewer, asked, sender))
         except DomainError as exc:
             code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
-            await websocket.send_text(protocol.error(code, exc.message))
+            await websocket.send_text(protocol.refusal(code, exc.message, exc.retry_after_s))
             continue
         if message.state == "held":
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,

@@ -99,6 +99,15 @@ def error(code: str, message: str) -> str:
     return encode(ERROR, code=code, message=message)
 
 
+def refusal(code: str, message: str, retry_after_s: int | None) -> str:
+    """An `error` frame that says, when the domain knows it (`rate_limited`: slow mode, two
+    messages within 2 s), in `retry_after_s` how many seconds until the next is taken."""
+    if retry_after_s is None:
+        return error(code, message)
+    assert code in ERROR_CODES, code
+    return encode(ERROR, code=code, message=message, retry_after_s=retry_after_s)
+
+
 def decode(text: str | bytes) -> Sent | Vote | BadFrame:
     """What a client's frame asks; BadFrame for anything else."""
     if isinstance(text, bytes) or len(text.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:

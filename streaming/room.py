@@ -301,6 +301,9 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         else:
             message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
             db.add(message)
+            # Its sender's page waits for a decision ("waits for a host"); the others have
+            # never seen it and drop an id they do not show.
+            frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
         frames.hosts.append(decided_frame(message))
         if message.kind == "question":  # questions: its row follows the decision
             changed = _questions().message_decided(db, message, actor, now)

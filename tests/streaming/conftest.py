@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import APP_PACKAGES
 
 
 def _ffmpeg(*args: str) -> None:
@@ -35,3 +40,30 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(long))
     return {"video": video, "audio": audio, "fake": fake, "empty": empty, "cut": cut,
             "long": long}
+
+
+class Ticking:
+    """The app's clock running as time does, `offset` away from this machine's."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def set(self, moment: datetime) -> None:
+        """From now on the app's clock says `moment`, and runs on from there."""
+        self.offset = moment - datetime.now(UTC)
+
+
+@pytest.fixture
+def ticking(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ticking]:
+    """Like tests/conftest.py's `clock`, but running: a premiere's position moves on."""
+    clock = Ticking()
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in APP_PACKAGES:
+            continue
+        found = getattr(module, "utcnow", None)
+        if callable(found) and getattr(found, "__module__", "").split(".")[0] in APP_PACKAGES:
+            monkeypatch.setattr(module, "utcnow", clock)
+    yield clock

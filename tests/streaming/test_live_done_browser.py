@@ -133,7 +133,7 @@ def test_a_comment_sent_during_a_premiere_replays_at_its_video_time(
         viewer = viewer_page(browser, live_server, event_id)
         other = viewer_page(browser, live_server, event_id)
         viewer.evaluate("() => { document.querySelector('video').muted = true; }")
-        viewer.locator(".player-join-button").click()
+        # It starts by itself (muted) at the premiere's moment: no 加入首映 to press.
         viewer.wait_for_function("() => document.querySelector('video').currentTime > 2",
                                  timeout=15000)
         join(viewer, "首映观众")

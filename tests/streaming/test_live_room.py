@@ -42,7 +42,8 @@ def test_post_moderation_reaches_every_viewer_in_order(client, staff, db, live_s
             assert got["text"] == "<script>alert(1)</script> 电梯什么时候装？"  # text, as sent
         _send(a, "太快了", client_id="c2")
         assert _frame(a) == {"type": "error", "code": "rate_limited",
-                             "message": "wait a moment before the next message"}
+                             "message": "wait a moment before the next message",
+                             "retry_after_s": 2}  # the page says how long
         _send(b, "第二条")
         assert [_frame(ws)["seq"] for ws in (a, b)] == [2, 2]
 

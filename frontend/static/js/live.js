@@ -43,6 +43,8 @@
   var lastSent = ""; // an error answers the last frame sent: its text comes back to the field
   var announceTimer = 0;
   var FINAL = {4401: "closed4401", 4403: "closed4403", 4404: "closed4404"};
+  var heldIds = {}; // this viewer's messages a host has yet to decide (their notice waits too)
+  var waitTimer = 0;
 
   function fill(template, parts) {
     return template.replace(/%\((\w+)\)s/g, function (_, name) { return String(parts[name]); });
@@ -54,6 +56,7 @@
   }
 
   function showNotice(message, isError) {
+    window.clearInterval(waitTimer);
     notice.textContent = message;
     notice.classList.toggle("error", !!isError);
     notice.hidden = !message;
@@ -119,6 +122,7 @@
 
   // In seq order, once each: two approvals may reach the page in either order.
   function addComment(message) {
+    decided(message.id, ""); // approved: no longer "waits for a host"
     if (typeof message.seq !== "number" ||
         list.querySelector('[data-seq="' + message.seq + '"]')) return; // shown already
     lastSeq = Math.max(lastSeq, message.seq);
@@ -135,6 +139,7 @@
   }
 
   function removeComment(id) {
+    decided(id, text.rejected);
     var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
     if (found) found.parentNode.removeChild(found);
     empty.hidden = list.children.length > 0;
@@ -209,6 +214,7 @@
         addComment(frame);
       } else if (frame.type === "held") {
         lastSent = "";
+        heldIds[frame.id] = true;
         showNotice(text.held, false);
       } else if (frame.type === "removed") {
         removeComment(frame.id);
@@ -220,7 +226,11 @@
         watching.textContent = fill(text.watching, {count: frame.count});
         watching.hidden = false;
       } else if (frame.type === "error") {
-        showNotice(text[frame.code] || text.bad_message, true);
+        if (frame.code === "rate_limited" && frame.retry_after_s > 0) {
+          waitFor(frame.retry_after_s);
+        } else {
+          showNotice(text[frame.code] || text.bad_message, true);
+        }
         restore();
       }
     });
@@ -242,6 +252,27 @@
       showState(text.reconnecting);
       retry = window.setTimeout(reconnect, ceiling / 2 + Math.random() * ceiling / 2);
     });
+  }
+
+  // A host decided on one of this viewer's held messages: "waits for a host" goes (approved:
+  // it is in the list now) or says it was not published.
+  function decided(id, saying) {
+    if (!heldIds[id]) return;
+    delete heldIds[id];
+    if (notice.textContent !== text.held) return;
+    showNotice(Object.keys(heldIds).length ? text.held : saying, false);
+  }
+
+  // Too soon (slow mode, or two messages within 2 s): how long to wait, counted down.
+  function waitFor(seconds) {
+    var until = Date.now() + seconds * 1000;
+    function tick() {
+      var left = Math.ceil((until - Date.now()) / 1000);
+      if (left <= 0) { showNotice("", false); return; }
+      notice.textContent = fill(text.wait, {seconds: left});
+    }
+    showNotice(fill(text.wait, {seconds: seconds}), true);
+    waitTimer = window.setInterval(tick, 1000);
   }
 
   // A refused message comes back to the field, unless the viewer has typed on.
@@ -293,7 +324,11 @@
     var clientId = "m" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
     var frame = {type: sendForm.querySelector("input[name=kind]:checked").value,
                  text: words, client_id: clientId};
-    if (video && isFinite(video.currentTime)) frame.video_time = video.currentTime;
+    // The moment of the video it answers; none while the video is not playing (a time of 0:00
+    // would replay it at the start).
+    if (video && !video.paused && !video.ended && video.currentTime > 0) {
+      frame.video_time = video.currentTime;
+    }
     lastSent = words;
     socket.send(JSON.stringify(frame));
     showNotice("", false);

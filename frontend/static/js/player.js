@@ -1,8 +1,10 @@
 // The recording player (portal/_player.html): hls.js where the browser has Media Source
-// Extensions, the browser's own HLS otherwise (Safari on iOS); a quality menu, keyboard
-// control, seek previews from the thumbnails VTT, and the premiere clock: during a premiere
-// every viewer plays the same moment (GET /api/events/{id}/playback gives the server's time and
-// position), drift over 2 s is corrected, and nobody runs ahead.
+// Extensions, the browser's own HLS otherwise (Safari on iOS); our own controls (one bar: the
+// browser's are taken away, so a key or a click acts once), a quality menu, keyboard control,
+// seek previews from the thumbnails VTT, a chapter menu that follows playback, and the premiere
+// clock: during a premiere every viewer plays the same moment (GET /api/events/{id}/playback
+// gives the server's time and position), drift over 2 s is corrected, and nobody runs ahead.
+// A premiere starts by itself, muted (what browsers allow), with a button to turn the sound on.
 (function () {
   "use strict";
   var root = document.querySelector(".player");
@@ -14,9 +16,14 @@
   var texts = JSON.parse(root.dataset.text || "{}");
   var src = root.dataset.src;
   var premiere = root.dataset.state === "premiere";
+  var duration = parseFloat(root.dataset.duration) || 0;
   var DRIFT_S = 2;
   var clock = null; // {position, at (performance.now() when read)}: the premiere's moment
   var hls = null;
+  if (premiere && root.dataset.position !== "") {
+    // The server's moment when it wrote the page; the first read of the clock corrects it.
+    clock = {position: parseFloat(root.dataset.position), at: performance.now()};
+  }
 
   function mmss(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
@@ -25,11 +32,15 @@
     return (h ? h + ":" + two(m) : String(m)) + ":" + two(s);
   }
 
+  function target() {
+    return clock ? clock.position + (performance.now() - clock.at) / 1000 : null;
+  }
+
   // ---- the source -------------------------------------------------------------------------
   if (window.Hls && window.Hls.isSupported()) {
     // No worker: the page's Content-Security-Policy allows no blob: scripts.
     hls = new window.Hls({enableWorker: false, capLevelToPlayerSize: true,
-                          startPosition: -1});
+                          startPosition: premiere && target() !== null ? target() : -1});
     hls.loadSource(src);
     hls.attachMedia(video);
     hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
@@ -60,9 +71,6 @@
   }
 
   // ---- the premiere clock -----------------------------------------------------------------
-  function target() {
-    return clock ? clock.position + (performance.now() - clock.at) / 1000 : null;
-  }
 
   function readClock() {
     var asked = performance.now();
@@ -70,10 +78,7 @@
       .then(function (response) { return response.json(); })
       .then(function (answer) {
         if (answer.state !== "premiere") {
-          premiere = false;
-          clock = null;
-          root.dataset.state = answer.state;
-          if (seek) seek.disabled = false;
+          premiereOver(answer.state);
           return;
         }
         // Half the round trip has passed since the server read its clock.
@@ -83,22 +88,65 @@
       .catch(function () { /* keep the last clock; the next read may succeed */ });
   }
 
+  // The premiere is over (its end reached, or the server says so): what it said goes too.
+  function premiereOver(state) {
+    if (!premiere) return;
+    premiere = false;
+    clock = null;
+    root.dataset.state = state || "vod";
+    if (seek) seek.disabled = false;
+    Array.prototype.forEach.call(root.querySelectorAll(".player-premiere, .player-join"),
+                                 function (node) { node.hidden = true; });
+  }
+
+  var join = root.querySelector(".player-join-button");
+  var unmute = root.querySelector(".player-unmute");
+  var autoMuted = false; // muted by us to start by itself, not by the viewer
+
+  // Muted, at the premiere's moment: browsers let a muted video start without a tap. Should
+  // even that be refused, the 加入首映 button stays for the viewer to press.
+  function startPremiere() {
+    if (target() !== null) video.currentTime = target();
+    video.muted = true;
+    video.autoplay = true; // starts when hls.js has the first pieces, whenever that is
+    autoMuted = true;
+    video.addEventListener("playing", function () {
+      if (unmute) unmute.hidden = !(autoMuted && video.muted);
+      if (join) join.parentElement.hidden = true;
+    });
+    var started = video.play();
+    if (started && started.catch) {
+      started.catch(function (error) {
+        if (error && error.name === "NotAllowedError" && join) join.parentElement.hidden = false;
+      });
+    }
+  }
+
   function keepInStep() {
     var now = target();
     if (now === null || video.paused) return;
+    if (duration && now >= duration + 1) { readClock(); return; } // over: the server says so
     var drift = video.currentTime - now;
     if (drift > 0.5 || drift < -DRIFT_S) video.currentTime = now; // never ahead, never far behind
   }
 
   if (premiere) {
-    readClock().then(function () { if (target() !== null) video.currentTime = target(); });
+    startPremiere();
+    readClock().then(function () {
+      if (target() !== null && !video.paused && Math.abs(video.currentTime - target()) > 0.5) {
+        video.currentTime = target();
+      }
+    });
     window.setInterval(readClock, 30000);
     window.setInterval(keepInStep, 1000);
+    video.addEventListener("loadedmetadata", function () {
+      if (premiere && target() !== null) video.currentTime = target();
+    });
     video.addEventListener("seeking", function () {
       var now = target();
       if (premiere && now !== null && video.currentTime > now + 0.5) video.currentTime = now;
     });
-    var join = root.querySelector(".player-join-button");
+    video.addEventListener("ended", function () { if (premiere) readClock(); });
     if (join) {
       join.addEventListener("click", function () {
         if (target() !== null) video.currentTime = target();
@@ -106,6 +154,71 @@
         join.parentElement.hidden = true;
       });
     }
+  }
+  if (unmute) {
+    unmute.addEventListener("click", function () {
+      video.muted = false;
+      if (video.volume === 0) video.volume = 0.5;
+      if (video.paused) video.play();
+    });
+  }
+
+  // ---- our controls instead of the browser's ---------------------------------------------
+  var playButton = root.querySelector(".player-play");
+  var muteButton = root.querySelector(".player-mute");
+  var fullButton = root.querySelector(".player-full");
+  var timeShown = root.querySelector(".player-time");
+
+  function toggle() {
+    if (video.paused || video.ended) {
+      if (premiere && target() !== null) video.currentTime = target();
+      var started = video.play();
+      if (started && started.catch) started.catch(function () {});
+    } else {
+      video.pause();
+    }
+  }
+
+  function fullScreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (root.requestFullscreen) root.requestFullscreen();
+    else if (video.webkitEnterFullscreen) video.webkitEnterFullscreen(); // iPhone
+  }
+
+  function showState() {
+    root.classList.toggle("is-playing", !video.paused);
+    if (playButton) playButton.textContent = video.paused ? texts.play : texts.pause;
+    if (muteButton) {
+      muteButton.textContent = video.muted ? texts.unmute : texts.mute;
+      muteButton.setAttribute("aria-pressed", video.muted ? "true" : "false");
+    }
+    if (!video.muted) autoMuted = false;
+    if (unmute) unmute.hidden = !(autoMuted && video.muted && !video.paused);
+  }
+
+  if (playButton) {
+    video.controls = false; // one bar (ours); the browser's keys would act a second time
+    video.tabIndex = 0; // a click on the picture puts the keys on the player
+    [playButton, muteButton, fullButton, timeShown].forEach(function (node) {
+      if (node) node.hidden = false;
+    });
+    playButton.addEventListener("click", toggle);
+    video.addEventListener("click", toggle);
+    video.addEventListener("dblclick", fullScreen);
+    if (muteButton) {
+      muteButton.addEventListener("click", function () { video.muted = !video.muted; });
+    }
+    if (fullButton) fullButton.addEventListener("click", fullScreen);
+    ["play", "pause", "ended", "volumechange"].forEach(function (name) {
+      video.addEventListener(name, showState);
+    });
+    if (timeShown) {
+      video.addEventListener("timeupdate", function () {
+        var total = duration || (isFinite(video.duration) ? video.duration : 0);
+        timeShown.textContent = mmss(video.currentTime) + (total ? " / " + mmss(total) : "");
+      });
+    }
+    showState();
   }
 
   // ---- the position bar and seek previews -------------------------------------------------
@@ -181,6 +294,17 @@
     chapters.addEventListener("change", function () {
       if (!premiere) video.currentTime = parseFloat(chapters.value);
     });
+    // The menu names the chapter playing now.
+    video.addEventListener("timeupdate", function () {
+      var now = video.currentTime + 0.05;
+      var current = 0;
+      for (var i = 0; i < chapters.options.length; i++) {
+        if (parseFloat(chapters.options[i].value) <= now) current = i;
+      }
+      if (chapters.selectedIndex !== current && document.activeElement !== chapters) {
+        chapters.selectedIndex = current;
+      }
+    });
   }
 
   // ---- the keyboard -----------------------------------------------------------------------
@@ -194,30 +318,32 @@
   }
 
   root.addEventListener("keydown", function (event) {
-    if (event.target.tagName === "SELECT" || event.altKey || event.ctrlKey || event.metaKey) {
+    var key = event.key;
+    // A menu and the position bar take their own arrows (else a key would act twice).
+    if (event.target.tagName === "SELECT" || event.altKey || event.ctrlKey || event.metaKey ||
+        event.target.tagName === "INPUT" && key.indexOf("Arrow") === 0) {
       return;
     }
-    var key = event.key;
     var handled = true;
     if (key === " " || key === "k" || key === "K") {
       if (event.target.tagName === "BUTTON") return;
-      if (video.paused) video.play(); else video.pause();
+      toggle();
     } else if (key === "ArrowLeft") {
       video.currentTime = Math.max(0, video.currentTime - 5);
     } else if (key === "ArrowRight") {
       var limit = premiere && target() !== null ? target() : video.duration || Infinity;
       video.currentTime = Math.min(limit, video.currentTime + 5);
     } else if (key === "ArrowUp") {
-      video.volume = Math.min(1, video.volume + 0.1);
+      video.volume = Math.min(1, Math.round(video.volume * 10 + 1) / 10);
+      video.muted = false;
     } else if (key === "ArrowDown") {
-      video.volume = Math.max(0, video.volume - 0.1);
+      video.volume = Math.max(0, Math.round(video.volume * 10 - 1) / 10);
     } else if (key === "m" || key === "M") {
       video.muted = !video.muted;
     } else if (key === "c" || key === "C") {
       toggleCaptions();
     } else if (key === "f" || key === "F") {
-      if (document.fullscreenElement) document.exitFullscreen();
-      else if (root.requestFullscreen) root.requestFullscreen();
+      fullScreen();
     } else {
       handled = false;
     }

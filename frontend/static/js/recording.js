@@ -117,22 +117,59 @@
     });
   }
 
-  function follow(jobId, item) {
+  // The transcode's progress: read every second while it runs, the bar eased to each reading
+  // (no jumps), the percentage and, once it has moved, the time it should still take.
+  function ease(progressBar, to) {
+    if (!progressBar) return;
+    var from = parseFloat(progressBar.value) || 0;
+    var steps = 8;
+    var step = 0;
+    var timer = window.setInterval(function () {
+      step += 1;
+      progressBar.value = from + (to - from) * step / steps;
+      if (step >= steps) window.clearInterval(timer);
+    }, 80);
+  }
+
+  function left(seen, progress) {
+    // From the first reading of the running job: how fast it went, so how long it still takes.
+    if (!seen || progress <= seen.progress) return "";
+    var elapsed = (Date.now() - seen.at) / 1000;
+    if (elapsed < 2) return "";
+    var seconds = Math.max(1, Math.round(elapsed / (progress - seen.progress) * (1 - progress)));
+    return seconds < 90 ? fill(texts.etaSeconds, {seconds: seconds})
+      : fill(texts.etaMinutes, {minutes: Math.round(seconds / 60)});
+  }
+
+  function follow(jobId, item, seen) {
     return api("GET", "/api/jobs/" + jobId).then(function (r) { return r.json(); })
       .then(function (job) {
-        var percent = Math.round(job.progress * 100);
-        var jobBar = item && item.querySelector(".job-bar");
-        if (jobBar) jobBar.value = percent;
-        var shown = item && item.querySelector(".job-percent");
-        if (shown) shown.textContent = percent + "%";
-        if (!item) {
-          say(job.state === "queued" ? texts.queued : fill(texts.transcoding, {percent: percent}));
+        var percent = Math.floor(job.progress * 100);
+        if (job.state === "running" && !seen) seen = {at: Date.now(), progress: job.progress};
+        var eta = job.state === "running" ? left(seen, job.progress) : "";
+        var shownText = percent + "%" + (eta ? " · " + eta : "");
+        if (item) {
+          ease(item.querySelector(".job-bar"), percent);
+          var shown = item.querySelector(".job-percent");
+          if (shown) shown.textContent = shownText;
+        } else if (job.state === "queued") {
+          say(texts.queued);
+        } else {
+          var label = panel.querySelector('label[for="recording-upload-bar"]');
+          if (label && label.textContent !== texts.transcodingBar) {
+            label.textContent = texts.transcodingBar; // the upload's bar now shows the transcode
+            bar.value = 0;
+          }
+          ease(bar, percent);
+          say(fill(texts.transcoding, {percent: percent}) + (eta ? " · " + eta : ""));
         }
         if (job.state === "succeeded" || job.state === "failed") {
           window.location.reload();
           return;
         }
-        return sleep(2000).then(function () { return follow(jobId, item); });
+        return sleep(job.state === "running" ? 1000 : 2000).then(function () {
+          return follow(jobId, item, seen);
+        });
       });
   }
 
