@@ -18,7 +18,7 @@ from events.errors import Invalid
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from server.deps import PostedForm, SessionDep
-from streaming import questions
+from streaming import messages, protocol, questions
 from streaming.broker import Broker, publish_after_commit
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
@@ -78,7 +78,7 @@ def questions_panel(db: Any, event_id: int) -> dict[str, Any]:
             "texts": {key: gettext(text) for key, text in SCRIPT_TEXTS.items()}}
 
 
-def _publish(request: Request, db: Any, event_id: int, frames: list[str]) -> None:
+def _publish(request: Request, db: Any, event_id: int, frames: protocol.Frames) -> None:
     broker: Broker = request.app.state.broker
     publish_after_commit(db, broker, event_id, frames)
 
@@ -96,7 +96,7 @@ def moderate(question_id: int, request: Request, db: SessionDep, user: ConsoleSt
     if action == "merge" and into is None:
         raise Invalid("invalid_target", "into: the number of the question to merge into",
                       field="into")
-    question, frames = questions.moderate(db, user, question_id, action, into=into)
+    question, frames = messages.moderate_question(db, user, question_id, action, into=into)
     _publish(request, db, question.event_id, frames)
     return see_other(f"/console/events/{question.event_id}/live#questions")
 
