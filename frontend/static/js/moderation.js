@@ -11,6 +11,8 @@
   if (!root || !window.fetch || !window.JSON) { return; }
 
   var eventId = root.getAttribute("data-event-id");
+  // The longest reply the room takes (streaming.texts.MAX_TEXT), as the page says it.
+  var maxText = parseInt(root.getAttribute("data-max-text"), 10) || 0;
   var meta = document.querySelector('meta[name="csrf-token"]');
   var csrf = meta ? meta.getAttribute("content") : "";
   var texts = JSON.parse(document.getElementById("moderation-text").textContent);
@@ -86,7 +88,7 @@
     var label = el("label", "", texts.reply_label.replace("%(author)s", author));
     var area = el("textarea", "reply-text");
     area.id = fieldId;
-    area.maxLength = 300;
+    if (maxText) { area.maxLength = maxText; }
     area.rows = 2;
     label.htmlFor = area.id;
     var submit = el("button", "", texts.send_reply);
@@ -166,16 +168,31 @@
     syncBanChoice();
   }
 
+  // The ban form's choice: the held messages, then the approved ones, newest first (a host may
+  // ban from any message); the one chosen stays chosen (moderation_bans.js chooses it).
   function syncBanChoice() {
     if (!banChoice) { return; }
-    var keep = currentId();
+    var keep = banChoice.value;
     banChoice.textContent = "";
-    queue.forEach(function (message) {
-      var option = el("option", "", message.author + ": " + message.text.slice(0, 30));
-      option.value = String(message.id);
+    function add(id, author, words) {
+      var option = el("option", "", author + ": " + words.slice(0, 30));
+      option.value = String(id);
       banChoice.appendChild(option);
+    }
+    queue.forEach(function (message) { add(message.id, message.author, message.text); });
+    var shown = approvedList.querySelectorAll("li[data-id]:not(.is-removed):not(.is-reply)");
+    Array.prototype.slice.call(shown).reverse().forEach(function (item) {
+      var author = item.querySelector(".author");
+      var words = item.querySelector(".approved-text");
+      add(item.getAttribute("data-id"), author ? author.textContent : "",
+          words ? words.textContent : "");
     });
-    if (keep !== null) { banChoice.value = String(keep); }
+    var onCursor = currentId();
+    if (keep && banChoice.querySelector('option[value="' + keep + '"]')) {
+      banChoice.value = keep;
+    } else if (onCursor !== null) {
+      banChoice.value = String(onCursor);
+    }
   }
 
   function take(id) {
@@ -249,6 +266,7 @@
       return parseInt(other.getAttribute("data-seq"), 10) > message.seq;
     });
     approvedList.insertBefore(item, later || null);
+    syncBanChoice();
   }
 
   // Pin or unpin, and reply, on an approved message (not on a reply).
@@ -281,6 +299,7 @@
     var old = item.querySelector(".approved-actions");
     if (old) { old.remove(); }
     item.appendChild(el("span", "removed-note", texts.removed));
+    syncBanChoice();
   }
 
   // The seq up to which the list has no gap (a decision's answer may bring a later one first).
@@ -494,6 +513,8 @@
     socket.onmessage = function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (error) { return; }
+      // The questions panel (questions_console.js) reads the same socket's frames.
+      document.dispatchEvent(new CustomEvent("kaifang:room-frame", {detail: frame}));
       if (frame.type === "hello") {
         setLive(true);
         backoff = 1000;
