@@ -2,10 +2,11 @@
 console/_questions.html): every question of the session by votes with its state, and the
 host's actions — approve, reject, shortlist, answering, answered, merge, answer.
 
-With JavaScript (static/js/questions_console.js) the list refreshes every few seconds and the
-actions go through the JSON API (streaming.api_questions); without it each question carries
-small forms posted here, which redirect back to the console. The rules (who may act, one
-decision per question, one question answering at a time) are streaming.questions'.
+With JavaScript (static/js/questions_console.js) the list follows the hosts' socket's frames
+(re-read every POLL_S as a safety net) and the actions go through the JSON API
+(streaming.api_questions); without it each question carries small forms posted here, which
+redirect back to the console. The rules (who may act, one decision per question, one question
+answering at a time, which actions each state allows) are streaming.questions'.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from streaming import messages, protocol, questions
 from streaming.broker import Broker, publish_after_commit
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
-POLL_S = 2.5
+# A safety net only: the hosts' socket carries every change as it happens.
+POLL_S = 30
 ALL_STATES = (*questions.PUBLIC_STATES, *questions.HIDDEN_STATES)
 
 STATE_LABELS = {
@@ -42,16 +44,6 @@ ACTION_LABELS = {
     "answered": N_("Mark answered"),
     "merge": N_("Merge into…"),
     "answer": N_("Write the official answer"),
-}
-# Which actions each state offers (the domain refuses the rest with 409).
-ACTIONS_OF = {
-    "held": ("approve", "reject", "merge"),
-    "approved": ("shortlist", "answering", "answered", "merge", "answer"),
-    "shortlisted": ("answering", "answered", "merge", "answer"),
-    "answering": ("shortlist", "answered", "merge", "answer"),
-    "answered": ("answer",),
-    "rejected": (),
-    "merged": (),
 }
 SCRIPT_TEXTS = {
     "votes": N_("%(count)s votes"),
@@ -74,7 +66,7 @@ def questions_panel(db: Any, event_id: int) -> dict[str, Any]:
     return {"found": items, "poll_s": POLL_S,
             "states": {key: gettext(text) for key, text in STATE_LABELS.items()},
             "actions": {key: gettext(text) for key, text in ACTION_LABELS.items()},
-            "actions_of": ACTIONS_OF,
+            "actions_of": {state: questions.actions_of(state) for state in ALL_STATES},
             "texts": {key: gettext(text) for key, text in SCRIPT_TEXTS.items()}}
 
 

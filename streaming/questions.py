@@ -65,10 +65,25 @@ ACTIONS = ("approve", "reject", "shortlist", "answering", "answered", "merge")
 # The state each action leads to: the same state again means another host was first.
 TARGETS = {"approve": "approved", "reject": "rejected", "shortlist": "shortlisted",
            "answering": "answering", "answered": "answered", "merge": "merged"}
+# The states each action may start from (moderate); `answer` (write_answer) takes any public
+# state. The one table of what a host may do to a question: the console offers what it says.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "approve": ("held",), "reject": ("held",),
+    "shortlist": ("approved", "answering"),
+    "answering": ("approved", "shortlisted"),
+    "answered": OPEN_STATES,
+    "merge": ("held", *OPEN_STATES),
+}
 SORTS = ("votes", "new")
 MAX_ANSWER = 2000
 MAX_ID = 2**31 - 1
 CLOSED = "questions_closed"
+
+
+def actions_of(state: str) -> tuple[str, ...]:
+    """What a host may do to a question in this state (ALLOWED_FROM), `answer` last."""
+    return (*(action for action in ACTIONS if state in ALLOWED_FROM[action]),
+            *(("answer",) if state in PUBLIC_STATES else ()))
 
 
 def is_open(event: Event, live_room: LiveRoom | None, now: datetime) -> bool:
@@ -312,11 +327,7 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
     question = db.get(Question, question_id, populate_existing=True)
     assert question is not None
     before = question.state
-    allowed = {"approve": ("held",), "reject": ("held",),
-               "shortlist": ("approved", "answering"),
-               "answering": ("approved", "shortlisted"), "answered": OPEN_STATES,
-               "merge": ("held", *OPEN_STATES)}[action]
-    if before not in allowed:
+    if before not in ALLOWED_FROM[action]:
         if before == TARGETS[action] or action in ("approve", "reject"):
             raise Conflict("already_handled", "another host has handled this question")
         raise Conflict("invalid_state", f"a question {before} cannot be marked {action}")
