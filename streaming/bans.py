@@ -30,7 +30,8 @@ MAX_REASON = 200
 MAX_ID = 2**31 - 1
 
 
-def _active(now: datetime) -> Any:
+def active(now: datetime) -> Any:
+    """The SQL condition of a viewer whose ban or timeout runs at `now`."""
     return (col(Viewer.banned_at).is_not(None)
             & or_(col(Viewer.banned_until).is_(None), col(Viewer.banned_until) > now))
 
@@ -47,7 +48,7 @@ def is_banned(db: Session, viewer: Viewer, now: datetime | None = None) -> bool:
     return db.exec(select(Viewer.id).where(
         Viewer.event_id == viewer.event_id, Viewer.address_key == viewer.address_key,
         Viewer.id != viewer.id, col(Viewer.banned_at) <= viewer.created_at,
-        _active(now))).first() is not None
+        active(now))).first() is not None
 
 
 def check(db: Session, viewer: Viewer, now: datetime | None = None) -> None:
@@ -117,5 +118,5 @@ def listed(db: Session, event_id: int, now: datetime | None = None) -> list[dict
     """The room's bans and timeouts that still run, the latest first."""
     now = now or utcnow()
     return [ban_public(v, now) for v in db.exec(
-        select(Viewer).where(Viewer.event_id == event_id, _active(now))
+        select(Viewer).where(Viewer.event_id == event_id, active(now))
         .order_by(col(Viewer.banned_at).desc(), col(Viewer.id).desc()))]

@@ -173,15 +173,16 @@ def ask(db: Session, viewer: Viewer, text: str, now: datetime | None = None) -> 
 
 
 def listed(db: Session, event_id: int, sort: str = "votes", *, states: tuple[str, ...] =
-           PUBLIC_STATES, viewer_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+           PUBLIC_STATES, viewer_id: int | None = None, limit: int = 500,
+           now: datetime | None = None) -> list[dict[str, Any]]:
     """A session's questions: most votes first (ties: the older first) or newest first. The
-    public's states by default, without the questions of banned viewers; `voted` says whether
-    `viewer_id` voted for each."""
+    public's states by default, without the questions of viewers whose ban or timeout runs;
+    `voted` says whether `viewer_id` voted for each."""
     if sort not in SORTS:
         raise Invalid("invalid", "sort: votes or new", field="sort")
     query = select(Question).outerjoin(Viewer, col(Viewer.id) == col(Question.viewer_id)).where(
         Question.event_id == event_id, col(Question.state).in_(states),
-        or_(col(Question.viewer_id).is_(None), col(Viewer.banned_at).is_(None)))
+        or_(col(Question.viewer_id).is_(None), ~bans.active(now or utcnow())))
     order = [col(Question.votes).desc(), col(Question.id)] if sort == "votes" \
         else [col(Question.id).desc()]
     found = list(db.exec(query.order_by(*order).limit(limit)))

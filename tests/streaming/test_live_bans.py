@@ -55,6 +55,9 @@ def test_a_timeout_ends_after_its_minutes(client, staff, db, clock):
                        json={"nickname": "新号"}).status_code == 403
     clock.advance(timedelta(minutes=5, seconds=1))
     assert _ask(client, event_id, loud["viewer_token"], "好了吗").status_code == 201
+    # Over: the viewer's question is listed like anyone's.
+    listed = client.get(f"/api/events/{event_id}/questions").json()
+    assert [q["text"] for q in listed] == ["好了吗"]
     assert client.post(f"/api/events/{event_id}/viewers",
                        json={"nickname": "新号"}).status_code == 201
 
