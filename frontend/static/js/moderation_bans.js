@@ -7,30 +7,16 @@
    this file the form posts and the page reloads. */
 (function () {
   "use strict";
-  var root = document.getElementById("moderation");
+  var k = window.kaifangModeration;
   var form = document.getElementById("ban-form");
-  if (!root || !form || !window.fetch || !window.FormData) { return; }
+  if (!k || !form || !window.FormData) { return; }
 
-  var texts = JSON.parse(document.getElementById("moderation-text").textContent);
+  var root = k.root, texts = k.texts, el = k.el, say = k.say;
   var choice = document.getElementById("ban-message");
   var reason = document.getElementById("ban-reason");
   var list = document.getElementById("ban-list");
   var none = document.getElementById("ban-none");
-  var notice = document.getElementById("moderation-notice");
   var TICK_MS = 15000;
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text) { node.textContent = text; }
-    return node;
-  }
-
-  function say(text, tone) {
-    notice.textContent = text;
-    notice.className = "moderation-notice tone-" + (tone || "ok");
-    notice.hidden = false;
-  }
 
   function leftText(seconds) {
     if (seconds === null || seconds === undefined || seconds === "") { return texts.ban_ever; }
