@@ -423,8 +423,10 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,
                                                       id=message.id))
         # In a thread: with Redis, publishing is a network call the loop must not wait on.
-        await anyio.to_thread.run_sync(broker.publish_hosts, event_id, frames.hosts)
-        await anyio.to_thread.run_sync(broker.publish, event_id, frames.room)
+        if frames.hosts:
+            await anyio.to_thread.run_sync(broker.publish_hosts, event_id, frames.hosts)
+        if frames.room:
+            await anyio.to_thread.run_sync(broker.publish, event_id, frames.room)
 
 
 async def _listen_only(websocket: WebSocket) -> None:
