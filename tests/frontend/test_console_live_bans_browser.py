@@ -38,6 +38,10 @@ def test_a_host_times_out_a_viewer_from_an_approved_message_in_place(
         assert "还剩 10 分钟" in page.locator("#ban-list").text_content()
         assert page.locator("#ban-none").is_hidden()
         page.wait_for_selector(f"#approved li.is-removed[data-id='{spam}']")
+        # The other viewer's message can still be chosen; the banned one's cannot.
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('#ban-message option'))"
+            ".map(o => o.textContent).join('|') === '居民: 路灯坏了'", timeout=3000)
         assert page.evaluate("() => window.__stayed") is True  # no reload
         # The reply box's limit is the room's, read from the page.
         page.locator("#approved li:has-text('路灯坏了') .action-reply-approved").click()

@@ -100,6 +100,7 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var submit = form.querySelector('button[type="submit"]');
+    var chosen = choice.value;  // the socket may redraw the choice before the answer comes
     submit.disabled = true;
     fetch(form.action, {method: "POST", credentials: "same-origin", body: new FormData(form),
                         headers: {"Accept": "application/json"}})
@@ -112,7 +113,7 @@
         if (answer.status === 200) {
           showBans(answer.body.bans);
           reason.value = "";
-          var gone = choice.querySelector('option[value="' + choice.value + '"]');
+          var gone = choice.querySelector('option[value="' + chosen + '"]');
           if (gone) { gone.remove(); }
           say(answer.body.message);
         } else {
