@@ -1,9 +1,12 @@
 """The host's moderation console of a session's live room: the held queue, the approved
-messages, and a ban form.
+messages, a ban form (a ban or a 5 or 10 minute timeout, from any message, held or approved)
+and the list of the bans that run, with the time left.
 
-With JavaScript (static/js/moderation.js) the queue is live and run from the keyboard through
-the JSON API (streaming.api_live); without it the page still shows the queue and bans by form.
-The rules (who may decide, one decision per message) are streaming.room's.
+With JavaScript (static/js/moderation.js, moderation_bans.js) the queue is live and run from
+the keyboard through the JSON API (streaming.api_live), and a ban is posted here by fetch and
+answered in JSON, so the page changes in place; without it the page still shows the queue and
+bans by form. The rules (who may decide, one decision per message, what a ban needs) are
+streaming.room's and streaming.bans'.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from events import permissions, sessions
+from events.errors import DomainError, NotFound
 from events.models import Event, EventStatus
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.console_questions import questions_panel
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.deps import PostedForm, SessionDep
-from streaming import room
+from streaming import bans, room, texts
 from streaming.broker import Broker, publish_after_commit
 from streaming.models import LiveMessage, LiveRoom
 
@@ -65,6 +70,10 @@ SCRIPT_TEXTS = {
     "not_yet": N_("The room opens when the session goes live."),
     "close": N_("Close the room"),
     "reopen": N_("Reopen the room"),
+    "ban": N_("Ban…"),
+    "ban_for": N_("Ban %(author)s"),
+    "ban_left": N_("%(n)s min left"),
+    "ban_ever": N_("Until the session ends"),
 }
 SHORTCUTS = [
     ("j / ↓", N_("Next message")),
@@ -81,10 +90,15 @@ SLOW_MODES = [(0, N_("Off")), (5, N_("5 s between messages")), (10, N_("10 s bet
               (300, N_("5 min between messages"))]
 DONE = {"banned": N_("The viewer is banned and their messages are gone"),
         "room": N_("The room's rules are saved")}
+# The domain's refusals of a ban (streaming.bans), as the form says them.
 BAN_PROBLEMS = {
     "reason_required": N_("Say why the viewer is banned."),
     "message_not_found": N_("Choose a message of the viewer to ban."),
+    "invalid_duration": N_("Choose a ban or a timeout of 5 or 10 minutes."),
+    "viewer_not_found": N_("Choose a message of the viewer to ban."),
 }
+DURATIONS = [("", N_("Ban until the session ends")),
+             *((str(m), N_("Time out for %(n)s minutes")) for m in bans.TIMEOUT_MINUTES)]
 
 
 def _runner_event(db: Any, user: Any, event_id: int) -> Event:
@@ -98,9 +112,13 @@ def live_page(request: Request, db: Any, event: Event, *, status_code: int = 200
               ban_error: str = "", reason: str = "") -> Response:
     assert event.id is not None
     approved = room.backlog(db, event.id, 0, limit=APPROVED_SHOWN)
+    held = room.held(db, event.id)
     done = DONE.get(request.query_params.get("done", ""))
     return render(request, "console/live.html", status_code=status_code, event=event,
-                  held=room.held(db, event.id), approved=approved,
+                  held=held, approved=approved, max_text=texts.MAX_TEXT,
+                  ban_choices=[m for m in [*held, *reversed(approved)] if m.viewer_id],
+                  bans=ban_rows(db, event.id),
+                  durations=[(value, gettext(text) % {"n": value}) for value, text in DURATIONS],
                   last_seq=approved[-1].seq if approved else 0,
                   shortcuts=[(keys, gettext(text)) for keys, text in SHORTCUTS],
                   done=gettext(done) if done else "", ban_error=ban_error, reason=reason,
@@ -108,6 +126,15 @@ def live_page(request: Request, db: Any, event: Event, *, status_code: int = 200
                   slow_modes=[(seconds, gettext(text)) for seconds, text in SLOW_MODES],
                   texts={key: gettext(text) for key, text in SCRIPT_TEXTS.items()},
                   questions=questions_panel(db, event.id))
+
+
+def ban_rows(db: Any, event_id: int) -> list[dict[str, Any]]:
+    """The bans that run, each with the time left as the page says it."""
+    rows = bans.listed(db, event_id)
+    for row in rows:
+        row["left"] = gettext(SCRIPT_TEXTS["ban_ever"]) if row["left_s"] is None \
+            else gettext(SCRIPT_TEXTS["ban_left"]) % {"n": max(1, -(-row["left_s"] // 60))}
+    return rows
 
 
 @router.get("/events/{event_id}/live")
@@ -119,21 +146,36 @@ def moderation_page(event_id: int, request: Request, db: SessionDep,
 @router.post("/events/{event_id}/live/bans")
 def ban_viewer(event_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
                form: PostedForm) -> Response:
-    """Bans the author of a message in this room (the queue shows messages, not viewers)."""
+    """Bans the author of a message in this room (the page shows messages, not viewers), or
+    times them out. Asked by the page's script (Accept: application/json): the answer is
+    JSON, the bans that run, and the page changes in place."""
     event = _runner_event(db, user, event_id)
-    reason = str(form.get("reason", "")).strip()[:200]
-    raw_id = str(form.get("message_id", ""))
+    wants_json = "application/json" in request.headers.get("accept", "")
+    reason = str(form.get("reason", ""))[:400]
+    raw_id, raw_minutes = str(form.get("message_id", "")), str(form.get("minutes", ""))
     message = db.get(LiveMessage, int(raw_id)) \
         if raw_id.isascii() and raw_id.isdigit() and 0 < int(raw_id) < 2**31 else None
-    if message is None or message.event_id != event_id or message.viewer_id is None:
-        return live_page(request, db, event, status_code=422, reason=reason,
-                         ban_error=gettext(BAN_PROBLEMS["message_not_found"]))
-    if not reason:
-        return live_page(request, db, event, status_code=422,
-                         ban_error=gettext(BAN_PROBLEMS["reason_required"]))
-    _removed, frames = room.ban(db, user, event_id, message.viewer_id, reason)
+    minutes = int(raw_minutes) if raw_minutes.isascii() and raw_minutes.isdigit() \
+        and len(raw_minutes) < 4 else None if not raw_minutes else 0
+    try:
+        if message is None or message.event_id != event_id or message.viewer_id is None:
+            raise NotFound("message_not_found", "choose a message of the viewer")
+        removed, frames = bans.ban(db, user, event_id, message.viewer_id, reason,
+                                   minutes=minutes)
+    except DomainError as exc:
+        if exc.status not in (404, 422):
+            raise
+        problem = gettext(BAN_PROBLEMS.get(exc.code, BAN_PROBLEMS["message_not_found"]))
+        if wants_json:
+            return JSONResponse({"error": exc.code, "message": problem}, status_code=422)
+        return live_page(request, db, event, status_code=422, reason=reason.strip()[:200],
+                         ban_error=problem)
     broker: Broker = request.app.state.broker
     publish_after_commit(db, broker, event_id, frames)
+    if wants_json:
+        return JSONResponse({"viewer_id": message.viewer_id, "removed": removed,
+                             "message": gettext(DONE["banned"]),
+                             "bans": ban_rows(db, event_id)})
     return see_other(f"/console/events/{event_id}/live?done=banned")
 
 

@@ -2,10 +2,11 @@
 console/_questions.html): every question of the session by votes with its state, and the
 host's actions — approve, reject, shortlist, answering, answered, merge, answer.
 
-With JavaScript (static/js/questions_console.js) the list refreshes every few seconds and the
-actions go through the JSON API (streaming.api_questions); without it each question carries
-small forms posted here, which redirect back to the console. The rules (who may act, one
-decision per question, one question answering at a time) are streaming.questions'.
+With JavaScript (static/js/questions_console.js) the list follows the hosts' socket's frames
+(re-read every POLL_S as a safety net) and the actions go through the JSON API
+(streaming.api_questions); without it each question carries small forms posted here, which
+redirect back to the console. The rules (who may act, one decision per question, one question
+answering at a time, which actions each state allows) are streaming.questions'.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from events.errors import Invalid
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from server.deps import PostedForm, SessionDep
-from streaming import questions
+from streaming import messages, protocol, questions
 from streaming.broker import Broker, publish_after_commit
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
-POLL_S = 2.5
+# A safety net only: the hosts' socket carries every change as it happens.
+POLL_S = 30
 ALL_STATES = (*questions.PUBLIC_STATES, *questions.HIDDEN_STATES)
 
 STATE_LABELS = {
@@ -42,16 +44,6 @@ ACTION_LABELS = {
     "answered": N_("Mark answered"),
     "merge": N_("Merge into…"),
     "answer": N_("Write the official answer"),
-}
-# Which actions each state offers (the domain refuses the rest with 409).
-ACTIONS_OF = {
-    "held": ("approve", "reject", "merge"),
-    "approved": ("shortlist", "answering", "answered", "merge", "answer"),
-    "shortlisted": ("answering", "answered", "merge", "answer"),
-    "answering": ("shortlist", "answered", "merge", "answer"),
-    "answered": ("answer",),
-    "rejected": (),
-    "merged": (),
 }
 SCRIPT_TEXTS = {
     "votes": N_("%(count)s votes"),
@@ -74,11 +66,11 @@ def questions_panel(db: Any, event_id: int) -> dict[str, Any]:
     return {"found": items, "poll_s": POLL_S,
             "states": {key: gettext(text) for key, text in STATE_LABELS.items()},
             "actions": {key: gettext(text) for key, text in ACTION_LABELS.items()},
-            "actions_of": ACTIONS_OF,
+            "actions_of": {state: questions.actions_of(state) for state in ALL_STATES},
             "texts": {key: gettext(text) for key, text in SCRIPT_TEXTS.items()}}
 
 
-def _publish(request: Request, db: Any, event_id: int, frames: list[str]) -> None:
+def _publish(request: Request, db: Any, event_id: int, frames: protocol.Frames) -> None:
     broker: Broker = request.app.state.broker
     publish_after_commit(db, broker, event_id, frames)
 
@@ -96,7 +88,7 @@ def moderate(question_id: int, request: Request, db: SessionDep, user: ConsoleSt
     if action == "merge" and into is None:
         raise Invalid("invalid_target", "into: the number of the question to merge into",
                       field="into")
-    question, frames = questions.moderate(db, user, question_id, action, into=into)
+    question, frames = messages.moderate_question(db, user, question_id, action, into=into)
     _publish(request, db, question.event_id, frames)
     return see_other(f"/console/events/{question.event_id}/live#questions")
 

@@ -3,8 +3,9 @@ the public list by votes, a vote button per open question, the one being answere
 official answers, and the ask form while questions are taken (streaming.questions decides).
 
 static/js/questions.js asks and votes through the JSON API (streaming.api_questions) with the
-viewer cookie the comments panel's join sets, and refreshes the list; without script the page
-shows the list as the server had it.
+viewer cookie the comments panel's join sets (one viewer for both panels), and keeps the list up
+from the room's frames (`question`, `votes`), re-reading it every REFRESH_S as a safety net;
+without script the page shows the list as the server had it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from streaming.models import LiveRoom
 
 # streaming.api_live sets it when a viewer joins (pages may not import a router).
 VIEWER_COOKIE = "kaifang_viewer"
-REFRESH_S = 5
+# A safety net only: the room's frames carry every change as it happens.
+REFRESH_S = 30
 
 
 def questions_texts() -> dict[str, str]:

@@ -40,7 +40,7 @@ from server.deps import (
     staff_of_connection,
 )
 from server.security import Signer
-from streaming import protocol, questions, room
+from streaming import bans, messages, protocol, questions, room, tallies
 from streaming.broker import TOO_SLOW, Broker, Subscription, publish_after_commit
 from streaming.schemas import BanDone, BlockedWords, LiveMessagePublic, RoomRules, ViewerJoined
 
@@ -75,6 +75,8 @@ class RoomIn(BaseModel):
 class BanIn(BaseModel):
     viewer_id: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field(min_length=1, max_length=200)
+    # A timeout (streaming.bans.TIMEOUT_MINUTES); none: for the rest of the session.
+    minutes: int | None = Field(default=None, ge=1, le=60)
 
 
 def _broker(app: Any) -> Broker:
@@ -121,7 +123,7 @@ def list_comments(event_id: Id, db: SessionDep, viewer: OptionalStaffDep,
              responses=error_responses(409))
 def moderate(message_id: Id, body: ModerationIn, request: Request, db: SessionDep,
              user: StaffDep) -> LiveMessagePublic:
-    message, frames = room.moderate(db, user, message_id, body.action)
+    message, frames = messages.moderate(db, user, message_id, body.action)
     publish_after_commit(db, _broker(request.app), message.event_id, frames)
     return answer(LiveMessagePublic, room.message_public(message))
 
@@ -157,7 +159,8 @@ def set_room_rules(event_id: Id, body: RoomIn, request: Request, db: SessionDep,
 @router.post("/api/events/{event_id}/bans", status_code=201)
 def ban_viewer(event_id: Id, body: BanIn, request: Request, db: SessionDep,
                user: StaffDep) -> BanDone:
-    removed, frames = room.ban(db, user, event_id, body.viewer_id, body.reason)
+    removed, frames = bans.ban(db, user, event_id, body.viewer_id, body.reason,
+                               minutes=body.minutes)
     publish_after_commit(db, _broker(request.app), event_id, frames)
     return answer(BanDone, {"viewer_id": body.viewer_id, "removed": removed})
 
@@ -355,13 +358,13 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
 
 
 def _store(viewer: Any, sent: protocol.Sent, sender: str, db: Session) -> Any:
-    return room.send(db, viewer, sent, sender_key=sender)
+    return messages.send(db, viewer, sent, sender_key=sender)
 
 
 async def _vote(websocket: WebSocket, viewer: Any, event_id: int,
                 asked: protocol.Vote) -> None:
     """A `vote` frame (streaming.questions): no answer of its own when counted, the room's
-    `question` frame carries the new count to everyone; an `error` frame when refused."""
+    next `votes` frame carries the new count to everyone; an `error` frame when refused."""
     try:
         question = await in_own_session(
             websocket, functools.partial(questions.vote_from_room, viewer, asked.question_id))
@@ -369,8 +372,8 @@ async def _vote(websocket: WebSocket, viewer: Any, event_id: int,
         code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
         await websocket.send_text(protocol.error(code, exc.message))
         return
-    await anyio.to_thread.run_sync(_broker(websocket.app).publish, event_id,
-                                   [questions.question_frame(question)])
+    await anyio.to_thread.run_sync(tallies.vote_counts(websocket.app.state).counted, event_id,
+                                   question.id or 0, question.votes)
 
 
 class _Pace:
@@ -415,7 +418,7 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
             await _vote(websocket, viewer, event_id, asked)
             continue
         try:
-            message = await in_own_session(
+            message, frames = await in_own_session(
                 websocket, functools.partial(_store, viewer, asked, sender))
         except DomainError as exc:
             code = exc.code if exc.code in protocol.ERROR_CODES else protocol.BAD_MESSAGE
@@ -424,12 +427,11 @@ async def _read(websocket: WebSocket, viewer: Any, event_id: int, sender: str) -
         if message.state == "held":
             await websocket.send_text(protocol.encode(protocol.HELD, client_id=asked.client_id,
                                                       id=message.id))
-            # In a thread: with Redis, publishing is a network call the loop must not wait on.
-            await anyio.to_thread.run_sync(broker.publish_hosts, event_id,
-                                           [room.queued_frame(message)])
-        else:
-            await anyio.to_thread.run_sync(broker.publish, event_id,
-                                           [room.comment_frame(message)])
+        # In a thread: with Redis, publishing is a network call the loop must not wait on.
+        if frames.hosts:
+            await anyio.to_thread.run_sync(broker.publish_hosts, event_id, frames.hosts)
+        if frames.room:
+            await anyio.to_thread.run_sync(broker.publish, event_id, frames.room)
 
 
 async def _listen_only(websocket: WebSocket) -> None:

@@ -4,7 +4,8 @@ contract; the rules are streaming.questions').
 A viewer is named by the `viewer_token` of the body or, without one, by the viewer cookie that
 joining the room set (`kaifang_viewer`): 401 `bad_token` for neither, a forged one or another
 session's. Every change is published to the room once committed (`question` frames; a `comment`
-frame for a chat message approved with its question).
+frame for a chat message approved with its question); a held question to its hosts only; vote
+counts in batches (`votes` frames, streaming.tallies).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from events import permissions, sessions
 from events.errors import DomainError, NotFound
 from events.schemas import answer, answers
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, error_responses
-from streaming import questions, room
+from streaming import messages, protocol, questions, room, tallies
 from streaming.broker import Broker, publish_after_commit
 from streaming.models import Viewer
 from streaming.schemas import QuestionPublic
@@ -59,7 +60,8 @@ def _viewer(request: Request, db: Session, event_id: int, token: str | None) -> 
                           token or request.cookies.get(VIEWER_COOKIE))
 
 
-def _publish(request: Request, db: Session, event_id: int, frames: list[str]) -> None:
+def _publish(request: Request, db: Session, event_id: int,
+             frames: protocol.Frames) -> None:
     broker: Broker = request.app.state.broker
     publish_after_commit(db, broker, event_id, frames)
 
@@ -72,8 +74,7 @@ def ask(event_id: Id, body: AskIn, request: Request, db: SessionDep) -> Question
     sessions.get_visible_event(db, event_id, None)
     viewer = _viewer(request, db, event_id, body.viewer_token)
     question = questions.ask(db, viewer, body.text)
-    if question.state == "approved":
-        _publish(request, db, event_id, [questions.question_frame(question)])
+    _publish(request, db, event_id, questions.changed_frames([question]))
     return answer(QuestionPublic, questions.question_public(question))
 
 
@@ -109,7 +110,7 @@ def vote(question_id: Id, request: Request, db: SessionDep,
     found = questions.get_question(db, question_id)
     viewer = _viewer(request, db, found.event_id, body.viewer_token if body else None)
     question = questions.vote(db, viewer, question_id)
-    _publish(request, db, question.event_id, [questions.question_frame(question)])
+    tallies.count_after_commit(db, tallies.vote_counts(request.app.state), question)
     return answer(QuestionPublic, questions.question_public(question, voted=True))
 
 
@@ -118,8 +119,8 @@ def moderate(question_id: Id, body: QuestionModerationIn, request: Request, db: 
              user: StaffDep) -> QuestionPublic:
     """A host's action: approve | reject (held only; 409 `already_handled` when another host
     was first), shortlist, answering, answered, merge (with `into`)."""
-    question, frames = questions.moderate(db, user, question_id, body.action, into=body.into,
-                                          video_time=body.video_time)
+    question, frames = messages.moderate_question(db, user, question_id, body.action,
+                                                  into=body.into, video_time=body.video_time)
     _publish(request, db, question.event_id, frames)
     return answer(QuestionPublic, questions.question_public(question))
 

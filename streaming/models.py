@@ -119,6 +119,8 @@ class Viewer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_message_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     banned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A timeout's end (None: banned for the rest of the session); streaming.bans.
+    banned_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ban_reason: str = Field(default="", max_length=200)
     # A keyed hash of the address it joined from (no address is stored): joins per address
     # are limited.

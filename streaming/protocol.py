@@ -29,6 +29,8 @@ DECIDED = "decided"  # {id, state}: a host approved, rejected or removed it: off
 # A question of the room's list changed (asked in public, voted, marked, answered, merged):
 # its public fields (streaming.questions.question_public); merged → {id, state, merged_into}.
 QUESTION = "question"
+# Questions' vote counts that changed, at most one frame a second per room (streaming.tallies).
+VOTES = "votes"  # {counts: {question id: votes}}
 
 # ---- client → server
 SEND_COMMENT = "comment"  # {text, client_id, video_time?}

@@ -8,20 +8,23 @@ collected before, answers published after"), it is voted for, and it keeps its a
 - The window: questions and votes are taken from the session's publication until it ends
   (published, before `ends_at`; or live, however late), unless a host closed the room
   (LiveRoom.closed) — otherwise 409 `questions_closed`. A session the public cannot see is 404.
-- The same gates as the room's messages (streaming.room): a banned viewer is refused (403
-  `banned`), control characters go, at most room.MAX_TEXT characters (`too_long`), no blocked
-  word (`blocked_word`), one message or question per viewer per room.MIN_INTERVAL (or the slow
-  mode's wait) through the same Viewer.last_message_at (429 `rate_limited`).
+- The same gates as the room's messages, from the same modules: a banned viewer is refused
+  (403 `banned`, streaming.bans), control characters go, at most texts.MAX_TEXT characters
+  (`too_long`), no blocked word (`blocked_word`, streaming.texts), one message or question per
+  viewer per pace.MIN_INTERVAL (or the slow mode's wait) through the same
+  Viewer.last_message_at (429 `rate_limited`, streaming.pace).
 - Pre-moderation holds a question (`held`, seen by hosts only) until a host approves it; post
   publishes it at once (`approved`).
 - A question sent over the room's socket is both: the chat's LiveMessage of kind question (the
-  chat stream, its console queue) and a Question linked by `message_id`, made in room.send's
-  transaction (`from_room`). A host's approve or reject of either moves the other too, in the
-  same transaction and under the session's lock; the second host to decide gets 409
-  `already_handled`, whichever of the two he used.
+  chat stream, its console queue) and a Question linked by `message_id`, made in the same
+  transaction. A host's approve or reject of either moves the other too, in the same
+  transaction and under the session's lock; the second host to decide gets 409
+  `already_handled`, whichever of the two he used. That link is streaming.messages' (the one
+  module above this one and streaming.room).
 - Votes: one per viewer and question (the unique pair of QuestionVote, written under the
   session's lock: two concurrent votes of one viewer count once, the other is 409
-  `already_voted`), only for a question still open (approved, shortlisted, answering).
+  `already_voted`), only for a question still open (approved, shortlisted, answering); at most
+  pace.ADDRESS_VOTES a pace.VOTE_WINDOW per address and question (429 `rate_limited`).
 - Host actions (the session's runners, events.permissions.require_runner), each in the audit
   log: approve / reject (held only), shortlist, answering (one per session: the question
   answered before goes back to the shortlist, or to approved if it never was on it), answered
@@ -33,12 +36,12 @@ collected before, answers published after"), it is voted for, and it keeps its a
   banned, with the author's nickname only.
 
 Functions flush; the caller commits, then publishes the frames they return (a `question` frame
-per changed question, a `comment` frame for a chat message approved with its question).
+per changed question to the room, or to its hosts only while the public may not see it).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -46,13 +49,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from events import audit, permissions, sessions
-from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled
+from events.errors import Conflict, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, EventKind, EventStatus, Moderation, StaffUser
 from events.timeutil import iso_local, utcnow
 from events.units import clean_text
-from streaming import jobs, protocol, room
-from streaming.models import LiveMessage, LiveRoom, Question, QuestionVote, Viewer
+from streaming import bans, jobs, pace, protocol, texts
+from streaming.models import LiveRoom, Question, QuestionVote, Viewer
 
 PUBLIC_STATES: tuple[str, ...] = ("approved", "shortlisted", "answering", "answered")
 # Still waiting for its answer: votes count, and a host may mark it.
@@ -62,10 +65,25 @@ ACTIONS = ("approve", "reject", "shortlist", "answering", "answered", "merge")
 # The state each action leads to: the same state again means another host was first.
 TARGETS = {"approve": "approved", "reject": "rejected", "shortlist": "shortlisted",
            "answering": "answering", "answered": "answered", "merge": "merged"}
+# The states each action may start from (moderate); `answer` (write_answer) takes any public
+# state. The one table of what a host may do to a question: the console offers what it says.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    "approve": ("held",), "reject": ("held",),
+    "shortlist": ("approved", "answering"),
+    "answering": ("approved", "shortlisted"),
+    "answered": OPEN_STATES,
+    "merge": ("held", *OPEN_STATES),
+}
 SORTS = ("votes", "new")
 MAX_ANSWER = 2000
 MAX_ID = 2**31 - 1
 CLOSED = "questions_closed"
+
+
+def actions_of(state: str) -> tuple[str, ...]:
+    """What a host may do to a question in this state (ALLOWED_FROM), `answer` last."""
+    return (*(action for action in ACTIONS if state in ALLOWED_FROM[action]),
+            *(("answer",) if state in PUBLIC_STATES else ()))
 
 
 def is_open(event: Event, live_room: LiveRoom | None, now: datetime) -> bool:
@@ -97,10 +115,11 @@ def question_public(question: Question, voted: bool = False) -> dict[str, Any]:
             "message_id": question.message_id, "voted": voted}
 
 
-def question_frame(question: Question) -> str:
+def question_frame(question: Question, hosts: bool = False) -> str:
     """The room's `question` frame: a public question's fields; of one that left the list
-    (merged, rejected) only its id, state and where it went."""
-    if question.state in PUBLIC_STATES:
+    (merged, rejected) only its id, state and where it went. The hosts' (`hosts`): every
+    field, whatever the state."""
+    if question.state in PUBLIC_STATES or hosts:
         fields = question_public(question)
         fields.pop("voted")
     else:
@@ -109,17 +128,16 @@ def question_frame(question: Question) -> str:
     return protocol.encode(protocol.QUESTION, **fields)
 
 
-def _clean(db: Session, text: str) -> str:
-    text = clean_text(text, "text", multiline=True).strip()
-    if not text:
-        raise Invalid("empty", "ask something", field="text")
-    if len(text) > room.MAX_TEXT:
-        raise Invalid(protocol.TOO_LONG, f"at most {room.MAX_TEXT} characters", field="text",
-                      max_length=room.MAX_TEXT)
-    if room.contains_blocked_word(db, text):
-        raise Invalid(protocol.BLOCKED_WORD, "the question holds a word this room does not take",
-                      field="text")
-    return text
+def changed_frames(changed: list[Question]) -> protocol.Frames:
+    """What changed questions show: the room hears the public ones, and those that left its
+    list; the hosts hear every one in full (a held question, a rejected one)."""
+    frames = protocol.Frames()
+    for question in changed:
+        if question.state in PUBLIC_STATES or question.state == "merged":
+            frames.room.append(question_frame(question))
+        if question.state not in PUBLIC_STATES:
+            frames.hosts.append(question_frame(question, hosts=True))
+    return frames
 
 
 def _asked_from(db: Session, event_id: int, address_key: str, since: datetime) -> int:
@@ -136,20 +154,13 @@ def ask(db: Session, viewer: Viewer, text: str, now: datetime | None = None) -> 
     event = lock_event(db, viewer.event_id)
     _require_open(db, event, now)
     viewer = db.get(Viewer, viewer.id, populate_existing=True) or viewer
-    if viewer.banned_at is not None:
-        raise Forbidden(protocol.BANNED, "a host removed you from this room")
-    text = _clean(db, text)
-    live_room = db.get(LiveRoom, event.id)
-    wait = max(room.MIN_INTERVAL, timedelta(seconds=live_room.slow_mode_s if live_room else 0))
-    if viewer.last_message_at is not None and now < viewer.last_message_at + wait:
-        left = (viewer.last_message_at + wait - now).total_seconds()
-        raise Throttled(protocol.RATE_LIMITED, "wait a moment before the next question",
-                        retry_after_s=max(1, round(left + 0.5)))
-    since = now - room.ADDRESS_WINDOW
-    if viewer.address_key and _asked_from(db, viewer.event_id, viewer.address_key,
-                                          since) >= room.ADDRESS_MESSAGES:
-        raise Throttled(protocol.RATE_LIMITED, "too many questions from this address; wait a "
-                        "moment", retry_after_s=int(room.ADDRESS_WINDOW.total_seconds()))
+    bans.check(db, viewer, now)
+    text = texts.checked(db, text)
+    pace.check_viewer(viewer, db.get(LiveRoom, event.id), now)
+    if viewer.address_key:
+        pace.check_address(_asked_from(db, viewer.event_id, viewer.address_key,
+                                       now - pace.ADDRESS_WINDOW),
+                           pace.ADDRESS_MESSAGES, pace.ADDRESS_WINDOW, "questions")
     viewer.last_message_at = now
     db.add(viewer)
     public = event.moderation == Moderation.post
@@ -161,43 +172,17 @@ def ask(db: Session, viewer: Viewer, text: str, now: datetime | None = None) -> 
     return question
 
 
-def from_room(db: Session, message: LiveMessage) -> Question:
-    """The Question a room's `question` message makes, in room.send's transaction (the caller
-    holds the session's lock): held or approved as the message is, linked to it. Flushes."""
-    question = Question(event_id=message.event_id, viewer_id=message.viewer_id,
-                        author=message.author, text=message.text, message_id=message.id,
-                        state="approved" if message.state == "approved" else "held",
-                        created_at=message.created_at, decided_at=message.decided_at)
-    db.add(question)
-    db.flush()
-    return question
-
-
-def message_decided(db: Session, message: LiveMessage, actor: StaffUser,
-                    now: datetime) -> str | None:
-    """room.moderate's hook: a host approved or rejected a question's chat message, so its
-    Question follows (the caller holds the session's lock). Returns the room's `question`
-    frame (None: nothing changed). Flushes."""
-    question = db.exec(select(Question).where(Question.message_id == message.id)).first()
-    if question is None or question.state != "held":
-        return None
-    question.state = "approved" if message.state == "approved" else "rejected"
-    question.decided_at, question.decided_by = now, actor.id
-    db.add(question)
-    db.flush()
-    return question_frame(question)
-
-
 def listed(db: Session, event_id: int, sort: str = "votes", *, states: tuple[str, ...] =
-           PUBLIC_STATES, viewer_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+           PUBLIC_STATES, viewer_id: int | None = None, limit: int = 500,
+           now: datetime | None = None) -> list[dict[str, Any]]:
     """A session's questions: most votes first (ties: the older first) or newest first. The
-    public's states by default, without the questions of banned viewers; `voted` says whether
-    `viewer_id` voted for each."""
+    public's states by default, without the questions of viewers whose ban or timeout runs;
+    `voted` says whether `viewer_id` voted for each."""
     if sort not in SORTS:
         raise Invalid("invalid", "sort: votes or new", field="sort")
     query = select(Question).outerjoin(Viewer, col(Viewer.id) == col(Question.viewer_id)).where(
         Question.event_id == event_id, col(Question.state).in_(states),
-        or_(col(Question.viewer_id).is_(None), col(Viewer.banned_at).is_(None)))
+        or_(col(Question.viewer_id).is_(None), ~bans.active(now or utcnow())))
     order = [col(Question.votes).desc(), col(Question.id)] if sort == "votes" \
         else [col(Question.id).desc()]
     found = list(db.exec(query.order_by(*order).limit(limit)))
@@ -227,8 +212,7 @@ def vote(db: Session, viewer: Viewer, question_id: int,
     event = lock_event(db, viewer.event_id)
     _require_open(db, event, now)
     viewer = db.get(Viewer, viewer.id, populate_existing=True) or viewer
-    if viewer.banned_at is not None:
-        raise Forbidden(protocol.BANNED, "a host removed you from this room")
+    bans.check(db, viewer, now)
     question = db.get(Question, question_id, populate_existing=True)
     if question is None or question.state in HIDDEN_STATES:
         raise NotFound("question_not_found", f"no question {question_id} in this room")
@@ -237,6 +221,7 @@ def vote(db: Session, viewer: Viewer, question_id: int,
     if db.exec(select(QuestionVote.id).where(QuestionVote.question_id == question_id,
                                              QuestionVote.viewer_id == viewer.id)).first():
         raise Conflict(protocol.ALREADY_VOTED, "you have voted for this question already")
+    pace.check_vote(db, viewer, question_id, now)
     assert viewer.id is not None
     db.add(QuestionVote(question_id=question_id, viewer_id=viewer.id, created_at=now))
     try:
@@ -298,22 +283,6 @@ def _mark_answered(db: Session, question: Question, event: Event, actor: StaffUs
     question.answered_at_video_time = position if position is not None else video_time
 
 
-def _follow_message(db: Session, question: Question, actor: StaffUser,
-                    now: datetime) -> list[str]:
-    """A held question's chat message takes the host's decision on the question (approved: it
-    gets its seq; rejected or merged: it never shows). The frames the room must see."""
-    message = db.get(LiveMessage, question.message_id) if question.message_id else None
-    if message is None or message.state != "held":
-        return []
-    if question.state == "approved":
-        room._approve(db, message, actor, now)  # the room's next seq, under the held lock
-        db.flush()
-        return [room.comment_frame(message)]
-    message.state, message.decided_at, message.decided_by = "rejected", now, actor.id
-    db.add(message)
-    return []
-
-
 def _merge(db: Session, question: Question, into: int | None) -> list[Question]:
     """Moves the question's voters to `into` (each viewer counted once) and points what was
     merged into it there too. Returns the questions whose public fields changed."""
@@ -344,9 +313,10 @@ def _merge(db: Session, question: Question, into: int | None) -> list[Question]:
 
 def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
              into: int | None = None, video_time: float | None = None,
-             now: datetime | None = None) -> tuple[Question, list[str]]:
+             now: datetime | None = None) -> tuple[Question, protocol.Frames]:
     """A host's action on a question (see the module's docstring). Returns the question and the
-    frames the room must see once committed. Flushes."""
+    frames the room and its hosts must see once committed. A held question's chat message
+    follows through streaming.messages.moderate_question. Flushes."""
     now = now or utcnow()
     if action not in ACTIONS:
         raise Invalid("invalid", f"action: one of {', '.join(ACTIONS)}", field="action")
@@ -358,16 +328,11 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
     question = db.get(Question, question_id, populate_existing=True)
     assert question is not None
     before = question.state
-    allowed = {"approve": ("held",), "reject": ("held",),
-               "shortlist": ("approved", "answering"),
-               "answering": ("approved", "shortlisted"), "answered": OPEN_STATES,
-               "merge": ("held", *OPEN_STATES)}[action]
-    if before not in allowed:
+    if before not in ALLOWED_FROM[action]:
         if before == TARGETS[action] or action in ("approve", "reject"):
             raise Conflict("already_handled", "another host has handled this question")
         raise Conflict("invalid_state", f"a question {before} cannot be marked {action}")
     changed = [question]
-    frames: list[str] = []
     if action == "merge":
         changed += _merge(db, question, into)
     elif action == "answered":
@@ -388,11 +353,7 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
         question.decided_at, question.decided_by = now, actor.id
     db.add(question)
     db.flush()
-    if before == "held":
-        frames += _follow_message(db, question, actor, now)
-    db.flush()
-    frames += [question_frame(q) for q in changed
-               if q.state in PUBLIC_STATES or q.state == "merged" and before != "held"]
+    frames = changed_frames(changed)
     audit.record(db, actor, f"question.{action}", "event", question.event_id,
                  unit_id=event.unit_id,
                  changes={"question": question.id, "state": [before, question.state],
@@ -401,7 +362,7 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
 
 
 def write_answer(db: Session, actor: StaffUser, question_id: int, text: str,
-                 now: datetime | None = None) -> tuple[Question, list[str]]:
+                 now: datetime | None = None) -> tuple[Question, protocol.Frames]:
     """The official answer (官方回复) to a public question, shown with it; an open question
     becomes answered. Written again, it replaces the last. Flushes."""
     now = now or utcnow()
@@ -426,4 +387,4 @@ def write_answer(db: Session, actor: StaffUser, question_id: int, text: str,
     audit.record(db, actor, "question.answer", "event", question.event_id,
                  unit_id=event.unit_id,
                  changes={"question": question.id, "answer": [before, text]})
-    return question, [question_frame(question)]
+    return question, changed_frames([question])

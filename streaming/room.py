@@ -1,15 +1,18 @@
 """The live room's rules: who is in it, what they may send, what hosts decide, and the order.
 
 Every approved message gets the room's next `seq` under the session's lock (events.locking),
-in the transaction that approves it: gapless and rising per session, whatever the number of
-hosts and processes. Pre-moderation (the default, plan 信息发布审核) holds each message until a
-host approves it; post-moderation publishes at once and a host may remove it. Functions flush;
-the caller commits, then tells the room (streaming.broker) what changed.
+in the transaction that approves it (streaming.sequence): gapless and rising per session,
+whatever the number of hosts and processes. The text and pace checks are streaming.texts' and
+streaming.pace's, the bans streaming.bans'; a question asked in the room is linked to its row
+by streaming.messages (above this module and streaming.questions). Pre-moderation (the
+default, plan 信息发布审核) holds each message until a host approves it; post-moderation
+publishes at once and a host may remove it. Functions flush; the caller commits, then tells
+the room (streaming.broker) what changed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -17,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from events import audit, permissions, registration, sessions
 from events.clients import address_bucket
-from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Unauthenticated
+from events.errors import Conflict, Invalid, NotFound, Unauthenticated
 from events.locking import lock_event
 from events.models import (
     Event,
@@ -29,35 +32,38 @@ from events.models import (
     StaffUser,
     Unit,
 )
-from events.timeutil import iso_local, utcnow
+from events.timeutil import utcnow
 from events.units import clean_text
 from server.security import Signer
-from streaming import protocol
-from streaming.models import BlockedWord, LiveMessage, LiveRoom, Viewer
+from streaming import bans, pace, protocol, texts
+from streaming.models import LiveMessage, LiveRoom, Viewer
+
+# Re-exported: what the room's callers and tests read here (the checks live one layer down).
+from streaming.pace import ADDRESS_JOINS as ADDRESS_JOINS
+from streaming.pace import ADDRESS_MESSAGES as ADDRESS_MESSAGES
+from streaming.pace import ADDRESS_WINDOW as ADDRESS_WINDOW
+from streaming.pace import JOIN_WINDOW as JOIN_WINDOW
+from streaming.pace import MIN_INTERVAL as MIN_INTERVAL
+from streaming.sequence import approve as _approve
+from streaming.sequence import comment_frame as comment_frame
+from streaming.sequence import decided_frame as decided_frame
+from streaming.sequence import message_for_hosts as message_for_hosts
+from streaming.sequence import message_public as message_public
+from streaming.sequence import queued_frame as queued_frame
+from streaming.sequence import room_of as room_of
+from streaming.texts import MAX_TEXT as MAX_TEXT
+from streaming.texts import MAX_WORDS as MAX_WORDS
+from streaming.texts import blocked_words as blocked_words
+from streaming.texts import contains_blocked_word as contains_blocked_word
+from streaming.texts import set_blocked_words as set_blocked_words
 
 VIEWER_PURPOSE = "live-viewer"
 TICKET_PURPOSE = "live-ticket"
 TICKET_MAX_AGE_S = 60 * 24 * 3600
 VIEWER_TOKEN_MAX_AGE_S = 7 * 24 * 3600
-MAX_TEXT = 300
 MAX_NICKNAME = 20
-# At least this long between two messages of one viewer, slow mode or not.
-MIN_INTERVAL = timedelta(seconds=2)
-# Per address, whatever the nicknames taken there; generous, as a community centre or an office
-# may watch together behind one address.
-ADDRESS_MESSAGES, ADDRESS_WINDOW = 20, timedelta(seconds=10)
-ADDRESS_JOINS, JOIN_WINDOW = 100, timedelta(minutes=5)
 MAX_SLOW_MODE_S = 600
 ACTIONS = frozenset({"approve", "reject", "pin", "unpin", "answered"})
-
-
-def room_of(db: Session, event_id: int) -> LiveRoom:
-    found = db.get(LiveRoom, event_id)
-    if found is None:
-        found = LiveRoom(event_id=event_id)
-        db.add(found)
-        db.flush()
-    return found
 
 
 def is_open(event: Event, room: LiveRoom | None, now: datetime) -> bool:
@@ -93,7 +99,8 @@ def join(db: Session, signer: Signer, event: Event, nickname: str, address: str 
          now: datetime | None = None, manage_token: str | None = None,
          ticket: str | None = None) -> tuple[Viewer, str]:
     """A viewer of a public session, and the signed token that names them; at most
-    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited). The viewer shows as registered
+    ADDRESS_JOINS a JOIN_WINDOW from one address (rate_limited), none from an address a ban of
+    this room covers (403 banned, streaming.bans). The viewer shows as registered
     with a registration's manage token for this session (422 invalid_ticket for any other), or
     with the `ticket` its ticket page left in this browser (ignored when no longer valid).
     Flushes."""
@@ -104,15 +111,16 @@ def join(db: Session, signer: Signer, event: Event, nickname: str, address: str 
         raise Invalid("invalid_nickname", f"nickname: 1 to {MAX_NICKNAME} characters",
                       field="nickname")
     key = address_key(signer, address) if address else ""
-    if key and _count(db, Viewer, event.id, key, now - JOIN_WINDOW) >= ADDRESS_JOINS:
+    if key:
         # Not under the session's lock: two racing joins may both pass; the limit is against
         # floods, not exact.
-        raise Throttled(protocol.RATE_LIMITED, "too many viewers from this address; wait a "
-                        "few minutes", retry_after_s=int(JOIN_WINDOW.total_seconds()))
+        pace.check_address(pace.count_since(db, Viewer, event.id, key, now - JOIN_WINDOW),
+                           ADDRESS_JOINS, JOIN_WINDOW, "viewers")
     linked = _registration_of(db, signer, event.id, manage_token) if manage_token \
         else _ticket_of(db, signer, event.id, ticket) if ticket else None
     viewer = Viewer(event_id=event.id, nickname=name, address_key=key, created_at=now,
                     registration_id=linked)
+    bans.check(db, viewer, now)
     db.add(viewer)
     db.flush()
     return viewer, signer.dumps(VIEWER_PURPOSE, {"v": viewer.id, "e": event.id})
@@ -125,8 +133,7 @@ def viewer_of(db: Session, signer: Signer, event_id: int, token: str | None) -> 
         and isinstance(payload.get("v"), int) and payload.get("e") == event_id else None
     if viewer is None or viewer.event_id != event_id:
         raise Unauthenticated("bad_token", "this viewer token is not one of this room's")
-    if viewer.banned_at is not None:
-        raise Forbidden(protocol.BANNED, "a host removed you from this room")
+    bans.check(db, viewer)
     return viewer
 
 
@@ -152,14 +159,6 @@ def _ticket_of(db: Session, signer: Signer, event_id: int, ticket: str) -> int |
     return found.id
 
 
-def _count(db: Session, table: type[Viewer] | type[LiveMessage], event_id: int, key: str,
-           since: datetime) -> int:
-    """Rows of one address in a room since a moment (the per-address limits)."""
-    return int(db.exec(select(func.count()).select_from(table).where(
-        table.event_id == event_id, table.address_key == key,
-        col(table.created_at) > since)).one())
-
-
 def viewer_public(viewer: Viewer) -> dict[str, Any]:
     return {"id": viewer.id, "nickname": viewer.nickname,
             "registered": viewer.registration_id is not None}
@@ -167,61 +166,26 @@ def viewer_public(viewer: Viewer) -> dict[str, Any]:
 
 # ---- messages -----------------------------------------------------------------------------
 
-def message_public(message: LiveMessage) -> dict[str, Any]:
-    """A message as the room and the API show it (a `comment` frame's fields)."""
-    return {"seq": message.seq, "id": message.id, "kind": message.kind, "author": message.author,
-            "text": message.text, "video_time": message.video_time,
-            "created_at": iso_local(message.created_at), "pinned": message.pinned,
-            "reply_to": message.reply_to, "registered": message.registered}
-
-
-def message_for_hosts(message: LiveMessage) -> dict[str, Any]:
-    """A held message as the hosts' queue shows it (who sent it, to ban them)."""
-    return {**message_public(message), "viewer_id": message.viewer_id}
-
-
-def _approve(db: Session, message: LiveMessage, actor: StaffUser | None, now: datetime) -> None:
-    """Gives the message the room's next seq: the caller holds the session's lock."""
-    room = room_of(db, message.event_id)
-    room.last_seq += 1
-    message.seq, message.state = room.last_seq, "approved"
-    message.decided_at, message.decided_by = now, actor.id if actor else None
-    db.add(room)
-    db.add(message)
-
-
 def send(db: Session, viewer: Viewer, sent: protocol.Sent,
          now: datetime | None = None, sender_key: str = "") -> LiveMessage:
     """A viewer's comment or question: held (pre-moderation) or approved with its seq (post).
     Raises with the protocol's codes: closed, banned, too_long, blocked_word, rate_limited
-    (per viewer, and per address: `sender_key` is address_key's hash of it). Flushes."""
+    (per viewer, and per address: `sender_key` is address_key's hash of it). Flushes. A
+    question's own row is streaming.messages.send's."""
     now = now or utcnow()
     event = lock_event(db, viewer.event_id)
     room = db.get(LiveRoom, viewer.event_id)
     if not is_open(event, room, now):
         raise Conflict(protocol.CLOSED, "the room takes no messages now")
     viewer = db.get(Viewer, viewer.id, populate_existing=True) or viewer
-    if viewer.banned_at is not None:
-        raise Forbidden(protocol.BANNED, "a host removed you from this room")
-    text = clean_text(sent.text, "text", multiline=True).strip()
-    if not text:
-        raise Invalid("empty", "say something", field="text")
-    if len(text) > MAX_TEXT:
-        raise Invalid(protocol.TOO_LONG, f"at most {MAX_TEXT} characters", field="text",
-                      max_length=MAX_TEXT)
-    if contains_blocked_word(db, text):
-        raise Invalid(protocol.BLOCKED_WORD, "the message holds a word this room does not take",
-                      field="text")
-    wait = max(MIN_INTERVAL, timedelta(seconds=room.slow_mode_s if room else 0))
-    if viewer.last_message_at is not None and now < viewer.last_message_at + wait:
-        left = (viewer.last_message_at + wait - now).total_seconds()
-        raise Throttled(protocol.RATE_LIMITED, "wait a moment before the next message",
-                        retry_after_s=max(1, round(left + 0.5)))
+    bans.check(db, viewer, now)
+    text = texts.checked(db, sent.text)
+    pace.check_viewer(viewer, room, now)
     key = sender_key
-    if key and _count(db, LiveMessage, viewer.event_id, key,
-                      now - ADDRESS_WINDOW) >= ADDRESS_MESSAGES:
-        raise Throttled(protocol.RATE_LIMITED, "too many messages from this address; wait a "
-                        "moment", retry_after_s=int(ADDRESS_WINDOW.total_seconds()))
+    if key:
+        pace.check_address(pace.count_since(db, LiveMessage, viewer.event_id, key,
+                                            now - ADDRESS_WINDOW),
+                           ADDRESS_MESSAGES, ADDRESS_WINDOW, "messages")
     viewer.last_message_at = now
     db.add(viewer)
     message = LiveMessage(event_id=viewer.event_id, viewer_id=viewer.id, kind=sent.kind,
@@ -233,8 +197,6 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     if event.moderation == Moderation.post:
         _approve(db, message, None, now)
         db.flush()
-    if message.kind == "question":  # questions: its votable, answerable row (one line)
-        _questions().from_room(db, message)
     return message
 
 
@@ -263,15 +225,12 @@ def held(db: Session, event_id: int, limit: int = 200) -> list[LiveMessage]:
         .order_by(col(LiveMessage.id)).limit(limit)))
 
 
-def decided_frame(message: LiveMessage) -> str:
-    return protocol.encode(protocol.DECIDED, id=message.id, state=message.state)
-
-
 def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
              now: datetime | None = None) -> tuple[LiveMessage, protocol.Frames]:
     """A host's decision on a message: approve (it gets its seq), reject, pin, unpin, answered.
     A message another host already decided is 409 already_handled: no message is handled twice.
-    Returns the message and the frames the room and its hosts must see. Flushes."""
+    Returns the message and the frames the room and its hosts must see. Flushes. A question's
+    own row follows through streaming.messages.moderate."""
     now = now or utcnow()
     if action not in ACTIONS:
         raise Invalid("invalid", f"action: one of {', '.join(sorted(ACTIONS))}", field="action")
@@ -305,9 +264,6 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
             # never seen it and drop an id they do not show.
             frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
         frames.hosts.append(decided_frame(message))
-        if message.kind == "question":  # questions: its row follows the decision
-            changed = _questions().message_decided(db, message, actor, now)
-            frames.room.extend([changed] if changed else [])
     else:
         if message.state != "approved":
             raise Conflict("not_approved", "only an approved message can be pinned or marked")
@@ -332,12 +288,7 @@ def reply(db: Session, actor: StaffUser, message_id: int, text: str,
         raise NotFound("message_not_found", f"no message with id {message_id}")
     event = sessions.get_visible_event(db, found.event_id, actor)
     permissions.require_runner(db, actor, event)
-    words = clean_text(text, "text", multiline=True).strip()
-    if not words:
-        raise Invalid("empty", "say something", field="text")
-    if len(words) > MAX_TEXT:
-        raise Invalid(protocol.TOO_LONG, f"at most {MAX_TEXT} characters", field="text",
-                      max_length=MAX_TEXT)
+    words = texts.checked(db, text, words=False)
     lock_event(db, found.event_id)
     message = db.get(LiveMessage, message_id, populate_existing=True)
     assert message is not None
@@ -402,91 +353,6 @@ def configure(db: Session, actor: StaffUser, event_id: int, *, closed: bool | No
                      changes=changes)
         frames.room.append(protocol.encode(protocol.ROOM, **rules))
     return rules, frames
-
-
-def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: str,
-        now: datetime | None = None) -> tuple[list[int], protocol.Frames]:
-    """Removes a viewer from the room: their messages disappear everywhere (the room's lists
-    and the hosts' queues). Returns the ids of the approved messages dropped, and the frames.
-    Flushes."""
-    now = now or utcnow()
-    event = sessions.get_visible_event(db, event_id, actor)
-    permissions.require_runner(db, actor, event)
-    reason = clean_text(reason, "reason").strip()
-    if not reason:
-        raise Invalid("reason_required", "say why", field="reason")
-    lock_event(db, event_id)
-    viewer = db.get(Viewer, viewer_id) if 0 < viewer_id <= 2**31 - 1 else None
-    if viewer is None or viewer.event_id != event_id:
-        raise NotFound("viewer_not_found", f"no viewer {viewer_id} in this room")
-    viewer.banned_at, viewer.ban_reason = now, reason[:200]
-    db.add(viewer)
-    removed, frames = [], protocol.Frames()
-    for message in db.exec(select(LiveMessage).where(
-            LiveMessage.viewer_id == viewer_id,
-            col(LiveMessage.state).in_(["held", "approved"]))):
-        if message.state == "approved":
-            removed.append(message.id or 0)
-            frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
-        message.state, message.decided_at, message.decided_by = "removed", now, actor.id
-        db.add(message)
-        frames.hosts.append(decided_frame(message))
-    db.flush()
-    audit.record(db, actor, "live.ban", "event", event_id, unit_id=event.unit_id,
-                 changes={"viewer": viewer_id, "reason": reason, "removed": len(removed)})
-    return removed, frames
-
-
-def _questions() -> Any:
-    """streaming.questions, which imports this module: its hooks above keep a question asked in
-    the room and its row in step."""
-    from streaming import questions
-
-    return questions
-
-
-def comment_frame(message: LiveMessage) -> str:
-    fields = message_public(message)
-    fields.pop("pinned")
-    return protocol.encode(protocol.COMMENT, **fields)
-
-
-def queued_frame(message: LiveMessage) -> str:
-    return protocol.encode(protocol.QUEUED, message=message_for_hosts(message))
-
-
-# ---- blocked words --------------------------------------------------------------------------
-
-MAX_WORDS = 500
-
-
-def blocked_words(db: Session) -> list[str]:
-    return list(db.exec(select(BlockedWord.word).order_by(col(BlockedWord.word))))
-
-
-def contains_blocked_word(db: Session, text: str) -> bool:
-    folded = text.casefold()
-    return any(word.casefold() in folded for word in blocked_words(db))
-
-
-def set_blocked_words(db: Session, actor: StaffUser, words: list[str]) -> list[str]:
-    """Replaces the list (the district office keeps it for every room). Flushes."""
-    permissions.require_admin(actor)
-    cleaned = sorted({clean_text(word, "words").strip() for word in words} - {""})
-    if len(cleaned) > MAX_WORDS or any(len(word) > 40 for word in cleaned):
-        raise Invalid("invalid", f"words: at most {MAX_WORDS}, each at most 40 characters",
-                      field="words")
-    before = blocked_words(db)
-    for row in db.exec(select(BlockedWord)):
-        db.delete(row)
-    db.flush()
-    for word in cleaned:
-        db.add(BlockedWord(word=word, added_by=actor.id))
-    db.flush()
-    audit.record(db, actor, "live.blocked_words", "blocked_words", None,
-                 changes={"added": sorted(set(cleaned) - set(before)),
-                          "removed": sorted(set(before) - set(cleaned))})
-    return cleaned
 
 
 # ---- after the session ----------------------------------------------------------------------

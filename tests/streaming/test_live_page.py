@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from events.models import Event
 from frontend import portal_room
 from streaming import api_live, room
 from tests.streaming.live import _join, _live_session
@@ -41,7 +42,7 @@ def test_an_open_room_shows_the_panel_and_keeps_the_viewer_across_a_reload(clien
     assert '<strong class="live-nickname">老王</strong>' in again.text
 
 
-def test_a_banned_viewer_is_told_and_a_closed_room_is_read_only(client, staff, db):
+def test_a_banned_viewer_is_told_and_a_closed_room_is_read_only(client, staff, db, app):
     event_id = _live_session(staff, db, moderation="post")
     viewer = _join(client, event_id, "小李")
     _say(client, event_id, viewer["viewer_token"], "第一条")
@@ -52,8 +53,11 @@ def test_a_banned_viewer_is_told_and_a_closed_room_is_read_only(client, staff, d
     page = client.get(f"/events/{event_id}/live", headers=HTML)
     assert "您已被主持人移出直播间。" in page.text and "live-join" not in page.text
     assert "第一条" not in page.text  # a banned viewer's messages disappear
-    other = _join(client, event_id, "老赵")
-    _say(client, event_id, other["viewer_token"], "第二条")
+    # Another viewer, from another address (the ban covers this one's new viewers).
+    _other, other_token = room.join(db, app.state.signer, db.get(Event, event_id), "老赵",
+                                    "198.51.100.20")
+    db.commit()
+    _say(client, event_id, other_token, "第二条")
     closed = room.room_of(db, event_id)
     closed.closed = True
     db.add(closed)

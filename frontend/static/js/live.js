@@ -204,6 +204,8 @@
     socket.addEventListener("message", function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
+      // The questions panel (questions.js) reads the same frames.
+      document.dispatchEvent(new CustomEvent("kaifang:room-frame", {detail: frame}));
       if (frame.type === "hello") {
         attempt = 0;
         showState("");
@@ -310,6 +312,8 @@
       token = joined.viewer_token;
       showNotice("", false);
       start(joined.nickname);
+      document.dispatchEvent(new CustomEvent("kaifang:joined", {
+        detail: {nickname: joined.nickname, from: "chat"}}));
       field.focus();
     }).catch(function () {
       showNotice(text.joinFailed, true);
@@ -347,6 +351,12 @@
   // The network is back: no need to sit out the rest of the backoff.
   window.addEventListener("online", function () {
     if (retry) { window.clearTimeout(retry); reconnect(); }
+  });
+  // One viewer for the page: a join in the questions panel (its cookie) starts the chat too.
+  document.addEventListener("kaifang:joined", function (event) {
+    if (event.detail && event.detail.from !== "chat" && !joinForm.hidden) {
+      start(event.detail.nickname);
+    }
   });
   count();
   if (joinForm.dataset.done === "1") {

@@ -1,8 +1,12 @@
-// The room's questions (portal/_questions.html #questions): the list by votes, refreshed every
-// few seconds through GET /api/events/{id}/questions; a vote per question (POST
-// /api/questions/{id}/votes, aria-pressed once voted, a 409 already_voted taken as voted); and
-// the ask form, which joins first with a nickname when the viewer cookie names nobody. Every
-// text goes in as textContent: markup in a question shows as the characters typed.
+// The room's questions (portal/_questions.html #questions): the list by votes, kept up by the
+// room's frames the chat's socket receives (live.js hands each on as a "kaifang:room-frame"
+// event: `question` for a question asked, marked or merged, `votes` for batched counts), with
+// GET /api/events/{id}/questions as a safety net every 30 s and when the socket says hello; a
+// vote per question (POST /api/questions/{id}/votes, aria-pressed once voted, a 409
+// already_voted taken as voted); and the ask form, which joins first with a nickname when the
+// viewer cookie names nobody. One viewer for the page: a join in the chat hides this panel's
+// nickname field, and a join here starts the chat ("kaifang:joined"). Every text goes in as
+// textContent: markup in a question shows as the characters typed.
 (function () {
   "use strict";
   var panel = document.getElementById("questions");
@@ -11,13 +15,16 @@
   var text = JSON.parse(panel.dataset.text);
   var eventId = panel.dataset.eventId;
   var isOpen = panel.dataset.open === "1";
-  var refreshMs = (parseInt(panel.dataset.refresh, 10) || 5) * 1000;
+  var refreshMs = (parseInt(panel.dataset.refresh, 10) || 30) * 1000;
   var list = panel.querySelector(".questions-list");
   var empty = panel.querySelector(".questions-empty");
   var notice = panel.querySelector(".questions-notice");
   var form = panel.querySelector(".questions-ask");
   var join = panel.querySelector(".questions-join");
   var voting = {}; // id → true while its vote is on its way
+  var shown = []; // the questions listed, as the API and the frames give them
+  var loaded = false; // shown holds the list (until then the page shows the server's)
+  var PUBLIC = {approved: true, shortlisted: true, answering: true, answered: true};
 
   function fill(template, parts) {
     return template.replace(/%\((\w+)\)s/g, function (_, name) { return String(parts[name]); });
@@ -70,7 +77,12 @@
     return li;
   }
 
+  // Most votes first, ties: the older first (the API's order).
+  function byVotes(a, b) { return b.votes - a.votes || a.id - b.id; }
+
   function render(questions) {
+    shown = questions.slice().sort(byVotes);
+    questions = shown;
     // Keep the keyboard where it was: the focused vote button is found again by its id.
     var focused = document.activeElement && list.contains(document.activeElement)
       ? document.activeElement.dataset.id : null;
@@ -87,7 +99,7 @@
     return fetch("/api/events/" + eventId + "/questions?sort=votes",
                  {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (questions) { if (questions) render(questions); })
+      .then(function (questions) { if (questions) { loaded = true; render(questions); } })
       .catch(function () { /* the next refresh tries again */ });
   }
 
@@ -103,6 +115,39 @@
     });
   }
 
+  // A `question` frame: the question joins, changes or leaves the list; `votes`: new counts.
+  function onFrame(frame) {
+    if (frame.type === "hello" || !loaded) {
+      load();  // (re)connected, or not read yet: the list as it is now
+    } else if (frame.type === "question" && frame.id) {
+      var known = shown.filter(function (q) { return q.id === frame.id; })[0];
+      var rest = shown.filter(function (q) { return q.id !== frame.id; });
+      if (PUBLIC[frame.state] && typeof frame.text === "string") {
+        frame.voted = known ? known.voted : false;
+        rest.push(frame);
+      }
+      render(rest);
+    } else if (frame.type === "votes" && frame.counts) {
+      var changed = false;
+      shown.forEach(function (q) {
+        var votes = frame.counts[String(q.id)];
+        if (typeof votes === "number" && votes !== q.votes) { q.votes = votes; changed = true; }
+      });
+      if (changed) render(shown);
+    }
+  }
+
+  document.addEventListener("kaifang:room-frame", function (event) {
+    if (event.detail) onFrame(event.detail);
+  });
+
+  // The chat's join names this viewer too: no second nickname asked here.
+  document.addEventListener("kaifang:joined", function (event) {
+    if (!event.detail || event.detail.from === "questions") return;
+    if (join) join.hidden = true;
+    say("", false);
+  });
+
   var pendingVote = null; // the vote a join waits for
 
   // The same join as the comments panel's: the answer sets the viewer cookie.
@@ -114,6 +159,8 @@
         if (answer.status !== 201) { say(text.joinFailed, true); return false; }
         join.hidden = true;
         say("", false);
+        document.dispatchEvent(new CustomEvent("kaifang:joined", {
+          detail: {nickname: answer.body.nickname, from: "questions"}}));
         return true;
       });
   }
@@ -133,6 +180,12 @@
     button.setAttribute("aria-label", text.voted);
     button.disabled = true;
     if (typeof votes === "number") button.querySelector(".question-votes").textContent = String(votes);
+    shown.forEach(function (q) {
+      if (q.id === id) {
+        q.voted = true;
+        if (typeof votes === "number") q.votes = Math.max(q.votes, votes);
+      }
+    });
   }
 
   function castVote(id) {
@@ -156,7 +209,6 @@
         button.disabled = false;
         say(text[answer.body.error] || text.failed, true);
       }
-      load();
     }, function () {
       delete voting[id];
       button.disabled = false;
@@ -182,7 +234,7 @@
       if (answer.status === 201) {
         form.querySelector("textarea").value = "";
         say(answer.body.state === "held" ? text.held : text.published, false);
-        load();
+        if (answer.body.state !== "held") onFrame(Object.assign({type: "question"}, answer.body));
       } else if (answer.status === 401) {
         needJoin();
       } else {
@@ -209,6 +261,7 @@
     if (isOpen) form.hidden = false;
   }
 
+  load();
   window.setInterval(function () { if (!document.hidden) load(); }, refreshMs);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) load(); });
 }());

@@ -1,6 +1,9 @@
 /* The hosts' questions panel (console/_questions.html #questions): every question of the
-   session by votes, refreshed every few seconds through GET /api/events/{id}/questions?state=all,
-   and the actions its state allows through the JSON API (POST /api/questions/{id}/moderation,
+   session by votes, kept up by the hosts' socket's frames (moderation.js hands each on as a
+   "kaifang:room-frame" event: `question` for a question asked, held, decided, marked or merged,
+   `votes` for batched counts), re-read through GET /api/events/{id}/questions?state=all when the
+   socket says hello and every 30 s as a safety net; the actions its state allows (the domain's
+   table, streaming.questions.actions_of) through the JSON API (POST /api/questions/{id}/moderation,
    PUT /api/questions/{id}/answer) with the CSRF header, as moderation.js sends it. A question
    another host handled first (409 already_handled) is said so and the list reloads. Merge
    picks the other question from a list; the answer opens a textarea. While one of these is
@@ -11,7 +14,7 @@
   if (!root || !window.fetch || !window.JSON) { return; }
 
   var eventId = root.getAttribute("data-event-id");
-  var pollMs = (parseFloat(root.getAttribute("data-poll")) || 2.5) * 1000;
+  var pollMs = (parseFloat(root.getAttribute("data-poll")) || 30) * 1000;
   var meta = document.querySelector('meta[name="csrf-token"]');
   var csrf = meta ? meta.getAttribute("content") : "";
   var data = JSON.parse(document.getElementById("questions-console-data").textContent);
@@ -23,6 +26,7 @@
   var questions = [];
   var editing = null;  // {id, kind: "merge" | "answer"} while a host fills one in
   var busy = false;
+  var stale = false;  // frames came while a form was open: drawn once it closes
   var PUBLIC = {approved: true, shortlisted: true, answering: true, answered: true};
 
   function el(tag, className, text) {
@@ -84,7 +88,11 @@
     return box;
   }
 
-  function render() {
+  // While a merge or answer form is open, frames change the data, not the page (its typing is
+  // kept); `force` draws anyway (the form opens or closes).
+  function render(force) {
+    if (editing && !force) { stale = true; return; }
+    stale = false;
     list.textContent = "";
     questions.forEach(function (q) {
       var item = el("li", "question-item state-" + q.state +
@@ -123,6 +131,39 @@
     empty.hidden = questions.length > 0;
     count.textContent = String(questions.length);
   }
+
+  // Most votes first, ties: the older first (the API's order).
+  function sort() {
+    questions.sort(function (a, b) { return b.votes - a.votes || a.id - b.id; });
+  }
+
+  function onFrame(frame) {
+    if (frame.type === "hello") {
+      load();
+    } else if (frame.type === "question" && frame.id) {
+      var known = questions.filter(function (q) { return q.id === frame.id; })[0];
+      if (typeof frame.text === "string") {  // every field: it joins or replaces
+        questions = questions.filter(function (q) { return q.id !== frame.id; });
+        questions.push(frame);
+      } else if (known) {  // left the public list: its state and where it went
+        known.state = frame.state;
+        known.merged_into = frame.merged_into;
+      }
+      sort();
+      render();
+    } else if (frame.type === "votes" && frame.counts) {
+      questions.forEach(function (q) {
+        var votes = frame.counts[String(q.id)];
+        if (typeof votes === "number") { q.votes = votes; }
+      });
+      sort();
+      render();
+    }
+  }
+
+  document.addEventListener("kaifang:room-frame", function (event) {
+    if (event.detail) { onFrame(event.detail); }
+  });
 
   function load() {
     if (editing || busy) { return Promise.resolve(); }
@@ -182,12 +223,12 @@
     var item = target.closest("li");
     if (action === "merge" || action === "answer") {
       editing = {id: id, kind: action};
-      render();
+      render(true);
       var field = list.querySelector('li[data-id="' + id + '"] select, li[data-id="' + id + '"] textarea');
       if (field) { field.focus(); }
     } else if (action === "cancel") {
       editing = null;
-      render();
+      render(true);
     } else if (action === "merge-go") {
       var into = parseInt(item.querySelector(".question-into").value, 10);
       act("POST", "/api/questions/" + id + "/moderation", {action: "merge", into: into});
