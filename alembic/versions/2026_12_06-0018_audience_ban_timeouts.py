@@ -1,7 +1,7 @@
 """ban timeouts: a viewer's ban may end (5 or 10 minutes)
 
 Revision ID: 0018audience
-Revises: 0017m
+Revises: 0018media
 Create Date: 2026-12-06 17:20:00
 """
 
@@ -17,7 +17,7 @@ import server.db
 
 
 revision: str = '0018audience'
-down_revision: str | None = '0017m'
+down_revision: str | None = '0018media'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

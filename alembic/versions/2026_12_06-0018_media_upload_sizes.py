@@ -1,7 +1,7 @@
 """recordings' and uploads' sizes in 64 bits (PostgreSQL refused uploads over 2 GiB)
 
 Revision ID: 0018media
-Revises: 0017m
+Revises: 0018jobs
 Create Date: 2026-12-06 17:30:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0018media'
-down_revision: str | None = '0017m'
+down_revision: str | None = '0018jobs'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
