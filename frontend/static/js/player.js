@@ -37,7 +37,10 @@
       hls.levels.forEach(function (level, index) {
         var option = document.createElement("option");
         option.value = String(index);
-        option.textContent = level.height ? level.height + "p" : texts.audio || "audio";
+        // The rendition's folder names its class (720p), a portrait one's too (720x1280).
+        var named = /\/(\d+p)\/index\.m3u8/.exec(level.url || "");
+        option.textContent = named ? named[1] : level.height
+          ? Math.min(level.width || level.height, level.height) + "p" : texts.audio || "audio";
         quality.appendChild(option);
       });
       quality.parentElement.hidden = false;
