@@ -1,7 +1,7 @@
 """Transcode runs with real processes: the lease renewed while ffmpeg is silent, a lost lease
-ending ffmpeg, the 7 KB attack of issue 16 bounded and never ahead of another unit's clip, the
-child's limits, progress that moves, and a stop (SIGTERM, the app's end) that ends ffmpeg and
-releases the job."""
+ending ffmpeg, the 7 KB attack of issue 16 ending in seconds, a long recording never ahead of
+another unit's clip and stopped at its time limit, the child's limits, progress that moves, and
+a stop (SIGTERM, the app's end) that ends ffmpeg and releases the job."""
 
 from __future__ import annotations
 
@@ -38,24 +38,36 @@ from tests.streaming.jobs_helpers import (
     unit_session,
 )
 
-# What the attack's probe gives: two 320x240 frames, 3600 s apart.
-ATTACK = Source(3600.04, 320, 240, False)
+# What the attack's probe gives: two 1920x1080 frames, 3600 s apart.
+ATTACK = Source(3600.04, 1920, 1080, False)
+# An hour of real frames: what keeps ffmpeg busy while a test looks (see `media`).
+HOUR = Source(3600.0, 1280, 720, False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The attack of issue 16 (an .mkv of two tiny frames an hour apart: ffmpeg fills the gap
-    and prints nothing meanwhile) and a 20 s clip."""
+    """The attack of issue 16 (an .mkv of two 1080p frames an hour apart, 7 KB), a 20 s clip,
+    and an hour of 1280x720 video (8 MB, made in a fraction of a second: a 2 s still picture
+    repeated by stream copy). Each of the hour's 90,000 frames is encoded at 720p, 480p and
+    360p: about 15 CPU-minutes, so ffmpeg is still busy with it whenever a test looks, on any
+    machine (a test stops it after seconds)."""
     folder = tmp_path_factory.mktemp("jobs")
     attack = folder / "attack.mkv"
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=320x240:r=25:d=0.08", "-vf", "setpts=N*3600/TB",
-           "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "ultrafast", str(attack))
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=1920x1080:r=25:d=0.08", "-vf",
+           "setpts=N*3600/TB", "-fps_mode", "passthrough", "-c:v", "libx264", "-preset",
+           "ultrafast", str(attack))
     assert attack.stat().st_size < 8 * 1024
     clip = folder / "clip20.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=20", "-f", "lavfi",
            "-i", "sine=frequency=440:duration=20", "-c:v", "libx264", "-preset", "ultrafast",
            "-c:a", "aac", "-shortest", str(clip))
-    return {"attack": attack, "clip20": clip}
+    still = folder / "still.mkv"
+    ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=1280x720:r=25:d=2", "-c:v", "libx264",
+           "-preset", "ultrafast", str(still))
+    hour = folder / "hour.mkv"
+    ffmpeg("-stream_loop", str(round(HOUR.duration_s / 2) - 1), "-i", str(still), "-c", "copy",
+           str(hour))
+    return {"attack": attack, "clip20": clip, "hour": hour}
 
 
 def _fake_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
@@ -150,30 +162,61 @@ def test_a_run_that_lost_its_lease_ends_its_ffmpeg_and_publishes_nothing(
     assert list((settings.media_dir / "work").iterdir()) == []  # its own folder, removed
 
 
-def test_the_7kb_attack_ends_in_bounded_time_and_never_holds_up_another_units_clip(
-        staff, db, settings, monkeypatch, media, clips):
-    _quick_watch(monkeypatch)
-    monkeypatch.setattr(transcode, "TIME_FLOOR_S", 12.0)  # max(12 s, duration / 1000)
-    monkeypatch.setattr(transcode, "TIME_FACTOR", 0.001)
+def test_the_7kb_attack_ends_in_seconds_and_never_holds_up_another_units_clip(
+        staff, db, settings, media, clips):
+    # Before: ffmpeg filled the hour with 90,000 copies of a 1080p frame for each of four
+    # renditions (over half an hour on two cores), and the other unit's clip waited behind it.
     bad = queue(db, settings, unit_session(staff, db, "education"), media["attack"], ATTACK)
-    good = queue(db, settings, unit_session(staff, db, "health"), clips["long"],
-                 Source(12.0, 320, 240, True))
+    good = queue(db, settings, unit_session(staff, db, "health"), clips["video"],
+                 Source(3.0, 640, 360, True))
     stop = threading.Event()
     lanes = start_transcoder(settings, stop)
     try:
-        _until(lambda: fresh(settings, good.id).state == "succeeded", 30, 0.1)
-        assert fresh(settings, bad.id).state == "running"  # the clip did not wait for it
-        failed = _until(lambda: (job := fresh(settings, bad.id)).state == "failed" and job, 30,
-                        0.1)
+        _until(lambda: all(fresh(settings, job.id).state in ("succeeded", "failed")
+                           for job in (bad, good)), 60, 0.1)
     finally:
         stop.set()
         transcode.wake()
         lanes.join(15)
     assert not lanes.is_alive()
-    assert failed.attempts == 1  # not tried again: it would run out of time again
-    assert "转码超时" in failed.error and "time limit (1 min for a 60 min" in failed.error
-    assert failed.finished_at - failed.started_at < timedelta(seconds=12 + 1 + 5)
+    assert fresh(settings, good.id).state == "succeeded"
+    assert fresh(settings, bad.id).attempts == 1
     assert _children_named(os.getpid(), "ffmpeg") == []
+
+
+def test_a_long_recording_never_holds_up_another_units_clip(staff, db, settings, media,
+                                                            clips):
+    long = queue(db, settings, unit_session(staff, db, "education"), media["hour"], HOUR)
+    short = queue(db, settings, unit_session(staff, db, "health"), clips["video"],
+                  Source(3.0, 640, 360, True))
+    stop = threading.Event()
+    lanes = start_transcoder(settings, stop)
+    try:
+        _until(lambda: fresh(settings, short.id).state == "succeeded", 30, 0.1)
+        assert fresh(settings, long.id).state == "running"  # the clip did not wait for it
+    finally:
+        stop.set()
+        transcode.wake()
+        lanes.join(15)
+    assert not lanes.is_alive() and _children_named(os.getpid(), "ffmpeg") == []
+    released = fresh(settings, long.id)
+    assert (released.state, released.attempts, released.lease) == ("queued", 0, "")
+
+
+def test_a_transcode_past_its_time_limit_is_ended_and_fails_for_good(staff, db, settings,
+                                                                      monkeypatch, media):
+    _quick_watch(monkeypatch)
+    monkeypatch.setattr(transcode, "TIME_FLOOR_S", 1.5)  # max(1.5 s, duration / 2400)
+    monkeypatch.setattr(transcode, "TIME_FACTOR", 1 / 2400)
+    job = queue(db, settings, unit_session(staff, db, "education"), media["hour"], HOUR)
+    assert run_one(settings) is True
+    failed = fresh(settings, job.id)
+    assert (failed.state, failed.attempts) == ("failed", 1)
+    assert claim(settings) is None  # not tried again: it would run out of time again
+    assert "转码超时" in failed.error and "time limit (1 min for a 60 min" in failed.error
+    assert failed.finished_at - failed.started_at < timedelta(seconds=1.5 + 1 + 5)
+    assert _children_named(os.getpid(), "ffmpeg") == []
+    assert list((settings.media_dir / "hls").iterdir()) == []
 
 
 def test_ffmpeg_runs_in_its_own_session_under_memory_cpu_and_priority_limits(tmp_path,
@@ -220,7 +263,7 @@ def test_the_jobs_progress_rises_in_steps_during_a_transcode(staff, db, settings
 
 
 def test_the_apps_end_ends_ffmpeg_and_releases_the_job(staff, db, settings, media):
-    job = queue(db, settings, unit_session(staff, db, "education"), media["attack"], ATTACK)
+    job = queue(db, settings, unit_session(staff, db, "education"), media["hour"], HOUR)
     with TestClient(create_app(settings, start_worker=True)):
         child = _until(lambda: _children_named(os.getpid(), "ffmpeg"), 20)[0]
         stopping = time.monotonic()
@@ -239,7 +282,7 @@ def _free_port() -> int:
 @pytest.mark.parametrize("command", ["worker", "serve"])
 def test_sigterm_ends_ffmpeg_releases_the_job_and_exits_promptly(command, staff, db, settings,
                                                                  media):
-    job = queue(db, settings, unit_session(staff, db, "education"), media["attack"], ATTACK)
+    job = queue(db, settings, unit_session(staff, db, "education"), media["hour"], HOUR)
     env = {**os.environ, "KAIFANG_DATA_DIR": str(settings.data_dir),
            "KAIFANG_SECRET_KEY": TEST_SECRET_KEY, "KAIFANG_WORKER_INTERVAL_S": "1"}
     if settings.database_url:
