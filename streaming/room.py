@@ -1,10 +1,12 @@
 """The live room's rules: who is in it, what they may send, what hosts decide, and the order.
 
-Every approved message gets the room's next `seq` under the session's lock (events.locking),
-in the transaction that approves it: gapless and rising per session, whatever the number of
-hosts and processes. Pre-moderation (the default, plan 信息发布审核) holds each message until a
-host approves it; post-moderation publishes at once and a host may remove it. Functions flush;
-the caller commits, then tells the room (streaming.broker) what changed.
+Every approved message gets the room's next `seq`, and every change a page shows its next
+position (streaming.stream), under the session's lock (events.locking), in the transaction
+that makes it: gapless and rising per session, whatever the number of hosts and processes.
+Pre-moderation (the default, plan 信息发布审核) holds each message until a host approves it;
+post-moderation publishes at once and a host may remove it. Functions flush; the caller
+commits, then tells the room (streaming.broker) what changed. The room's rules (open, slow mode,
+moderation) are streaming.room_rules.
 """
 
 from __future__ import annotations
@@ -21,19 +23,38 @@ from events.errors import Conflict, Forbidden, Invalid, NotFound, Throttled, Una
 from events.locking import lock_event
 from events.models import (
     Event,
-    EventKind,
-    EventStatus,
     Moderation,
     Registration,
     RegistrationStatus,
     StaffUser,
     Unit,
 )
-from events.timeutil import iso_local, utcnow
+from events.timeutil import utcnow
 from events.units import clean_text
 from server.security import Signer
-from streaming import protocol
-from streaming.models import BlockedWord, LiveMessage, LiveRoom, Viewer
+from streaming import protocol, stream
+from streaming.blocked_words import (  # noqa: F401 (the room's API)
+    MAX_WORDS,
+    blocked_words,
+    contains_blocked_word,
+    set_blocked_words,
+)
+from streaming.models import LiveMessage, LiveRoom, Viewer
+from streaming.room_rules import (  # noqa: F401 (the room's API)
+    MAX_SLOW_MODE_S,
+    configure,
+    is_open,
+    room_public,
+    tally,
+)
+from streaming.stream import (  # noqa: F401 (the room's API)
+    BACKLOG_PAGE,
+    backlog,
+    comment_frame,
+    message_public,
+    pinned_ids,
+    room_of,
+)
 
 VIEWER_PURPOSE = "live-viewer"
 TICKET_PURPOSE = "live-ticket"
@@ -47,28 +68,7 @@ MIN_INTERVAL = timedelta(seconds=2)
 # may watch together behind one address.
 ADDRESS_MESSAGES, ADDRESS_WINDOW = 20, timedelta(seconds=10)
 ADDRESS_JOINS, JOIN_WINDOW = 100, timedelta(minutes=5)
-MAX_SLOW_MODE_S = 600
 ACTIONS = frozenset({"approve", "reject", "pin", "unpin", "answered"})
-
-
-def room_of(db: Session, event_id: int) -> LiveRoom:
-    found = db.get(LiveRoom, event_id)
-    if found is None:
-        found = LiveRoom(event_id=event_id)
-        db.add(found)
-        db.flush()
-    return found
-
-
-def is_open(event: Event, room: LiveRoom | None, now: datetime) -> bool:
-    """Messages are taken while the session is live, or while its premiere plays."""
-    if room is not None and room.closed:
-        return False
-    if event.status == EventStatus.live:
-        return True
-    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
-    return premiere is not None and event.status in (EventStatus.published, EventStatus.live) \
-        and premiere <= now < event.ends_at
 
 
 # ---- viewers ------------------------------------------------------------------------------
@@ -167,27 +167,15 @@ def viewer_public(viewer: Viewer) -> dict[str, Any]:
 
 # ---- messages -----------------------------------------------------------------------------
 
-def message_public(message: LiveMessage) -> dict[str, Any]:
-    """A message as the room and the API show it (a `comment` frame's fields)."""
-    return {"seq": message.seq, "id": message.id, "kind": message.kind, "author": message.author,
-            "text": message.text, "video_time": message.video_time,
-            "created_at": iso_local(message.created_at), "pinned": message.pinned,
-            "reply_to": message.reply_to, "registered": message.registered}
-
-
 def message_for_hosts(message: LiveMessage) -> dict[str, Any]:
     """A held message as the hosts' queue shows it (who sent it, to ban them)."""
     return {**message_public(message), "viewer_id": message.viewer_id}
 
 
 def _approve(db: Session, message: LiveMessage, actor: StaffUser | None, now: datetime) -> None:
-    """Gives the message the room's next seq: the caller holds the session's lock."""
-    room = room_of(db, message.event_id)
-    room.last_seq += 1
-    message.seq, message.state = room.last_seq, "approved"
-    message.decided_at, message.decided_by = now, actor.id if actor else None
-    db.add(room)
-    db.add(message)
+    """Gives the message the room's next seq and position: the caller holds the session's
+    lock (streaming.questions approves its questions' messages with it)."""
+    stream.approve(db, message, actor, now)
 
 
 def send(db: Session, viewer: Viewer, sent: protocol.Sent,
@@ -238,24 +226,6 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     return message
 
 
-BACKLOG_PAGE = 500
-
-
-def backlog(db: Session, event_id: int, after: int,
-            limit: int = BACKLOG_PAGE) -> list[LiveMessage]:
-    """Approved messages after `after`, oldest first (what a reconnecting client missed)."""
-    return list(db.exec(select(LiveMessage).where(
-        LiveMessage.event_id == event_id, LiveMessage.state == "approved",
-        col(LiveMessage.seq) > after).order_by(col(LiveMessage.seq)).limit(limit)))
-
-
-def pinned_ids(db: Session, event_id: int) -> list[int]:
-    """The approved messages hosts pinned, oldest first (a page shows them on top)."""
-    return [i for i in db.exec(select(LiveMessage.id).where(
-        LiveMessage.event_id == event_id, LiveMessage.state == "approved",
-        col(LiveMessage.pinned).is_(True)).order_by(col(LiveMessage.id))) if i is not None]
-
-
 def held(db: Session, event_id: int, limit: int = 200) -> list[LiveMessage]:
     """The moderation queue, oldest first."""
     return list(db.exec(select(LiveMessage).where(
@@ -290,7 +260,7 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         message.state, message.pinned = "rejected", False
         message.decided_at, message.decided_by = now, actor.id
         db.add(message)
-        frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
+        frames.room.append(stream.removed_frame(message, stream.record(db, message, "removed")))
         frames.hosts.append(decided_frame(message))
     elif action in ("approve", "reject"):
         if message.state != "held":
@@ -311,8 +281,8 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         if action in ("pin", "unpin"):
             message.pinned = action == "pin"
             db.add(message)
-            frames.room.append(protocol.encode(protocol.PINNED, id=message.id,
-                                               pinned=message.pinned))
+            position = stream.record(db, message, "pinned", pinned=message.pinned)
+            frames.room.append(stream.pinned_frame(message, position))
     db.flush()
     audit.record(db, actor, f"live.{action}", "event", message.event_id,
                  unit_id=event.unit_id, changes={"message": message.id})
@@ -360,47 +330,6 @@ def reply(db: Session, actor: StaffUser, message_id: int, text: str,
     return answer, frames
 
 
-def room_public(event: Event, found: LiveRoom | None, now: datetime | None = None
-                ) -> dict[str, Any]:
-    """The room's rules as a `room` frame and the hosts' controls show them."""
-    return {"open": is_open(event, found, now or utcnow()),
-            "closed": bool(found and found.closed), "moderation": event.moderation.value,
-            "slow_mode_s": found.slow_mode_s if found else 0}
-
-
-def configure(db: Session, actor: StaffUser, event_id: int, *, closed: bool | None = None,
-              slow_mode_s: int | None = None, moderation: str | None = None,
-              now: datetime | None = None) -> tuple[dict[str, Any], protocol.Frames]:
-    """A host closes or reopens the room, sets slow mode, or switches pre- and
-    post-moderation while it runs. Returns the room's rules and the frame. Flushes."""
-    event = sessions.get_visible_event(db, event_id, actor)
-    permissions.require_runner(db, actor, event)
-    if slow_mode_s is not None and not 0 <= slow_mode_s <= MAX_SLOW_MODE_S:
-        raise Invalid("invalid", f"slow_mode_s: 0 to {MAX_SLOW_MODE_S} seconds",
-                      field="slow_mode_s")
-    if moderation is not None and moderation not in Moderation.__members__:
-        raise Invalid("invalid", "moderation: pre or post", field="moderation")
-    event = lock_event(db, event_id)
-    found = room_of(db, event_id)
-    changes: dict[str, Any] = {}
-    if closed is not None and closed != found.closed:
-        found.closed, changes["closed"] = closed, closed
-    if slow_mode_s is not None and slow_mode_s != found.slow_mode_s:
-        found.slow_mode_s, changes["slow_mode_s"] = slow_mode_s, slow_mode_s
-    if moderation is not None and moderation != event.moderation.value:
-        event.moderation, changes["moderation"] = Moderation(moderation), moderation
-        db.add(event)
-    db.add(found)
-    db.flush()
-    rules = room_public(event, found, now)
-    frames = protocol.Frames()
-    if changes:
-        audit.record(db, actor, "live.room", "event", event_id, unit_id=event.unit_id,
-                     changes=changes)
-        frames.room.append(protocol.encode(protocol.ROOM, **rules))
-    return rules, frames
-
-
 def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: str,
         now: datetime | None = None) -> tuple[list[int], protocol.Frames]:
     """Removes a viewer from the room: their messages disappear everywhere (the room's lists
@@ -424,7 +353,8 @@ def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: st
             col(LiveMessage.state).in_(["held", "approved"]))):
         if message.state == "approved":
             removed.append(message.id or 0)
-            frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
+            frames.room.append(stream.removed_frame(message, stream.record(db, message,
+                                                                           "removed")))
         message.state, message.decided_at, message.decided_by = "removed", now, actor.id
         db.add(message)
         frames.hosts.append(decided_frame(message))
@@ -442,57 +372,7 @@ def _questions() -> Any:
     return questions
 
 
-def comment_frame(message: LiveMessage) -> str:
-    fields = message_public(message)
-    fields.pop("pinned")
-    return protocol.encode(protocol.COMMENT, **fields)
-
-
 def queued_frame(message: LiveMessage) -> str:
     return protocol.encode(protocol.QUEUED, message=message_for_hosts(message))
 
 
-# ---- blocked words --------------------------------------------------------------------------
-
-MAX_WORDS = 500
-
-
-def blocked_words(db: Session) -> list[str]:
-    return list(db.exec(select(BlockedWord.word).order_by(col(BlockedWord.word))))
-
-
-def contains_blocked_word(db: Session, text: str) -> bool:
-    folded = text.casefold()
-    return any(word.casefold() in folded for word in blocked_words(db))
-
-
-def set_blocked_words(db: Session, actor: StaffUser, words: list[str]) -> list[str]:
-    """Replaces the list (the district office keeps it for every room). Flushes."""
-    permissions.require_admin(actor)
-    cleaned = sorted({clean_text(word, "words").strip() for word in words} - {""})
-    if len(cleaned) > MAX_WORDS or any(len(word) > 40 for word in cleaned):
-        raise Invalid("invalid", f"words: at most {MAX_WORDS}, each at most 40 characters",
-                      field="words")
-    before = blocked_words(db)
-    for row in db.exec(select(BlockedWord)):
-        db.delete(row)
-    db.flush()
-    for word in cleaned:
-        db.add(BlockedWord(word=word, added_by=actor.id))
-    db.flush()
-    audit.record(db, actor, "live.blocked_words", "blocked_words", None,
-                 changes={"added": sorted(set(cleaned) - set(before)),
-                          "removed": sorted(set(before) - set(cleaned))})
-    return cleaned
-
-
-# ---- after the session ----------------------------------------------------------------------
-
-def tally(db: Session, event_id: int) -> dict[str, int]:
-    """How many messages the room approved, rejected, held and removed (for the minutes)."""
-    counts = dict.fromkeys(("approved", "rejected", "held", "removed"), 0)
-    for state, number in db.exec(select(LiveMessage.state, func.count())
-                                 .where(LiveMessage.event_id == event_id)
-                                 .group_by(col(LiveMessage.state))):
-        counts[state] = int(number)
-    return counts

@@ -14,7 +14,7 @@ from streaming.broker import LocalBroker
 
 def _comment(seq: int) -> str:
     return protocol.encode(protocol.COMMENT, seq=seq, id=seq, kind="comment", author="甲",
-                           text=f"第{seq}条", video_time=None, created_at="")
+                           text=f"第{seq}条", video_time=None, created_at="", pos=seq)
 
 
 def _run(scenario: Any) -> Any:
