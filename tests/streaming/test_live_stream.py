@@ -163,3 +163,24 @@ def test_a_binary_frame_closes_the_socket_with_1003(room_client, staff, db, live
             _frame(ws)
             ws.send(b"\x00\x01binary")
             assert _closed_with(ws)[0] == 1003
+
+
+def test_closing_a_socket_that_is_already_closed_is_quiet():
+    """A slow reader cut off (1013) may be gone by then: uvicorn answers a second close with
+    RuntimeError ("websocket.close after websocket.close"), which must not become a
+    traceback in the log."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Gone:
+        closes = 0
+
+        async def close(self, code: int = 1000, reason: str = "") -> None:
+            self.closes += 1
+            raise RuntimeError("Unexpected ASGI message 'websocket.close', after sending "
+                               "'websocket.close' or response already completed.")
+
+    gone = Gone()
+    with ThreadPoolExecutor(1) as pool:  # Playwright may keep a loop running in this thread
+        pool.submit(asyncio.run, live_sockets._close(gone, 1013)).result()  # type: ignore[arg-type]
+    assert gone.closes == 1
