@@ -83,6 +83,7 @@ def live_texts() -> dict[str, str]:
         "pinned": gettext("Pinned"),
         "watching": gettext("%(count)s watching"),
         "unseen": gettext("%(count)s new messages"),
+        "earlier": gettext("Earlier messages"),
         protocol.JOIN_REQUIRED: gettext("Enter a nickname to take part."),
         "closed": gettext("The hosts have paused messages."),
         "slow": gettext("Slow mode: one message every %(seconds)s s."),

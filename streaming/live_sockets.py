@@ -258,7 +258,7 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
         for frame in missed:
             await websocket.send_text(frame)
         await subscription.go_live(sent_up_to)
-        task = asyncio.create_task(reader)
+        task = asyncio.create_task(_quietly(reader))
         either: set[asyncio.Future[Any]] = {task, subscription.ended}
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if subscription.ended.done() and subscription.ended.result() == TOO_SLOW:
@@ -272,6 +272,13 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
             task.cancel()
         else:
             reader.close()
+
+
+async def _quietly(reader: Coroutine[Any, Any, None]) -> None:
+    """The socket's reader, ending without a traceback when the socket went away under it (an
+    answer sent after the close)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await reader
 
 
 async def _receive(websocket: WebSocket) -> str | None:

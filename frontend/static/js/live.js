@@ -49,6 +49,12 @@
   pill.className = "live-new";
   pill.hidden = true;
   list.insertAdjacentElement("afterend", pill);
+  // The page opens with the room's last page: older messages a page at a time, on request.
+  var earlier = document.createElement("button");
+  earlier.type = "button";
+  earlier.className = "live-earlier";
+  earlier.textContent = text.earlier;
+  list.parentNode.insertBefore(earlier, list);
 
   var token = ""; // from this page's join; after a reload the httponly cookie names the viewer
   var socket = null;
@@ -166,6 +172,41 @@
     panel.dispatchEvent(new CustomEvent("live:comment", {detail: message}));
   }
 
+  function firstSeq() {
+    var first = list.firstElementChild;
+    return first ? parseInt(first.dataset.seq, 10) : lastSeq + 1;
+  }
+
+  function showEarlier() {
+    earlier.hidden = firstSeq() <= 1;
+  }
+
+  // The page before the first shown, on top, the reader's place in the list kept.
+  function loadEarlier() {
+    var before = firstSeq();
+    earlier.disabled = true;
+    fetch("/api/events/" + eventId + "/comments?before=" + before + "&limit=" + PAGE,
+          {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : []; })
+      .then(function (messages) {
+        var height = list.scrollHeight;
+        var fragment = document.createDocumentFragment();
+        messages.forEach(function (message) {
+          if (!list.querySelector('[data-seq="' + message.seq + '"]')) {
+            var li = item(message);
+            li.classList.toggle("live-pinned", !!message.pinned);
+            fragment.appendChild(li);
+          }
+        });
+        list.insertBefore(fragment, list.firstElementChild);
+        list.scrollTop += list.scrollHeight - height;
+        empty.hidden = list.children.length > 0;
+        if (!messages.length) earlier.hidden = true; else showEarlier();
+      })
+      .catch(function () { /* the button stays: try again */ })
+      .then(function () { earlier.disabled = false; });
+  }
+
   function removeComment(id) {
     var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
     if (found) found.parentNode.removeChild(found);
@@ -274,6 +315,7 @@
           // Too far behind (or new): the room's last page follows; what is shown goes.
           list.textContent = "";
           lastPos = frame.last_pos;
+          earlier.hidden = !(frame.first_seq > 1);
         }
         var pinned = {};
         (frame.pinned || []).forEach(function (id) { pinned[id] = true; });
@@ -405,6 +447,8 @@
     if (retry) { window.clearTimeout(retry); reconnect(); }
   });
   pill.addEventListener("click", toBottom);
+  earlier.addEventListener("click", loadEarlier);
+  showEarlier();
   list.addEventListener("scroll", function () { if (atBottom()) toBottom(); }, {passive: true});
   window.setInterval(function () { if (!document.hidden) catchUp(); }, CHECK_MS);
   count();
