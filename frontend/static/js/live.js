@@ -149,8 +149,9 @@
     pill.hidden = true;
   }
 
-  // In seq order, once each: two approvals may reach the page in either order.
-  function addComment(message) {
+  // In seq order, once each: two approvals may reach the page in either order. `quiet`: one
+  // of the room's last page (a reset), not news: no announcement, no 弹幕, no button.
+  function addComment(message, quiet) {
     if (typeof message.seq !== "number" ||
         list.querySelector('[data-seq="' + message.seq + '"]')) return; // shown already
     lastSeq = Math.max(lastSeq, message.seq);
@@ -162,11 +163,12 @@
     empty.hidden = true;
     if (nearBottom) {
       toBottom();
-    } else if (!later) {
+    } else if (!later && !quiet) {
       unseen += 1;
       pill.textContent = fill(text.unseen, {count: unseen});
       pill.hidden = false;
     }
+    if (quiet) return;
     announceLatest(message);
     // replay.js flies it over the video during a premiere.
     panel.dispatchEvent(new CustomEvent("live:comment", {detail: message}));
@@ -218,7 +220,10 @@
   function change(frame) {
     var pos = frame.pos;
     if (typeof pos === "number") {
-      if (frame.type === "comment" && pos <= lastPos) { addComment(frame); return; } // the page
+      if (frame.type === "comment" && pos <= lastPos) { // the room's last page (a reset)
+        addComment(frame, true);
+        return;
+      }
       if (pos <= lastPos) return; // shown already
       if (pos !== lastPos + 1) { catchUp(); return; } // something was lost: read from ours
       lastPos = pos;
