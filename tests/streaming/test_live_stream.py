@@ -82,6 +82,11 @@ def test_a_page_that_was_away_gets_take_downs_and_unpins_in_order(room_client, s
         assert _frame(ws) == {"type": "pinned", "id": first["id"], "pinned": False,
                               "pos": seen_pos + 2}
         _nothing_more(ws, 0.3)
+    # A client that knows only its seq (DESIGN.md's after=SEQ) gets them too, in order.
+    with _open(live_server, event_id, f"after={second['seq']}") as ws:
+        _frame(ws)
+        assert [(f["type"], f.get("pinned")) for f in (_frame(ws) for _ in range(3))] == \
+            [("pinned", True), ("removed", None), ("pinned", False)]
     # Over HTTP too (what a page re-reads when it finds a hole, and its 15 s check); a comment
     # taken down since replays as its removal, its text not shown again.
     changes = client.get(f"/api/events/{event_id}/changes", params={"after": 0}).json()
