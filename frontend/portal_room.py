@@ -19,7 +19,7 @@ from frontend.portal import _not_found, session_cards, unit_directory, visible_e
 from frontend.portal_questions import questions_context
 from frontend.templating import render
 from server.deps import SessionDep
-from streaming import jobs, protocol, room, tracks
+from streaming import jobs, protocol, room, stream, tracks
 from streaming.playback import playback_of
 from streaming.storage import LocalStorage
 
@@ -86,6 +86,9 @@ def live_texts() -> dict[str, str]:
         "replyTo": gettext("Reply to %(author)s: %(text)s"),
         "pinned": gettext("Pinned"),
         "watching": gettext("%(count)s watching"),
+        "unseen": gettext("%(count)s new messages"),
+        "earlier": gettext("Earlier messages"),
+        protocol.JOIN_REQUIRED: gettext("Enter a nickname to take part."),
         "closed": gettext("The hosts have paused messages."),
         "slow": gettext("Slow mode: one message every %(seconds)s s."),
         "rulePre": gettext("A host approves each message before the room sees it."),
@@ -111,8 +114,12 @@ def live_context(db: SessionDep, request: Request, event: Event) -> dict[str, An
     viewer the signed `kaifang_viewer` cookie names (a reload keeps the viewer)."""
     assert event.id is not None
     found = db.get(room.LiveRoom, event.id)
+    # Read before the messages: a change made in between comes again to the page's socket.
+    last_pos = found.last_pos if found else 0
     is_open = room.is_open(event, found, utcnow())
-    messages = [room.message_public(m) for m in room.backlog(db, event.id, 0)]
+    # Live: the room's last page (live.js goes on from last_pos); after: the replay's first.
+    shown = stream.last_page(db, event.id) if is_open else room.backlog(db, event.id, 0)
+    messages = [room.message_public(m) for m in shown]
     for message in messages:
         time = message["video_time"]
         message["clock"] = None if time is None else video_clock(time)
@@ -126,7 +133,8 @@ def live_context(db: SessionDep, request: Request, event: Event) -> dict[str, An
             banned = exc.code == protocol.BANNED
     return {"shown": is_open or bool(messages), "open": is_open, "messages": messages,
             "moderation": event.moderation.value, "nickname": nickname, "banned": banned,
-            "last_seq": messages[-1]["seq"] if messages else 0, "max_text": room.MAX_TEXT,
+            "last_seq": messages[-1]["seq"] if messages else 0, "last_pos": last_pos,
+            "max_text": room.MAX_TEXT,
             "max_nickname": room.MAX_NICKNAME, "texts": live_texts()}
 
 

@@ -21,9 +21,9 @@ from events.locking import lock_event
 from events.models import StaffUser
 from events.timeutil import iso_local, utcnow
 from events.units import clean_text
-from streaming import protocol
+from streaming import protocol, stream
 from streaming.models import LiveMessage, Viewer
-from streaming.sequence import decided_frame
+from streaming.stream import decided_frame
 
 TIMEOUT_MINUTES = (5, 10)
 MAX_REASON = 200
@@ -91,7 +91,8 @@ def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: st
             col(LiveMessage.state).in_(["held", "approved"]))):
         if message.state == "approved":
             removed.append(message.id or 0)
-            frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
+            frames.room.append(stream.removed_frame(message, stream.record(db, message,
+                                                                           "removed")))
         message.state, message.decided_at, message.decided_by = "removed", now, actor.id
         db.add(message)
         frames.hosts.append(decided_frame(message))

@@ -25,7 +25,7 @@ from events.models import StaffUser
 from events.timeutil import utcnow
 from streaming import protocol, questions, room
 from streaming.models import LiveMessage, Question, Viewer
-from streaming.sequence import approve, comment_frame, decided_frame, queued_frame
+from streaming.stream import approve, comment_frame, decided_frame, queued_frame
 
 
 def send(db: Session, viewer: Viewer, sent: protocol.Sent, now: datetime | None = None,

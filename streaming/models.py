@@ -95,11 +95,12 @@ class RecordingTrack(SQLModel, table=True):
 
 
 class LiveRoom(SQLModel, table=True):
-    """A session's live room: the last `seq` given (gapless, under the session's lock), and
-    what its hosts set."""
+    """A session's live room: the last `seq` given (gapless, under the session's lock), the
+    last position of its stream of changes (LiveChange), and what its hosts set."""
 
     event_id: int = Field(foreign_key="event.id", primary_key=True, ondelete="CASCADE")
     last_seq: int = Field(default=0)
+    last_pos: int = Field(default=0)
     closed: bool = Field(default=False)
     # Seconds a viewer waits between two messages (0: the default rate limit only).
     slow_mode_s: int = Field(default=0)
@@ -146,6 +147,8 @@ class LiveMessage(SQLModel, table=True):
     # held | approved | rejected | removed
     state: str = Field(max_length=10)
     seq: int | None = Field(default=None)
+    # Its position in the room's stream of changes when approved (LiveChange).
+    pos: int | None = Field(default=None)
     pinned: bool = Field(default=False)
     # Seconds into the video when it was sent (the premiere's position, or the live stream's).
     video_time: float | None = Field(default=None)
@@ -158,6 +161,23 @@ class LiveMessage(SQLModel, table=True):
     address_key: str = Field(default="", max_length=64)
     # Its author linked a registration for the session when joining (shown as 已报名).
     registered: bool = Field(default=False)
+
+
+class LiveChange(SQLModel, table=True):
+    """One change of what a room's pages show, at the room's next position (`pos`, gapless
+    per room, under the session's lock, streaming.stream): a message shown (`comment`), taken
+    away (`removed`: rejected after approval, or its author banned), pinned or unpinned
+    (`pinned`, with the state it set). A page that reconnects after a position replays these in
+    order (docs/live-protocol.md)."""
+
+    __table_args__ = (UniqueConstraint("event_id", "pos"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
+    pos: int
+    kind: str = Field(max_length=10)  # comment | removed | pinned
+    message_id: int = Field(foreign_key="livemessage.id", ondelete="CASCADE")
+    pinned: bool = Field(default=False)
 
 
 class BlockedWord(SQLModel, table=True):

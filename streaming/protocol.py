@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # ---- server → client
-HELLO = "hello"  # {viewer, moderation: pre|post, last_seq}
-COMMENT = "comment"  # {seq, id, kind: comment|question|reply, author, text, video_time, created_at}
+# {viewer (null: read-only), moderation: pre|post, last_seq, last_pos, pinned, reset, first_seq}
+HELLO = "hello"
+# {seq, id, kind: comment|question|reply, author, text, video_time, created_at, pos}
+COMMENT = "comment"
 HELD = "held"  # {client_id, id}: your message waits for a host
-REMOVED = "removed"  # {id}
-PINNED = "pinned"  # {id}
+REMOVED = "removed"  # {id, pos}
+PINNED = "pinned"  # {id, pinned, pos}
 VIEWERS = "viewers"  # {count}
 ERROR = "error"  # {code, message}
 ROOM = "room"  # {open, moderation: pre|post, slow_mode_s}: a host changed the room's rules
@@ -45,9 +47,10 @@ TOO_LONG = "too_long"
 BLOCKED_WORD = "blocked_word"
 BAD_MESSAGE = "bad_message"
 CLOSED = "closed"
+JOIN_REQUIRED = "join_required"  # a frame from a socket without a token (it only watches)
 ALREADY_VOTED = "already_voted"  # a `vote` for a question this viewer already voted for
 ERROR_CODES = frozenset({RATE_LIMITED, BANNED, TOO_LONG, BLOCKED_WORD, BAD_MESSAGE, CLOSED,
-                         ALREADY_VOTED})
+                         ALREADY_VOTED, JOIN_REQUIRED})
 
 MAX_FRAME_BYTES = 4096
 MAX_CLIENT_ID = 64
@@ -94,6 +97,18 @@ def seq_of(frame: str) -> int | None:
         return None
     seq = json.loads(frame).get("seq")
     return seq if isinstance(seq, int) else None
+
+
+_POSITIONED = ('{"type":"comment"', '{"type":"removed"', '{"type":"pinned"')
+
+
+def pos_of(frame: str) -> int | None:
+    """The position in the room's stream of a comment, removed or pinned frame (None for other
+    frames): what a socket sends once, and in order (streaming.stream)."""
+    if not frame.startswith(_POSITIONED):
+        return None
+    pos = json.loads(frame).get("pos")
+    return pos if isinstance(pos, int) and not isinstance(pos, bool) else None
 
 
 def error(code: str, message: str) -> str:

@@ -1,13 +1,14 @@
 """The live room's rules: who is in it, what they may send, what hosts decide, and the order.
 
-Every approved message gets the room's next `seq` under the session's lock (events.locking),
-in the transaction that approves it (streaming.sequence): gapless and rising per session,
-whatever the number of hosts and processes. The text and pace checks are streaming.texts' and
-streaming.pace's, the bans streaming.bans'; a question asked in the room is linked to its row
-by streaming.messages (above this module and streaming.questions). Pre-moderation (the
-default, plan 信息发布审核) holds each message until a host approves it; post-moderation
-publishes at once and a host may remove it. Functions flush; the caller commits, then tells
-the room (streaming.broker) what changed.
+Every approved message gets the room's next `seq`, and every change a page shows its next
+position (streaming.stream), under the session's lock (events.locking), in the transaction
+that makes it: gapless and rising per session, whatever the number of hosts and processes.
+The text and pace checks are streaming.texts' and streaming.pace's, the bans streaming.bans';
+a question asked in the room is linked to its row by streaming.messages (above this module and
+streaming.questions). Pre-moderation (the default, plan 信息发布审核) holds each message until
+a host approves it; post-moderation publishes at once and a host may remove it. Functions
+flush; the caller commits, then tells the room (streaming.broker) what changed. The room's
+rules (open, slow mode, moderation) are streaming.room_rules.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from events import audit, permissions, registration, sessions
@@ -24,8 +24,6 @@ from events.errors import Conflict, Invalid, NotFound, Unauthenticated
 from events.locking import lock_event
 from events.models import (
     Event,
-    EventKind,
-    EventStatus,
     Moderation,
     Registration,
     RegistrationStatus,
@@ -35,7 +33,7 @@ from events.models import (
 from events.timeutil import utcnow
 from events.units import clean_text
 from server.security import Signer
-from streaming import bans, pace, protocol, texts
+from streaming import bans, pace, protocol, stream, texts
 from streaming.models import LiveMessage, LiveRoom, Viewer
 
 # Re-exported: what the room's callers and tests read here (the checks live one layer down).
@@ -44,13 +42,21 @@ from streaming.pace import ADDRESS_MESSAGES as ADDRESS_MESSAGES
 from streaming.pace import ADDRESS_WINDOW as ADDRESS_WINDOW
 from streaming.pace import JOIN_WINDOW as JOIN_WINDOW
 from streaming.pace import MIN_INTERVAL as MIN_INTERVAL
-from streaming.sequence import approve as _approve
-from streaming.sequence import comment_frame as comment_frame
-from streaming.sequence import decided_frame as decided_frame
-from streaming.sequence import message_for_hosts as message_for_hosts
-from streaming.sequence import message_public as message_public
-from streaming.sequence import queued_frame as queued_frame
-from streaming.sequence import room_of as room_of
+from streaming.room_rules import MAX_SLOW_MODE_S as MAX_SLOW_MODE_S
+from streaming.room_rules import configure as configure
+from streaming.room_rules import is_open as is_open
+from streaming.room_rules import room_public as room_public
+from streaming.room_rules import tally as tally
+from streaming.stream import BACKLOG_PAGE as BACKLOG_PAGE
+from streaming.stream import approve as _approve
+from streaming.stream import backlog as backlog
+from streaming.stream import comment_frame as comment_frame
+from streaming.stream import decided_frame as decided_frame
+from streaming.stream import message_for_hosts as message_for_hosts
+from streaming.stream import message_public as message_public
+from streaming.stream import pinned_ids as pinned_ids
+from streaming.stream import queued_frame as queued_frame
+from streaming.stream import room_of as room_of
 from streaming.texts import MAX_TEXT as MAX_TEXT
 from streaming.texts import MAX_WORDS as MAX_WORDS
 from streaming.texts import blocked_words as blocked_words
@@ -62,19 +68,7 @@ TICKET_PURPOSE = "live-ticket"
 TICKET_MAX_AGE_S = 60 * 24 * 3600
 VIEWER_TOKEN_MAX_AGE_S = 7 * 24 * 3600
 MAX_NICKNAME = 20
-MAX_SLOW_MODE_S = 600
 ACTIONS = frozenset({"approve", "reject", "pin", "unpin", "answered"})
-
-
-def is_open(event: Event, room: LiveRoom | None, now: datetime) -> bool:
-    """Messages are taken while the session is live, or while its premiere plays."""
-    if room is not None and room.closed:
-        return False
-    if event.status == EventStatus.live:
-        return True
-    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
-    return premiere is not None and event.status in (EventStatus.published, EventStatus.live) \
-        and premiere <= now < event.ends_at
 
 
 # ---- viewers ------------------------------------------------------------------------------
@@ -200,24 +194,6 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
     return message
 
 
-BACKLOG_PAGE = 500
-
-
-def backlog(db: Session, event_id: int, after: int,
-            limit: int = BACKLOG_PAGE) -> list[LiveMessage]:
-    """Approved messages after `after`, oldest first (what a reconnecting client missed)."""
-    return list(db.exec(select(LiveMessage).where(
-        LiveMessage.event_id == event_id, LiveMessage.state == "approved",
-        col(LiveMessage.seq) > after).order_by(col(LiveMessage.seq)).limit(limit)))
-
-
-def pinned_ids(db: Session, event_id: int) -> list[int]:
-    """The approved messages hosts pinned, oldest first (a page shows them on top)."""
-    return [i for i in db.exec(select(LiveMessage.id).where(
-        LiveMessage.event_id == event_id, LiveMessage.state == "approved",
-        col(LiveMessage.pinned).is_(True)).order_by(col(LiveMessage.id))) if i is not None]
-
-
 def held(db: Session, event_id: int, limit: int = 200) -> list[LiveMessage]:
     """The moderation queue, oldest first."""
     return list(db.exec(select(LiveMessage).where(
@@ -249,7 +225,7 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         message.state, message.pinned = "rejected", False
         message.decided_at, message.decided_by = now, actor.id
         db.add(message)
-        frames.room.append(protocol.encode(protocol.REMOVED, id=message.id))
+        frames.room.append(stream.removed_frame(message, stream.record(db, message, "removed")))
         frames.hosts.append(decided_frame(message))
     elif action in ("approve", "reject"):
         if message.state != "held":
@@ -270,8 +246,8 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         if action in ("pin", "unpin"):
             message.pinned = action == "pin"
             db.add(message)
-            frames.room.append(protocol.encode(protocol.PINNED, id=message.id,
-                                               pinned=message.pinned))
+            position = stream.record(db, message, "pinned", pinned=message.pinned)
+            frames.room.append(stream.pinned_frame(message, position))
     db.flush()
     audit.record(db, actor, f"live.{action}", "event", message.event_id,
                  unit_id=event.unit_id, changes={"message": message.id})
@@ -314,54 +290,3 @@ def reply(db: Session, actor: StaffUser, message_id: int, text: str,
     return answer, frames
 
 
-def room_public(event: Event, found: LiveRoom | None, now: datetime | None = None
-                ) -> dict[str, Any]:
-    """The room's rules as a `room` frame and the hosts' controls show them."""
-    return {"open": is_open(event, found, now or utcnow()),
-            "closed": bool(found and found.closed), "moderation": event.moderation.value,
-            "slow_mode_s": found.slow_mode_s if found else 0}
-
-
-def configure(db: Session, actor: StaffUser, event_id: int, *, closed: bool | None = None,
-              slow_mode_s: int | None = None, moderation: str | None = None,
-              now: datetime | None = None) -> tuple[dict[str, Any], protocol.Frames]:
-    """A host closes or reopens the room, sets slow mode, or switches pre- and
-    post-moderation while it runs. Returns the room's rules and the frame. Flushes."""
-    event = sessions.get_visible_event(db, event_id, actor)
-    permissions.require_runner(db, actor, event)
-    if slow_mode_s is not None and not 0 <= slow_mode_s <= MAX_SLOW_MODE_S:
-        raise Invalid("invalid", f"slow_mode_s: 0 to {MAX_SLOW_MODE_S} seconds",
-                      field="slow_mode_s")
-    if moderation is not None and moderation not in Moderation.__members__:
-        raise Invalid("invalid", "moderation: pre or post", field="moderation")
-    event = lock_event(db, event_id)
-    found = room_of(db, event_id)
-    changes: dict[str, Any] = {}
-    if closed is not None and closed != found.closed:
-        found.closed, changes["closed"] = closed, closed
-    if slow_mode_s is not None and slow_mode_s != found.slow_mode_s:
-        found.slow_mode_s, changes["slow_mode_s"] = slow_mode_s, slow_mode_s
-    if moderation is not None and moderation != event.moderation.value:
-        event.moderation, changes["moderation"] = Moderation(moderation), moderation
-        db.add(event)
-    db.add(found)
-    db.flush()
-    rules = room_public(event, found, now)
-    frames = protocol.Frames()
-    if changes:
-        audit.record(db, actor, "live.room", "event", event_id, unit_id=event.unit_id,
-                     changes=changes)
-        frames.room.append(protocol.encode(protocol.ROOM, **rules))
-    return rules, frames
-
-
-# ---- after the session ----------------------------------------------------------------------
-
-def tally(db: Session, event_id: int) -> dict[str, int]:
-    """How many messages the room approved, rejected, held and removed (for the minutes)."""
-    counts = dict.fromkeys(("approved", "rejected", "held", "removed"), 0)
-    for state, number in db.exec(select(LiveMessage.state, func.count())
-                                 .where(LiveMessage.event_id == event_id)
-                                 .group_by(col(LiveMessage.state))):
-        counts[state] = int(number)
-    return counts

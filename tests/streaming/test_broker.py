@@ -8,13 +8,16 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from streaming import protocol
-from streaming.broker import LocalBroker
+import pytest
+
+from streaming import fanout, protocol
+from streaming.broker import LocalBroker, RedisBroker
+from tests.conftest import REDIS_URL
 
 
 def _comment(seq: int) -> str:
     return protocol.encode(protocol.COMMENT, seq=seq, id=seq, kind="comment", author="甲",
-                           text=f"第{seq}条", video_time=None, created_at="")
+                           text=f"第{seq}条", video_time=None, created_at="", pos=seq)
 
 
 def _run(scenario: Any) -> Any:
@@ -107,3 +110,91 @@ def test_a_socket_that_is_gone_is_let_go_and_the_others_still_get_every_frame():
 
     ended, got = _run(scenario())
     assert ended and _seqs(got) == [1, 2]
+
+
+def test_the_queue_limit_counts_bytes_not_frames():
+    """A socket whose send waits: 2,000 small frames queue (well under the limit), a few large
+    ones past QUEUE_LIMIT_BYTES cut it off (1013); the send that waits is kept by the
+    subscription (a task nobody holds may be collected mid-send)."""
+    async def scenario() -> tuple[bool, Any, int | None]:
+        broker, release = LocalBroker(), asyncio.Event()
+
+        async def send(frame: str) -> None:
+            await release.wait()
+
+        subscription = broker.subscribe(1, send)
+        await subscription.go_live(0)
+        broker.publish(1, [_comment(1)])
+        waiting = subscription._task
+        broker.publish(1, [_comment(n) for n in range(2, 2002)])
+        small_ok = not subscription.ended.done()
+        big = "x" * (fanout.QUEUE_LIMIT_BYTES // 8)
+        broker.publish(1, [protocol.encode("room", note=big) for _ in range(9)])
+        code = subscription.ended.result() if subscription.ended.done() else None
+        release.set()
+        subscription.close()
+        return small_ok, waiting, code
+
+    small_ok, waiting, code = _run(scenario())
+    assert small_ok
+    assert isinstance(waiting, asyncio.Task)
+    assert code == fanout.TOO_SLOW
+
+
+def test_viewers_are_counted_once_whatever_their_sockets():
+    async def scenario() -> list[int]:
+        broker = LocalBroker()
+
+        async def send(frame: str) -> None:
+            pass
+
+        tabs = [broker.subscribe(1, send, who="v7") for _ in range(3)]
+        watcher = broker.subscribe(1, send)
+        counts = [broker.viewers(1)]
+        for tab in tabs:
+            tab.close()
+        counts.append(broker.viewers(1))
+        watcher.close()
+        counts.append(broker.viewers(1))
+        return counts
+
+    assert _run(scenario()) == [2, 1, 0]
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs KAIFANG_TEST_REDIS_URL")
+def test_redis_listens_only_to_the_rooms_watched_here():
+    """A process subscribes to a room's channel when the room gains its first socket there and
+    unsubscribes when it loses its last (no pattern for every room)."""
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        broker, publisher, got = RedisBroker(REDIS_URL), RedisBroker(REDIS_URL), []
+
+        async def send(frame: str) -> None:
+            got.append(frame)
+
+        room_channel = broker.channels(424242)[0]
+        broker.start()
+        try:
+            before = [c.decode() for c in broker._redis.pubsub_channels(room_channel)]
+            subscription = broker.subscribe(424242, send)
+            await broker.ready(424242)
+            await subscription.go_live(0)
+            during = [c.decode() for c in broker._redis.pubsub_channels(room_channel)]
+            publisher.publish(424242, [_comment(1)])
+            for _ in range(100):
+                if got:
+                    break
+                await asyncio.sleep(0.02)
+            subscription.close()
+            after = during
+            for _ in range(100):
+                after = [c.decode() for c in broker._redis.pubsub_channels(room_channel)]
+                if not after:
+                    break
+                await asyncio.sleep(0.02)
+            return before, during + [str(len(got))], after
+        finally:
+            broker.stop()
+
+    before, during, after = _run(scenario())
+    assert before == [] and after == []
+    assert during == [RedisBroker(REDIS_URL).channels(424242)[0], "1"]

@@ -126,9 +126,10 @@ def test_a_dropped_connection_comes_back_by_itself_and_misses_nothing(
         _connected(page)
         assert _texts(page) == ["第一条", "断线期间的留言"]
         urls = page.evaluate("() => window.__sockets.map(s => s.url)")
-        # It asked from a little before its last seq (a frame that came out of order is not
-        # lost): 第一条 came again, and is not shown twice.
-        assert len(urls) == 2 and "after=0" in urls[0] and "after=0" in urls[1]
+        # It watched before joining (no token), joined, and came back from its own position
+        # (seq 1, stream position 1), not from "a little before" it.
+        assert len(urls) == 3 and "token=" not in urls[0] and "token=" in urls[1]
+        assert "after=1&pos=1&" in urls[2]
         assert page.locator(".live-state").is_hidden()
         assert page.evaluate(CSP_BLOCKED) == []
     finally:
@@ -155,7 +156,7 @@ def test_a_banned_viewer_is_told_why_and_the_page_stops_reconnecting(
         page.evaluate("() => window.__sockets[window.__sockets.length - 1].close()")
         page.get_by_text("您已被主持人移出直播间。").wait_for()  # the socket closed with 4403
         page.wait_for_timeout(2500)
-        assert page.evaluate("() => window.__sockets.length") == 2  # no loop
+        assert page.evaluate("() => window.__sockets.length") == 3  # watch, join; no loop
         assert page.locator(".live-send").is_hidden() and page.locator(".live-join").is_hidden()
         assert page.evaluate(CSP_BLOCKED) == []
     finally:

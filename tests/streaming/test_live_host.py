@@ -18,8 +18,8 @@ from events.timeutil import utcnow
 from server.access_log import SocketLineFilter
 from server.app import create_app
 from server.cli import serve_log_config
-from streaming import protocol, room
-from streaming.models import LiveMessage, LiveRoom, Viewer
+from streaming import protocol, room, stream
+from streaming.models import LiveChange, LiveMessage, LiveRoom, Viewer
 from tests.conftest import REDIS_URL, assign_hosts, serve
 from tests.helpers import registered
 from tests.streaming.live import (
@@ -207,30 +207,55 @@ def test_pins_and_unpins_reach_the_room_and_a_late_comer_knows_them(client, staf
         _send(ws, "置顶这条", client_id="p")
         message = _frame(ws)
         host.post(f"/api/comments/{message['id']}/moderation", json={"action": "pin"})
-        assert _frame(ws) == {"type": "pinned", "id": message["id"], "pinned": True}
+        assert _frame(ws) == {"type": "pinned", "id": message["id"], "pinned": True,
+                              "pos": message["pos"] + 1}
     with _socket(live_server, event_id, viewer["viewer_token"], after=1) as ws:
         assert _frame(ws)["pinned"] == [message["id"]]
+        assert _frame(ws)["pos"] == message["pos"] + 1  # the pin, replayed after seq 1
         host.post(f"/api/comments/{message['id']}/moderation", json={"action": "unpin"})
-        assert _frame(ws) == {"type": "pinned", "id": message["id"], "pinned": False}
+        assert _frame(ws) == {"type": "pinned", "id": message["id"], "pinned": False,
+                              "pos": message["pos"] + 2}
 
 
-def test_a_long_backlog_arrives_whole_and_in_order(client, staff, db, live_server):
-    """More approved messages than one page: a page that reconnects from 0 gets them all."""
+def test_a_long_backlog_is_paged_and_a_late_comer_gets_the_last_page(client, staff, db,
+                                                                     live_server):
+    """More approved messages than one page: a page that opens the room gets the last
+    LAST_PAGE of them and the seq to page back from; one that reconnects after a position
+    gets what it missed, in order; one too far behind gets the last page again (`reset`)."""
     event_id = _live_session(staff, db, moderation="post")
-    total = room.BACKLOG_PAGE * 2 + 37
+    total = stream.LAST_PAGE + stream.REPLAY_MAX + 37
     now = utcnow()
     db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
         {"event_id": event_id, "kind": "comment", "author": "甲", "text": f"第{n}条",
-         "client_id": "", "state": "approved", "seq": n, "pinned": False, "created_at": now,
-         "address_key": ""} for n in range(1, total + 1)])
-    db.add(LiveRoom(event_id=event_id, last_seq=total))
+         "client_id": "", "state": "approved", "seq": n, "pos": n, "pinned": False,
+         "created_at": now, "address_key": ""} for n in range(1, total + 1)])
+    ids = dict(db.execute(select(LiveMessage.seq, LiveMessage.id).where(  # type: ignore[call-overload]
+        LiveMessage.event_id == event_id)).all())
+    db.execute(insert(LiveChange), [  # type: ignore[arg-type]
+        {"event_id": event_id, "pos": n, "kind": "comment", "message_id": ids[n],
+         "pinned": False} for n in range(1, total + 1)])
+    db.add(LiveRoom(event_id=event_id, last_seq=total, last_pos=total))
     db.commit()
     viewer = _join(client, event_id, "迟到者")
     with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
-        assert _frame(ws)["last_seq"] == total
-        seqs = [_frame(ws)["seq"] for _ in range(total)]
+        hello = _frame(ws)
+        assert (hello["last_seq"], hello["reset"]) == (total, True)
+        first = total - stream.LAST_PAGE + 1
+        assert hello["first_seq"] == first
+        seqs = [_frame(ws)["seq"] for _ in range(stream.LAST_PAGE)]
         _nothing_more(ws, 0.3)
-    assert seqs == list(range(1, total + 1))
+    assert seqs == list(range(first, total + 1))
+    older = client.get(f"/api/events/{event_id}/comments", params={"before": first,
+                                                                   "limit": 100}).json()
+    assert [m["seq"] for m in older] == list(range(first - 100, first))
+    behind = total - 300
+    with _socket(live_server, event_id, viewer["viewer_token"], after=behind) as ws:
+        assert _frame(ws)["reset"] is False
+        assert [_frame(ws)["seq"] for _ in range(300)] == list(range(behind + 1, total + 1))
+        _nothing_more(ws, 0.3)
+    with _socket(live_server, event_id, viewer["viewer_token"], after=5) as ws:
+        assert _frame(ws)["reset"] is True  # further behind than REPLAY_MAX: the last page
+        assert _frame(ws)["seq"] == first
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="fan-out between processes needs KAIFANG_TEST_REDIS_URL")
@@ -332,7 +357,7 @@ def test_a_host_takes_down_a_message_the_room_already_sees(client, staff, db, li
         shown = _frame(ws)
         taken = first.post(f"/api/comments/{shown['id']}/moderation", json={"action": "reject"})
         assert taken.status_code == 200
-        assert _frame(ws) == {"type": "removed", "id": shown["id"]}
+        assert _frame(ws) == {"type": "removed", "id": shown["id"], "pos": shown["pos"] + 1}
     again = second.post(f"/api/comments/{shown['id']}/moderation", json={"action": "reject"})
     assert again.status_code == 409 and again.json()["error"] == "already_handled"
     assert client.get(f"/api/events/{event_id}/comments").json() == []

@@ -157,7 +157,8 @@ def test_a_banned_viewer_disappears_everywhere(client, staff, db, live_server):
                            json={"viewer_id": troll["viewer_id"], "reason": "发布广告"})
         assert banned.status_code == 201 and banned.json()["removed"] == [message["id"]]
         for ws in (good, bad):
-            assert _frame(ws) == {"type": "removed", "id": message["id"]}
+            assert _frame(ws) == {"type": "removed", "id": message["id"],
+                                  "pos": message["pos"] + 1}
         db.execute(text("UPDATE viewer SET last_message_at = NULL"))
         db.commit()
         _send(bad, "再发一条", client_id="again")

@@ -1,5 +1,5 @@
 """The room and the questions do not import each other (pyproject.toml's
-`streaming-room-and-questions` contract): what both need lies below them (streaming.sequence,
+`streaming-room-and-questions` contract): what both need lies below them (streaming.stream,
 texts, pace, bans), the message ↔ question link above them (streaming.messages). Even the lazy
 import inside a function that used to close the circle breaks the contract."""
 

@@ -34,6 +34,9 @@ def _open(browser: Any, live_server: str, event_id: int, **options: Any) -> Any:
     page = context.new_page()
     page.add_init_script(CSP_WATCH)
     page.add_init_script(TRAP)
+    page.comment_reads = []  # what replay.js asks of the comments' API
+    page.on("request", lambda request: page.comment_reads.append(request.url)
+            if "/comments" in request.url else None)
     page.goto(f"{live_server}/events/{event_id}/live")
     _ready(page)
     return page
@@ -76,6 +79,10 @@ def test_comments_come_back_at_their_video_time_over_the_video_and_in_the_list(
         assert page.get_by_role("heading", name="留言回放").is_visible()
         assert page.locator(".live-list .live-text").all_text_contents() == \
             [text for text, _time in SAID]
+        # The page rendered the first page: replay.js keeps it and reads on after its last
+        # seq, not everything again from 0.
+        assert [url.split("?")[1] for url in page.comment_reads] == \
+            [f"after={len(SAID)}&limit=500"]
         # A message sent without a position is listed, with no time to jump to.
         assert _item(page, "开场前的留言").get_by_role("button").count() == 0
         for label in ("跳到 0:01", "跳到 0:02", "跳到 0:03"):

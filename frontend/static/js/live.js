@@ -1,7 +1,12 @@
-// The live room's comments (portal/room.html #live): join with a nickname, then one WebSocket
-// (docs/live-protocol.md) that shows the approved messages in seq order and sends the viewer's.
-// It reconnects by itself with backoff and after= its last seq, so nothing is lost or doubled.
-// Every text goes in as textContent: markup in a message shows as the characters typed.
+// The live room's comments (portal/room.html #live): one WebSocket (docs/live-protocol.md),
+// open from the start and read-only until the viewer joins with a nickname (asked only to
+// post), that shows the approved messages in seq order and sends the viewer's. Every change
+// (a message, a take-down, a pin) carries the room's next position: a frame that is not the
+// next one means something was lost, and the page re-reads from its own position (so it does
+// every 15 s as well); it reconnects by itself with backoff from that position, so nothing is
+// lost or doubled. The list opens at the newest; a reader who scrolled up gets a "N new
+// messages" button instead of being moved. Every text goes in as textContent: markup in a
+// message shows as the characters typed.
 (function () {
   "use strict";
   var panel = document.getElementById("live");
@@ -11,7 +16,9 @@
   var eventId = panel.dataset.eventId;
   var maxText = parseInt(panel.dataset.max, 10);
   var lastSeq = parseInt(panel.dataset.lastSeq, 10) || 0;
-  var REPLAY_MARGIN = 20;
+  var lastPos = parseInt(panel.dataset.lastPos, 10) || 0; // the stream's, shown up to here
+  var CHECK_MS = 15000; // the safety check: anything missed since lastPos?
+  var PAGE = 200;
   var list = panel.querySelector(".live-list");
   var empty = panel.querySelector(".live-empty");
   var announce = panel.querySelector(".live-announce");
@@ -35,11 +42,26 @@
   pinBar.className = "live-pin-bar";
   pinBar.hidden = true;
   list.parentNode.insertBefore(pinBar, list);
+  // "N new messages" below the list, while the reader is scrolled up.
+  var unseen = 0;
+  var pill = document.createElement("button");
+  pill.type = "button";
+  pill.className = "live-new";
+  pill.hidden = true;
+  list.insertAdjacentElement("afterend", pill);
+  // The page opens with the room's last page: older messages a page at a time, on request.
+  var earlier = document.createElement("button");
+  earlier.type = "button";
+  earlier.className = "live-earlier";
+  earlier.textContent = text.earlier;
+  list.parentNode.insertBefore(earlier, list);
 
   var token = ""; // from this page's join; after a reload the httponly cookie names the viewer
   var socket = null;
   var attempt = 0;
   var retry = 0; // the pending reconnection's timer
+  var catching = false; // a re-read of the changes is under way
+  var again = false; // and another is due after it
   var lastSent = ""; // an error answers the last frame sent: its text comes back to the field
   var announceTimer = 0;
   var FINAL = {4401: "closed4401", 4403: "closed4403", 4404: "closed4404"};
@@ -120,22 +142,75 @@
     return li;
   }
 
-  // In seq order, once each: two approvals may reach the page in either order.
-  function addComment(message) {
+  function atBottom() {
+    return list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
+  }
+
+  function toBottom() {
+    list.scrollTop = list.scrollHeight;
+    unseen = 0;
+    pill.hidden = true;
+  }
+
+  // In seq order, once each: two approvals may reach the page in either order. `quiet`: one
+  // of the room's last page (a reset), not news: no announcement, no 弹幕, no button.
+  function addComment(message, quiet) {
     decided(message.id, ""); // approved: no longer "waits for a host"
     if (typeof message.seq !== "number" ||
         list.querySelector('[data-seq="' + message.seq + '"]')) return; // shown already
     lastSeq = Math.max(lastSeq, message.seq);
-    var nearBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
+    var nearBottom = atBottom();
     var later = Array.prototype.find.call(list.children, function (other) {
       return parseInt(other.dataset.seq, 10) > message.seq;
     });
     list.insertBefore(item(message), later || null);
     empty.hidden = true;
-    if (nearBottom) list.scrollTop = list.scrollHeight;
+    if (nearBottom) {
+      toBottom();
+    } else if (!later && !quiet) {
+      unseen += 1;
+      pill.textContent = fill(text.unseen, {count: unseen});
+      pill.hidden = false;
+    }
+    if (quiet) return;
     announceLatest(message);
     // replay.js flies it over the video during a premiere.
     panel.dispatchEvent(new CustomEvent("live:comment", {detail: message}));
+  }
+
+  function firstSeq() {
+    var first = list.firstElementChild;
+    return first ? parseInt(first.dataset.seq, 10) : lastSeq + 1;
+  }
+
+  function showEarlier() {
+    earlier.hidden = firstSeq() <= 1;
+  }
+
+  // The page before the first shown, on top, the reader's place in the list kept.
+  function loadEarlier() {
+    var before = firstSeq();
+    earlier.disabled = true;
+    fetch("/api/events/" + eventId + "/comments?before=" + before + "&limit=" + PAGE,
+          {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : []; })
+      .then(function (messages) {
+        var height = list.scrollHeight;
+        var fragment = document.createDocumentFragment();
+        messages.forEach(function (message) {
+          if (!list.querySelector('[data-seq="' + message.seq + '"]')) {
+            var li = item(message);
+            li.classList.toggle("live-pinned", !!message.pinned);
+            fragment.appendChild(li);
+          }
+        });
+        list.insertBefore(fragment, list.firstElementChild);
+        list.scrollTop += list.scrollHeight - height;
+        empty.hidden = list.children.length > 0;
+        if (!messages.length) earlier.hidden = true; else showEarlier();
+      })
+      .catch(function () { /* the button stays: try again */ })
+      .then(function () { earlier.disabled = false; });
   }
 
   function removeComment(id) {
@@ -144,6 +219,43 @@
     if (found) found.parentNode.removeChild(found);
     empty.hidden = list.children.length > 0;
     showPinned();
+  }
+
+  // A change of the room's stream (comment, removed, pinned), in the order of its position.
+  function change(frame) {
+    var pos = frame.pos;
+    if (typeof pos === "number") {
+      if (frame.type === "comment" && pos <= lastPos) { // the room's last page (a reset)
+        addComment(frame, true);
+        return;
+      }
+      if (pos <= lastPos) return; // shown already
+      if (pos !== lastPos + 1) { catchUp(); return; } // something was lost: read from ours
+      lastPos = pos;
+    }
+    if (frame.type === "comment") addComment(frame);
+    else if (frame.type === "removed") removeComment(frame.id);
+    else if (frame.type === "pinned") pin(frame.id, frame.pinned !== false);
+  }
+
+  // Re-reads the changes after the page's own position, a page at a time.
+  function catchUp() {
+    if (catching) { again = true; return; }
+    catching = true;
+    var full = false;
+    fetch("/api/events/" + eventId + "/changes?after=" + lastPos + "&limit=" + PAGE,
+          {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (changes) {
+        if (!changes) return;
+        changes.frames.forEach(function (frame) { if (frame.pos === lastPos + 1) change(frame); });
+        full = changes.frames.length === PAGE;
+      })
+      .catch(function () { /* the next check tries again */ })
+      .then(function () {
+        catching = false;
+        if (again || full) { again = false; catchUp(); }
+      });
   }
 
   function pin(id, pinned) {
@@ -185,9 +297,8 @@
 
   function url() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    // A little before the last seq shown: one that came out of order and was cut off by the
-    // drop comes again (what the page has is not shown twice).
-    var query = "after=" + Math.max(0, lastSeq - REPLAY_MARGIN) +
+    // From the page's own position: every change since comes, in order.
+    var query = "after=" + lastSeq + "&pos=" + lastPos +
       (token ? "&token=" + encodeURIComponent(token) : "");
     return scheme + window.location.host + "/ws/events/" + eventId + "?" + query;
   }
@@ -200,8 +311,10 @@
   function connect() {
     showState(attempt ? text.reconnecting : text.connecting);
     setReady(false);
-    socket = new WebSocket(url());
-    socket.addEventListener("message", function (event) {
+    var ws = new WebSocket(url());
+    socket = ws;
+    ws.addEventListener("message", function (event) {
+      if (ws !== socket) return; // one this page has left
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       // The questions panel (questions.js) reads the same frames.
@@ -210,18 +323,31 @@
         attempt = 0;
         showState("");
         setReady(true);
-        (frame.pinned || []).forEach(function (id) { pin(id, true); });
+        if (frame.reset) {
+          // Too far behind (or new): the room's last page follows; what is shown goes.
+          list.textContent = "";
+          lastPos = frame.last_pos;
+          earlier.hidden = !(frame.first_seq > 1);
+        }
+        var pinned = {};
+        (frame.pinned || []).forEach(function (id) { pinned[id] = true; });
+        Array.prototype.forEach.call(list.children, function (li) {
+          li.classList.toggle("live-pinned", !!pinned[li.dataset.id]);
+        });
+        showPinned();
+        if (frame.viewer === null && joinForm.hidden) {
+          // The pass went out of date since the page was made: watch, and ask for a nickname.
+          sendForm.hidden = true;
+          joinForm.hidden = false;
+        }
         if (!frame.open || frame.slow_mode_s > 0) showRules(frame);
-      } else if (frame.type === "comment") {
-        addComment(frame);
+      } else if (frame.type === "comment" || frame.type === "removed" ||
+                 frame.type === "pinned") {
+        change(frame);
       } else if (frame.type === "held") {
         lastSent = "";
         heldIds[frame.id] = true;
         showNotice(text.held, false);
-      } else if (frame.type === "removed") {
-        removeComment(frame.id);
-      } else if (frame.type === "pinned") {
-        pin(frame.id, frame.pinned !== false);
       } else if (frame.type === "room") {
         showRules(frame);
       } else if (frame.type === "viewers") {
@@ -236,10 +362,17 @@
         restore();
       }
     });
-    socket.addEventListener("close", function (event) {
+    ws.addEventListener("close", function (event) {
+      if (ws !== socket) return;
       socket = null;
       setReady(false);
-      if (FINAL[event.code]) {
+      if (event.code === 4401 && token) {
+        // The pass this page joined with is no longer valid: watch, and ask for a nickname.
+        token = "";
+        showNotice(text[FINAL[event.code]], true);
+        sendForm.hidden = true;
+        joinForm.hidden = false;
+      } else if (FINAL[event.code]) {
         // The server will not take this viewer: trying again would not help. Say why; a pass
         // that is no longer valid (or another room's cookie) can be replaced by joining again.
         showState("");
@@ -287,11 +420,16 @@
     counter.textContent = fill(text.count, {count: field.value.length, max: maxText});
   }
 
+  // Joined: the socket comes back with the viewer's pass (it only watched until now).
   function start(nickname) {
     joinForm.hidden = true;
     sendForm.hidden = false;
     if (nickname) sendForm.querySelector(".live-nickname").textContent = nickname;
     attempt = 0;
+    var old = socket;
+    socket = null;
+    if (old) old.close();
+    if (retry) { window.clearTimeout(retry); retry = 0; }
     connect();
   }
 
@@ -358,10 +496,17 @@
       start(event.detail.nickname);
     }
   });
+  pill.addEventListener("click", toBottom);
+  earlier.addEventListener("click", loadEarlier);
+  showEarlier();
+  list.addEventListener("scroll", function () { if (atBottom()) toBottom(); }, {passive: true});
+  window.setInterval(function () { if (!document.hidden) catchUp(); }, CHECK_MS);
   count();
+  toBottom(); // the newest first in view
   if (joinForm.dataset.done === "1") {
     start("");
   } else {
     joinForm.hidden = false;
+    connect(); // watching needs no nickname
   }
 }());

@@ -279,7 +279,23 @@
     next = indexAt(video.currentTime - CATCH_UP_S);
   });
 
-  load(0, []).then(start).catch(function () {
+  // The messages the server rendered (its first page), as the API gives them: the rest is
+  // read after the last of them, not all again from the start.
+  function rendered() {
+    return Array.prototype.map.call(list.querySelectorAll(".live-item"), function (li) {
+      var time = li.dataset.videoTime;
+      return {id: parseInt(li.dataset.id, 10), seq: parseInt(li.dataset.seq, 10),
+              kind: li.dataset.kind || "comment",
+              author: li.querySelector(".live-author").textContent,
+              text: li.querySelector(".live-text").textContent,
+              pinned: li.classList.contains("live-pinned"),
+              video_time: time === undefined || time === "" ? null : parseFloat(time)};
+    });
+  }
+
+  var first = rendered();
+  var lastShown = first.length ? first[first.length - 1].seq : 0;
+  load(lastShown, first).then(start).catch(function () {
     // The list the server rendered stays; nothing flies without the messages' times.
     toggle.hidden = true;
     overlay.hidden = true;
