@@ -19,7 +19,7 @@ from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.deps import PostedForm, SessionDep
 from streaming import jobs as stream_jobs
-from streaming import room
+from streaming import phase, room
 from streaming import tracks as stream_tracks
 from streaming.playback import playback_of
 from streaming.storage import Storage
@@ -213,8 +213,7 @@ def recordings_panel(db: Session, event: Event, max_upload_bytes: int,
     assert event.id is not None
     playing = stream_jobs.published(db, event.id)
     state = playback_of(event, playing, storage, utcnow())["state"]
-    public_now = (sessions.is_public(event) and event.status != EventStatus.cancelled
-                  and state in ("premiere", "vod"))
+    public_now = phase.public_sees(event, state)
     rows = [{"id": r.id, "state": job.state if job else r.state,
              "job_id": job.id if job else None,
              "progress": round((job.progress if job else 0) * 100),

@@ -1,5 +1,5 @@
 """The room of a session, /events/{id}/live: the countdown before it, the premiere while it
-runs, the recording after it (streaming.api's playback decides which). Online and hybrid
+runs, the recording after it (streaming.phase's rules decide which). Online and hybrid
 sessions have one from the start; any public session has one once its recording plays."""
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from fastapi.responses import Response
 
 from events import rooms
 from events.errors import DomainError
-from events.models import Event, EventKind
+from events.models import Event
 from events.timeutil import utcnow
 from frontend.i18n import N_, gettext, pgettext
 from frontend.portal import _not_found, session_cards, unit_directory, visible_event
 from frontend.portal_questions import questions_context
 from frontend.templating import render
 from server.deps import SessionDep
-from streaming import jobs, protocol, room, stream, tracks
+from streaming import jobs, phase, protocol, room, stream, tracks
 from streaming.playback import playback_of
 from streaming.storage import LocalStorage
 
 router = APIRouter(include_in_schema=False)
-PLAYING = frozenset({"premiere", "vod"})
+PLAYING = phase.PLAYING
 # streaming.api_live sets it when a viewer joins (pages may not import a router; a test checks).
 VIEWER_COOKIE = "kaifang_viewer"
 
@@ -149,11 +149,9 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
         return _not_found(request, missing)
     now = utcnow()
     card = session_cards(db, [event], unit_directory(db))[0]
-    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
-    counting_to = premiere or event.starts_at
+    counting_to = phase.counts_to(event)
     # A broadcast may go 直播中 before its premiere: the countdown runs on to the premiere.
-    upcoming = now < counting_to and (card["status"] == "published" or
-                                      premiere is not None and card["status"] == "live")
+    upcoming = phase.counting_down(event, now)
     live = live_context(db, request, event)
     state = player["playback"]["state"]
     # After the session the panel replays its comments at their video time (static/js/replay.js);
@@ -161,7 +159,8 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     replay = state == "vod" and live["shown"] and not live["open"]
     return render(request, "portal/room.html", section="", e=card, **player,
                   playing=state in PLAYING,
-                  counting_to=counting_to.isoformat(), premiere=premiere is not None,
+                  counting_to=counting_to.isoformat(),
+                  premiere=phase.premiere_of(event) is not None,
                   countdown=countdown_text(counting_to - now) if upcoming else "",
                   server_now=now.isoformat(timespec="seconds"), live=live, replay=replay,
                   danmaku=replay or (state == "premiere" and live["open"]),

@@ -19,6 +19,7 @@ from sqlmodel.sql.expression import Select
 from events.models import CohostState, Event, EventCohost, EventKind, EventStatus, Unit
 from events.sessions import PUBLIC_STATUSES
 from events.timeutil import LOCAL_TZ, as_utc, local
+from streaming import phase
 from streaming.models import Recording
 
 HELD = (EventStatus.ended, EventStatus.archived)
@@ -141,8 +142,9 @@ def entries(db: Session, query: ArchiveQuery, now: datetime) -> list[ArchiveEntr
 
 def _may_be_archived(event: Event, now: datetime) -> bool:
     """The part of the rule the row alone decides: held, or a premiere that has begun."""
-    if event.kind == EventKind.broadcast and event.premiere_at is not None:
-        return event.premiere_at <= now
+    premiere = phase.premiere_of(event)
+    if premiere is not None:
+        return premiere <= now
     return event.status in HELD
 
 

@@ -25,9 +25,8 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from events import sessions
-from events.models import Event, EventStatus
-from streaming import jobs
+from events.models import Event
+from streaming import jobs, phase
 from streaming.models import Recording
 from streaming.playback import playback_of
 from streaming.storage import Storage
@@ -38,7 +37,6 @@ KEY = re.compile(r"(?P<event>[0-9]{1,10})-(?P<recording>[0-9]{1,10})-[0-9a-f]{8,
 _PART = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 NAME = re.compile(rf"(?:{_PART}/)?{_PART}")
 MAX_ID = 2**31 - 1
-PLAYING = frozenset({"premiere", "vod"})
 # Segments beyond the server's position that a premiere's playlist already lists.
 LEAD_SEGMENTS = 2
 # How long one process trusts what the database said about a key: a withdrawn session's or a
@@ -103,14 +101,13 @@ def playback_state(playing: Playing, storage: Storage, now: datetime) -> str:
 
 
 def public_may_fetch(playing: Playing, state: str) -> bool:
-    event = playing.event
-    return sessions.is_public(event) and event.status != EventStatus.cancelled \
-        and state in PLAYING
+    return phase.public_sees(playing.event, state)
 
 
 def premiere_position(playing: Playing, now: datetime) -> float:
-    premiere = playing.event.premiere_at
-    return (now - premiere).total_seconds() if premiere is not None else 0.0
+    """Seconds into the premiere (called while the playback is `premiere`)."""
+    position = phase.premiere_position(playing.event, now, playing.recording.duration_s)
+    return position if position is not None else 0.0
 
 
 class MediaGate:

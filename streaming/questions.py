@@ -7,7 +7,8 @@ collected before, answers published after"), it is voted for, and it keeps its a
 
 - The window: questions and votes are taken from the session's publication until it ends
   (published, before `ends_at`; or live, however late), unless a host closed the room
-  (LiveRoom.closed) — otherwise 409 `questions_closed`. A session the public cannot see is 404.
+  (LiveRoom.closed; the rule is streaming.phase's) — otherwise 409 `questions_closed`. A
+  session the public cannot see is 404.
 - The same gates as the room's messages, from the same modules: a banned viewer is refused
   (403 `banned`, streaming.bans), control characters go, at most texts.MAX_TEXT characters
   (`too_long`), no blocked word (`blocked_word`, streaming.texts), one message or question per
@@ -51,10 +52,10 @@ from sqlmodel import Session, col, select
 from events import audit, permissions, sessions
 from events.errors import Conflict, Invalid, NotFound
 from events.locking import lock_event
-from events.models import Event, EventKind, EventStatus, Moderation, StaffUser
+from events.models import Event, Moderation, StaffUser
 from events.timeutil import iso_local, utcnow
 from events.units import clean_text
-from streaming import bans, jobs, pace, protocol, texts
+from streaming import bans, jobs, pace, phase, protocol, texts
 from streaming.models import LiveRoom, Question, QuestionVote, Viewer
 
 PUBLIC_STATES: tuple[str, ...] = ("approved", "shortlisted", "answering", "answered")
@@ -88,12 +89,9 @@ def actions_of(state: str) -> tuple[str, ...]:
 
 def is_open(event: Event, live_room: LiveRoom | None, now: datetime) -> bool:
     """Questions are taken from publication until the session ends, unless a host closed the
-    room."""
-    if live_room is not None and live_room.closed:
-        return False
-    if event.status == EventStatus.live:
-        return True
-    return event.status == EventStatus.published and now < event.ends_at
+    room (streaming.phase.takes_questions)."""
+    return phase.takes_questions(phase.phase_of(event, now),
+                                 live_room is not None and live_room.closed)
 
 
 def _require_open(db: Session, event: Event, now: datetime) -> None:
@@ -265,14 +263,13 @@ def _runner_question(db: Session, actor: StaffUser, question_id: int) -> tuple[Q
 def video_position(db: Session, event: Event, now: datetime) -> float | None:
     """Seconds into the video now, when the server knows it: a premiere's position (the live
     stream has no position the server keeps yet)."""
-    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
+    premiere = phase.premiere_of(event)
     if premiere is None or now < premiere or event.id is None:
         return None
     recording = jobs.published(db, event.id)
-    position = (now - premiere).total_seconds()
-    if recording is None or position >= recording.duration_s:
-        return None
-    return round(position, 1)
+    position = phase.premiere_position(event, now,
+                                       recording.duration_s if recording is not None else None)
+    return None if position is None else round(position, 1)
 
 
 def _mark_answered(db: Session, question: Question, event: Event, actor: StaffUser,

@@ -13,9 +13,9 @@ from sqlmodel import Session, col, select
 from events import audit, permissions, sessions
 from events.errors import Invalid
 from events.locking import lock_event
-from events.models import Event, EventKind, EventStatus, Moderation, StaffUser
+from events.models import Event, Moderation, StaffUser
 from events.timeutil import utcnow
-from streaming import protocol
+from streaming import phase, protocol
 from streaming.models import LiveMessage, LiveRoom
 from streaming.stream import room_of
 
@@ -23,14 +23,9 @@ MAX_SLOW_MODE_S = 600
 
 
 def is_open(event: Event, room: LiveRoom | None, now: datetime) -> bool:
-    """Messages are taken while the session is live, or while its premiere plays."""
-    if room is not None and room.closed:
-        return False
-    if event.status == EventStatus.live:
-        return True
-    premiere = event.premiere_at if event.kind == EventKind.broadcast else None
-    return premiere is not None and event.status in (EventStatus.published, EventStatus.live) \
-        and premiere <= now < event.ends_at
+    """Messages are taken while the session is live, or while its premiere plays, unless a host
+    closed the room (streaming.phase.takes_messages)."""
+    return phase.takes_messages(phase.phase_of(event, now), room is not None and room.closed)
 
 
 def room_public(event: Event, found: LiveRoom | None, now: datetime | None = None
