@@ -49,7 +49,6 @@ from events.models import Event, EventKind, EventStatus
 
 PLAYING = frozenset({"premiere", "vod"})
 NOT_PUBLIC = frozenset({EventStatus.draft, EventStatus.pending_review})
-OVER = frozenset({EventStatus.ended, EventStatus.archived})
 
 
 class Phase(StrEnum):
