@@ -44,9 +44,7 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent, now: datetime | None 
                             created_at=message.created_at, decided_at=message.decided_at)
         db.add(question)
         db.flush()
-        shown = questions.changed_frames([question])
-        frames.room += shown.room
-        frames.hosts += shown.hosts
+        frames.extend(questions.changed_frames([question]))
     return message, frames
 
 
@@ -63,9 +61,7 @@ def moderate(db: Session, actor: StaffUser, message_id: int, action: str,
         question.decided_at, question.decided_by = now, actor.id
         db.add(question)
         db.flush()
-        shown = questions.changed_frames([question])
-        frames.room += shown.room
-        frames.hosts += shown.hosts
+        frames.extend(questions.changed_frames([question]))
     return message, frames
 
 

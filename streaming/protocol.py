@@ -85,6 +85,10 @@ class Frames:
     room: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
 
+    def extend(self, more: Frames) -> None:
+        self.room += more.room
+        self.hosts += more.hosts
+
 
 def encode(frame_type: str, **fields: Any) -> str:
     """A frame as the wire carries it (the type first, UTF-8 text, no spaces)."""

@@ -54,7 +54,6 @@ from events.errors import Conflict, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, Moderation, StaffUser
 from events.timeutil import iso_local, utcnow
-from events.units import clean_text
 from streaming import bans, jobs, pace, phase, protocol, texts
 from streaming.models import LiveRoom, Question, QuestionVote, Viewer
 
@@ -363,12 +362,7 @@ def write_answer(db: Session, actor: StaffUser, question_id: int, text: str,
     """The official answer (官方回复) to a public question, shown with it; an open question
     becomes answered. Written again, it replaces the last. Flushes."""
     now = now or utcnow()
-    text = clean_text(text, "text", multiline=True).strip()
-    if not text:
-        raise Invalid("empty", "write the answer", field="text")
-    if len(text) > MAX_ANSWER:
-        raise Invalid(protocol.TOO_LONG, f"at most {MAX_ANSWER} characters", field="text",
-                      max_length=MAX_ANSWER)
+    text = texts.checked(db, text, words=False, limit=MAX_ANSWER)
     _found, event = _runner_question(db, actor, question_id)
     lock_event(db, event.id or 0)
     question = db.get(Question, question_id, populate_existing=True)

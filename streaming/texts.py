@@ -17,15 +17,15 @@ MAX_TEXT = 300
 MAX_WORDS = 500
 
 
-def checked(db: Session, text: str, *, words: bool = True) -> str:
+def checked(db: Session, text: str, *, words: bool = True, limit: int = MAX_TEXT) -> str:
     """The text as stored: control characters gone, trimmed; 422 `empty`, `too_long` (more than
-    MAX_TEXT characters) or `blocked_word` (unless `words` is False: a host's own reply)."""
+    `limit` characters) or `blocked_word` (unless `words` is False: a host's own words)."""
     text = clean_text(text, "text", multiline=True).strip()
     if not text:
         raise Invalid("empty", "say something", field="text")
-    if len(text) > MAX_TEXT:
-        raise Invalid(protocol.TOO_LONG, f"at most {MAX_TEXT} characters", field="text",
-                      max_length=MAX_TEXT)
+    if len(text) > limit:
+        raise Invalid(protocol.TOO_LONG, f"at most {limit} characters", field="text",
+                      max_length=limit)
     if words and contains_blocked_word(db, text):
         raise Invalid(protocol.BLOCKED_WORD, "the text holds a word this room does not take",
                       field="text")

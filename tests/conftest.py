@@ -260,13 +260,18 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Replaces the app's utcnow in every module that holds it (`from … import utcnow`), so a
     test moves time on instead of sleeping. Signed tokens keep their own clock (time.time)."""
     clock = Clock(datetime.now(UTC))
+    replace_utcnow(monkeypatch, clock)
+    return clock
+
+
+def replace_utcnow(monkeypatch: pytest.MonkeyPatch, clock: Any) -> None:
+    """Every app module's `utcnow` (each holds its own: `from … import utcnow`) becomes `clock`."""
     for name, module in list(sys.modules.items()):
         if name.split(".")[0] not in APP_PACKAGES:
             continue
         found = getattr(module, "utcnow", None)
         if callable(found) and getattr(found, "__module__", "").split(".")[0] in APP_PACKAGES:
             monkeypatch.setattr(module, "utcnow", clock)
-    return clock
 
 
 def _free_port() -> int:

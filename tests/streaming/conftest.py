@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP_PACKAGES
+from tests.conftest import replace_utcnow
 
 
 def _ffmpeg(*args: str) -> None:
@@ -60,10 +59,5 @@ class Ticking:
 def ticking(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ticking]:
     """Like tests/conftest.py's `clock`, but running: a premiere's position moves on."""
     clock = Ticking()
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] not in APP_PACKAGES:
-            continue
-        found = getattr(module, "utcnow", None)
-        if callable(found) and getattr(found, "__module__", "").split(".")[0] in APP_PACKAGES:
-            monkeypatch.setattr(module, "utcnow", clock)
+    replace_utcnow(monkeypatch, clock)
     yield clock
