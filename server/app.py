@@ -25,6 +25,7 @@ from server.worker import BackgroundWorker
 from streaming import api as streaming_api
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
+from streaming import api_tracks as streaming_tracks
 from streaming.broker import RedisBroker, broker_for
 from streaming.storage import LocalStorage
 
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(api_compliance.router)
     app.include_router(streaming_api.router)
     app.include_router(streaming_api.media)
+    app.include_router(streaming_tracks.router)
+    app.include_router(streaming_tracks.media)
     app.include_router(streaming_live.router)
     app.include_router(streaming_questions.router)
 

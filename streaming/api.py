@@ -14,7 +14,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Form, Path, Request, Response, UploadFile
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import update
@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from events import permissions, sessions
 from events.errors import Conflict, Invalid, NotFound
 from events.models import Event, StaffUser
-from events.schemas import answer, answers
+from events.schemas import answer
 from events.timeutil import utcnow
 from server.caching import PRIVATE
 from server.config import Settings
@@ -39,7 +39,7 @@ from server.deps import (
     require_staff,
 )
 from server.security import Signer
-from streaming import jobs, tracks, transcode, upload_room
+from streaming import jobs, transcode, upload_room
 from streaming.media import (
     MEDIA_TYPES,
     MediaGate,
@@ -53,10 +53,10 @@ from streaming.media import (
     released,
     valid_name,
 )
-from streaming.models import Recording, Upload
+from streaming.models import Upload
 from streaming.playback import playback_of
 from streaming.probe import probe
-from streaming.schemas import JobCreated, JobPublic, PlaybackPublic, TrackPublic, UploadPublic
+from streaming.schemas import JobCreated, JobPublic, PlaybackPublic, UploadPublic
 from streaming.storage import LocalStorage
 from streaming.uploads import MAX_DIGITS, TooLarge, parse_offset, receive_chunk, receive_multipart
 
@@ -270,57 +270,6 @@ def job_state(job_id: Id, db: SessionDep, user: StaffDep) -> JobPublic:
     if not permissions.may_run(db, user, event):
         raise NotFound("job_not_found", f"no job with id {job_id}")
     return answer(JobPublic, jobs.job_public(job))
-
-
-# ---- captions and chapters ------------------------------------------------------------------
-
-@router.post("/events/{event_id}/tracks", status_code=201, responses=error_responses(409))
-def attach_track(event_id: Id, db: SessionDep, user: StaffDep, file: UploadFile,
-                 kind: Annotated[str, Form(max_length=20)] = "captions",
-                 language: Annotated[str, Form(max_length=20)] = "zh",
-                 label: Annotated[str, Form(max_length=100)] = "") -> TrackPublic:
-    """Captions (WebVTT or SRT) or chapters for the session's recording that plays."""
-    event = sessions.get_visible_event(db, event_id, user)
-    permissions.require_owner(user, event)
-    recording = jobs.published(db, event_id)
-    if recording is None or recording.id is None:
-        raise Conflict("no_recording", "the session has no published recording yet")
-    raw = file.file.read(tracks.MAX_TRACK_BYTES + 1)
-    return answer(TrackPublic,
-                  tracks.track_public(tracks.attach(db, recording.id, kind, language, label, raw)))
-
-
-@router.get("/events/{event_id}/tracks")
-def list_tracks(event_id: Id, db: SessionDep, viewer: OptionalStaffDep) -> list[TrackPublic]:
-    sessions.get_visible_event(db, event_id, viewer)
-    recording = jobs.published(db, event_id)
-    if recording is None or recording.id is None:
-        return []
-    return answers(TrackPublic,
-                   [tracks.track_public(t) for t in tracks.of_recording(db, recording.id)])
-
-
-@router.delete("/tracks/{track_id}", status_code=204)
-def remove_track(track_id: Id, db: SessionDep, user: StaffDep) -> Response:
-    track = tracks.get_track(db, track_id)
-    recording = db.get(Recording, track.recording_id)
-    assert recording is not None
-    permissions.require_owner(user, sessions.get_visible_event(db, recording.event_id, user))
-    db.delete(track)
-    return Response(status_code=204)
-
-
-@media.get("/media/tracks/{track_id}.vtt", include_in_schema=False)
-def track_file(track_id: int, db: SessionDep, viewer: OptionalStaffDep) -> Response:
-    track = tracks.get_track(db, track_id)
-    recording = db.get(Recording, track.recording_id)
-    assert recording is not None
-    event = sessions.get_visible_event(db, recording.event_id, viewer)
-    withdrawn = event.status in jobs.NO_RECORDING  # its captions go with its recording
-    if withdrawn and not (viewer and permissions.may_run(db, viewer, event)):
-        raise _no_media()
-    return Response(track.body, media_type="text/vtt; charset=utf-8",
-                    headers={"Cache-Control": SHORT})
 
 
 # ---- playback -------------------------------------------------------------------------------
