@@ -4,9 +4,8 @@
 // (a message, a take-down, a pin) carries the room's next position: a frame that is not the
 // next one means something was lost, and the page re-reads from its own position (so it does
 // every 15 s as well); it reconnects by itself with backoff from that position, so nothing is
-// lost or doubled. The list opens at the newest; a reader who scrolled up gets a "N new
-// messages" button instead of being moved. Every text goes in as textContent: markup in a
-// message shows as the characters typed.
+// lost or doubled. The list itself (newest first in view, pins, older pages) is
+// live_list.js's. Every text goes in as textContent: markup in a message shows as typed.
 (function () {
   "use strict";
   var panel = document.getElementById("live");
@@ -15,12 +14,9 @@
   var text = JSON.parse(panel.dataset.text);
   var eventId = panel.dataset.eventId;
   var maxText = parseInt(panel.dataset.max, 10);
-  var lastSeq = parseInt(panel.dataset.lastSeq, 10) || 0;
   var lastPos = parseInt(panel.dataset.lastPos, 10) || 0; // the stream's, shown up to here
   var CHECK_MS = 15000; // the safety check: anything missed since lastPos?
   var PAGE = 200;
-  var list = panel.querySelector(".live-list");
-  var empty = panel.querySelector(".live-empty");
   var announce = panel.querySelector(".live-announce");
   var state = panel.querySelector(".live-state");
   var notice = panel.querySelector(".live-notice");
@@ -37,25 +33,7 @@
   watching.className = "live-watching muted";
   watching.hidden = true;
   panel.querySelector("h2").insertAdjacentElement("afterend", watching);
-  // The message a host pinned, on top of the list (the latest pin shows).
-  var pinBar = document.createElement("p");
-  pinBar.className = "live-pin-bar";
-  pinBar.hidden = true;
-  list.parentNode.insertBefore(pinBar, list);
-  // "N new messages" below the list, while the reader is scrolled up.
-  var unseen = 0;
-  var pill = document.createElement("button");
-  pill.type = "button";
-  pill.className = "live-new";
-  pill.hidden = true;
-  list.insertAdjacentElement("afterend", pill);
-  // The page opens with the room's last page: older messages a page at a time, on request.
-  var earlier = document.createElement("button");
-  earlier.type = "button";
-  earlier.className = "live-earlier";
-  earlier.textContent = text.earlier;
-  list.parentNode.insertBefore(earlier, list);
-
+  var room = window.KaifangLiveList(panel, text, eventId); // the messages (live_list.js)
   var token = ""; // from this page's join; after a reload the httponly cookie names the viewer
   var socket = null;
   var attempt = 0;
@@ -92,133 +70,19 @@
     }, 800);
   }
 
-  function span(className, words) {
-    var node = document.createElement("span");
-    node.className = className;
-    node.textContent = words;
-    return node;
-  }
-
-  function item(message) {
-    var li = document.createElement("li");
-    li.className = "live-item" + (message.kind === "reply" ? " live-reply" : "");
-    li.dataset.id = message.id;
-    li.dataset.seq = message.seq;
-    if (message.kind === "reply") {
-      // 官方回复 under the unit's name, after a quote of what it answers (when it is shown).
-      li.appendChild(span("live-official", text.official));
-      li.appendChild(document.createTextNode(" "));
-      var asked = message.reply_to &&
-        list.querySelector('[data-id="' + String(parseInt(message.reply_to, 10)) + '"]');
-      if (asked) {
-        var quote = document.createElement("p");
-        quote.className = "live-quote";
-        var words = asked.querySelector(".live-text").textContent;
-        quote.textContent = fill(text.replyTo, {
-          author: asked.querySelector(".live-author").textContent,
-          text: words.length > 40 ? words.slice(0, 40) + "…" : words});
-        li.appendChild(quote);
-      }
-    }
-    var author = document.createElement("span");
-    author.className = "live-author";
-    author.textContent = message.author;
-    li.appendChild(author);
-    if (message.registered) {
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(span("live-registered", text.registered));
-    }
-    if (message.kind === "question") {
-      var kind = document.createElement("span");
-      kind.className = "live-kind";
-      kind.textContent = text.question;
-      li.appendChild(document.createTextNode(" "));
-      li.appendChild(kind);
-    }
-    var body = document.createElement("p");
-    body.className = "live-text";
-    body.textContent = message.text;
-    li.appendChild(body);
-    return li;
-  }
-
-  function atBottom() {
-    return list.scrollTop + list.clientHeight >= list.scrollHeight - 40;
-  }
-
-  function toBottom() {
-    list.scrollTop = list.scrollHeight;
-    unseen = 0;
-    pill.hidden = true;
-  }
-
-  // In seq order, once each: two approvals may reach the page in either order. `quiet`: one
-  // of the room's last page (a reset), not news: no announcement, no 弹幕, no button.
+  // A message for the list; `quiet`: one of the room's last page (a reset), not news: no
+  // announcement, no 弹幕, no button.
   function addComment(message, quiet) {
     decided(message.id, ""); // approved: no longer "waits for a host"
-    if (typeof message.seq !== "number" ||
-        list.querySelector('[data-seq="' + message.seq + '"]')) return; // shown already
-    lastSeq = Math.max(lastSeq, message.seq);
-    var nearBottom = atBottom();
-    var later = Array.prototype.find.call(list.children, function (other) {
-      return parseInt(other.dataset.seq, 10) > message.seq;
-    });
-    list.insertBefore(item(message), later || null);
-    empty.hidden = true;
-    if (nearBottom) {
-      toBottom();
-    } else if (!later && !quiet) {
-      unseen += 1;
-      pill.textContent = fill(text.unseen, {count: unseen});
-      pill.hidden = false;
-    }
-    if (quiet) return;
+    if (!room.add(message, quiet) || quiet) return;
     announceLatest(message);
     // replay.js flies it over the video during a premiere.
     panel.dispatchEvent(new CustomEvent("live:comment", {detail: message}));
   }
 
-  function firstSeq() {
-    var first = list.firstElementChild;
-    return first ? parseInt(first.dataset.seq, 10) : lastSeq + 1;
-  }
-
-  function showEarlier() {
-    earlier.hidden = firstSeq() <= 1;
-  }
-
-  // The page before the first shown, on top, the reader's place in the list kept.
-  function loadEarlier() {
-    var before = firstSeq();
-    earlier.disabled = true;
-    fetch("/api/events/" + eventId + "/comments?before=" + before + "&limit=" + PAGE,
-          {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (response) { return response.ok ? response.json() : []; })
-      .then(function (messages) {
-        var height = list.scrollHeight;
-        var fragment = document.createDocumentFragment();
-        messages.forEach(function (message) {
-          if (!list.querySelector('[data-seq="' + message.seq + '"]')) {
-            var li = item(message);
-            li.classList.toggle("live-pinned", !!message.pinned);
-            fragment.appendChild(li);
-          }
-        });
-        list.insertBefore(fragment, list.firstElementChild);
-        list.scrollTop += list.scrollHeight - height;
-        empty.hidden = list.children.length > 0;
-        if (!messages.length) earlier.hidden = true; else showEarlier();
-      })
-      .catch(function () { /* the button stays: try again */ })
-      .then(function () { earlier.disabled = false; });
-  }
-
   function removeComment(id) {
     decided(id, text.rejected);
-    var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
-    if (found) found.parentNode.removeChild(found);
-    empty.hidden = list.children.length > 0;
-    showPinned();
+    room.remove(id);
   }
 
   // A change of the room's stream (comment, removed, pinned), in the order of its position.
@@ -235,7 +99,7 @@
     }
     if (frame.type === "comment") addComment(frame);
     else if (frame.type === "removed") removeComment(frame.id);
-    else if (frame.type === "pinned") pin(frame.id, frame.pinned !== false);
+    else if (frame.type === "pinned") room.pin(frame.id, frame.pinned !== false);
   }
 
   // Re-reads the changes after the page's own position, a page at a time.
@@ -256,25 +120,6 @@
         catching = false;
         if (again || full) { again = false; catchUp(); }
       });
-  }
-
-  function pin(id, pinned) {
-    var found = list.querySelector('[data-id="' + String(parseInt(id, 10)) + '"]');
-    if (found) found.classList.toggle("live-pinned", pinned);
-    showPinned();
-  }
-
-  function showPinned() {
-    var pinned = list.querySelectorAll(".live-pinned");
-    var latest = pinned.length ? pinned[pinned.length - 1] : null;
-    pinBar.hidden = !latest;
-    pinBar.textContent = "";
-    if (!latest) return;
-    pinBar.appendChild(span("live-pin-label", text.pinned));
-    pinBar.appendChild(document.createTextNode(" "));
-    pinBar.appendChild(span("live-author", latest.querySelector(".live-author").textContent));
-    pinBar.appendChild(document.createTextNode("："));
-    pinBar.appendChild(span("live-pin-text", latest.querySelector(".live-text").textContent));
   }
 
   // A host closed or reopened the room, set slow mode or switched moderation.
@@ -298,7 +143,7 @@
   function url() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     // From the page's own position: every change since comes, in order.
-    var query = "after=" + lastSeq + "&pos=" + lastPos +
+    var query = "after=" + room.lastSeq() + "&pos=" + lastPos +
       (token ? "&token=" + encodeURIComponent(token) : "");
     return scheme + window.location.host + "/ws/events/" + eventId + "?" + query;
   }
@@ -323,18 +168,11 @@
         attempt = 0;
         showState("");
         setReady(true);
-        if (frame.reset) {
-          // Too far behind (or new): the room's last page follows; what is shown goes.
-          list.textContent = "";
+        if (frame.reset) { // too far behind (or new): the room's last page follows
+          room.reset(frame.first_seq);
           lastPos = frame.last_pos;
-          earlier.hidden = !(frame.first_seq > 1);
         }
-        var pinned = {};
-        (frame.pinned || []).forEach(function (id) { pinned[id] = true; });
-        Array.prototype.forEach.call(list.children, function (li) {
-          li.classList.toggle("live-pinned", !!pinned[li.dataset.id]);
-        });
-        showPinned();
+        room.pinOnly(frame.pinned);
         if (frame.viewer === null && joinForm.hidden) {
           // The pass went out of date since the page was made: watch, and ask for a nickname.
           sendForm.hidden = true;
@@ -496,13 +334,8 @@
       start(event.detail.nickname);
     }
   });
-  pill.addEventListener("click", toBottom);
-  earlier.addEventListener("click", loadEarlier);
-  showEarlier();
-  list.addEventListener("scroll", function () { if (atBottom()) toBottom(); }, {passive: true});
   window.setInterval(function () { if (!document.hidden) catchUp(); }, CHECK_MS);
   count();
-  toBottom(); // the newest first in view
   if (joinForm.dataset.done === "1") {
     start("");
   } else {
