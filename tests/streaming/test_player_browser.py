@@ -55,6 +55,8 @@ def test_a_recording_plays_with_our_controls_captions_and_chapters_on_a_phone(
         # One bar: ours. The browser's controls would show a second one and act on keys too.
         assert _video(page, "controls") is False
         assert page.locator("input[type=range]:visible").count() == 1
+        # Its length shows before it plays (the 12 s clip), not only once time moves.
+        assert page.locator(".player-time").inner_text() == "0:00 / 0:12"
         page.evaluate(WATCH_VIDEO)
         video.click()  # plays, and the keys now go to the player
         page.wait_for_function("() => document.querySelector('video').currentTime > 1.5",

@@ -213,10 +213,15 @@
       video.addEventListener(name, showState);
     });
     if (timeShown) {
-      video.addEventListener("timeupdate", function () {
+      // The length shows before playing too (0:00 / 0:24), not only once time moves.
+      var showTime = function () {
         var total = duration || (isFinite(video.duration) ? video.duration : 0);
         timeShown.textContent = mmss(video.currentTime) + (total ? " / " + mmss(total) : "");
+      };
+      ["timeupdate", "durationchange"].forEach(function (name) {
+        video.addEventListener(name, showTime);
       });
+      showTime();
     }
     showState();
   }
