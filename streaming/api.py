@@ -17,8 +17,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
+from starlette.requests import ClientDisconnect
 
 from events import permissions, sessions
 from events.errors import Conflict, Invalid, NotFound
@@ -112,9 +113,11 @@ def _make_room(request: Request, db: Session, size: int, user: StaffUser | None 
                           max_open=settings.max_open_uploads if user else None)
 
 
-async def _accept(request: Request, event_id: int, file: FilePath, size: int) -> JobCreated:
+async def _accept(request: Request, event_id: int, file: FilePath, size: int, *,
+                  keep_unless_invalid: bool = False) -> JobCreated:
     """Probes the file on disk (in a thread) and queues its job; the file moves to the store's
-    sources. Anything refused is deleted."""
+    sources. A file refused is deleted; with `keep_unless_invalid` (a resumable upload, whose
+    bytes took long to send) only one that is not a recording, so a retry can finish it."""
     storage = _storage(request)
     try:
         if size == 0:
@@ -125,13 +128,20 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int) ->
             user, event = _uploader(request, db, event_id)
             recording, job = jobs.enqueue(db, user, event, source, size)
             assert recording.id is not None and job.id is not None
-            storage.keep_source(file, recording.id)
+            try:
+                storage.keep_source(file, recording.id)
+            except FileNotFoundError:  # another request (another process) took it first
+                raise Conflict("upload_busy", "another request is finishing this upload") from None
             return job.id
 
         job_id = await in_own_session(request, queue)
         transcode.wake()  # committed: this process's transcoder takes it now
+    except Invalid:
+        storage.discard_upload(file)
+        raise
     finally:
-        storage.discard_upload(file)  # gone already when kept
+        if not keep_unless_invalid:
+            storage.discard_upload(file)  # gone already when kept
     return answer(JobCreated, {"job_id": job_id})
 
 
@@ -224,42 +234,65 @@ async def upload_chunk(token: UploadToken, request: Request) -> Response:
     lock = _upload_locks.setdefault(upload.id, asyncio.Lock())
     if lock.locked():
         raise Conflict("upload_busy", "another request is sending this upload")
-    async with lock:
-        target = _storage(request).root / "uploads" / upload.path
-        received = await receive_chunk(request.stream(), target, offset, upload.size_bytes)
-
-        def record(db: Session) -> int:
-            moved = db.execute(update(Upload).where(col(Upload.id) == upload.id,
-                                                    col(Upload.received) == offset)
-                               .values(received=received, updated_at=utcnow())
-                               .returning(col(Upload.id))).first()
-            if moved is None:
-                raise Conflict("offset_mismatch", "the upload moved on meanwhile")
-            return received
-
-        await in_own_session(request, record)
-    _upload_locks.pop(upload.id, None)
+    try:
+        async with lock:
+            received = await _receive(request, upload, offset)
+    finally:
+        _upload_locks.pop(upload.id, None)
     return Response(status_code=204, headers={"Upload-Offset": str(received)})
+
+
+async def _receive(request: Request, upload: Upload, offset: int) -> int:
+    """The chunk on disk, then its new offset in the database (if nobody moved it meanwhile)."""
+    target = _storage(request).root / "uploads" / upload.path
+    try:
+        received = await receive_chunk(request.stream(), target, offset, upload.size_bytes)
+    except ClientDisconnect:  # the phone went away: it sends the chunk again from `offset`
+        raise Invalid("disconnected", "the connection closed before the chunk arrived") from None
+
+    def record(db: Session) -> int:
+        moved = db.execute(update(Upload).where(col(Upload.id) == upload.id,
+                                                col(Upload.received) == offset)
+                           .values(received=received, updated_at=utcnow())
+                           .returning(col(Upload.id))).first()
+        if moved is None:
+            raise Conflict("offset_mismatch", "the upload moved on meanwhile")
+        return received
+
+    return int(await in_own_session(request, record))
 
 
 @router.post("/uploads/{token}/recording", status_code=202,
              responses=error_responses(401, 403, 409, 422))
 async def finish_upload(token: UploadToken, request: Request) -> JobCreated:
-    """A complete upload becomes the session's recording: 202 {job_id}, as the whole upload."""
-    upload = await in_own_session(request, lambda db: _own_upload(request, db, token))
-    if upload.job_id is not None:
-        return answer(JobCreated, {"job_id": upload.job_id})  # a double click: the same job
-    if upload.received != upload.size_bytes:
-        raise Conflict("upload_incomplete", "the upload is not complete",
-                       offset=upload.received, size=upload.size_bytes)
-    target = _storage(request).root / "uploads" / upload.path
-    created = await _accept(request, upload.event_id, target, upload.received)
+    """A complete upload becomes the session's recording: 202 {job_id}, as the whole upload.
+    Clicks that come together are taken one at a time: the later ones get the same job. A file
+    that is not a recording ends the upload (422, then 404: start again); any other refusal
+    keeps it, to finish later."""
+    first = await in_own_session(request, lambda db: _own_upload(request, db, token))
+    assert first.id is not None
+    async with _upload_locks.setdefault(first.id, asyncio.Lock()):
+        upload = await in_own_session(request, lambda db: _own_upload(request, db, token))
+        if upload.job_id is not None:
+            return answer(JobCreated, {"job_id": upload.job_id})  # a double click: the same job
+        if upload.received != upload.size_bytes:
+            raise Conflict("upload_incomplete", "the upload is not complete",
+                           offset=upload.received, size=upload.size_bytes)
+        target = _storage(request).root / "uploads" / upload.path
+        try:
+            created = await _accept(request, upload.event_id, target, upload.received,
+                                    keep_unless_invalid=True)
+        except Invalid:
+            await in_own_session(request, lambda db: db.execute(
+                delete(Upload).where(col(Upload.id) == upload.id)))
+            raise
 
-    def link(db: Session) -> None:
-        db.execute(update(Upload).where(col(Upload.id) == upload.id)
-                   .values(job_id=created.job_id, updated_at=utcnow()))
+        def link(db: Session) -> None:
+            db.execute(update(Upload).where(col(Upload.id) == upload.id)
+                       .values(job_id=created.job_id, updated_at=utcnow()))
 
-    await in_own_session(request, link)
+        await in_own_session(request, link)
+    _upload_locks.pop(first.id, None)
     return created
 
 

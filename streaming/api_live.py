@@ -62,7 +62,7 @@ class BanIn(BaseModel):
     viewer_id: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field(min_length=1, max_length=200)
     # A timeout (streaming.bans.TIMEOUT_MINUTES); none: for the rest of the session.
-    minutes: int | None = Field(default=None, ge=1, le=60)
+    minutes: int | None = Field(default=None, ge=5, le=10)  # 5 or 10 (streaming.bans)
 
 
 def _broker(app: Any) -> Broker:

@@ -82,8 +82,12 @@ def ban(db: Session, actor: StaffUser, event_id: int, viewer_id: int, reason: st
     viewer = db.get(Viewer, viewer_id) if 0 < viewer_id <= MAX_ID else None
     if viewer is None or viewer.event_id != event_id:
         raise NotFound("viewer_not_found", f"no viewer {viewer_id} in this room")
-    viewer.banned_at, viewer.ban_reason = now, reason
-    viewer.banned_until = now + timedelta(minutes=minutes) if minutes else None
+    until = now + timedelta(minutes=minutes) if minutes else None
+    running = viewer.banned_at is not None and (viewer.banned_until is None
+                                                or viewer.banned_until > now)
+    if running and (viewer.banned_until is None or (until and until <= viewer.banned_until)):
+        until = viewer.banned_until  # a second host's shorter timeout never shortens a ban
+    viewer.banned_at, viewer.ban_reason, viewer.banned_until = now, reason, until
     db.add(viewer)
     removed, frames = [], protocol.Frames()
     for message in db.exec(select(LiveMessage).where(

@@ -201,7 +201,10 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL (`http://[::1`): an origin that is nobody's
+        return "", "", -1
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     try:
         port = parts.port or {"http": 80, "https": 443}.get(scheme)

@@ -62,6 +62,18 @@ def test_a_timeout_ends_after_its_minutes(client, staff, db, clock):
                        json={"nickname": "新号"}).status_code == 201
 
 
+def test_a_second_hosts_timeout_never_shortens_a_ban(client, staff, db, clock):
+    event_id = _live_session(staff, db, moderation="post")
+    host = staff("host")
+    assign_hosts(db, event_id)
+    troll = _join(client, event_id, "捣乱")
+    assert _ban(host, event_id, troll["viewer_id"]).status_code == 201
+    assert _ban(host, event_id, troll["viewer_id"], minutes=5).status_code == 201
+    clock.advance(timedelta(minutes=6))
+    refused = _ask(client, event_id, troll["viewer_token"], "我又来了")
+    assert (refused.status_code, refused.json()["error"]) == (403, "banned")
+
+
 def test_the_docs_say_the_limits_the_code_keeps():
     protocol_doc = (ROOT / "docs" / "live-protocol.md").read_text(encoding="utf-8")
     readme = re.sub(r"\s+", " ", (ROOT / "README.md").read_text(encoding="utf-8"))

@@ -127,7 +127,7 @@ def test_sockets_of_another_origin_are_refused(room_client, staff, db, live_serv
     event_id = _live_session(staff, db, moderation="post")
     port = int(live_server.rsplit(":", 1)[1])
     for origin in (f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}",
-                   "https://evil.example"):
+                   "https://evil.example", "http://[::1", "http://[abc]"):  # not even URLs
         for host in (False, True):
             with _open(live_server, event_id, origin=origin, host=host) as ws:
                 assert _closed_with(ws) == (4403, "origin"), origin
