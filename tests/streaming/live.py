@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert, select
 from websockets.sync.client import connect
 
 from events.models import Event
+from events.timeutil import utcnow
 from streaming import protocol, room
-from streaming.models import Viewer
+from streaming.models import LiveChange, LiveMessage, LiveRoom, Viewer
 from streaming.transcode import run_one
 from tests.conftest import event_body, publish
 
@@ -146,3 +148,20 @@ def _frame_of(ws: Any, frame_type: str) -> dict[str, Any]:
         frame = _frame(ws)
         if frame["type"] == frame_type:
             return frame
+
+
+def approved_backlog(db: Any, event_id: int, count: int) -> None:
+    """`count` approved messages (旧1, 旧2, …), each at its seq and position, as the room gives
+    them: written at once, for tests of long rooms."""
+    now = utcnow()
+    db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
+        {"event_id": event_id, "kind": "comment", "author": "甲", "text": f"旧{n}",
+         "client_id": "", "state": "approved", "seq": n, "pos": n, "pinned": False,
+         "created_at": now, "address_key": ""} for n in range(1, count + 1)])
+    ids = dict(db.execute(select(LiveMessage.seq, LiveMessage.id).where(  # type: ignore[call-overload]
+        LiveMessage.event_id == event_id)).all())
+    db.execute(insert(LiveChange), [  # type: ignore[arg-type]
+        {"event_id": event_id, "pos": n, "kind": "comment", "message_id": ids[n],
+         "pinned": False} for n in range(1, count + 1)])
+    db.add(LiveRoom(event_id=event_id, last_seq=count, last_pos=count))
+    db.commit()

@@ -8,7 +8,6 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
 from sqlmodel import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -19,7 +18,7 @@ from server.access_log import SocketLineFilter
 from server.app import create_app
 from server.cli import serve_log_config
 from streaming import protocol, room, stream
-from streaming.models import LiveChange, LiveMessage, LiveRoom, Viewer
+from streaming.models import Viewer
 from tests.conftest import REDIS_URL, assign_hosts, serve
 from tests.helpers import registered
 from tests.streaming.live import (
@@ -31,6 +30,7 @@ from tests.streaming.live import (
     _nothing_more,
     _send,
     _socket,
+    approved_backlog,
 )
 
 
@@ -224,18 +224,7 @@ def test_a_long_backlog_is_paged_and_a_late_comer_gets_the_last_page(client, sta
     gets what it missed, in order; one too far behind gets the last page again (`reset`)."""
     event_id = _live_session(staff, db, moderation="post")
     total = stream.LAST_PAGE + stream.REPLAY_MAX + 37
-    now = utcnow()
-    db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
-        {"event_id": event_id, "kind": "comment", "author": "甲", "text": f"第{n}条",
-         "client_id": "", "state": "approved", "seq": n, "pos": n, "pinned": False,
-         "created_at": now, "address_key": ""} for n in range(1, total + 1)])
-    ids = dict(db.execute(select(LiveMessage.seq, LiveMessage.id).where(  # type: ignore[call-overload]
-        LiveMessage.event_id == event_id)).all())
-    db.execute(insert(LiveChange), [  # type: ignore[arg-type]
-        {"event_id": event_id, "pos": n, "kind": "comment", "message_id": ids[n],
-         "pinned": False} for n in range(1, total + 1)])
-    db.add(LiveRoom(event_id=event_id, last_seq=total, last_pos=total))
-    db.commit()
+    approved_backlog(db, event_id, total)
     viewer = _join(client, event_id, "迟到者")
     with _socket(live_server, event_id, viewer["viewer_token"]) as ws:
         hello = _frame(ws)

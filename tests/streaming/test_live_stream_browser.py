@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
-from sqlmodel import select
 from websockets.sync.client import connect
 
-from events.timeutil import utcnow
-from streaming.models import LiveChange, LiveMessage, LiveRoom
 from tests.conftest import assign_hosts
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE
-from tests.streaming.live import TIMEOUT, _frame, _join, _live_session, _send
+from tests.streaming.live import TIMEOUT, _frame, _join, _live_session, _send, approved_backlog
 from tests.streaming.room_pages import TRAP, shows, texts
 
 AT_BOTTOM = "() => { const l = document.querySelector('.live-list');" \
@@ -89,7 +85,7 @@ def test_a_watcher_sees_the_room_from_the_newest_and_misses_nothing(
         assert page.locator(".live-earlier").is_hidden()  # the whole room is shown
         # A long room opens with its last page; older messages come on request, on top.
         longer = _live_session(staff, db, moderation="post")
-        _bulk(db, longer, 230)
+        approved_backlog(db, longer, 230)
         page.goto(f"{live_server}/events/{longer}/live")
         assert len(texts(page)) == 200 and texts(page)[0] == "旧31"
         page.get_by_text("1 人在线").wait_for()
@@ -100,19 +96,3 @@ def test_a_watcher_sees_the_room_from_the_newest_and_misses_nothing(
         assert page.locator(".live-earlier").is_hidden()
     finally:
         context.close()
-
-
-def _bulk(db: Any, event_id: int, count: int) -> None:
-    """`count` approved messages, each at its seq and position, as the room gives them."""
-    now = utcnow()
-    db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
-        {"event_id": event_id, "kind": "comment", "author": "甲", "text": f"旧{n}",
-         "client_id": "", "state": "approved", "seq": n, "pos": n, "pinned": False,
-         "created_at": now, "address_key": ""} for n in range(1, count + 1)])
-    ids = dict(db.execute(select(LiveMessage.seq, LiveMessage.id).where(  # type: ignore[call-overload]
-        LiveMessage.event_id == event_id)).all())
-    db.execute(insert(LiveChange), [  # type: ignore[arg-type]
-        {"event_id": event_id, "pos": n, "kind": "comment", "message_id": ids[n],
-         "pinned": False} for n in range(1, count + 1)])
-    db.add(LiveRoom(event_id=event_id, last_seq=count, last_pos=count))
-    db.commit()
