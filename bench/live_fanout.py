@@ -32,28 +32,23 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
-from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
+from fanout_report import BUSY, Run, ms, report, verdicts
+from fanout_viewers import Generators
 from harness import (
     BIN,
     HOST,
     REQUEST_TIMEOUT_S,
-    describe_code,
-    describe_machine,
     free_port,
     group_cpu,
     server_env,
@@ -62,261 +57,16 @@ from harness import (
     wait_ready,
 )
 from websockets.asyncio.client import connect
-from websockets.client import ClientProtocol
-from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.uri import parse_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "live_fanout.md"
 LOGS = Path(tempfile.gettempdir()) / "kaifang-bench-logs"
 ADMIN, HOST_USER, PASSWORD = "bench-admin", "bench-host", "bench-password-42"
-TARGET_VIEWERS, TARGET_P99_S, TARGET_RATIO = 3000, 1.0, 0.5
-CONNECTS_AT_ONCE = 50  # per generator: under the servers' listen backlogs
-QUIET_S = 1.0  # no frame for this long: the room has settled after the joins
 DRAIN_S = 30.0  # how long after the last approval a missing frame is still awaited
-COMMENT = b'{"type":"comment"'
-BUSY = "approvals answered 503 busy, then retried"
 Approve = Callable[[int], Coroutine[Any, Any, float]]  # a message's id → when it was sent
 
 
-# The viewers: load-generator processes ---------------------------------------------------------
-
-class Viewer(asyncio.Protocol):
-    """One viewer's socket, on the websockets library's Sans-I/O protocol: frames are handled in
-    the transport's callback, without a task per connection, so that the generator's CPU (taken
-    from the server on two cores) stays small. Records when each comment frame arrives."""
-
-    def __init__(self, url: str, compression: bool, crowd: Crowd) -> None:
-        extensions = enable_client_permessage_deflate(None) if compression else None
-        self.ws = ClientProtocol(parse_uri(url), extensions=extensions)
-        # From an address of its own, as behind the district's proxy (the server trusts
-        # 127.0.0.1's X-Forwarded-For): sockets are limited per address.
-        spread = zlib.crc32(url.encode())
-        self.address = f"10.{200 + spread % 50}.{spread >> 8 & 255}.{(spread >> 16) % 250 + 1}"
-        self.crowd = crowd
-        self.hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
-        self.received: list[tuple[int, int, float]] = []  # (id, seq, monotonic time)
-        self.closed_with: str | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        request = self.ws.connect()
-        request.headers["X-Forwarded-For"] = self.address
-        self.ws.send_request(request)
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        now = time.monotonic()
-        self.ws.receive_data(data)
-        for event in self.ws.events_received():
-            if isinstance(event, Response):
-                if self.ws.handshake_exc is not None:
-                    self._fail(f"handshake {event.status_code}")
-            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self.crowd.last_frame = now
-                if bytes(event.data).startswith(COMMENT):
-                    got = json.loads(bytes(event.data))
-                    self.received.append((got["id"], got["seq"], now))
-                elif not self.hello.done():
-                    self.hello.set_result(None)
-        self._flush()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        code = self.ws.close_code
-        self._fail(f"closed {code}" if code is not None else "connection lost")
-
-    def _fail(self, why: str) -> None:
-        self.closed_with = self.closed_with or why
-        if not self.hello.done():
-            self.hello.set_exception(ConnectionError(why))
-
-    def _flush(self) -> None:
-        assert self.transport is not None
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-            elif self.transport.can_write_eof():
-                self.transport.write_eof()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-class Crowd:
-    """A generator process's viewers, driven by the bench's commands over a pipe."""
-
-    def __init__(self, compression: bool) -> None:
-        self.compression = compression
-        self.viewers: list[Viewer] = []
-        self.last_frame = time.monotonic()
-        self.cpu_at_start = 0.0
-
-    async def connect(self, urls: list[str]) -> Counter[str]:
-        """Opens every socket (a few at a time) and waits for each one's first frame."""
-        loop = asyncio.get_running_loop()
-        gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
-        outcomes: Counter[str] = Counter()
-
-        async def one(url: str) -> None:
-            async with gate:
-                viewer = Viewer(url, self.compression, self)
-                try:
-                    uri = parse_uri(url)
-                    await loop.create_connection(lambda: viewer, uri.host, uri.port)
-                    await asyncio.wait_for(viewer.hello, REQUEST_TIMEOUT_S)
-                    self.viewers.append(viewer)
-                    outcomes["connected"] += 1
-                except (OSError, ConnectionError, TimeoutError) as exc:
-                    outcomes[str(exc) or type(exc).__name__] += 1
-                    viewer.close()
-
-        await asyncio.gather(*(one(url) for url in urls))
-        return outcomes
-
-    async def settle(self, timeout_s: float) -> float:
-        """Waits until no frame has come for QUIET_S (the joins' viewer counts are out)."""
-        started = time.monotonic()
-        while time.monotonic() - self.last_frame < QUIET_S \
-                and time.monotonic() - started < timeout_s:
-            await asyncio.sleep(0.1)
-        return time.monotonic() - started
-
-    async def start(self) -> None:
-        for viewer in self.viewers:
-            viewer.received.clear()
-        self.cpu_at_start = time.process_time()
-
-    async def collect(self, sent: dict[int, float], deadline: float) -> dict[str, Any]:
-        """Waits (until `deadline`, monotonic) for every open viewer to have every message,
-        then counts: latencies from each message's approval, and what went wrong."""
-        expected = len(sent)
-        while time.monotonic() < deadline and any(
-                len(v.received) < expected and v.closed_with is None for v in self.viewers):
-            await asyncio.sleep(0.05)
-        latencies: list[float] = []
-        problems: Counter[str] = Counter()
-        last = 0.0
-        for viewer in self.viewers:
-            seen: set[int] = set()
-            seqs = [seq for _id, seq, _t in viewer.received]
-            if seqs != sorted(seqs):
-                problems["out of order"] += 1
-            for message_id, _seq, at in viewer.received:
-                if message_id in seen:
-                    problems["duplicate"] += 1
-                    continue
-                seen.add(message_id)
-                if message_id in sent:
-                    latencies.append(at - sent[message_id])
-                    last = max(last, at)
-            problems["missing"] += len(set(sent) - seen)
-            if viewer.closed_with is not None:
-                problems[viewer.closed_with] += 1
-        return {"latencies": latencies, "problems": problems, "last": last,
-                "cpu_s": time.process_time() - self.cpu_at_start}
-
-    async def close(self) -> None:
-        for viewer in self.viewers:
-            viewer.close()
-        await asyncio.sleep(0.5)
-
-
-def generator_main(pipe: Connection, compression: bool) -> None:
-    """A load-generator process: runs the bench's commands on its crowd until `close`."""
-    async def serve_commands() -> None:
-        loop = asyncio.get_running_loop()
-        crowd = Crowd(compression)
-        while True:
-            command, args = await loop.run_in_executor(None, pipe.recv)
-            pipe.send(await getattr(crowd, command)(*args))
-            if command == "close":
-                return
-
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve_commands())
-    else:
-        uvloop.run(serve_commands())
-
-
-class Generators:
-    """The load-generator processes, each with its share of the viewers."""
-
-    def __init__(self, count: int, compression: bool) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.processes = []
-        for _ in range(count):
-            ours, theirs = context.Pipe()
-            process = context.Process(target=generator_main, args=(theirs, compression),
-                                      daemon=True)
-            process.start()
-            self.pipes.append(ours)
-            self.processes.append(process)
-
-    async def ask(self, command: str, per_process: list[tuple[Any, ...]] | None = None,
-                  *args: Any) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        for index, pipe in enumerate(self.pipes):
-            pipe.send((command, per_process[index] if per_process else args))
-        return [await loop.run_in_executor(None, pipe.recv) for pipe in self.pipes]
-
-    async def connect(self, urls: list[str]) -> Counter[str]:
-        shares = [(urls[i::len(self.pipes)],) for i in range(len(self.pipes))]
-        total: Counter[str] = Counter()
-        for outcome in await self.ask("connect", shares):
-            total.update(outcome)
-        return total
-
-    async def close(self) -> None:
-        await self.ask("close")
-        for process in self.processes:
-            process.join(timeout=10)
-
-
 # One run: a server, its viewers, the approvals -------------------------------------------------
-
-@dataclass
-class Run:
-    server: str
-    viewers: int
-    rate: float
-    messages: int
-    latencies: list[float] = field(default_factory=list)
-    problems: Counter[str] = field(default_factory=Counter)
-    delivered_per_s: float = 0.0
-    rss_per_connection_kib: float = 0.0
-    server_cpu_us: float = 0.0  # per delivered frame
-    generator_cpu_us: float = 0.0
-    setup: dict[str, float] = field(default_factory=dict)
-    connect_failures: Counter[str] = field(default_factory=Counter)
-    load_average: str = ""
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-    @property
-    def missing(self) -> int:
-        return self.problems.get("missing", 0)
-
-    @property
-    def wrong(self) -> list[str]:
-        """Everything that must not happen: a frame missing, twice or out of order, a viewer
-        cut off or not connected."""
-        found = [f"{what}: {count}" for what, count in self.problems.items()
-                 if count and what != BUSY]
-        found += [f"not connected ({why}): {count}"
-                  for why, count in self.connect_failures.items() if why != "connected"]
-        return found
-
 
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -540,97 +290,6 @@ async def baseline_run(args: argparse.Namespace, viewers: int) -> Run:
             await generators.close()
         stop_server(process)
     return run
-
-
-# The report --------------------------------------------------------------------------------------
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
-def results_table(runs: list[Run]) -> str:
-    baseline = {r.viewers: r for r in runs if r.server == "baseline"}
-    lines = [
-        "| server | viewers | approvals/s | messages | p50 | p99 | max | missing "
-        "| delivered/s | ÷ baseline | RSS per connection | server CPU per frame "
-        "| generator CPU per frame | connect + settle | load average after |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | --- |",
-    ]
-    for run in runs:
-        base = baseline.get(run.viewers)
-        ratio = f"{run.delivered_per_s / base.delivered_per_s:.2f}" \
-            if base is not None and base.delivered_per_s else "–"
-        lines.append(
-            f"| {run.server} | {run.viewers:,} | {run.rate:g} | {run.messages} "
-            f"| {ms(run.percentile(50))} | {ms(run.percentile(99))} "
-            f"| {ms(max(run.latencies, default=float('nan')))} | {run.missing} "
-            f"| {run.delivered_per_s:,.0f} | {ratio} | {run.rss_per_connection_kib:.0f} KiB "
-            f"| {run.server_cpu_us:.0f} µs | {run.generator_cpu_us:.0f} µs "
-            f"| {run.setup['connect_s']:.1f} s + {run.setup['settle_s']:.1f} s "
-            f"| {run.load_average} |")
-    return "\n".join(lines)
-
-
-def verdicts(runs: list[Run]) -> list[tuple[str, bool]]:
-    """The issue's targets, at TARGET_VIEWERS viewers (absent from a run with fewer)."""
-    kaifang = next((r for r in runs if r.server == "kaifang" and r.viewers == TARGET_VIEWERS),
-                   None)
-    baseline = next((r for r in runs if r.server == "baseline" and r.viewers == TARGET_VIEWERS),
-                    None)
-    if kaifang is None:
-        return []
-    found = [(f"p99 < {TARGET_P99_S:.0f} s at {TARGET_VIEWERS:,} viewers: "
-              f"{ms(kaifang.percentile(99))}", kaifang.percentile(99) < TARGET_P99_S),
-             (f"no message missing: {kaifang.missing} missing", not kaifang.wrong)]
-    if baseline is not None and baseline.delivered_per_s:
-        ratio = kaifang.delivered_per_s / baseline.delivered_per_s
-        found.append((f"delivered/s >= {TARGET_RATIO} × the baseline's: {ratio:.2f}",
-                      ratio >= TARGET_RATIO))
-    return found
-
-
-def report(runs: list[Run], args: argparse.Namespace, load_before: str) -> str:
-    stamp = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
-    offer = "offer permessage-deflate, as browsers do (both servers decline it)" \
-        if args.compression else "do not offer permessage-deflate"
-    lines = [
-        "# Live room fan-out",
-        "",
-        f"N websocket viewers in a live, pre-moderated room on one server process; a host "
-        f"approves {args.messages} held comments at {args.rate:g} a second (after "
-        f"{args.warmup} for warm-up), open loop. Latency runs from the moment the host's "
-        "approve request (`POST /api/comments/{id}/moderation`) is sent to the moment a viewer "
-        "has the `comment` frame, over every viewer and message. The baseline is "
-        "`bench/broadcast_baseline.py` (the websockets library alone, `websockets.broadcast` of "
-        "what the host sends on its socket) with the same viewers, rate and messages. "
-        f"The viewers ({args.generators} load-generator processes, the websockets library's "
-        f"Sans-I/O protocol on uvloop) share the machine's cores with the server and {offer}. "
-        "delivered/s = frames received ÷ (last receipt − first approval); RSS per connection = "
-        "(the server's VmRSS with every viewer connected − before) ÷ N; CPU per frame = the "
-        "process's CPU during the measured approvals ÷ frames delivered. Connect + settle "
-        "(opening the sockets, then until no frame came for 1 s) is setup, not counted. "
-        f"Targets, at {TARGET_VIEWERS:,} viewers: p99 < {TARGET_P99_S:.0f} s, no message "
-        f"missing, delivered/s >= {TARGET_RATIO} × the baseline's.",
-        "",
-        f"- date: {stamp}",
-        f"- machine: {describe_machine(None)}",
-        f"- code: {describe_code(args.source)}",
-        f"- command: `{' '.join(['python bench/live_fanout.py', *sys.argv[1:]])}`",
-        f"- load average before the run: {load_before}",
-        "",
-        results_table(runs),
-        "",
-    ]
-    found = verdicts(runs)
-    if found:
-        lines += ["Targets: " + "; ".join(f"{what} ({'met' if ok else 'MISSED'})"
-                                          for what, ok in found) + ".", ""]
-    lines += [f"- WRONG ({run.server}, {run.viewers:,} viewers): {'; '.join(run.wrong)}"
-              for run in runs if run.wrong]
-    lines += [f"- {run.server}, {run.viewers:,} viewers: {run.problems[BUSY]} {BUSY}"
-              for run in runs if run.problems.get(BUSY)]
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
