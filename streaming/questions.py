@@ -45,7 +45,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import exists, func, literal, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -177,18 +177,20 @@ def listed(db: Session, event_id: int, sort: str = "votes", *, states: tuple[str
     `voted` says whether `viewer_id` voted for each."""
     if sort not in SORTS:
         raise Invalid("invalid", "sort: votes or new", field="sort")
-    query = select(Question).outerjoin(Viewer, col(Viewer.id) == col(Question.viewer_id)).where(
+    # The viewer's own votes in the same statement: a vote committed between two reads would
+    # show a pressed button beside the count before it (PostgreSQL's read committed and
+    # SQLite's statements each read their own moment).
+    mine = exists().where(col(QuestionVote.question_id) == col(Question.id),
+                          col(QuestionVote.viewer_id) == viewer_id) \
+        if viewer_id is not None else literal(False)
+    query = select(Question, mine).outerjoin(
+        Viewer, col(Viewer.id) == col(Question.viewer_id)).where(
         Question.event_id == event_id, col(Question.state).in_(states),
         or_(col(Question.viewer_id).is_(None), ~bans.active(now or utcnow())))
     order = [col(Question.votes).desc(), col(Question.id)] if sort == "votes" \
         else [col(Question.id).desc()]
-    found = list(db.exec(query.order_by(*order).limit(limit)))
-    voted: set[int] = set()
-    if viewer_id is not None and found:
-        voted = set(db.exec(select(QuestionVote.question_id).where(
-            QuestionVote.viewer_id == viewer_id,
-            col(QuestionVote.question_id).in_([q.id for q in found]))))
-    return [question_public(q, q.id in voted) for q in found]
+    return [question_public(question, bool(voted))
+            for question, voted in db.exec(query.order_by(*order).limit(limit))]
 
 
 def get_question(db: Session, question_id: int) -> Question:

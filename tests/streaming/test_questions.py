@@ -9,10 +9,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlmodel import select
+from sqlalchemy import event as sa_event
+from sqlmodel import Session, select
 
 from events.models import AuditEntry, Event, EventStatus
-from streaming.models import LiveRoom
+from server.db import get_engine
+from streaming import questions
+from streaming.models import LiveRoom, Viewer
 from tests.conftest import assign_hosts, event_body, publish
 from tests.streaming.live import (
     _ask,
@@ -359,3 +362,33 @@ def test_a_question_in_the_chat_is_a_question_and_decisions_keep_both_in_step(
     all_questions = host.get(f"/api/events/{event_id}/questions",
                              params={"state": "all"}).json()
     assert len(all_questions) == 3
+
+
+def test_the_list_shows_a_vote_and_its_count_together(client, staff, db, settings):
+    """A vote committed while the list is read: the viewer's pressed button and the count come
+    from one moment (the browser showed a pressed button beside 0)."""
+    event_id = _live_session(staff, db, moderation="post")
+    question_id = _ask(client, event_id, _join(client, event_id, "甲")["viewer_token"],
+                       "同一时刻").json()["id"]
+    token = _join(client, event_id, "乙")["viewer_token"]
+    viewer_id = db.exec(select(Viewer.id).where(Viewer.event_id == event_id,
+                                                Viewer.nickname == "乙")).one()
+    engine = get_engine(settings.sqlalchemy_url)
+    voted_between: list[int] = []
+    reading = threading.get_ident()
+
+    def vote_in_between(conn, cursor, statement, *_: object) -> None:
+        # After the reader's first statement only (the app's own statements pass through).
+        if threading.get_ident() == reading and not voted_between and "FROM question" in statement:
+            voted_between.append(0)
+            voted_between[0] = _cast(client, question_id, token).status_code
+
+    sa_event.listen(engine, "after_cursor_execute", vote_in_between)
+    try:
+        with Session(engine) as reader:
+            listed = questions.listed(reader, event_id, viewer_id=viewer_id)
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", vote_in_between)
+    assert voted_between == [201]
+    assert [(q["voted"], q["votes"]) for q in listed] in ([(False, 0)], [(True, 1)])
+    assert _public(client, event_id)[0]["votes"] == 1
