@@ -5,6 +5,7 @@ Every move is on the graph of the contract (TRANSITIONS); any other is 409 illeg
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -34,6 +35,24 @@ POSTPONABLE = frozenset({S.draft, S.pending_review, S.published})
 # it ends, closing registration for good, only once it has started.
 GO_LIVE_LEAD = timedelta(minutes=30)
 CLOSABLE = frozenset({S.published, S.live, S.ended})
+
+# What other parts do when a session's status changes, in the same transaction (the webcast
+# goes on air with `live` and off air with `ended`: streaming.live_hub). The composition root
+# registers them; events imports none of them.
+StatusListener = Callable[[Session, Event, EventStatus], None]
+_status_listeners: list[StatusListener] = []
+
+
+def on_status_change(listener: StatusListener) -> None:
+    """Calls `listener(db, event, previous)` after every status change, once flushed."""
+    if listener not in _status_listeners:
+        _status_listeners.append(listener)
+
+
+def _status_changed(db: Session, event: Event, previous: EventStatus) -> None:
+    if event.status != previous:
+        for listener in _status_listeners:
+            listener(db, event, previous)
 
 
 def change_status(
@@ -82,6 +101,7 @@ def change_status(
         event.public_notice = reason
     db.add(event)
     db.flush()
+    _status_changed(db, event, current)
     if target == S.cancelled:
         notify.event_cancelled(db, event)
     audit.record(db, actor, f"event.{target.value}", "event", event.id, unit_id=event.unit_id,
@@ -147,6 +167,7 @@ def close_event(
         raise Invalid("reason_required", f"{checked_in} people were checked in: say why the "
                       f"attendance is {attendee_count}", field="attendance_reason",
                       checked_in_count=checked_in)
+    previous = event.status
     before = {"status": event.status, "minutes": event.minutes,
               "attendee_count": event.attendee_count}
     event.status = S.ended
@@ -156,6 +177,7 @@ def close_event(
     event.updated_at = event.closed_at
     db.add(event)
     db.flush()
+    _status_changed(db, event, previous)
     audit.record(db, actor, "event.close", "event", event.id, unit_id=event.unit_id,
                  changes={**audit.diff(before, {"status": event.status, "minutes": minutes,
                                                 "attendee_count": attendee_count}),

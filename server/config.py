@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     # Check-in and walk-ins at the door open this many seconds before a session starts (until
     # it ends): not days before, when a walk-in would take a seat.
     checkin_opens_before_s: int = Field(default=2 * 3600, ge=0, le=7 * 86400)
+    # Live webcasts (streaming.rtmp, streaming.live_hub). RTMP ingest listens on this port (0:
+    # off) on rtmp_host; encoders publish to rtmp_public_url (default: the public URL's host).
+    rtmp_port: int = Field(default=1935, ge=0, le=65535)
+    rtmp_host: str = "0.0.0.0"
+    rtmp_public_url: str = ""
+    # A publisher sending more than this (kilobits a second, averaged over a few seconds) or a
+    # picture larger than max_ingest_pixels is cut off with a message in the console.
+    max_ingest_kbps: int = Field(default=8000, gt=0)
+    max_ingest_pixels: int = Field(default=1920 * 1080, gt=0)
+    # A publisher that drops and comes back within this many seconds goes on with the same
+    # stream (a discontinuity); the room shows 信号中断，正在等待 meanwhile.
+    live_grace_s: int = Field(default=60, ge=0)
+    # An ingest key is valid this many hours after it is issued (rotated: a new one).
+    ingest_key_hours: int = Field(default=48, gt=0)
     # The address in feeds, calendars, pages and messages: never taken from a request's Host.
     public_url: str = "http://127.0.0.1:8000"
     # More host names requests may name (comma-separated), beside the public URL's and loopback.

@@ -37,6 +37,47 @@ class Recording(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class LiveStream(SQLModel, table=True):
+    """A session's webcast (streaming.live_hub): its ingest key, the folder its encoder writes,
+    and what happened to it. One per session; a rotated key is a new hash on the same row.
+
+    state: idle (no publisher yet) → preview (a publisher, the session not live: staff only) →
+    on_air (the session is live: the public sees the segments from `on_air_at`) ⇄ waiting (the
+    publisher dropped: within the grace time the same stream goes on) → ended (the session
+    ended; `recording_id` names the archive made of the on-air segments)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE", unique=True)
+    # The key's SHA-256 (hex): the key itself is shown once, when issued, and never stored.
+    key_hash: str = Field(default="", max_length=64, index=True)
+    key_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    key_issued_by: int | None = Field(default=None, foreign_key="staffuser.id",
+                                      ondelete="SET NULL")
+    state: str = Field(default="idle", max_length=10)
+    # rtmp | browser: what the last publisher was.
+    source: str = Field(default="", max_length=10)
+    # The live folder (streaming.storage's live root), named like a recording's key.
+    media_key: str = Field(default="", max_length=80)
+    width: int = Field(default=0)
+    height: int = Field(default=0)
+    # Publisher connections so far: each writes a run of segments (a discontinuity between).
+    runs: int = Field(default=0)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    on_air_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    off_air_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The last time the publisher's signal came or went (the room's 信号中断 notice).
+    signal_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Why the last publisher was refused or cut off (shown to staff; no personal data).
+    last_error: str = Field(default="", max_length=200)
+    recording_id: int | None = Field(default=None, foreign_key="recording.id",
+                                     ondelete="SET NULL")
+    # Evidence: the most sockets watching at once, and the distinct viewers, while live.
+    peak_viewers: int = Field(default=0)
+    total_viewers: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class TranscodeJob(SQLModel, table=True):
     """Turning one recording into HLS. Claimed with a lease like the outbox (events.delivery):
     a worker that dies mid-job leaves its lease to run out, and the job is taken up again

@@ -111,8 +111,10 @@ def _reset_pg(url: str) -> None:
 
 
 # The suite registers freely from one test client; tests/events/test_ratelimit.py sets limits.
+# Tests' apps listen for no RTMP publisher (parallel workers would fight for port 1935): the
+# ingest tests give theirs a free port.
 NO_REGISTRATION_LIMITS: dict[str, Any] = {"registration_limit_per_address": 0,
-                                          "registration_limit_per_phone": 0}
+                                          "registration_limit_per_phone": 0, "rtmp_port": 0}
 
 
 @pytest.fixture
