@@ -23,10 +23,12 @@ from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
 from streaming import api as streaming_api
+from streaming import api_ingest as streaming_ingest
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
 from streaming.broker import RedisBroker, broker_for
+from streaming.rtmp import RtmpServer
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
@@ -54,9 +56,13 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
             broker.start()
+        rtmp = await RtmpServer(settings, lambda: getattr(app.state, "live_hub", None)).start(
+            settings.rtmp_host, settings.rtmp_port) if settings.rtmp_port else None
         try:
             yield
         finally:
+            if rtmp is not None:
+                await rtmp.stop()
             if isinstance(broker, RedisBroker):
                 broker.stop()
             if worker is not None:
@@ -93,6 +99,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_tracks.router)
     app.include_router(streaming_tracks.media)
     app.include_router(streaming_live.router)
+    app.include_router(streaming_ingest.router)
     app.include_router(streaming_questions.router)
 
     from frontend import install as install_frontend
