@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
             broker.start()
-        rtmp = await RtmpServer(settings, lambda: getattr(app.state, "live_hub", None)).start(
-            settings.rtmp_host, settings.rtmp_port) if settings.rtmp_port else None
+        rtmp = await RtmpServer.listen(settings, lambda: getattr(app.state, "live_hub", None))
         try:
             yield
         finally:

@@ -114,6 +114,20 @@ class RtmpServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
+    @classmethod
+    async def listen(cls, settings: Settings,
+                     hub_of: Callable[[], Hub | None]) -> RtmpServer | None:
+        """The app's gate on settings.rtmp_host:rtmp_port; None when the port is 0, or taken
+        (with `kaifang serve --workers N` the first worker listens, the others log it)."""
+        if not settings.rtmp_port:
+            return None
+        try:
+            return await cls(settings, hub_of).start(settings.rtmp_host, settings.rtmp_port)
+        except OSError as exc:
+            log.warning("RTMP ingest not listening on %s:%s: %s", settings.rtmp_host,
+                        settings.rtmp_port, exc.strerror or exc)
+            return None
+
     async def start(self, host: str, port: int) -> RtmpServer:
         self._server = await asyncio.start_server(self._accept, host, port)
         log.info("RTMP ingest listening on %s:%s", host, self.port)

@@ -136,3 +136,18 @@ def test_playing_is_refused(staff: Any, db: Session, gate: Gate, hub: SinkHub) -
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     code, _ = finish(player, timeout=20)
     assert code != 0 and hub.feeds == []
+
+
+def test_an_audio_only_publisher_is_handed_on_as_audio_only_flv(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    sender = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f",
+                               "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac",
+                               "-f", "flv", gate.url(key)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    code, errors = finish(sender)
+    assert code == 0, errors
+    data = hub.feeds[0].path.read_bytes()
+    assert data.startswith(b"FLV\x01\x04")  # the header announces audio alone
+    assert [s["codec_type"] for s in ffprobe(hub.feeds[0].path)["streams"]] == ["audio"]

@@ -173,3 +173,31 @@ def test_the_app_listens_for_publishers_only_when_its_port_is_set(settings: Sett
         assert _closed_by_server(sock)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_a_taken_port_leaves_the_app_running_without_ingest(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """As with `kaifang serve --workers 2`: the second process finds the port taken."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = create_app(settings.model_copy(update={"rtmp_port": port,
+                                                     "rtmp_host": "127.0.0.1"}))
+        with TestClient(app) as client:
+            assert client.get("/healthz").status_code == 200
+    assert "RTMP ingest not listening" in caplog.text
+
+
+def test_without_a_hub_a_publisher_is_refused_with_a_message(
+        staff: Any, db: Session, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    gate = Gate(settings, None)
+    try:
+        code, _ = finish(publisher(gate.url(key), 10))
+    finally:
+        gate.close()
+    assert code != 0
+    assert "no_hub" in caplog.text
+    assert last_error(db, event_id) == rtmp.NO_HUB
