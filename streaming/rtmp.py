@@ -277,8 +277,10 @@ class Connection:
             try:
                 self.feed = await hub.open_feed(event_id, "rtmp", "flv")
             except IngestRefused as refused:
-                self.server.publishing.discard(event_id)
                 raise Refused(refused.code, refused.message, event_id) from None
+            finally:
+                if self.feed is None:  # refused, failed or cancelled: the key is free again
+                    self.server.publishing.discard(event_id)
         except Refused as refused:
             await self._refuse(refused)
             code = "NetStream.Publish.BadName" if refused.code in (
@@ -288,9 +290,14 @@ class Connection:
             return False
         log.info("RTMP publisher accepted for session %d (key %s)", event_id, self.key_shown)
         self.chunks.max_message = MAX_MEDIA_MESSAGE
-        await self._send(stream_begin(stream_id))
-        await self._reply(stream_id, "onStatus", 0, None, _status(
-            "NetStream.Publish.Start", "Publishing.", error=False))
+        try:
+            await self._send(stream_begin(stream_id))
+            await self._reply(stream_id, "onStatus", 0, None, _status(
+                "NetStream.Publish.Start", "Publishing.", error=False))
+        except BaseException:  # gone (or out of time) before it heard yes: nothing was sent
+            self.server.publishing.discard(event_id)
+            await self.feed.close("")
+            raise
         return True
 
     async def _refuse(self, refused: Refused) -> None:
@@ -312,6 +319,9 @@ class Connection:
         except Refused as refused:
             error = refused.message
             await self._refuse(refused)
+        except IngestRefused as refused:  # the hub stopped taking this stream
+            error = refused.message
+            await self._refuse(Refused(refused.code, refused.message, self.publisher.event_id))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except TimeoutError:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from server.app import create_app
 from server.config import Settings
 from streaming import rtmp
+from streaming.live_hub import IngestRefused
 from tests.conftest import _free_port
 from tests.streaming.rtmp_helpers import (
     Gate,
@@ -201,3 +202,34 @@ def test_without_a_hub_a_publisher_is_refused_with_a_message(
     assert code != 0
     assert "no_hub" in caplog.text
     assert last_error(db, event_id) == rtmp.NO_HUB
+
+
+class _RefusingHub(SinkHub):
+    """Refuses the first publisher as the encoder would (or fails outright), then takes them."""
+
+    def __init__(self, folder: Path, first: Exception) -> None:
+        super().__init__(folder)
+        self.first: Exception | None = first
+
+    async def open_feed(self, event_id: int, source: str, container: str) -> Any:
+        if self.first is not None:
+            first, self.first = self.first, None
+            raise first
+        return await super().open_feed(event_id, source, container)
+
+
+@pytest.mark.parametrize("first", [IngestRefused("ended", "场次已结束"), RuntimeError("bug")])
+def test_a_publisher_the_hub_refuses_leaves_the_key_free(
+        staff: Any, db: Session, settings: Settings, tmp_path: Path, first: Exception) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    hub = _RefusingHub(tmp_path, first)
+    gate = Gate(settings, hub)
+    try:
+        code, _ = finish(publisher(gate.url(key), 10))
+        assert code != 0 and hub.feeds == []
+        if isinstance(first, IngestRefused):
+            assert last_error(db, event_id) == "场次已结束"
+        _still_takes_a_publisher(gate, hub, key)
+    finally:
+        gate.close()
