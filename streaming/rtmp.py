@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from sqlmodel import Session
 from server.config import Settings
 from server.db import get_engine
 from streaming import amf0, flv, ingest
+from streaming.ingest_limits import LimitExceeded, StreamLimits
 from streaming.live_hub import Feed, Hub, IngestRefused
 from streaming.rtmp_chunks import (
     AMF0_COMMAND,
@@ -65,8 +65,6 @@ MAX_COMMAND = 64 * 1024
 MAX_MEDIA_MESSAGE = 4 * 1024 * 1024
 # A publisher silent this long is gone (a dead network holds no feed open for ever).
 IDLE_S = 30.0
-# The bitrate is measured over this sliding window.
-RATE_WINDOW_S = 4.0
 # A key rotated or revoked while it publishes cuts the publisher off within this.
 KEY_RECHECK_S = 5.0
 OUT_CHUNK_SIZE = 4096
@@ -74,8 +72,6 @@ WINDOW = 2_500_000
 
 BUSY = "已有推流端在使用此密钥推流，新的连接被拒绝"
 NO_HUB = "直播服务未就绪，请稍后再试"
-TOO_FAST = "推流码率超过上限（{kbps} kbps），推流已断开"
-TOO_LARGE = "推流画面超过上限（{pixels} 像素），推流已断开"
 
 
 class Refused(Exception):
@@ -183,8 +179,7 @@ class Connection:
         self.key_shown = ""
         self.feed: Feed | None = None
         self.header_sent = False
-        self.rate: deque[tuple[float, int]] = deque()
-        self.rate_bytes = 0
+        self.limits = StreamLimits(self.settings.max_ingest_kbps, self.settings.max_ingest_pixels)
 
     async def run(self) -> None:
         if self.server.pending >= self.server.max_pending:
@@ -319,6 +314,9 @@ class Connection:
         except Refused as refused:
             error = refused.message
             await self._refuse(refused)
+        except LimitExceeded as exceeded:
+            error = exceeded.message
+            await self._refuse(Refused(exceeded.code, exceeded.message, self.publisher.event_id))
         except IngestRefused as refused:  # the hub stopped taking this stream
             error = refused.message
             await self._refuse(Refused(refused.code, refused.message, self.publisher.event_id))
@@ -352,7 +350,7 @@ class Connection:
                 continue
             if message.type_id not in (AUDIO, VIDEO, AMF0_DATA) or not message.payload:
                 continue
-            self._count(now, len(message.payload))
+            self.limits.count(now, len(message.payload))
             await self._hand_on(message)
 
     async def _recheck_key(self) -> None:
@@ -363,23 +361,6 @@ class Connection:
         if not valid:
             raise Refused("key_revoked", ingest.REVOKED_KEY, publisher.event_id)
 
-    def _count(self, now: float, size: int) -> None:
-        """Cuts off a publisher above the bitrate cap over the last RATE_WINDOW_S."""
-        assert self.publisher is not None
-        self.rate.append((now, size))
-        self.rate_bytes += size
-        while self.rate and self.rate[0][0] < now - RATE_WINDOW_S:
-            self.rate_bytes -= self.rate.popleft()[1]
-        kbps = self.settings.max_ingest_kbps
-        if self.rate_bytes * 8 > kbps * 1000 * RATE_WINDOW_S:
-            raise Refused("too_fast", TOO_FAST.format(kbps=kbps), self.publisher.event_id)
-
-    def _check_size(self, width: int, height: int) -> None:
-        assert self.publisher is not None
-        pixels = self.settings.max_ingest_pixels
-        if width * height > pixels:
-            raise Refused("too_large", TOO_LARGE.format(pixels=pixels), self.publisher.event_id)
-
     async def _hand_on(self, message: Message) -> None:
         assert self.feed is not None
         payload = message.payload
@@ -388,7 +369,7 @@ class Connection:
             if body is None:
                 return
             properties = flv.metadata(body)
-            self._check_size(*flv.metadata_size(properties))
+            self.limits.check_picture(*flv.metadata_size(properties))
             if not self.header_sent:
                 # The header names the tracks the metadata announces (both when it says neither).
                 audio, video = "audiocodecid" in properties, "videocodecid" in properties
@@ -398,7 +379,7 @@ class Connection:
         if message.type_id == VIDEO:
             size = flv.avc_size(payload)
             if size is not None:
-                self._check_size(*size)
+                self.limits.check_picture(*size)
         await self._write_header(audio=True, video=True)
         await self.feed.write(flv.tag(message.type_id, message.timestamp, payload))
 

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from server.app import create_app
 from server.config import Settings
-from streaming import rtmp
+from streaming import ingest_limits, rtmp
 from streaming.live_hub import IngestRefused
 from tests.conftest import _free_port
 from tests.streaming.rtmp_helpers import (
@@ -125,8 +125,8 @@ def test_a_stream_above_the_bitrate_cap_is_cut_off(staff: Any, db: Session, sett
     finally:
         gate.close()
     assert len(hub.feeds) == 1 and hub.feeds[0].closed.wait(5)
-    assert hub.feeds[0].error == rtmp.TOO_FAST.format(kbps=100)
-    assert last_error(db, event_id) == rtmp.TOO_FAST.format(kbps=100)
+    assert hub.feeds[0].error == ingest_limits.TOO_FAST.format(kbps=100)
+    assert last_error(db, event_id) == ingest_limits.TOO_FAST.format(kbps=100)
     # What was handed on before the cut is a stream that ends, not noise.
     assert ffprobe(hub.feeds[0].path)["streams"]
 
@@ -143,7 +143,7 @@ def test_a_picture_above_the_size_cap_is_cut_off(staff: Any, db: Session, settin
         code, _ = finish(publisher(gate.url(key), 8, "640x360", *options))
         assert code != 0
         assert len(hub.feeds) == 1 and hub.feeds[0].closed.wait(5)
-        assert hub.feeds[0].error == rtmp.TOO_LARGE.format(pixels=640 * 360 - 1)
+        assert hub.feeds[0].error == ingest_limits.TOO_LARGE.format(pixels=640 * 360 - 1)
         assert hub.feeds[0].written < 2000  # no frame got through
         # A picture within the cap goes through with the same limits.
         code, errors = finish(publisher(gate.url(key), 1, "320x180", *options))
