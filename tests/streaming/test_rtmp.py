@@ -53,12 +53,15 @@ def wait_for(condition: Any, timeout: float = 15) -> None:
         time.sleep(0.05)
 
 
-def test_a_publisher_with_the_key_is_handed_on_as_flv(staff: Any, db: Session, gate: Gate,
-                                                      hub: SinkHub) -> None:
+def test_a_publisher_with_the_key_is_handed_on_as_flv(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     admin, event_id = webcast_session(staff, db)
     key = new_key(admin, event_id)
     code, errors = finish(publisher(gate.url(key), 3))
     assert code == 0, errors
+    assert f"key {key[:4]}…" in caplog.text and key[:5] not in caplog.text
     assert len(hub.feeds) == 1
     feed = hub.feeds[0]
     assert feed.closed.wait(10) and feed.error == "" and feed.event_id == event_id
