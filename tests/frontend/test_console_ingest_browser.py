@@ -1,5 +1,6 @@
 """On a phone, staff create a stream key in the console and an encoder publishes with it: the
-key they copied from the page is the one the RTMP gate lets in."""
+key they copied from the page is the one the RTMP gate lets in. The page fits the phone and has
+no serious accessibility violation (axe-core)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from server.config import Settings
 from tests.conftest import make_user
 from tests.frontend.browser import PHONE, no_horizontal_scroll, screenshot, sign_in
+from tests.frontend.test_accessibility_browser import Axe, blocking_violations
 from tests.streaming.rtmp_helpers import Gate, SinkHub, finish, publisher, webcast_session
 
 
@@ -31,6 +33,7 @@ def test_a_key_made_in_the_console_on_a_phone_publishes(
         assert server.input_value().startswith("rtmp://")
         assert no_horizontal_scroll(page), page.evaluate("document.documentElement.scrollWidth")
         screenshot(page, "console_ingest_phone")
+        assert blocking_violations(Axe(), page) == []
         code, errors = finish(publisher(gate.url(key), 1))
         assert code == 0, errors
         assert len(hub.feeds) == 1 and hub.feeds[0].event_id == event_id
