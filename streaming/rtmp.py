@@ -107,6 +107,8 @@ class RtmpServer:
         self.max_pending = max_pending
         self.pending = 0
         self.publishing: set[int] = set()
+        self.turned_away = 0
+        self.turned_away_logged = -10.0
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -183,8 +185,12 @@ class Connection:
 
     async def run(self) -> None:
         if self.server.pending >= self.server.max_pending:
-            log.warning("RTMP connection refused: %d connections are not publishing yet",
-                        self.server.pending)
+            self.server.turned_away += 1
+            now = time.monotonic()
+            if now - self.server.turned_away_logged >= 10:  # a flood is one line in 10 s
+                log.warning("RTMP connections refused: %d are not publishing yet (%d turned "
+                            "away)", self.server.pending, self.server.turned_away)
+                self.server.turned_away_logged, self.server.turned_away = now, 0
             return
         self.server.pending += 1
         try:
