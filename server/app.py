@@ -26,7 +26,9 @@ from streaming import api as streaming_api
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
+from streaming import api_webcast as streaming_webcast
 from streaming.broker import RedisBroker, broker_for
+from streaming.live_hub import LiveHub
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
@@ -54,9 +56,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
             broker.start()
+        await app.state.live_hub.start()
         try:
             yield
         finally:
+            await app.state.live_hub.stop()
             if isinstance(broker, RedisBroker):
                 broker.stop()
             if worker is not None:
@@ -73,6 +77,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
     app.state.broker = broker_for(settings.redis_url)
+    app.state.live_hub = LiveHub(settings, get_engine(settings.sqlalchemy_url),
+                                 app.state.media_storage)
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.
@@ -94,6 +100,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_tracks.media)
     app.include_router(streaming_live.router)
     app.include_router(streaming_questions.router)
+    app.include_router(streaming_webcast.router)
+    app.include_router(streaming_webcast.media)
 
     from frontend import install as install_frontend
 

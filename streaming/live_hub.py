@@ -5,17 +5,68 @@ laptop's camera) checks who publishes, then opens a Feed on the hub and writes t
 bytes into it: FLV from RTMP, WebM from the browser's MediaRecorder. The hub runs one encoder
 per live session (the live ladder) and owns the session's LiveStream row from there on.
 
-(This module is filled in by the encoder's work; the signatures below are the contract the
-fronts are written against.)
+Each feed is a run: its first bytes are probed (ffprobe reads them from a pipe: the picture's
+size, whether there is sound), then one ffmpeg (streaming.live_ladder) takes them and the rest
+on its standard input; `write` waits while the pipe is full (back-pressure reaches the
+publisher's socket). The encoder is no queued job: it starts at once, at the web service's
+priority, beside any transcode. A feed that closes ends its ffmpeg with the end of its input
+(the last segment is finished); the stream then waits for the publisher (`waiting`): a new
+feed within the grace time, or later, goes on in the same folder with the next segment numbers
+(a discontinuity in the playlists). An encoder that dies, or bytes that are no video, end the
+run with `last_error` for the console, and the next `write` raises IngestRefused: the front
+cuts its publisher; nothing else stops.
+
+Off air: the session's status (streaming.live_state) marks the moment; every second the hub
+looks for webcasts taken off air (another process may have taken the request), ends their
+run, and makes the archive (streaming.live_archive).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+import anyio.to_thread
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from events import lifecycle
+from server.config import Settings
+from streaming import live_archive, live_state
+from streaming.live_ladder import LiveSource, ffmpeg_args, layout_for, probe_args
+from streaming.live_playlists import next_number
+from streaming.storage import LocalStorage
+
+log = logging.getLogger("kaifang.live")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # What a front sends: FLV (RTMP's audio, video and data messages as FLV tags) or WebM.
 CONTAINERS = frozenset({"flv", "webm"})
 SOURCES = frozenset({"rtmp", "browser"})
+FFMPEG, FFPROBE = "ffmpeg", "ffprobe"
+# The probe reads the run's first bytes: this many, or what came in this time.
+PROBE_BYTES = 256 * 1024
+PROBE_AFTER_S = 1.0
+# Bytes that still show no stream after this many (or this long) are no video.
+PROBE_GIVE_UP_BYTES = 4 * 1024 * 1024
+PROBE_GIVE_UP_S = 6.0
+PROBE_TIMEOUT_S = 10.0
+# A run's ffmpeg finishes its last segment after its input ends; then it is ended.
+FINISH_TIMEOUT_S = 10.0
+POLL_S = 1.0
+ERROR_TAIL = 2000
+NOT_VIDEO = "收到的信号无法识别为 {container} 音视频流，已断开推流。请检查推流软件的设置。"
+NOTHING = "收到的信号既没有画面也没有声音，已断开推流。"
+NOT_LIKE_BEFORE = "这一路信号{missing}，与本场直播此前的信号不一致，已断开推流。"
+ENCODER_DIED = "直播编码器意外停止（退出码 {code}），已断开推流，请重新推流。"
+BUSY = "本场直播已有一路信号在推流，请先断开另一路。"
+ENDED = "本场直播已结束，不再接收推流。"
 
 
 class IngestRefused(Exception):
@@ -43,3 +94,248 @@ class Feed(Protocol):
 class Hub(Protocol):
     async def open_feed(self, event_id: int, source: str, container: str) -> Feed:
         """A feed for this session's publisher; IngestRefused when one already publishes."""
+
+
+class LiveHub:
+    """The encoders of this process's publishers, and the watch for webcasts off air."""
+
+    def __init__(self, settings: Settings, engine: Engine, storage: LocalStorage) -> None:
+        self.settings, self.engine, self.storage = settings, engine, storage
+        self.runs: dict[int, Run] = {}
+        self._opening: set[int] = set()
+        self._finishing: set[int] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._starts = 0
+
+    async def start(self) -> None:
+        """Listens for status changes; watches for webcasts off air. Started as often as the
+        app's lifespan runs (tests enter it once per client): the first start watches, the
+        last stop ends it."""
+        lifecycle.on_status_change(live_state.on_status_change)
+        self._starts += 1
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_off_air())
+
+    async def stop(self) -> None:
+        self._starts -= 1
+        if self._starts > 0:
+            return
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        for run in list(self.runs.values()):
+            await run.close()
+
+    async def db(self, work: Callable[Concatenate[Session, P], T], *args: P.args,
+                 **kwargs: P.kwargs) -> T:
+        """`work(db, *args)` in a thread, in a short transaction of its own, committed."""
+        def run() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                result = work(session, *args, **kwargs)
+                session.commit()
+                return result
+        return await anyio.to_thread.run_sync(run)
+
+    async def open_feed(self, event_id: int, source: str, container: str) -> Feed:
+        if source not in SOURCES or container not in CONTAINERS:
+            raise IngestRefused("unsupported", f"不支持的推流方式：{source}/{container}")
+        if event_id in self._finishing:
+            raise IngestRefused("ended", ENDED)
+        current = self.runs.get(event_id)
+        if event_id in self._opening or (current is not None and not current.closed):
+            raise IngestRefused("busy", BUSY)
+        self._opening.add(event_id)
+        try:
+            if current is not None:  # its ffmpeg finishes its last segment first
+                await current.finished.wait()
+            opened = await self.db(live_state.open_run, self.storage, event_id, source)
+            if isinstance(opened, str):
+                raise IngestRefused(opened, ENDED if opened == "ended" else "没有这场活动。")
+            key, number = opened
+            run = Run(self, event_id, key, number, container)
+            self.runs[event_id] = run
+            log.info("live %s: run %s from %s (%s)", event_id, number, source, container)
+            return run
+        finally:
+            self._opening.discard(event_id)
+
+    async def _watch_off_air(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            try:
+                due = await self.db(live_archive.due, set(self.runs))
+            except Exception:  # the database away for a moment: look again
+                log.exception("live: looking for webcasts off air failed")
+                continue
+            for event_id in due:
+                if event_id not in self._finishing:
+                    self._finishing.add(event_id)
+                    task = asyncio.create_task(self._finish(event_id))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, event_id: int) -> None:
+        """Ends the run (its last segment finished), then makes the archive."""
+        try:
+            run = self.runs.get(event_id)
+            if run is not None:
+                await run.close()
+            await anyio.to_thread.run_sync(live_archive.finish, self.engine, self.storage,
+                                           event_id)
+        except Exception:
+            log.exception("live %s: the archive failed", event_id)
+        finally:
+            self._finishing.discard(event_id)
+
+
+class Run:
+    """One publisher's connection: the Feed the front writes, and its ffmpeg."""
+
+    def __init__(self, hub: LiveHub, event_id: int, key: str, number: int,
+                 container: str) -> None:
+        self.hub, self.event_id, self.key, self.number = hub, event_id, key, number
+        self.container = container
+        self.folder = hub.storage.live_dir(key)
+        self.buffer = bytearray()
+        self.first_at = 0.0
+        self.process: asyncio.subprocess.Process | None = None
+        self.closed = False
+        self.error = ""
+        self.stderr = b""
+        self.finished = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def write(self, data: bytes) -> None:
+        if self.error:
+            raise IngestRefused("encoder", self.error)
+        if self.closed:
+            raise IngestRefused("ended", ENDED)
+        if self.process is None:
+            self.buffer += data
+            self.first_at = self.first_at or time.monotonic()
+            if len(self.buffer) >= PROBE_BYTES or \
+                    time.monotonic() - self.first_at >= PROBE_AFTER_S:
+                await self._start()
+            return
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(data)
+            await self.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            await self._encoder_gone()
+            raise IngestRefused("encoder", self.error) from None
+
+    async def _start(self) -> None:
+        """Probes what came so far; starts the encoder when it shows a stream."""
+        source = await self._probe(bytes(self.buffer))
+        if source is None:
+            if len(self.buffer) >= PROBE_GIVE_UP_BYTES or \
+                    time.monotonic() - self.first_at >= PROBE_GIVE_UP_S:
+                await self._fail(NOT_VIDEO.format(container=self.container.upper()))
+            return
+        if not (source.has_video or source.has_audio):
+            return await self._fail(NOTHING)
+        layout = live_state.read_layout(self.folder)
+        if layout is None:
+            layout = layout_for(source)
+            live_state.write_layout(self.folder, layout)
+            await self.hub.db(live_state.picture_found, self.event_id, source.width,
+                              source.height)
+        missing = "没有声音" if layout.has_audio and not source.has_audio else \
+            "没有画面" if layout.renditions and not source.has_video else ""
+        if missing:
+            return await self._fail(NOT_LIKE_BEFORE.format(missing=missing))
+        args = ffmpeg_args(self.container, str(self.folder), layout, source, self.number,
+                           next_number(self.folder, layout))
+        self.process = await asyncio.create_subprocess_exec(
+            *self._limits(), FFMPEG, *args, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)
+        self._watcher = asyncio.create_task(self._watch())
+        pending, self.buffer = bytes(self.buffer), bytearray()
+        await self.write(pending)
+
+    def _limits(self) -> list[str]:
+        """It dies with this process, in the memory a transcode may take; normal priority."""
+        memory = self.hub.settings.transcode_memory_mb * 1024 * 1024
+        return ["setpriv", "--pdeathsig", "KILL", "--", "prlimit", f"--as={memory}", "--"]
+
+    async def _probe(self, head: bytes) -> LiveSource | None:
+        probe = await asyncio.create_subprocess_exec(
+            FFPROBE, *probe_args(self.container), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            out, _ = await asyncio.wait_for(probe.communicate(head), PROBE_TIMEOUT_S)
+        except TimeoutError:
+            probe.kill()
+            await probe.wait()
+            return None
+        try:
+            streams = json.loads(out or b"{}").get("streams", [])
+        except ValueError:
+            return None
+        video = next((s for s in streams if s.get("codec_type") == "video"
+                      and int(s.get("width") or 0) > 0), None)
+        audio = any(s.get("codec_type") == "audio" for s in streams)
+        if video is None and not audio:
+            return None
+        return LiveSource(int(video["width"]) if video else 0,
+                          int(video["height"]) if video else 0, audio)
+
+    async def _watch(self) -> None:
+        """Reads ffmpeg's complaints; when it ends while the publisher still sends, the run
+        ends with why."""
+        process = self.process
+        assert process is not None and process.stderr is not None
+        while chunk := await process.stderr.read(4096):
+            self.stderr = (self.stderr + chunk)[-ERROR_TAIL:]
+        code = await process.wait()
+        if not self.closed:
+            await self._encoder_gone(code)
+
+    async def _encoder_gone(self, code: int | None = None) -> None:
+        if self.error or self.closed:
+            return
+        code = code if code is not None else await self.process.wait() if self.process else -1
+        log.warning("live %s: the encoder ended (%s): %s", self.event_id, code,
+                    self.stderr.decode("utf-8", "replace")[-300:].replace("\n", " | "))
+        await self._fail(ENCODER_DIED.format(code=code))
+
+    async def _fail(self, error: str) -> None:
+        self.error = error
+        log.warning("live %s: run %s cut off: %s", self.event_id, self.number, error)
+        await self._end(error)
+
+    async def close(self, error: str = "") -> None:
+        if self.closed:
+            await self.finished.wait()
+            return
+        await self._end(error)
+
+    async def _end(self, error: str) -> None:
+        """The input ends: ffmpeg finishes its last segment (or is ended), the stream waits."""
+        if self.closed:
+            return
+        self.closed = True
+        process = self.process
+        try:
+            if process is not None and process.returncode is None:
+                assert process.stdin is not None
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    process.stdin.close()
+                try:
+                    await asyncio.wait_for(process.wait(), FINISH_TIMEOUT_S)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            if self._watcher is not None and self._watcher is not asyncio.current_task():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._watcher, FINISH_TIMEOUT_S)
+            await self.hub.db(live_state.run_ended, self.event_id, error)
+        finally:
+            self.finished.set()
+            if self.hub.runs.get(self.event_id) is self:
+                del self.hub.runs[self.event_id]
+            log.info("live %s: run %s ended", self.event_id, self.number)
