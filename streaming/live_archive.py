@@ -87,7 +87,8 @@ def finish(engine: Engine, storage: LocalStorage, event_id: int) -> int | None:
                                                    encoding="utf-8")
     (folder / playlists.MASTER).write_text(playlists.master_playlist(layout, playlists.VOD),
                                            encoding="utf-8")
-    (folder / live_state.LAYOUT).unlink(missing_ok=True)
+    for path in [folder / live_state.LAYOUT, *folder.glob("run_*.start")]:
+        path.unlink()
     duration = playlists.duration_of(playlists.select(composed.reference, composed.cut))
     _pictures(folder, layout, duration)
     top = layout.renditions[0] if layout.renditions else None

@@ -36,10 +36,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from events import lifecycle
+from events.timeutil import utcnow
 from server.config import Settings
 from streaming import live_archive, live_state
 from streaming.live_ladder import LiveSource, ffmpeg_args, layout_for, probe_args
-from streaming.live_playlists import next_number
+from streaming.live_playlists import next_number, run_start
 from streaming.storage import LocalStorage
 
 log = logging.getLogger("kaifang.live")
@@ -199,7 +200,9 @@ class Run:
         self.container = container
         self.folder = hub.storage.live_dir(key)
         self.buffer = bytearray()
-        self.first_at = 0.0
+        self.first_at = self.probed_at = 0.0
+        self.probed_bytes = 0
+        self.first_byte = utcnow()
         self.process: asyncio.subprocess.Process | None = None
         self.closed = False
         self.error = ""
@@ -213,11 +216,15 @@ class Run:
         if self.closed:
             raise IngestRefused("ended", ENDED)
         if self.process is None:
+            if not self.first_at:
+                self.first_at, self.first_byte = time.monotonic(), utcnow()
             self.buffer += data
-            self.first_at = self.first_at or time.monotonic()
-            if len(self.buffer) >= PROBE_BYTES or \
-                    time.monotonic() - self.first_at >= PROBE_AFTER_S:
+            # Probed again only with twice the bytes, or a second later.
+            if len(self.buffer) >= max(PROBE_BYTES, 2 * self.probed_bytes) or \
+                    time.monotonic() - max(self.first_at, self.probed_at) >= PROBE_AFTER_S:
                 await self._start()
+                if self.error:
+                    raise IngestRefused("not_video", self.error)
             return
         assert self.process.stdin is not None
         try:
@@ -229,6 +236,7 @@ class Run:
 
     async def _start(self) -> None:
         """Probes what came so far; starts the encoder when it shows a stream."""
+        self.probed_bytes, self.probed_at = len(self.buffer), time.monotonic()
         source = await self._probe(bytes(self.buffer))
         if source is None:
             if len(self.buffer) >= PROBE_GIVE_UP_BYTES or \
@@ -247,6 +255,8 @@ class Run:
             "没有画面" if layout.renditions and not source.has_video else ""
         if missing:
             return await self._fail(NOT_LIKE_BEFORE.format(missing=missing))
+        (self.folder / run_start(self.number)).write_text(
+            self.first_byte.isoformat(timespec="milliseconds"), encoding="utf-8")
         args = ffmpeg_args(self.container, str(self.folder), layout, source, self.number,
                            next_number(self.folder, layout))
         self.process = await asyncio.create_subprocess_exec(

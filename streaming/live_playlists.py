@@ -72,15 +72,40 @@ def _date_time(text: str) -> datetime | None:
         return None
 
 
+def run_start(run: int) -> str:
+    """The file beside the renditions that holds when a run's first byte came."""
+    return f"run_{run:03d}.start"
+
+
+def on_clock(segments: list[LiveSegment], first_byte: datetime | None) -> list[LiveSegment]:
+    """A run's segments on the wall clock of their arrival. ffmpeg dates the first segment
+    when it starts, after the probe held the first bytes (a second or so): the run's media
+    began when its first byte came."""
+    start = segments[0].at if segments else None
+    if first_byte is None or start is None:
+        return segments
+    shift = first_byte - start
+    return [LiveSegment(s.number, s.uri, s.duration, None if s.at is None else s.at + shift)
+            for s in segments]
+
+
 def read_runs(folder: Path, rendition: str) -> Runs:
-    """One rendition's runs, in order (a missing folder: none yet)."""
+    """One rendition's runs, in order, on the clock of their arrival (a missing folder: none
+    yet)."""
     here = folder / rendition
     if not here.is_dir():
         return []
     playlists = sorted((int(m["run"]), p) for p in here.iterdir()
                        if (m := RUN_PLAYLIST.fullmatch(p.name)) is not None)
-    return [parse_run(path.read_text(encoding="utf-8", errors="replace"))
-            for _, path in playlists]
+    found = []
+    for run, path in playlists:
+        try:
+            first_byte = _date_time((folder / run_start(run)).read_text(encoding="utf-8"))
+        except OSError:
+            first_byte = None
+        found.append(on_clock(parse_run(path.read_text(encoding="utf-8", errors="replace")),
+                              first_byte))
+    return found
 
 
 def first_at_or_after(runs: Runs, moment: datetime) -> int | None:
@@ -120,6 +145,15 @@ def select(runs: Runs, cut: Cut | None) -> Runs:
     """The runs' segments in the cut (None: every segment), empty runs dropped."""
     kept = [[s for s in run if cut is None or cut.holds(s.number)] for run in runs]
     return [run for run in kept if run]
+
+
+def in_every_rendition(runs: dict[str, Runs]) -> dict[str, Runs]:
+    """Each rendition's runs cut to the segments every rendition has written: the playlists
+    list the same segments (a rendition a segment ahead waits for the others)."""
+    numbers = [{s.number for run in found for s in run} for found in runs.values()]
+    common = set.intersection(*numbers) if numbers else set()
+    return {name: [kept for run in found if (kept := [s for s in run if s.number in common])]
+            for name, found in runs.items()}
 
 
 def media_playlist(runs: Runs, *, vod: bool = False) -> str:
@@ -169,11 +203,10 @@ def duration_of(runs: Runs) -> float:
 
 
 def next_number(folder: Path, layout: Layout) -> int:
-    """Where a new run's segment numbers start: after every segment any rendition has."""
+    """Where a new run's segment numbers start: after every segment any rendition lists (a
+    file none lists, begun as the input ended, is written over)."""
     numbers = [s.number for name in layout.names for run in read_runs(folder, name) for s in run]
-    files = [int(m["number"]) for name in layout.names if (folder / name).is_dir()
-             for p in (folder / name).iterdir() if (m := SEGMENT.fullmatch(p.name))]
-    return max(numbers + files, default=0) + 1
+    return max(numbers, default=0) + 1
 
 
 def edge_s(runs: Runs, since: datetime) -> float:

@@ -177,7 +177,8 @@ def compose(folder: Path, on_air_at: datetime | None,
     layout = read_layout(folder)
     if layout is None or not layout.names:
         return None
-    runs = {name: playlists.read_runs(folder, name) for name in layout.names}
+    runs = playlists.in_every_rendition({name: playlists.read_runs(folder, name)
+                                         for name in layout.names})
     return Composed(layout, playlists.cut_of(runs[layout.names[0]], on_air_at, off_air_at), runs)
 
 

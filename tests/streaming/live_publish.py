@@ -7,9 +7,14 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlmodel import Session, select
+
+from events.models import Event
 from streaming.live_hub import IngestRefused
+from streaming.models import LiveStream
 
 CHUNK = 32 * 1024
 
@@ -26,7 +31,8 @@ def publisher_args(seconds: float, container: str = "flv", *, size: str = "320x1
             else ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"]
     if audio:
         args += ["-c:a", "aac"] if container == "flv" else ["-c:a", "libopus"]
-    return args + ["-f", container, "pipe:1"]
+    # Each packet sent as it is made, as an RTMP encoder does (not 32 KiB at a time).
+    return args + ["-flush_packets", "1", "-f", container, "pipe:1"]
 
 
 class Publisher:
@@ -77,3 +83,38 @@ def wait_for(check: Any, timeout: float = 20, every: float = 0.3) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {check}")
         time.sleep(every)
+
+
+def segments_in(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("seg_")]
+
+
+def webcast_of(admin: Any, event_id: int) -> dict[str, Any]:
+    answer = admin.get(f"/api/events/{event_id}/live")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def preview_of(admin: Any, event_id: int, rendition: str = "180p") -> str:
+    url = webcast_of(admin, event_id)["preview_url"]
+    if not url:
+        return ""
+    answer = admin.get(url.replace("preview.m3u8", f"{rendition}/preview.m3u8"))
+    return answer.text if answer.status_code == 200 else ""
+
+
+def end_session(admin: Any, db: Session, event_id: int) -> float:
+    """Ends the session (it started a minute ago); the moment it ended."""
+    event = db.get(Event, event_id)
+    assert event is not None
+    event.starts_at = datetime.now(UTC) - timedelta(minutes=1)
+    db.add(event)
+    db.commit()
+    answer = admin.post(f"/api/events/{event_id}/status", json={"status": "ended"})
+    assert answer.status_code == 200, answer.text
+    return time.monotonic()
+
+
+def stream_row(db: Session, event_id: int) -> LiveStream:
+    db.expire_all()
+    return db.exec(select(LiveStream).where(LiveStream.event_id == event_id)).one()

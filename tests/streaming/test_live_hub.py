@@ -7,62 +7,34 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from events.models import Event
 from streaming import messages, protocol
 from streaming.live_playlists import parse_run
-from streaming.models import LiveMessage, LiveStream, Recording, Viewer
+from streaming.models import LiveMessage, Recording, Viewer
 from tests.streaming.live import _live_session
-from tests.streaming.live_publish import Publisher, wait_for
-
-
-def _segments(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("seg_")]
-
-
-def _webcast(admin: Any, event_id: int) -> dict[str, Any]:
-    answer = admin.get(f"/api/events/{event_id}/live")
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
-
-
-def _preview(admin: Any, event_id: int, rendition: str = "180p") -> str:
-    url = _webcast(admin, event_id)["preview_url"]
-    if not url:
-        return ""
-    answer = admin.get(url.replace("preview.m3u8", f"{rendition}/preview.m3u8"))
-    return answer.text if answer.status_code == 200 else ""
-
-
-def _end(admin: Any, db: Session, event_id: int) -> float:
-    """Ends the session (it started a minute ago); the moment it ended."""
-    event = db.get(Event, event_id)
-    assert event is not None
-    event.starts_at = datetime.now(UTC) - timedelta(minutes=1)
-    db.add(event)
-    db.commit()
-    answer = admin.post(f"/api/events/{event_id}/status", json={"status": "ended"})
-    assert answer.status_code == 200, answer.text
-    return time.monotonic()
-
-
-def _stream(db: Session, event_id: int) -> LiveStream:
-    db.expire_all()
-    return db.exec(select(LiveStream).where(LiveStream.event_id == event_id)).one()
+from tests.streaming.live_publish import (
+    Publisher,
+    end_session,
+    preview_of,
+    segments_in,
+    stream_row,
+    wait_for,
+    webcast_of,
+)
 
 
 def test_preview_then_on_air_then_the_archive(client: Any, staff: Any, db: Session,
                                               settings: Any) -> None:
     event_id = _live_session(staff, db, live=False)
     admin = staff("admin")
-    publisher = Publisher(client, event_id, seconds=14)
-    preview = wait_for(lambda: len(_segments(_preview(admin, event_id))) >= 2 and
-                       _preview(admin, event_id))
-    webcast = _webcast(admin, event_id)
+    publisher = Publisher(client, event_id, seconds=30)  # cut off by `ended`
+    preview = wait_for(lambda: len(segments_in(preview_of(admin, event_id))) >= 2 and
+                       preview_of(admin, event_id))
+    webcast = webcast_of(admin, event_id)
     assert (webcast["state"], webcast["signal"], webcast["source"], webcast["runs"]) == \
         ("preview", "on", "rtmp", 1)
     assert (webcast["width"], webcast["height"]) == (320, 180)
@@ -70,7 +42,7 @@ def test_preview_then_on_air_then_the_archive(client: Any, staff: Any, db: Sessi
     playback = client.get(f"/api/events/{event_id}/playback").json()
     assert playback["hls_url"] is None
     key_url = webcast["preview_url"].rsplit("/", 1)[0]
-    first = _segments(preview)[0]
+    first = segments_in(preview)[0]
     assert client.get(f"{key_url}/180p/{first}").status_code == 404
     assert client.get(f"{key_url}/master.m3u8").status_code == 404
     assert client.get(webcast["preview_url"]).status_code == 404
@@ -78,14 +50,14 @@ def test_preview_then_on_air_then_the_archive(client: Any, staff: Any, db: Sessi
 
     assert admin.post(f"/api/events/{event_id}/status", json={"status": "live"}).status_code \
         == 200
-    on_air = _stream(db, event_id).on_air_at
-    assert on_air is not None and _webcast(admin, event_id)["state"] == "on_air"
+    on_air = stream_row(db, event_id).on_air_at
+    assert on_air is not None and webcast_of(admin, event_id)["state"] == "on_air"
     public = wait_for(lambda: (answer := client.get(f"{key_url}/180p/live.m3u8")).status_code
-                      == 200 and len(_segments(answer.text)) >= 2 and answer)
+                      == 200 and len(segments_in(answer.text)) >= 2 and answer)
     assert public.headers["cache-control"] == "public, max-age=1"
     listed = parse_run(public.text)
     assert listed[0].at is not None and listed[0].at >= on_air
-    previewed = parse_run(_preview(admin, event_id))
+    previewed = parse_run(preview_of(admin, event_id))
     before = [s for s in previewed if s.number < listed[0].number]
     assert before, "the preview before the on-air moment"
     assert client.get(f"{key_url}/180p/{before[-1].uri}").status_code == 404
@@ -110,14 +82,14 @@ def test_preview_then_on_air_then_the_archive(client: Any, staff: Any, db: Sessi
     assert message.video_time is not None and abs(message.video_time - expected) < 1
 
     time.sleep(2)
-    ended = _end(admin, db, event_id)
+    ended = end_session(admin, db, event_id)
     vod = wait_for(lambda: (answer := client.get(f"/api/events/{event_id}/playback").json())
                    ["state"] == "vod" and answer, timeout=10)
     took = time.monotonic() - ended
     assert took <= 10
     publisher.join()
     assert publisher.refused is not None and publisher.refused.code == "ended"
-    stream = _stream(db, event_id)
+    stream = stream_row(db, event_id)
     assert stream.state == "ended" and stream.off_air_at is not None
     recording = db.get(Recording, stream.recording_id)
     assert recording is not None and recording.state == "succeeded"
@@ -130,8 +102,8 @@ def test_preview_then_on_air_then_the_archive(client: Any, staff: Any, db: Sessi
     assert (folder / "thumbs-001.jpg").is_file()
     archived = (folder / "180p" / "index.m3u8").read_text()
     assert "#EXT-X-ENDLIST" in archived and "#EXT-X-PLAYLIST-TYPE:VOD" in archived
-    assert sorted(p.name for p in (folder / "180p").glob("*.ts")) == sorted(_segments(archived))
-    assert _segments(archived)[0] == listed[0].uri  # from the on-air moment, the preview gone
+    assert sorted(p.name for p in (folder / "180p").glob("*.ts")) == sorted(segments_in(archived))
+    assert segments_in(archived)[0] == listed[0].uri  # from the on-air moment, the preview gone
     probed = json.loads(subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type",
          "-of", "json", str(folder / "master.m3u8")], capture_output=True, check=True).stdout)
