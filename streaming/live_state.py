@@ -196,11 +196,12 @@ def playback_live(db: Session, storage: LocalStorage, event: Event, now: datetim
     """The live master while the webcast is on air (and the live edge from the on-air
     moment); the signal whenever there is a webcast."""
     assert event.id is not None
+    if event.status != EventStatus.live:  # the public learns nothing of a preview
+        return LivePlayback(None, None, None)
     stream = stream_of(db, event.id)
     signal = signal_of(stream, now, grace_s)
     if stream is None or stream.on_air_at is None or stream.off_air_at is not None \
-            or stream.state == "ended" or not stream.media_key \
-            or event.status != EventStatus.live:
+            or stream.state == "ended" or not stream.media_key:
         return LivePlayback(None, None, signal)
     composed = compose(storage.live_dir(stream.media_key), stream.on_air_at, None)
     position = 0.0

@@ -4,13 +4,16 @@ same stream with a discontinuity; sound alone and a picture alone are webcasts t
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
+from events.models import Event
 from streaming.live_playlists import parse_run
 from streaming.models import Recording
-from tests.streaming.live import _live_session
+from streaming.transcode import run_one
+from tests.streaming.live import _live_session, _upload
 from tests.streaming.live_publish import (
     Publisher,
     end_session,
@@ -51,8 +54,8 @@ def test_a_publisher_back_within_the_grace_time_goes_on_with_a_discontinuity(
     assert playback["signal"] == "lost" and playback["hls_url"]  # the stream stays
 
 
-def test_sound_alone_is_a_webcast_and_an_archive(client: Any, staff: Any, db: Session,
-                                                 settings: Any) -> None:
+def test_sound_alone_is_a_webcast_and_an_archive_an_upload_replaces(
+        client: Any, staff: Any, db: Session, settings: Any, clips: dict[str, Path]) -> None:
     event_id = _live_session(staff, db)
     admin = staff("admin")
     Publisher(client, event_id, seconds=5, video=False).join()
@@ -68,6 +71,17 @@ def test_sound_alone_is_a_webcast_and_an_archive(client: Any, staff: Any, db: Se
     assert recording is not None and recording.renditions == "audio"
     assert recording.duration_s > 3
     assert (settings.media_dir / "hls" / recording.media_key / "poster.jpg").is_file()
+    # The archive lists it like an upload; a recording uploaded later replaces it.
+    title = db.get(Event, event_id).title  # type: ignore[union-attr]
+    assert title in client.get("/archive").text
+    vod = client.get(f"/api/events/{event_id}/playback").json()["hls_url"]
+    assert client.get(vod).status_code == 200
+    assert _upload(admin, event_id, clips["audio"]).status_code == 202
+    while run_one(settings):
+        pass
+    replaced = client.get(f"/api/events/{event_id}/playback").json()
+    assert replaced["state"] == "vod" and replaced["hls_url"] != vod
+    assert replaced["duration_s"] < 3
 
 
 def test_a_picture_without_sound_from_the_browser(client: Any, staff: Any, db: Session) -> None:
