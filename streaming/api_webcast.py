@@ -162,13 +162,19 @@ async def live_file(key: str, name: str, request: Request) -> Response:
     segment = playlists.SEGMENT.fullmatch(file)
     if segment is None or rendition not in composed.layout.names:
         raise _no_media()
-    if not staff and not composed.cut.holds(int(segment["number"])):
+    if not staff and int(segment["number"]) not in _listed(composed, rendition):
         raise _no_media()
     path = folder / rendition / file
     if not path.is_file():
         raise _no_media()
     return FileResponse(path, media_type=MEDIA_TYPES[".ts"],
                         headers={"Cache-Control": PRIVATE if staff else LONG})
+
+
+def _listed(composed: Composed, rendition: str) -> set[int]:
+    """The numbers of the segments the public's playlist of this rendition lists."""
+    runs = playlists.select(composed.runs[rendition], composed.cut)
+    return {segment.number for run in runs for segment in run}
 
 
 def _may_run(request: Request, db: Session, event: Event) -> bool:

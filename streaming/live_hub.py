@@ -61,11 +61,15 @@ PROBE_TIMEOUT_S = 10.0
 # A run's ffmpeg finishes its last segment after its input ends; then it is ended.
 FINISH_TIMEOUT_S = 10.0
 POLL_S = 1.0
+# The publisher's rate is measured over this long (KAIFANG_MAX_INGEST_KBPS).
+RATE_WINDOW_S = 5.0
 ERROR_TAIL = 2000
 NOT_VIDEO = "收到的信号无法识别为 {container} 音视频流，已断开推流。请检查推流软件的设置。"
 NOTHING = "收到的信号既没有画面也没有声音，已断开推流。"
 NOT_LIKE_BEFORE = "这一路信号{missing}，与本场直播此前的信号不一致，已断开推流。"
 ENCODER_DIED = "直播编码器意外停止（退出码 {code}），已断开推流，请重新推流。"
+TOO_LARGE = "信号的画面（{width}×{height}）超过本站允许的最大分辨率，已断开推流。"
+TOO_FAST = "信号的码率超过本站允许的 {limit} kbps，已断开推流。请降低推流软件的码率。"
 BUSY = "本场直播已有一路信号在推流，请先断开另一路。"
 ENDED = "本场直播已结束，不再接收推流。"
 
@@ -202,6 +206,8 @@ class Run:
         self.buffer = bytearray()
         self.first_at = self.probed_at = 0.0
         self.probed_bytes = 0
+        self.window_at, self.window_bytes = 0.0, 0
+        self.code = ""
         self.first_byte = utcnow()
         self.process: asyncio.subprocess.Process | None = None
         self.closed = False
@@ -212,9 +218,13 @@ class Run:
 
     async def write(self, data: bytes) -> None:
         if self.error:
-            raise IngestRefused("encoder", self.error)
+            raise IngestRefused(self.code, self.error)
         if self.closed:
             raise IngestRefused("ended", ENDED)
+        if self._too_fast(len(data)):
+            await self._fail("too_fast", TOO_FAST.format(
+                limit=self.hub.settings.max_ingest_kbps))
+            raise IngestRefused(self.code, self.error)
         if self.process is None:
             if not self.first_at:
                 self.first_at, self.first_byte = time.monotonic(), utcnow()
@@ -224,7 +234,7 @@ class Run:
                     time.monotonic() - max(self.first_at, self.probed_at) >= PROBE_AFTER_S:
                 await self._start()
                 if self.error:
-                    raise IngestRefused("not_video", self.error)
+                    raise IngestRefused(self.code, self.error)
             return
         assert self.process.stdin is not None
         try:
@@ -232,7 +242,20 @@ class Run:
             await self.process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             await self._encoder_gone()
-            raise IngestRefused("encoder", self.error) from None
+            raise IngestRefused(self.code, self.error) from None
+
+    def _too_fast(self, size: int) -> bool:
+        """More than max_ingest_kbps over the last RATE_WINDOW_S."""
+        now = time.monotonic()
+        if not self.window_at:
+            self.window_at = now
+        self.window_bytes += size
+        elapsed = now - self.window_at
+        if elapsed < RATE_WINDOW_S:
+            return False
+        kbps = self.window_bytes * 8 / 1000 / elapsed
+        self.window_at, self.window_bytes = now, 0
+        return kbps > self.hub.settings.max_ingest_kbps
 
     async def _start(self) -> None:
         """Probes what came so far; starts the encoder when it shows a stream."""
@@ -241,10 +264,14 @@ class Run:
         if source is None:
             if len(self.buffer) >= PROBE_GIVE_UP_BYTES or \
                     time.monotonic() - self.first_at >= PROBE_GIVE_UP_S:
-                await self._fail(NOT_VIDEO.format(container=self.container.upper()))
+                await self._fail("not_video",
+                                 NOT_VIDEO.format(container=self.container.upper()))
             return
         if not (source.has_video or source.has_audio):
-            return await self._fail(NOTHING)
+            return await self._fail("not_video", NOTHING)
+        if source.width * source.height > self.hub.settings.max_ingest_pixels:
+            return await self._fail("too_large", TOO_LARGE.format(
+                width=source.width, height=source.height))
         layout = live_state.read_layout(self.folder)
         if layout is None:
             layout = layout_for(source)
@@ -254,7 +281,7 @@ class Run:
         missing = "没有声音" if layout.has_audio and not source.has_audio else \
             "没有画面" if layout.renditions and not source.has_video else ""
         if missing:
-            return await self._fail(NOT_LIKE_BEFORE.format(missing=missing))
+            return await self._fail("not_like_before", NOT_LIKE_BEFORE.format(missing=missing))
         (self.folder / run_start(self.number)).write_text(
             self.first_byte.isoformat(timespec="milliseconds"), encoding="utf-8")
         args = ffmpeg_args(self.container, str(self.folder), layout, source, self.number,
@@ -311,10 +338,10 @@ class Run:
         code = code if code is not None else await self.process.wait() if self.process else -1
         log.warning("live %s: the encoder ended (%s): %s", self.event_id, code,
                     self.stderr.decode("utf-8", "replace")[-300:].replace("\n", " | "))
-        await self._fail(ENCODER_DIED.format(code=code))
+        await self._fail("encoder", ENCODER_DIED.format(code=code))
 
-    async def _fail(self, error: str) -> None:
-        self.error = error
+    async def _fail(self, code: str, error: str) -> None:
+        self.code, self.error = code, error
         log.warning("live %s: run %s cut off: %s", self.event_id, self.number, error)
         await self._end(error)
 

@@ -81,3 +81,21 @@ def test_an_encoder_that_dies_ends_the_run_with_a_reason(client: Any, staff: Any
     assert webcast["signal"] == "waiting"
     Publisher(client, event_id, seconds=3).join()
     assert webcast_of(admin, event_id)["runs"] == 2
+
+
+def test_a_picture_too_large_or_a_rate_too_high_is_cut_off(client: Any, staff: Any,
+                                                           db: Session) -> None:
+    event_id = _live_session(staff, db)
+    admin = staff("admin")
+    settings = client.app.state.settings
+    settings.max_ingest_pixels = 320 * 180 - 1
+    large = Publisher(client, event_id, seconds=10)
+    large.join()
+    assert large.refused is not None and large.refused.code == "too_large"
+    assert "320×180" in webcast_of(admin, event_id)["last_error"]
+    settings.max_ingest_pixels, settings.max_ingest_kbps = 320 * 180, 20
+    fast = Publisher(client, event_id, seconds=15)
+    fast.join()
+    assert fast.refused is not None and fast.refused.code == "too_fast"
+    assert "20 kbps" in webcast_of(admin, event_id)["last_error"]
+    assert client.get(f"/api/events/{event_id}/live").status_code == 401
