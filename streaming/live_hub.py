@@ -132,6 +132,8 @@ class LiveHub:
                 await self._watch
         for run in list(self.runs.values()):
             await run.close()
+        if self._tasks:  # archives being made: a few seconds each
+            await asyncio.wait(self._tasks, timeout=FINISH_TIMEOUT_S)
 
     async def db(self, work: Callable[Concatenate[Session, P], T], *args: P.args,
                  **kwargs: P.kwargs) -> T:

@@ -69,6 +69,7 @@ def open_run(db: Session, storage: LocalStorage, event_id: int, source: str,
 def run_ended(db: Session, event_id: int, error: str, now: datetime | None = None) -> None:
     """The publisher is gone (or cut off: `error`, for staff): the stream waits for it."""
     now = now or utcnow()
+    write_lock(db)
     stream = stream_of(db, event_id)
     if stream is None:
         return
@@ -84,6 +85,7 @@ def run_ended(db: Session, event_id: int, error: str, now: datetime | None = Non
 
 def refused(db: Session, event_id: int, error: str) -> None:
     """Why a publisher was refused or cut off, for the console."""
+    write_lock(db)
     stream = stream_of(db, event_id)
     if stream is not None:
         stream.last_error = error[:200]
@@ -93,6 +95,7 @@ def refused(db: Session, event_id: int, error: str) -> None:
 
 
 def picture_found(db: Session, event_id: int, width: int, height: int) -> None:
+    write_lock(db)
     stream = stream_of(db, event_id)
     if stream is not None:
         stream.width, stream.height = width, height
