@@ -1,6 +1,7 @@
 """HTTP for a session's webcast: its state for the console (`GET /api/events/{id}/live`) and
 its live media (`/media/live/<key>/...`), composed from the encoder's files on each request
-(any app process answers the same; each process keeps an answer for CACHE_S).
+(any app process answers the same; each process keeps what the database said for CACHE_S,
+and the folder as read until it changes).
 
 Who fetches what: the public the master (`master.m3u8`), each rendition's EVENT playlist
 (`720p/live.m3u8`) and the segments those list, exactly while the session is public and live
@@ -10,10 +11,12 @@ with its webcast on air; staff who may run the session everything, with the prev
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -147,11 +150,14 @@ async def live_file(key: str, name: str, request: Request) -> Response:
         raise _no_media()
     storage: LocalStorage = request.app.state.media_storage
     folder = storage.live_dir(key)
-    known, composed = recent.get(f"c:{key}")
+    # Kept until a rendition's folder changes (ffmpeg renames a playlist into it): a segment
+    # is listed as soon as it is written, not a cache time later.
+    version = f"c:{key}:{_changed(folder)}"
+    known, composed = recent.get(version)
     if not known:
         composed = await anyio.to_thread.run_sync(
             live_state.compose, folder, webcast.stream.on_air_at, webcast.stream.off_air_at)
-        recent.put(f"c:{key}", composed)
+        recent.put(version, composed)
     if composed is None:
         raise _no_media()
     cache = PRIVATE if staff else GROWING
@@ -169,6 +175,15 @@ async def live_file(key: str, name: str, request: Request) -> Response:
         raise _no_media()
     return FileResponse(path, media_type=MEDIA_TYPES[".ts"],
                         headers={"Cache-Control": PRIVATE if staff else LONG})
+
+
+def _changed(folder: FilePath) -> int:
+    """The latest change of the folder's renditions (0: none yet)."""
+    try:
+        return max((entry.stat().st_mtime_ns for entry in os.scandir(folder)
+                    if entry.is_dir()), default=0)
+    except OSError:
+        return 0
 
 
 def _listed(composed: Composed, rendition: str) -> set[int]:
