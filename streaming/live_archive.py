@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import update
@@ -38,21 +37,18 @@ log = logging.getLogger("kaifang.live")
 
 FFMPEG = "ffmpeg"
 PICTURES_TIMEOUT_S = 300.0
-# A webcast off air whose publisher's process said nothing for this long: that process died,
-# and another makes the archive.
-ORPHANED = timedelta(seconds=30)
 NOTHING_ON_AIR = "直播结束时没有已播出的内容，未生成回放。"
 
 
 def due(db: Session, own: set[int]) -> list[int]:
     """Sessions whose webcast went off air and has no archive yet, which this process should
-    finish: its own publishers', and those no process sends to."""
+    finish: its own publishers', and those no live process sends to (live_state.alive)."""
     now = utcnow()
-    rows = db.exec(select(LiveStream.event_id, LiveStream.state, LiveStream.signal_at).where(
+    rows = db.exec(select(LiveStream.event_id, LiveStream.state, LiveStream.updated_at).where(
         col(LiveStream.off_air_at).is_not(None), LiveStream.state != "ended")).all()
-    return [event_id for event_id, state, signal_at in rows
+    return [event_id for event_id, state, alive_at in rows
             if event_id in own or state not in live_state.SENDING
-            or signal_at is None or now - signal_at > ORPHANED]
+            or now - alive_at > live_state.SILENT]
 
 
 def finish(engine: Engine, storage: LocalStorage, event_id: int) -> int | None:

@@ -18,7 +18,8 @@ cuts its publisher; nothing else stops.
 
 Off air: the session's status (streaming.live_state) marks the moment; every second the hub
 looks for webcasts taken off air (another process may have taken the request), ends their
-run, and makes the archive (streaming.live_archive).
+run, and makes the archive (streaming.live_archive). Every 10 s it says its publishers' streams
+are alive: one whose process died shows `lost`, and another process archives it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ PROBE_TIMEOUT_S = 10.0
 # A run's ffmpeg finishes its last segment after its input ends; then it is ended.
 FINISH_TIMEOUT_S = 10.0
 POLL_S = 1.0
+HEARTBEAT_POLLS = 10  # live_state.alive every 10 s
 # The publisher's rate is measured over this long (KAIFANG_MAX_INGEST_KBPS).
 RATE_WINDOW_S = 5.0
 ERROR_TAIL = 2000
@@ -169,9 +171,13 @@ class LiveHub:
             self._opening.discard(event_id)
 
     async def _watch_off_air(self) -> None:
+        beats = 0
         while True:
             await asyncio.sleep(POLL_S)
+            beats += 1
             try:
+                if beats % HEARTBEAT_POLLS == 0:
+                    await self.db(live_state.alive, set(self.runs))
                 due = await self.db(live_archive.due, set(self.runs))
             except Exception:  # the database away for a moment: look again
                 log.exception("live: looking for webcasts off air failed")

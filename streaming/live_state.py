@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from events.locking import write_lock
 from events.models import Event, EventStatus
@@ -29,6 +30,8 @@ LAYOUT = "layout.json"
 OFF_AIR = frozenset({EventStatus.ended, EventStatus.archived, EventStatus.cancelled})
 # A publisher is connected in these states (another process's, maybe).
 SENDING = frozenset({"preview", "on_air"})
+# A sending stream whose hub has not said it is alive for this long: its process died.
+SILENT = timedelta(seconds=30)
 
 
 def stream_of(db: Session, event_id: int) -> LiveStream | None:
@@ -103,6 +106,15 @@ def picture_found(db: Session, event_id: int, width: int, height: int) -> None:
         db.flush()
 
 
+def alive(db: Session, event_ids: set[int], now: datetime | None = None) -> None:
+    """The hub's heartbeat for the streams its publishers send to (`updated_at`): one whose
+    process died falls silent, and is then lost (signal_of) and archived by another."""
+    if event_ids:
+        write_lock(db)
+        db.execute(update(LiveStream).where(col(LiveStream.event_id).in_(event_ids))
+                   .values(updated_at=now or utcnow()))
+
+
 def on_status_change(db: Session, event: Event, previous: EventStatus) -> None:
     """events.lifecycle's listener: `live` puts the webcast on air, `ended` (or a
     cancellation) takes it off."""
@@ -131,7 +143,7 @@ def signal_of(stream: LiveStream | None, now: datetime, grace_s: int) -> str | N
     if stream is None or stream.runs == 0 or stream.state in ("idle", "ended"):
         return None
     if stream.state in SENDING:
-        return "on"
+        return "on" if now - stream.updated_at <= SILENT else "lost"
     since = stream.signal_at or now
     return "waiting" if now - since <= timedelta(seconds=grace_s) else "lost"
 
