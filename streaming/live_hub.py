@@ -72,8 +72,10 @@ NOT_LIKE_BEFORE = "这一路信号{missing}，与本场直播此前的信号不�
 ENCODER_DIED = "直播编码器意外停止（退出码 {code}），已断开推流，请重新推流。"
 TOO_LARGE = "信号的画面（{width}×{height}）超过本站允许的最大分辨率，已断开推流。"
 TOO_FAST = "信号的码率超过本站允许的 {limit} kbps，已断开推流。请降低推流软件的码率。"
+UNAVAILABLE = "直播服务暂时不可用，请稍后重新推流。"
 BUSY = "本场直播已有一路信号在推流，请先断开另一路。"
 ENDED = "本场直播已结束，不再接收推流。"
+REFUSALS = {"ended": ENDED, "busy": BUSY, "not_found": "没有这场活动。"}
 
 
 class IngestRefused(Exception):
@@ -159,9 +161,13 @@ class LiveHub:
         try:
             if current is not None:  # its ffmpeg finishes its last segment first
                 await current.finished.wait()
-            opened = await self.db(live_state.open_run, self.storage, event_id, source)
+            try:
+                opened = await self.db(live_state.open_run, self.storage, event_id, source)
+            except Exception:  # the database or the disk away: this publisher tries again
+                log.exception("live %s: a run could not begin", event_id)
+                raise IngestRefused("unavailable", UNAVAILABLE) from None
             if isinstance(opened, str):
-                raise IngestRefused(opened, ENDED if opened == "ended" else "没有这场活动。")
+                raise IngestRefused(opened, REFUSALS[opened])
             key, number = opened
             run = Run(self, event_id, key, number, container)
             self.runs[event_id] = run
@@ -240,7 +246,11 @@ class Run:
             # Probed again only with twice the bytes, or a second later.
             if len(self.buffer) >= max(PROBE_BYTES, 2 * self.probed_bytes) or \
                     time.monotonic() - max(self.first_at, self.probed_at) >= PROBE_AFTER_S:
-                await self._start()
+                try:
+                    await self._start()
+                except Exception:  # no ffmpeg, no disk, no database: this run ends
+                    log.exception("live %s: the encoder could not start", self.event_id)
+                    await self._fail("unavailable", UNAVAILABLE)
                 if self.error:
                     raise IngestRefused(self.code, self.error)
             return
@@ -379,6 +389,9 @@ class Run:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._watcher, FINISH_TIMEOUT_S)
             await self.hub.db(live_state.run_ended, self.event_id, error)
+        except Exception:  # the database away: the run is over all the same
+            log.exception("live %s: the end of run %s was not recorded", self.event_id,
+                          self.number)
         finally:
             self.finished.set()
             if self.hub.runs.get(self.event_id) is self:

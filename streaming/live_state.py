@@ -41,7 +41,7 @@ def stream_of(db: Session, event_id: int) -> LiveStream | None:
 def open_run(db: Session, storage: LocalStorage, event_id: int, source: str,
              now: datetime | None = None) -> tuple[str, int] | str:
     """A publisher starts a run: (the live folder's key, the run's number), or why not
-    (`ended`, `not_found`). The stream is on air at once if the session is live."""
+    (`ended`, `busy`, `not_found`). The stream is on air at once if the session is live."""
     now = now or utcnow()
     write_lock(db)
     event = db.get(Event, event_id)
@@ -50,6 +50,8 @@ def open_run(db: Session, storage: LocalStorage, event_id: int, source: str,
     stream = stream_of(db, event_id)
     if event.status in OFF_AIR or (stream is not None and stream.state == "ended"):
         return "ended"
+    if stream is not None and stream.state in SENDING and now - stream.updated_at <= SILENT:
+        return "busy"  # another process's publisher sends (this process's hub checked its own)
     if stream is None:
         stream = LiveStream(event_id=event_id)
     if not stream.media_key:
