@@ -144,10 +144,6 @@ async def live_file(key: str, name: str, request: Request) -> Response:
         recent.put(f"d:{key}", webcast)
     if webcast is None:
         raise _no_media()
-    staff = not webcast.public or name.endswith(playlists.PREVIEW)
-    if staff and (SESSION_COOKIE not in request.cookies or not await in_own_session(
-            request, lambda db: _may_run(request, db, webcast.event))):
-        raise _no_media()
     storage: LocalStorage = request.app.state.media_storage
     folder = storage.live_dir(key)
     # Kept until a rendition's folder changes (ffmpeg renames a playlist into it): a segment
@@ -160,21 +156,25 @@ async def live_file(key: str, name: str, request: Request) -> Response:
         recent.put(version, composed)
     if composed is None:
         raise _no_media()
-    cache = PRIVATE if staff else GROWING
-    if suffix == ".m3u8":
-        text = _playlist(composed, name)
-        return Response(text, media_type=MEDIA_TYPES[".m3u8"], headers={"Cache-Control": cache})
     rendition, _, file = name.partition("/")
-    segment = playlists.SEGMENT.fullmatch(file)
-    if segment is None or rendition not in composed.layout.names:
+    segment = playlists.SEGMENT.fullmatch(file) if suffix == ".ts" else None
+    if suffix == ".ts" and (segment is None or rendition not in composed.layout.names):
         raise _no_media()
-    if not staff and int(segment["number"]) not in _listed(composed, rendition):
+    # The public: the public playlists, and the segments they list; staff: everything.
+    public = webcast.public and (
+        int(segment["number"]) in _listed(composed, rendition) if segment is not None
+        else not name.endswith(playlists.PREVIEW))
+    if not public and (SESSION_COOKIE not in request.cookies or not await in_own_session(
+            request, lambda db: _may_run(request, db, webcast.event))):
         raise _no_media()
+    if segment is None:
+        return Response(_playlist(composed, name), media_type=MEDIA_TYPES[".m3u8"],
+                        headers={"Cache-Control": GROWING if public else PRIVATE})
     path = folder / rendition / file
     if not path.is_file():
         raise _no_media()
     return FileResponse(path, media_type=MEDIA_TYPES[".ts"],
-                        headers={"Cache-Control": PRIVATE if staff else LONG})
+                        headers={"Cache-Control": LONG if public else PRIVATE})
 
 
 def _changed(folder: FilePath) -> int:

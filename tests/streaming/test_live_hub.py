@@ -61,6 +61,7 @@ def test_preview_then_on_air_then_the_archive(client: Any, staff: Any, db: Sessi
     before = [s for s in previewed if s.number < listed[0].number]
     assert before, "the preview before the on-air moment"
     assert client.get(f"{key_url}/180p/{before[-1].uri}").status_code == 404
+    assert admin.get(f"{key_url}/180p/{before[-1].uri}").status_code == 200  # the console's
     fetched = client.get(f"{key_url}/180p/{listed[0].uri}")
     assert fetched.status_code == 200
     assert fetched.headers["cache-control"] == "public, max-age=31536000, immutable"
