@@ -72,6 +72,7 @@ NOT_LIKE_BEFORE = "这一路信号{missing}，与本场直播此前的信号不�
 ENCODER_DIED = "直播编码器意外停止（退出码 {code}），已断开推流，请重新推流。"
 TOO_LARGE = "信号的画面（{width}×{height}）超过本站允许的最大分辨率，已断开推流。"
 TOO_FAST = "信号的码率超过本站允许的 {limit} kbps，已断开推流。请降低推流软件的码率。"
+ARCHIVE_FAILED = "直播已结束，但回放未能生成，请上传录像。"
 UNAVAILABLE = "直播服务暂时不可用，请稍后重新推流。"
 BUSY = "本场直播已有一路信号在推流，请先断开另一路。"
 ENDED = "本场直播已结束，不再接收推流。"
@@ -205,6 +206,8 @@ class LiveHub:
                                            event_id)
         except Exception:
             log.exception("live %s: the archive failed", event_id)
+            with contextlib.suppress(Exception):
+                await self.db(live_state.refused, event_id, ARCHIVE_FAILED)
         finally:
             self._finishing.discard(event_id)
 
