@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from events import api as events_api
-from events import api_compliance, api_feeds, api_registration, api_staff, notify, ratelimit
+from events import (
+    api_compliance,
+    api_feeds,
+    api_registration,
+    api_staff,
+    lifecycle,
+    notify,
+    ratelimit,
+)
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.clientaddr import TrustedProxies
@@ -27,6 +35,7 @@ from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
 from streaming import api_webcast as streaming_webcast
+from streaming import live_state
 from streaming.broker import RedisBroker, broker_for
 from streaming.live_hub import LiveHub
 from streaming.storage import LocalStorage
@@ -79,6 +88,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.state.broker = broker_for(settings.redis_url)
     app.state.live_hub = LiveHub(settings, get_engine(settings.sqlalchemy_url),
                                  app.state.media_storage)
+    lifecycle.on_status_change(live_state.on_status_change)  # live: on air; ended: off air
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.

@@ -19,7 +19,7 @@ import logging
 import subprocess
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -44,8 +44,12 @@ def due(db: Session, own: set[int]) -> list[int]:
     """Sessions whose webcast went off air and has no archive yet, which this process should
     finish: its own publishers', and those no live process sends to (live_state.alive)."""
     now = utcnow()
-    rows = db.exec(select(LiveStream.event_id, LiveStream.state, LiveStream.updated_at).where(
-        col(LiveStream.off_air_at).is_not(None), LiveStream.state != "ended")).all()
+    # Off air: marked so by the status change, or a session ended where no listener heard it.
+    rows = db.exec(select(LiveStream.event_id, LiveStream.state, LiveStream.updated_at)
+                   .join(Event, col(Event.id) == LiveStream.event_id)
+                   .where(LiveStream.state != "ended",
+                          col(LiveStream.off_air_at).is_not(None)
+                          | col(Event.status).in_(live_state.OFF_AIR))).all()
     return [event_id for event_id, state, alive_at in rows
             if event_id in own or state not in live_state.SENDING
             or now - alive_at > live_state.SILENT]
@@ -56,10 +60,12 @@ def finish(engine: Engine, storage: LocalStorage, event_id: int) -> int | None:
     None (nothing was on air, or another process has it)."""
     with Session(engine, expire_on_commit=False) as db:
         write_lock(db)
+        now = utcnow()
         claimed = db.execute(update(LiveStream).where(
-            col(LiveStream.event_id) == event_id, col(LiveStream.state) != "ended",
-            col(LiveStream.off_air_at).is_not(None))
-            .values(state="ended", updated_at=utcnow()).returning(col(LiveStream.id))).first()
+            col(LiveStream.event_id) == event_id, col(LiveStream.state) != "ended")
+            .values(state="ended", updated_at=now,
+                    off_air_at=func.coalesce(col(LiveStream.off_air_at), now))
+            .returning(col(LiveStream.id))).first()
         db.commit()
         stream = live_state.stream_of(db, event_id)
         event = db.get(Event, event_id)

@@ -36,7 +36,6 @@ import anyio.to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from events import lifecycle
 from events.timeutil import utcnow
 from server.config import Settings
 from streaming import live_archive, live_state
@@ -119,10 +118,9 @@ class LiveHub:
         self._starts = 0
 
     async def start(self) -> None:
-        """Listens for status changes; watches for webcasts off air. Started as often as the
-        app's lifespan runs (tests enter it once per client): the first start watches, the
-        last stop ends it."""
-        lifecycle.on_status_change(live_state.on_status_change)
+        """Watches for webcasts off air (the composition root listens for status changes).
+        Started as often as the app's lifespan runs (tests enter it once per client): the
+        first start watches, the last stop ends it."""
         self._starts += 1
         if self._watch is None:
             self._watch = asyncio.create_task(self._watch_off_air())
