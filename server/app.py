@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from events import api as events_api
-from events import api_compliance, api_feeds, api_registration, api_staff, notify, ratelimit
+from events import (
+    api_compliance,
+    api_feeds,
+    api_registration,
+    api_staff,
+    lifecycle,
+    notify,
+    ratelimit,
+)
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.clientaddr import TrustedProxies
@@ -27,7 +35,10 @@ from streaming import api_ingest as streaming_ingest
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
+from streaming import api_webcast as streaming_webcast
+from streaming import live_state
 from streaming.broker import RedisBroker, broker_for
+from streaming.live_hub import LiveHub
 from streaming.rtmp import RtmpServer
 from streaming.storage import LocalStorage
 
@@ -56,12 +67,14 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
             broker.start()
+        await app.state.live_hub.start()
         rtmp = await RtmpServer.listen(settings, lambda: getattr(app.state, "live_hub", None))
         try:
             yield
         finally:
             if rtmp is not None:
                 await rtmp.stop()
+            await app.state.live_hub.stop()
             if isinstance(broker, RedisBroker):
                 broker.stop()
             if worker is not None:
@@ -78,6 +91,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
     app.state.broker = broker_for(settings.redis_url)
+    app.state.live_hub = LiveHub(settings, get_engine(settings.sqlalchemy_url),
+                                 app.state.media_storage)
+    lifecycle.on_status_change(live_state.on_status_change)  # live: on air; ended: off air
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.
@@ -100,6 +116,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_live.router)
     app.include_router(streaming_ingest.router)
     app.include_router(streaming_questions.router)
+    app.include_router(streaming_webcast.router)
+    app.include_router(streaming_webcast.media)
 
     from frontend import install as install_frontend
 
