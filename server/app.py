@@ -26,6 +26,7 @@ from streaming import api as streaming_api
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
+from streaming import ingest_socket
 from streaming.broker import RedisBroker, broker_for
 from streaming.storage import LocalStorage
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_tracks.media)
     app.include_router(streaming_live.router)
     app.include_router(streaming_questions.router)
+    app.include_router(ingest_socket.router)
 
     from frontend import install as install_frontend
 
