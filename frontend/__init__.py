@@ -95,6 +95,7 @@ def install(app: FastAPI) -> None:
     from frontend import (
         console,
         console_compliance,
+        console_golive,
         console_live,
         console_questions,
         console_registrations,
@@ -114,6 +115,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console.router)
     app.include_router(console_registrations.router)
     app.include_router(console_live.router)
+    app.include_router(console_golive.router)
     app.include_router(console_questions.router)
     app.include_router(console_compliance.router)
     app.include_router(console_users.router)

@@ -5,7 +5,6 @@ one. The hub here records what it is fed: the encoder behind it has its own test
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -21,40 +20,9 @@ from websockets.sync.client import connect
 
 from server.cli import WS_MAX_BYTES
 from streaming import ingest_socket
-from streaming.live_hub import IngestRefused
 from tests.conftest import _free_port, assign_hosts
 from tests.streaming.live import TIMEOUT, _join, _live_session, _socket
-
-
-class RecordedFeed:
-    def __init__(self, delay_s: float) -> None:
-        self.chunks: list[bytes] = []
-        self.closed: str | None = None
-        self.delay_s = delay_s
-
-    async def write(self, data: bytes) -> None:
-        await asyncio.sleep(self.delay_s)
-        self.chunks.append(data)
-
-    async def close(self, error: str = "") -> None:
-        self.closed = error
-
-
-class RecordingHub:
-    """A hub that keeps what it is fed; `busy` refuses as the real one refuses a second
-    publisher; `delay_s` makes each write as slow as an encoder far behind."""
-
-    def __init__(self, delay_s: float = 0.0, busy: bool = False) -> None:
-        self.feeds: list[tuple[int, str, str, RecordedFeed]] = []
-        self.delay_s = delay_s
-        self.busy = busy
-
-    async def open_feed(self, event_id: int, source: str, container: str) -> RecordedFeed:
-        if self.busy:
-            raise IngestRefused("busy", "已有推流端在推流，请先停止它。")
-        feed = RecordedFeed(self.delay_s)
-        self.feeds.append((event_id, source, container, feed))
-        return feed
+from tests.streaming.recording_hub import RecordingHub
 
 
 def _ingest(live_server: str, event_id: Any, staff_client: Any = None,
