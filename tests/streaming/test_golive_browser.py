@@ -7,16 +7,30 @@ plays from the same segments with that comment at its time."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import make_user
+from tests.conftest import event_body, make_user, publish
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot, sign_in
 from tests.streaming.camera import camera_browser  # noqa: F401 - the fixture
-from tests.streaming.live import _live_session
 
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
 PLAYS = "() => { const v = document.querySelector('{0}'); return v && v.currentTime > {1}; }"
+
+
+def _started_session(staff: Any, db: Any) -> int:
+    """An online session, published, that started a minute ago (it may end), post-moderated."""
+    admin = staff("admin")
+    now = datetime.now(UTC)
+    body = event_body(db, mode="online", venue="", address="", moderation="post",
+                      starts_at=(now - timedelta(minutes=1)).isoformat(),
+                      ends_at=(now + timedelta(hours=2)).isoformat(),
+                      registration_opens_at=(now - timedelta(days=1)).isoformat(),
+                      registration_closes_at=(now - timedelta(minutes=2)).isoformat())
+    event_id = admin.post("/api/events", json=body).json()["id"]
+    publish(admin, event_id)
+    return int(event_id)
 
 
 def _plays(page: Any, selector: str, beyond: float, timeout_s: float) -> None:
@@ -33,7 +47,7 @@ def _text_is(page: Any, selector: str, expected: str, timeout_s: float) -> None:
 def test_staff_go_live_from_the_browser_a_phone_watches_and_comments_the_archive_replays_it(
         app, client, staff, db, live_server, camera_browser):  # noqa: F811
     assert getattr(app.state, "live_hub", None) is not None, "the live hub (h17/encoder) runs"
-    event_id = _live_session(staff, db, moderation="post", live=False)
+    event_id = _started_session(staff, db)
     make_user(db, "webcaster", "editor", "education")
     console = camera_browser.new_context(viewport=DESKTOP, locale="zh-CN")
     desk = console.new_page()

@@ -98,6 +98,8 @@ def test_the_room_turns_live_by_itself_and_the_player_follows_the_live_edge(
         assert notice.is_hidden()
 
         # Ended: the page comes back as the archive (here: the server's own answer again).
+        steer["answer"] = {**_live_answer(stream, "on"), "state": "unavailable", "hls_url": None}
+        page.locator(".room-signal", has_text="直播已结束").wait_for(timeout=8000)
         steer["answer"] = {**_live_answer(stream, "on"), "state": "vod"}
         with page.expect_navigation(timeout=15000):
             pass

@@ -45,8 +45,15 @@
       hls.attachMedia(video);
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) return;
-        if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-        else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) {
+          hls.recoverMediaError();
+        } else {
+          // The encoder's first segment not written yet (its playlists 404), or gone: the
+          // next read of the state attaches it again.
+          hls.destroy();
+          hls = null;
+          playing = "";
+        }
       });
     } else {
       video.src = url;

@@ -74,8 +74,16 @@
       });
       hls.on(window.Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) return;
-        if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-        else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        if (live && data.type === window.Hls.ErrorTypes.NETWORK_ERROR
+            && /^(manifest|level)/.test(data.details)) {
+          // A live playlist that did not answer (a publisher's first seconds, a restart):
+          // read it again in a moment rather than give up.
+          window.setTimeout(function () { hls.loadSource(src); }, 2000);
+        } else if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) {
+          hls.startLoad();
+        } else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) {
+          hls.recoverMediaError();
+        }
       });
       if (quality) {
         quality.addEventListener("change", function () {

@@ -40,7 +40,7 @@
       .then(apply)
       .catch(function () { /* the next read may succeed */ })
       .then(function () {
-        if (state !== "over") window.setTimeout(poll, state === "live" ? POLL_LIVE_MS
+        if (state !== "over") window.setTimeout(poll, state !== "waiting" ? POLL_LIVE_MS
           : POLL_WAIT_MS + Math.random() * 2000); // spread a hall's phones apart
       });
   }
@@ -48,9 +48,9 @@
   function apply(answer) {
     if (answer.state === "live" && answer.hls_url) {
       if (state === "waiting") goLive(answer.hls_url);
-      showSignal(answer.signal);
-    } else if (state === "live" && answer.state !== "live") {
-      over();
+      if (state === "live") showSignal(answer.signal);
+    } else if (state === "live" || state === "ending") {
+      over(answer.state === "vod" && answer.hls_url);
     }
   }
 
@@ -72,13 +72,12 @@
     root.dispatchEvent(new CustomEvent("player:live"));
   }
 
-  // The session ended: the archive (the same segments, with the comments at their times)
-  // comes with the page once the server has it.
-  function over() {
-    state = "over";
-    showSignal(null);
-    say(texts.liveOver || "", false);
-    window.setTimeout(function () { window.location.reload(); }, 3000);
+  // The session ended: the page says so, and comes back as the archive (the same segments,
+  // with the comments at their times) once the playback names it.
+  function over(archived) {
+    if (state !== "ending") say(texts.liveOver || "", false);
+    state = archived ? "over" : "ending";
+    if (archived) window.setTimeout(function () { window.location.reload(); }, 1000);
   }
 
   function say(message, isError) {
