@@ -23,7 +23,7 @@ from sqlmodel import select
 
 from events.models import EventStatus
 from events.timeutil import utcnow
-from frontend import labels
+from frontend import console_forms, labels
 from frontend.console_auth import ConsoleRoute, ConsoleStaff
 from frontend.console_live import _runner_event
 from frontend.i18n import N_, gettext
@@ -74,6 +74,8 @@ SCRIPT_TEXTS = {
 def golive_texts() -> dict[str, Any]:
     texts: dict[str, Any] = {key: gettext(text) for key, text in SCRIPT_TEXTS.items()}
     texts["states"] = {state: gettext(text) for state, text in STATES.items()}
+    # The API's refusals, by code, as the console says them elsewhere.
+    texts["errors"] = {code: gettext(text) for code, text in console_forms.CODE_MESSAGES.items()}
     texts["statuses"] = {status.value: gettext(labels.STATUSES[status.value])
                          for status in EventStatus if status.value in labels.STATUSES}
     return texts

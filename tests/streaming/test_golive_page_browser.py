@@ -20,7 +20,7 @@ PHONE = {"width": 375, "height": 812}
 
 
 def test_the_page_sends_the_camera_and_says_what_became_of_it(
-        app, staff, db, live_server, camera_browser, tmp_path):  # noqa: F811
+        app, client, staff, db, live_server, camera_browser, tmp_path):  # noqa: F811
     event_id = _live_session(staff, db, live=False)
     make_user(db, "golive-editor", "editor", "education")
     app.state.live_hub = hub = RecordingHub()
@@ -76,6 +76,17 @@ def test_the_page_sends_the_camera_and_says_what_became_of_it(
         assert notice.inner_text() == "服务器拒绝了推流：已有推流端在推流，请先停止它。"
         page.wait_for_function(
             "() => !document.getElementById('golive-start').hidden", timeout=5000)
+
+        # The session's buttons act in place (the camera would go on sending): on air, then
+        # an end refused before the start, said in Chinese.
+        page.get_by_role("button", name="开始直播（上线）").click()
+        page.wait_for_function(
+            "() => document.getElementById('golive-status').textContent === '直播中'")
+        assert page.url.endswith(url)
+        assert client.get(f"/api/events/{event_id}").json()["status"] == "live"
+        page.get_by_role("button", name="结束活动").click()
+        page.wait_for_function("() => document.getElementById('golive-notice').textContent"
+                               ".startsWith('未能更改活动状态：活动尚未开始')")
         assert page.evaluate(CSP_BLOCKED) == []
     finally:
         context.close()

@@ -26,7 +26,10 @@
       .then(function (response) {
         if (response.status === 204) return {};
         return response.json().catch(function () { return {}; }).then(function (answer) {
-          if (!response.ok) throw new Error(answer.message || answer.error || response.status);
+          if (!response.ok) {
+            throw new Error(texts.errors[answer.error] || answer.message || answer.error
+                            || response.status);
+          }
           return answer;
         });
       });

@@ -126,7 +126,9 @@
           body: JSON.stringify({status: target})})
           .then(function (response) {
             return response.json().then(function (answer) {
-              if (!response.ok) throw new Error(answer.message || answer.error);
+              if (!response.ok) {
+                throw new Error(texts.errors[answer.error] || answer.message || answer.error);
+              }
               notice.hidden = true;
               showStatus(answer.status || target);
             });
