@@ -4,7 +4,7 @@ sessions have one from the start; any public session has one once its recording 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -45,7 +45,27 @@ def countdown_text(left: timedelta) -> str:
 def player_texts() -> dict[str, str]:
     """What static/js/player.js says: its buttons' words change with what they would do."""
     return {"audio": gettext("Sound only"), "play": gettext("Play"), "pause": gettext("Pause"),
-            "mute": gettext("Mute"), "unmute": gettext("Unmute")}
+            "mute": gettext("Mute"), "unmute": gettext("Unmute"),
+            # The live half (static/js/player_live.js).
+            "signalWaiting": gettext("Signal interrupted, waiting for it to return"),
+            "signalLost": gettext("The live signal was lost"),
+            "liveOver": gettext("The live broadcast has ended: the recording opens here.")}
+
+
+def plays(playback: dict[str, Any]) -> bool:
+    """Whether the player shows: a premiere or a recording, or a webcast on air (a live
+    session with no picture shows the screen, and waits: awaits_live)."""
+    return playback["state"] in PLAYING or (playback["state"] == "live"
+                                             and bool(playback["hls_url"]))
+
+
+def awaits_live(event: Event, playback: dict[str, Any], now: datetime) -> bool:
+    """Whether the room holds a hidden player that shows by itself once the session is on air
+    (static/js/player_live.js): a session with a room, before it or live with no picture yet;
+    not a premiere (its own clock starts it)."""
+    return not plays(playback) and rooms.has_room(event) \
+        and phase.premiere_of(event) is None \
+        and phase.phase_of(event, now) in (phase.Phase.before, phase.Phase.live)
 
 
 def player_context(db: SessionDep, request: Request, event: Event) -> dict[str, Any]:
@@ -145,7 +165,7 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     if event is None:
         return _not_found(request, missing)
     player = player_context(db, request, event)
-    if not rooms.has_room(event) and player["playback"]["state"] not in PLAYING:
+    if not rooms.has_room(event) and not plays(player["playback"]):
         return _not_found(request, missing)
     now = utcnow()
     card = session_cards(db, [event], unit_directory(db))[0]
@@ -158,7 +178,8 @@ def room_page(event_id: int, request: Request, db: SessionDep) -> Response:
     # during a premiere the overlay shows the live ones as they come.
     replay = state == "vod" and live["shown"] and not live["open"]
     return render(request, "portal/room.html", section="", e=card, **player,
-                  playing=state in PLAYING,
+                  playing=plays(player["playback"]),
+                  awaits_live=awaits_live(event, player["playback"], now),
                   counting_to=counting_to.isoformat(),
                   premiere=phase.premiere_of(event) is not None,
                   countdown=countdown_text(counting_to - now) if upcoming else "",

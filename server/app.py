@@ -37,6 +37,7 @@ from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
 from streaming import api_webcast as streaming_webcast
 from streaming import live_state
+from streaming import ingest_socket
 from streaming.broker import RedisBroker, broker_for
 from streaming.live_hub import LiveHub
 from streaming.rtmp import RtmpServer
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_questions.router)
     app.include_router(streaming_webcast.router)
     app.include_router(streaming_webcast.media)
+    app.include_router(ingest_socket.router)
 
     from frontend import install as install_frontend
 

@@ -18,6 +18,7 @@ from events import notify
 from events.errors import DomainError
 from server.config import ConfigError, Settings, get_settings
 from server.db import get_engine, set_lock_timeout
+from streaming.ingest_socket import MAX_FRAME_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,9 +35,10 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
-# The largest websocket frame a client may send: the live room takes frames of at most 4 KB
-# (streaming.protocol), uvicorn's default is 16 MiB.
-WS_MAX_BYTES = 16 * 1024
+# The largest websocket frame a client may send: the browser ingest's (a MediaRecorder chunk;
+# uvicorn's default is 16 MiB). The live room's sockets hold their own 16 KiB limit
+# (streaming.live_sockets ROOM_MAX_BYTES): their frames are JSON of at most 4 KB.
+WS_MAX_BYTES = MAX_FRAME_BYTES
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

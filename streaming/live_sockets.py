@@ -38,6 +38,11 @@ VIEWER_COOKIE = "kaifang_viewer"
 REFUSED_UNKNOWN, REFUSED_TOKEN, REFUSED_BANNED, REFUSED_TOO_MANY = 4404, 4401, 4403, 4429
 # A frame that is not text (1003: a kind of data the socket does not take).
 UNSUPPORTED = 1003
+# The largest frame the room takes (its frames are JSON of at most 4 KB: streaming.protocol).
+# The server's own limit is the browser ingest's (server.cli WS_MAX_BYTES): the room keeps
+# its own, and closes as uvicorn would have (1009: too big).
+ROOM_MAX_BYTES = 16 * 1024
+TOO_BIG = 1009
 # Sockets one process takes per viewer token, and per address (a hall on one Wi-Fi).
 PER_VIEWER, PER_ADDRESS = 5, 50
 
@@ -84,7 +89,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "", afte
                       pos: int = -1) -> None:
     """A viewer's socket: the room's frames, and the viewer's comments, questions and votes.
     Without a token (or with a cookie of another room) it only listens."""
-    if not _same_origin(websocket):
+    if not same_origin(websocket):
         await _refuse_code(websocket, REFUSED_BANNED, "origin")
         return
     signer: Signer = websocket.app.state.signer
@@ -139,7 +144,7 @@ async def host_socket(websocket: WebSocket, event_id: int, after: int = 0,
     """A host's socket (the console's): the room's frames, and the queue's — `queued` when a
     message is held, `decided` when any host, on any process, decides one. Signed in by the
     staff cookie; a page of another origin may not open it."""
-    if not _same_origin(websocket):
+    if not same_origin(websocket):
         await _refuse_code(websocket, REFUSED_BANNED, "origin")
         return
 
@@ -213,7 +218,7 @@ def _origin_of(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def _same_origin(websocket: WebSocket) -> bool:
+def same_origin(websocket: WebSocket) -> bool:
     """A browser names the page that opens a socket: only our own pages may, by scheme, host
     and port — KAIFANG_PUBLIC_URL's, or the address the request was made to (whose host the
     edge already limits to ours). A client that is not a browser sends no Origin and carries no
@@ -300,6 +305,9 @@ async def _receive(websocket: WebSocket) -> str | None:
     text = message.get("text")
     if text is None:
         await _close(websocket, UNSUPPORTED, "frames are JSON text")
+        return None
+    if len(text) > ROOM_MAX_BYTES // 4 and len(text.encode()) > ROOM_MAX_BYTES:
+        await _close(websocket, TOO_BIG, "frame too big")
         return None
     return str(text)
 

@@ -22,7 +22,7 @@ PORTAL = ("/", "/calendar", "/events/{event}", "/tickets/{ticket}", "/units", "/
           "/embed/{recorded}")
 CONSOLE = ("/console", "/console/events/{event}", "/console/events/new", "/console/review",
            "/console/events/{event}/registrations", "/console/compliance", "/console/audit",
-           "/console/events/{recorded}")
+           "/console/events/{recorded}", "/console/events/{live}/golive")
 
 
 def recorded_session(staff: Any, db: Any, settings: Any, folder: Any) -> int:

@@ -5,6 +5,10 @@
 // clock: during a premiere every viewer plays the same moment (GET /api/events/{id}/playback
 // gives the server's time and position), drift over 2 s is corrected, and nobody runs ahead.
 // A premiere starts by itself, muted (what browsers allow), with a button to turn the sound on.
+// A live webcast (data-state live) does too, with hls.js's live settings; the room's page may
+// hold the player hidden (data-state waiting, no source) until player_live.js finds the
+// session on air and sends `player:live`; the live parts themselves (the 直播 badge, 回到直播,
+// the seek bar from what is seekable, the signal's notice) are player_live.js's.
 (function () {
   "use strict";
   var root = document.querySelector(".player");
@@ -14,8 +18,8 @@
   var quality = root.querySelector(".player-quality");
   var preview = root.querySelector(".player-preview");
   var texts = JSON.parse(root.dataset.text || "{}");
-  var src = root.dataset.src;
   var premiere = root.dataset.state === "premiere";
+  var live = root.dataset.state === "live";
   var duration = parseFloat(root.dataset.duration) || 0;
   var DRIFT_S = 2;
   var clock = null; // {position, at (performance.now() when read)}: the premiere's moment
@@ -37,37 +41,58 @@
   }
 
   // ---- the source -------------------------------------------------------------------------
-  if (window.Hls && window.Hls.isSupported()) {
-    // No worker: the page's Content-Security-Policy allows no blob: scripts.
-    hls = new window.Hls({enableWorker: false, capLevelToPlayerSize: true,
-                          startPosition: premiere && target() !== null ? target() : -1});
-    hls.loadSource(src);
-    hls.attachMedia(video);
-    hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
-      if (hls.levels.length < 2 || !quality) return;
-      hls.levels.forEach(function (level, index) {
-        var option = document.createElement("option");
-        option.value = String(index);
-        // The rendition's folder names its class (720p), a portrait one's too (720x1280).
-        var named = /\/(\d+p)\/index\.m3u8/.exec(level.url || "");
-        option.textContent = named ? named[1] : level.height
-          ? Math.min(level.width || level.height, level.height) + "p" : texts.audio || "audio";
-        quality.appendChild(option);
+  // Live: 2 s segments, three behind the edge (6 s); never pulled back to the edge after a
+  // seek back (DVR: liveMaxLatencyDurationCount stays Infinity); the duration stays Infinity
+  // (the bar is built from video.seekable); what plays is kept a minute behind.
+  var LIVE_CONFIG = {liveSyncDurationCount: 3, liveMaxLatencyDurationCount: Infinity,
+                     liveDurationInfinity: true, backBufferLength: 60,
+                     manifestLoadingMaxRetry: 6, levelLoadingMaxRetry: 6,
+                     fragLoadingMaxRetry: 6};
+
+  function attach(src) {
+    if (window.Hls && window.Hls.isSupported()) {
+      var config = {enableWorker: false, capLevelToPlayerSize: true,
+                    startPosition: premiere && target() !== null ? target() : -1};
+      if (live) Object.keys(LIVE_CONFIG).forEach(function (key) { config[key] = LIVE_CONFIG[key]; });
+      // No worker: the page's Content-Security-Policy allows no blob: scripts.
+      hls = new window.Hls(config);
+      root.kaifangHls = hls; // player_live.js reads the live edge and the latency from it
+      hls.loadSource(src);
+      hls.attachMedia(video);
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
+        if (hls.levels.length < 2 || !quality) return;
+        hls.levels.forEach(function (level, index) {
+          var option = document.createElement("option");
+          option.value = String(index);
+          // The rendition's folder names its class (720p), a portrait one's too (720x1280).
+          var named = /\/(\d+p)\/(?:index|live)\.m3u8/.exec(level.url || "");
+          option.textContent = named ? named[1] : level.height
+            ? Math.min(level.width || level.height, level.height) + "p" : texts.audio || "audio";
+          quality.appendChild(option);
+        });
+        quality.parentElement.hidden = false;
       });
-      quality.parentElement.hidden = false;
-    });
-    hls.on(window.Hls.Events.ERROR, function (_event, data) {
-      if (!data.fatal) return;
-      if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-      else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
-    });
-    if (quality) {
-      quality.addEventListener("change", function () {
-        hls.currentLevel = parseInt(quality.value, 10);
+      hls.on(window.Hls.Events.ERROR, function (_event, data) {
+        if (!data.fatal) return;
+        if (live && data.type === window.Hls.ErrorTypes.NETWORK_ERROR
+            && /^(manifest|level)/.test(data.details)) {
+          // A live playlist that did not answer (a publisher's first seconds, a restart):
+          // read it again in a moment rather than give up.
+          window.setTimeout(function () { hls.loadSource(src); }, 2000);
+        } else if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) {
+          hls.startLoad();
+        } else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) {
+          hls.recoverMediaError();
+        }
       });
+      if (quality) {
+        quality.addEventListener("change", function () {
+          hls.currentLevel = parseInt(quality.value, 10);
+        });
+      }
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = src; // Safari and iOS play HLS themselves, quality chosen by the device
     }
-  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.src = src; // Safari and iOS play HLS themselves, quality chosen by the device
   }
 
   // ---- the premiere clock -----------------------------------------------------------------
@@ -107,6 +132,11 @@
   // even that be refused, the 加入首映 button stays for the viewer to press.
   function startPremiere() {
     if (target() !== null) video.currentTime = target();
+    startMuted();
+  }
+
+  // Muted (what browsers let start without a tap), with 点击开启声音 over the picture.
+  function startMuted() {
     video.muted = true;
     video.autoplay = true; // starts when hls.js has the first pieces, whenever that is
     autoMuted = true;
@@ -128,6 +158,18 @@
     if (duration && now >= duration + 1) { readClock(); return; } // over: the server says so
     var drift = video.currentTime - now;
     if (drift > 0.5 || drift < -DRIFT_S) video.currentTime = now; // never ahead, never far behind
+  }
+
+  if (root.dataset.src) {
+    attach(root.dataset.src);
+    if (live) startMuted();
+  } else {
+    // The room's player waits hidden; player_live.js names the source once the session is on air.
+    root.addEventListener("player:live", function () {
+      live = true;
+      attach(root.dataset.src);
+      startMuted();
+    }, {once: true});
   }
 
   if (premiere) {
@@ -215,6 +257,7 @@
     if (timeShown) {
       // The length shows before playing too (0:00 / 0:24), not only once time moves.
       var showTime = function () {
+        if (live) return; // player_live.js says how far behind the live edge it plays
         var total = duration || (isFinite(video.duration) ? video.duration : 0);
         timeShown.textContent = mmss(video.currentTime) + (total ? " / " + mmss(total) : "");
       };
@@ -336,7 +379,9 @@
     } else if (key === "ArrowLeft") {
       video.currentTime = Math.max(0, video.currentTime - 5);
     } else if (key === "ArrowRight") {
-      var limit = premiere && target() !== null ? target() : video.duration || Infinity;
+      var limit = premiere && target() !== null ? target()
+        : live && video.seekable.length ? video.seekable.end(video.seekable.length - 1)
+          : video.duration || Infinity;
       video.currentTime = Math.min(limit, video.currentTime + 5);
     } else if (key === "ArrowUp") {
       video.volume = Math.min(1, Math.round(video.volume * 10 + 1) / 10);
