@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from streaming import api as streaming_api
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
+from streaming.audience import Audience, watch_status_changes
 from streaming.broker import RedisBroker, broker_for
 from streaming.storage import LocalStorage
 
@@ -54,9 +56,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
             broker.start()
+        counting = asyncio.create_task(app.state.audience.run())
         try:
             yield
         finally:
+            counting.cancel()
             if isinstance(broker, RedisBroker):
                 broker.stop()
             if worker is not None:
@@ -73,6 +77,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
     app.state.broker = broker_for(settings.redis_url)
+    # Peak and distinct live viewers of a webcast, kept as evidence (streaming.audience).
+    app.state.audience = Audience(app.state.broker, app.state.signer, settings.sqlalchemy_url,
+                                  settings.redis_url)
+    watch_status_changes()
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.
