@@ -101,18 +101,25 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def encoder_pid(group: int) -> int | None:
-    """The server's live encoder: an ffmpeg of its process group that reads pipe:0 and writes
-    an EVENT playlist."""
+def encoder_pid(server: int) -> int | None:
+    """The server's live encoder: an ffmpeg descended from the server process (the hub starts
+    it in a session of its own) that reads pipe:0 and writes an EVENT playlist."""
+    parents: dict[int, int] = {}
+    argvs: dict[int, list[bytes]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
-            if os.getpgid(int(proc.name)) != group:
-                continue
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if argv and argv[0].endswith(b"ffmpeg") and b"pipe:0" in argv and b"event" in argv:
-                return int(proc.name)
+            parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argvs[int(proc.name)] = (proc / "cmdline").read_bytes().split(b"\0")
+    for pid, argv in argvs.items():
+        if not (argv and argv[0].endswith(b"ffmpeg") and b"pipe:0" in argv and b"event" in argv):
+            continue
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1 and ancestor != server:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == server:
+            return pid
     return None
 
 
