@@ -200,10 +200,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated names, e.g. plain,now")
     parser.add_argument("--picture", choices=("grain", "testsrc2"), default="grain")
+    parser.add_argument("--from-log", default="",
+                        help="the table of a run cut short, from its progress lines (stderr)")
+    parser.add_argument("--note", default="", help="a line for the report's header")
     parser.add_argument("--no-write", action="store_true")
     options = parser.parse_args()
     command = "python bench/ladder_cost.py" + "".join(f" {a}" for a in sys.argv[1:])
     load_before = os.getloadavg()
+    if options.from_log:
+        return write(options, from_log(Path(options.from_log)), command, load_before)
     with tempfile.TemporaryDirectory(prefix="kaifang-ladder-") as tmp:
         folder = Path(tmp)
         clip = folder / "clip.mp4"
@@ -229,13 +234,41 @@ def main() -> int:
                 runs[name].cpu.append(cpu)
                 print(f"round {round_index + 1} {name}: {wall:.1f} s wall, {cpu:.1f} s CPU",
                       file=sys.stderr, flush=True)
+    return write(options, runs, command, load_before)
+
+
+def write(options: argparse.Namespace, runs: dict[str, Runs], command: str,
+          load_before: tuple[float, float, float]) -> int:
     text = report(options.seconds, options.picture, runs, command, load_before,
                   os.getloadavg())
+    if options.note:
+        text = text.replace("\n| run |", f"\n{options.note}\n\n| run |", 1)
     print(text)
     if not options.no_write:
         results = RESULTS.with_name(f"ladder_cost_{options.picture}.md")
         results.write_text(text, encoding="utf-8")
     return 0
+
+
+def from_log(path: Path) -> dict[str, Runs]:
+    """`round N NAME: W s wall, C s CPU` lines: the rounds that finished whole."""
+    runs: dict[str, Runs] = {}
+    rounds: dict[int, dict[str, tuple[float, float]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        head, _, rest = line.partition(": ")
+        if not head.startswith("round ") or " s wall, " not in rest:
+            continue
+        number, name = head[6:].split(" ", 1)
+        wall, cpu = rest.split(" s wall, ")
+        rounds.setdefault(int(number), {})[name] = (float(wall), float(cpu.split(" ")[0]))
+    names = rounds[1]
+    for measured in rounds.values():
+        if set(measured) != set(names):
+            continue  # a round cut short
+        for name, (wall, cpu) in measured.items():
+            runs.setdefault(name, Runs()).wall.append(wall)
+            runs[name].cpu.append(cpu)
+    return {name: runs[name] for name in names}
 
 
 def report(seconds: int, picture: str, runs: dict[str, Runs], command: str,

@@ -13,11 +13,12 @@ In one run:
    (libx264 veryfast zerolatency, a keyframe a second, as OBS would send);
 4. once the preview has its first segment, moves the session to `live` and meanwhile: polls
    the public 720p playlist every POLL_S and notes when each segment appears; the frame that
-   starts a segment was sent at (publisher's start + its media time: the segment's
-   PROGRAM-DATE-TIME less the run's first), so its latency is appearance - send; Chromium
+   starts a segment is at media time (its PROGRAM-DATE-TIME less the run's first segment's),
+   and the publisher's `-progress` says when it had sent that far, so the segment's latency
+   is appearance - send; Chromium
    (Playwright, /usr/bin/chromium) plays the master playlist with the site's hls.js and reports
    `hls.latency` every second; the encoder's CPU time (/proc of the ffmpeg child of the server
-   reading pipe:0) over the on-air wall time is its share of the two cores;
+   reading pipe:0), sampled while it runs, over that wall time is its share of the two cores;
 5. after the publisher stops, counts the frames of the run's 720p rendition on disk (ffprobe
    -count_packets) against the frames sent (30 × seconds), moves the session to `ended` and
    times `ended` → playback `vod`;
@@ -44,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -90,6 +92,54 @@ def source_args(seconds: int) -> list[str]:
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
             "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", str(FPS),
             "-b:v", "3000k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv"]
+
+
+class Sent:
+    """When the publisher had sent each moment of its media: its `-progress` lines (out_time),
+    read as they come. Under load `-re` falls behind real time, so the publisher's own clock,
+    not its start plus media time, says when a frame left."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.marks: list[tuple[float, float]] = []  # (media seconds, wall clock)
+        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us" and value.isdigit():
+                self.marks.append((int(value) / 1e6, time.time()))
+
+    def at(self, media_s: float) -> float | None:
+        """The wall-clock time the publisher had sent up to `media_s`."""
+        for sent_s, wall in self.marks:
+            if sent_s >= media_s:
+                return wall
+        return None
+
+
+class CpuSampler:
+    """A process's CPU seconds every half second while it lives: its share over that time."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (monotonic, CPU seconds)
+
+    async def follow(self, pid: int, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            used = cpu_of(pid)
+            if used <= 0 and self.samples:
+                return  # it ended
+            if used > 0:
+                self.samples.append((time.monotonic(), used))
+            await asyncio.sleep(0.5)
+
+    def totals(self) -> tuple[float, float]:
+        """(CPU seconds, wall seconds) between the first and last sample."""
+        if len(self.samples) < 2:
+            return 0.0, 0.0
+        (t0, c0), (t1, c1) = self.samples[0], self.samples[-1]
+        return c1 - c0, t1 - t0
 
 
 def cpu_of(pid: int) -> float:
@@ -227,7 +277,9 @@ async def hlsjs_latency(base: str, master: str, samples: list[float], stop: asyn
                 const video = document.createElement('video');
                 video.muted = true; document.body.appendChild(video);
                 const hls = new Hls({lowLatencyMode: false});
-                window.benchHls = hls;
+                window.benchHls = hls; window.benchErrors = [];
+                hls.on(Hls.Events.ERROR, (_, data) => window.benchErrors.push(
+                    data.type + ':' + data.details + (data.fatal ? ' (fatal)' : '')));
                 hls.loadSource(src); hls.attachMedia(video);
                 hls.on(Hls.Events.MANIFEST_PARSED, () => video.play());
             }""", master)
@@ -237,6 +289,11 @@ async def hlsjs_latency(base: str, master: str, samples: list[float], stop: asyn
                 playing = await page.evaluate("document.querySelector('video').currentTime")
                 if latency and playing:
                     samples.append(float(latency))
+            errors = await page.evaluate("window.benchErrors")
+            if errors:
+                notes.append(f"hls.js errors: {', '.join(sorted(set(errors)))[:300]}")
+            if not samples:
+                notes.append("hls.js never played from the live edge in the time given")
         finally:
             await browser.close()
 
@@ -262,15 +319,17 @@ async def through_server(args: argparse.Namespace, folder: Path, measured: Measu
         client.headers["X-CSRF-Token"] = signed["csrf_token"]
         starts_in = min(20, args.seconds // 2)
         event_id = await new_session(client, starts_in)
+        created_at = time.time()
         ingest = checked(await client.post(f"/api/events/{event_id}/ingest"), 201)
         stop_viewers = asyncio.Event()
         viewers = asyncio.create_task(viewers_in_room(
             base.replace("http://", "ws://"), event_id, args.viewers, stop_viewers))
         await asyncio.sleep(2)
-        published_at = time.time()
-        publisher = subprocess.Popen(["ffmpeg", *source_args(args.seconds),
+        publisher = subprocess.Popen(["ffmpeg", *source_args(args.seconds), "-progress",
+                                      "pipe:1", "-stats_period", "0.1",
                                       publish_url(ingest, rtmp_port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sent = Sent(publisher)
         measured.frames_in = FPS * args.seconds
         first_at = await first_segment_time(client, event_id, publisher)
         checked(await client.post(f"/api/events/{event_id}/status", json={"status": "live"}))
@@ -278,31 +337,33 @@ async def through_server(args: argparse.Namespace, folder: Path, measured: Measu
         master = str(playback["hls_url"])
         rendition = master.rsplit("/", 1)[0] + "/720p/live.m3u8"
         encoder = encoder_pid(server.pid)
-        cpu_before, wall_before = (cpu_of(encoder) if encoder else 0.0), time.monotonic()
+        if encoder is None:
+            measured.notes.append("the encoder's process was not found: no CPU share")
         seen: dict[str, Any] = {}
         stop = asyncio.Event()
+        sampler = CpuSampler()
         watchers = [asyncio.create_task(watch_segments(client, rendition, seen, stop)),
                     asyncio.create_task(hlsjs_latency(base, master, measured.hlsjs_latency,
                                                       stop, measured.notes))]
+        if encoder is not None:
+            watchers.append(asyncio.create_task(sampler.follow(encoder, stop)))
         await asyncio.to_thread(publisher.wait)
         if publisher.returncode != 0:
             measured.notes.append("the publisher ended with "
                                   f"{publisher.returncode}: {publisher.stderr.read()[-300:]!r}"
                                   if publisher.stderr else "the publisher failed")
         await asyncio.sleep(SEGMENT_S + 1.5)  # the last segment is written
-        if encoder:
-            measured.encoder_cpu_s = cpu_of(encoder) - cpu_before
-            measured.encoder_wall_s = time.monotonic() - wall_before
         stop.set()
         await asyncio.gather(*watchers)
+        measured.encoder_cpu_s, measured.encoder_wall_s = sampler.totals()
         if first_at is not None:
-            measured.segment_latency = [
-                appeared - (published_at + (at - first_at).total_seconds())
-                for appeared, _, at in sorted(seen.values(), key=lambda s: s[0])
-                if at is not None]
+            for appeared, _, at in sorted(seen.values(), key=lambda s: s[0]):
+                left = sent.at((at - first_at).total_seconds()) if at is not None else None
+                if left is not None:
+                    measured.segment_latency.append(appeared - left)
         runs = sorted(data_dir.glob("**/720p/run_001.m3u8"))
         measured.frames_out = count_frames(runs[0]) if runs else 0
-        wait = starts_in - (time.time() - published_at) + 1
+        wait = starts_in - (time.time() - created_at) + 1
         if wait > 0:
             await asyncio.sleep(wait)  # a session ends only once it has started
         checked(await client.post(f"/api/events/{event_id}/status", json={"status": "ended"}))
