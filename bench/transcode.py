@@ -6,6 +6,9 @@ run:
 
 1. plain ffmpeg: the same argument list the pipeline uses (streaming.ladder.ffmpeg_args: the
    720p/480p/360p ladder, poster and seek-preview sheets), run directly: the baseline;
+   and a plain one-pass `veryfast` 720/480/360 ladder as one would first write it (one ffmpeg,
+   split + scale, AAC per rendition, no poster or sheets: bench/ladder_cost.py's `plain`), the
+   second baseline, which shows what the argument list itself costs (issue 17 item 7);
 2. the pipeline: upload through the API (POST /api/events/{id}/recording), the job claimed by
    the worker, ffmpeg at its lower priority, the folder published; timed from the upload's
    first byte to the job's `succeeded`; checked with ffprobe (the master playlist plays to the
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import httpx
 from harness import BIN, HOST, free_port, server_env, start_server, stop_server, wait_ready
+from ladder_cost import plain_args
 
 from streaming.ladder import Source, ffmpeg_args
 
@@ -74,10 +78,14 @@ def duration_of(path: Path) -> float:
     return float(json.loads(found.stdout)["format"]["duration"])
 
 
-def plain_ffmpeg(clip: Path, out: Path, seconds: float) -> float:
+def plain_ffmpeg(clip: Path, out: Path, seconds: float, ladder_only: bool = False) -> float:
+    """Seconds for plain ffmpeg with the pipeline's argument list, or (`ladder_only`) with a
+    plain veryfast ladder."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    args = ffmpeg_args(str(clip), str(out), Source(seconds, 1280, 720, True))
+    source = Source(seconds, 1280, 720, True)
+    args = plain_args(str(clip), str(out), source) if ladder_only else \
+        ffmpeg_args(str(clip), str(out), source)
     started = time.perf_counter()
     subprocess.run(["ffmpeg", *args], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -161,9 +169,10 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
-def report(seconds: int, plain: list[float], pipeline: list[float], upload_s: float,
-           idle: Probes, during: Probes, played_s: float, command: str) -> tuple[str, bool]:
-    plain_s, pipeline_s = min(plain), min(pipeline)
+def report(seconds: int, plain: list[float], ladder: list[float], pipeline: list[float],
+           upload_s: float, idle: Probes, during: Probes, played_s: float, command: str
+           ) -> tuple[str, bool]:
+    plain_s, pipeline_s, ladder_s = min(plain), min(pipeline), min(ladder)
     ratio = pipeline_s / plain_s
     speed_plain, speed_pipeline = seconds / plain_s, seconds / pipeline_s
     p99 = {name: Probes.percentile(getattr(during, name), 99) for name in ("healthz", "page")}
@@ -179,21 +188,28 @@ def report(seconds: int, plain: list[float], pipeline: list[float], upload_s: fl
         f"A {seconds} s 1280x720 test clip (testsrc2 + sine, H.264 + AAC) through the whole "
         "pipeline (upload API → job claimed by the embedded worker → one ffmpeg at nice 10 → "
         "published HLS: 720p/480p/360p, poster, seek-preview sheets), against the same ffmpeg "
-        f"argument list run directly, alternated {rounds} times in the same run (the best of "
-        "each counts). Then one more transcode while GET /healthz and a session page are "
-        f"asked one at a time every {PROBE_EVERY_S * 1000:.0f} ms. Targets: pipeline / "
+        "argument list run directly, and against a plain one-pass `veryfast` 720/480/360 ladder "
+        "(one ffmpeg, split + scale, AAC per rendition, no poster or sheets), alternated "
+        f"{rounds} times in the same run (the best of each counts). Then one more transcode "
+        "while GET /healthz and a session page are asked one at a time every "
+        f"{PROBE_EVERY_S * 1000:.0f} ms. Targets: pipeline / "
         f"plain <= {TARGET_RATIO:.2f}, the pipeline at >= {TARGET_SPEED}x real time, both pages "
         f"p99 < {TARGET_P99_S * 1000:.0f} ms while it transcodes.", "",
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
-        f"- machine: nproc {os.cpu_count()}, Python {platform.python_version()}, {ffmpeg}",
+        f"- machine: nproc {os.cpu_count()}, Python {platform.python_version()}, {ffmpeg}; "
+        f"load average {os.getloadavg()[0]:.1f} at the end (the machine is shared)",
         f"- code: {commit}", f"- command: `{command}`", "",
-        "| run | wall time (each round) | best | × real time | ratio to plain ffmpeg |",
-        "| --- | --- | ---: | ---: | ---: |",
-        f"| plain ffmpeg (baseline) | {', '.join(f'{t:.1f} s' for t in plain)} | "
-        f"{plain_s:.1f} s | {speed_plain:.2f}× | 1.00 |",
+        "| run | wall time (each round) | best | × real time | ratio to plain ffmpeg | "
+        "ratio to a plain veryfast ladder |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        f"| plain veryfast ladder (second baseline) | {', '.join(f'{t:.1f} s' for t in ladder)} "
+        f"| {ladder_s:.1f} s | {seconds / ladder_s:.2f}× | {ladder_s / plain_s:.3f} | 1.00 |",
+        f"| plain ffmpeg, the pipeline's arguments (baseline) | "
+        f"{', '.join(f'{t:.1f} s' for t in plain)} | "
+        f"{plain_s:.1f} s | {speed_plain:.2f}× | 1.00 | {plain_s / ladder_s:.3f} |",
         f"| pipeline (upload and probe {upload_s:.1f} s) | "
         f"{', '.join(f'{t:.1f} s' for t in pipeline)} | {pipeline_s:.1f} s | "
-        f"{speed_pipeline:.2f}× | {ratio:.3f} |", "",
+        f"{speed_pipeline:.2f}× | {ratio:.3f} | {pipeline_s / ladder_s:.3f} |", "",
         f"The published master playlist plays {played_s:.2f} s (ffprobe).", "",
         "| page | idle p50 | idle p99 | transcoding p50 | transcoding p99 | transcoding max | "
         "requests while transcoding |",
@@ -227,6 +243,7 @@ def main() -> int:
         log = folder / "server.log"
         process = start_server(ROOT, env, port, 1, log)
         plain: list[float] = []
+        ladder: list[float] = []
         runs: list[tuple[float, float]] = []
         try:
             base = f"http://{HOST}:{port}"
@@ -235,7 +252,9 @@ def main() -> int:
             async def rounds() -> None:
                 client = await _signed_in(base)
                 try:
-                    for _ in range(args.rounds):  # alternated, so drift hits both alike
+                    for _ in range(args.rounds):  # alternated, so drift hits all alike
+                        ladder.append(plain_ffmpeg(clip, folder / "ladder", float(args.seconds),
+                                                   ladder_only=True))
                         plain.append(plain_ffmpeg(clip, folder / "plain", float(args.seconds)))
                         runs.append(await through_pipeline(client, await new_broadcast(client),
                                                            clip))
@@ -249,8 +268,8 @@ def main() -> int:
         masters = sorted((data_dir / "media" / "hls").glob("*/master.m3u8"))
         played = duration_of(masters[0])
     best = min(runs)
-    text, ok = report(args.seconds, plain, [run for run, _ in runs], best[1], idle, during,
-                      played, command)
+    text, ok = report(args.seconds, plain, ladder, [run for run, _ in runs], best[1], idle,
+                      during, played, command)
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -132,6 +132,9 @@ class EvidenceView:
     has_minutes: bool
     attendee_count: int | None
     recording_url: str | None
+    # A webcast's evidence (streaming.audience): the most watching at once, and in all.
+    live_peak: int = 0
+    live_total: int = 0
 
 
 @dataclass
@@ -210,6 +213,14 @@ def evidence_view(evidence: Any) -> EvidenceView:
         has_minutes=event.closed_at is not None and bool(event.minutes.strip()),
         attendee_count=event.attendee_count,
         recording_url=getattr(evidence, "recording_url", None))
+
+
+def with_webcasts(rows: Iterable[UnitRow], found: dict[int, tuple[int, int]]) -> None:
+    """Each session's live viewers (peak, total) beside its evidence, where it was webcast."""
+    for row in rows:
+        for requirement in row.requirements:
+            for evidence in requirement.evidence:
+                evidence.live_peak, evidence.live_total = found.get(evidence.id, (0, 0))
 
 
 def requirement_view(requirement: Any, year: int) -> RequirementView:

@@ -23,6 +23,7 @@ from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import format_datetime, render
 from server.deps import PostedForm, SessionDep, public_url
+from streaming import audience
 
 MAX_RULE_ROWS = 40
 BLANK_RULE_ROWS = 1
@@ -88,6 +89,8 @@ def unit_page(code: str, request: Request, db: SessionDep, user: ConsoleStaff) -
     year = views.parse_year(request.query_params.get("year"))
     row, report = _unit_report(db, code, year)
     permissions.require_unit_editor(user, row.id)
+    views.with_webcasts([row], audience.evidence_of(
+        db, sorted({e.id for r in row.requirements for e in r.evidence})))
     return render(request, "console/compliance_unit.html", year=year, row=row,
                   years=views.year_choices(year), today=views.date_text(report.today),
                   v=views)

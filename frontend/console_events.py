@@ -19,7 +19,7 @@ from frontend.console_recordings import recordings_panel
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.deps import PostedForm, SessionDep
-from streaming import room
+from streaming import audience, room
 
 S = EventStatus
 MAX_REASON = 500
@@ -197,6 +197,7 @@ def _detail_page(request: Request, db: Session, user: StaffUser, event: Event, *
                   host_choices=hosts.host_accounts(db) if owner else [],
                   actions=allowed_actions(db, user, event), trail=trail,
                   room_counts=room.tally(db, event.id),
+                  webcast=audience.evidence_of(db, [event.id]).get(event.id),
                   done=done_message(request.query_params.get("done")),
                   failed=failed, error=error, typed={**values, **(typed or {})},
                   **(recordings_panel(db, event, request.app.state.settings.max_upload_bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,8 +37,8 @@ from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
 from streaming import api_webcast as streaming_webcast
-from streaming import live_state
-from streaming import ingest_socket
+from streaming import ingest_socket, live_state
+from streaming.audience import Audience, watch_status_changes
 from streaming.broker import RedisBroker, broker_for
 from streaming.live_hub import LiveHub
 from streaming.rtmp import RtmpServer
@@ -70,9 +71,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
             broker.start()
         await app.state.live_hub.start()
         rtmp = await RtmpServer.listen(settings, lambda: getattr(app.state, "live_hub", None))
+        counting = asyncio.create_task(app.state.audience.run())
         try:
             yield
         finally:
+            counting.cancel()
             if rtmp is not None:
                 await rtmp.stop()
             await app.state.live_hub.stop()
@@ -95,6 +98,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.state.live_hub = LiveHub(settings, get_engine(settings.sqlalchemy_url),
                                  app.state.media_storage)
     lifecycle.on_status_change(live_state.on_status_change)  # live: on air; ended: off air
+    # Peak and distinct live viewers of a webcast, kept as evidence (streaming.audience).
+    app.state.audience = Audience(app.state.broker, app.state.signer, settings.sqlalchemy_url,
+                                  settings.redis_url)
+    watch_status_changes()
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.

@@ -13,6 +13,28 @@ Rungs are chosen by the picture's short side (a 1080x1920 phone video is 1080p, 
 and each is a fixed size: whatever size the decoder's frames turn out to have, every
 rendition's frames are the size chosen from what the probe found.
 
+What it costs (issue 17 item 7; bench/ladder_cost.py, bench/results/ladder_cost_*.md): the
+same 60 s 720p clip through a plain one-pass `veryfast` 720/480/360 ladder (one ffmpeg, split +
+scale, AAC per rendition) and through this list, part by part, in CPU seconds, which a shared
+machine disturbs far less than wall time (the 1.4-1.8x wall-time gap the issue saw did not
+come back as CPU: identical runs differed 2-4x in wall time on the busy machine). What stays:
+
+- the sound encoded once (the audio group): cheaper than AAC per rendition, not dearer (three
+  AAC encoders cost 10-20 % more CPU on a test clip), and one audio track stored, not three;
+- `-maxrate`/`-bufsize`: a few per cent; they hold each rendition near the BANDWIDTH its
+  master playlist declares, which a player's quality switching relies on;
+- `-force_key_frames` every SEGMENT_S: no dearer than `-g` (measured), and unlike `-g` it keys
+  on time, not frame count, so a variable-rate source's segments still line up;
+- `-fps_mode vfr`: free, and it keeps a pause in the source from being filled with copies;
+- the seek-preview sheets: `fps` drops to one frame in five seconds before anything else
+  runs, so they cost nothing measurable.
+
+What went: the poster branch scaled and converted (to full-range JPEG colours) every frame after
+the poster's moment, for one frame kept: 2-6 % of the run's CPU (the more, the easier the
+picture), now one frame (`select`);
+and `-profile:v high`, which x264 picks anyway for 8-bit 4:2:0 at this preset (no cost, no
+effect).
+
 ffmpeg reads one file and nothing else (INPUT_DEMUXERS, `-protocol_whitelist file`): no
 playlist, manifest or list that names other files is ever followed, and the decoder refuses
 pictures larger than the source declared (`-max_pixels`).
@@ -156,8 +178,10 @@ def ffmpeg_args(source_path: str, out_dir: str, source: Source) -> list[str]:
     for index, rendition in enumerate(renditions[1:], start=1):
         graph.append(f"[v{index}]scale={rendition.width}:{rendition.height}[out{index}]")
     poster_w, poster_h = _fit(Source(0, top.width, top.height), POSTER_SHORT)
-    graph.append(f"[vposter]trim=start={poster_at(source):.3f},scale={poster_w}:{poster_h},"
-                 "format=yuvj420p[poster]")
+    # One frame goes on from the trim: the poster output takes one, but the graph would scale
+    # and convert every later frame for it (2-6 % of the whole run's CPU; bench/ladder_cost.py).
+    graph.append(f"[vposter]trim=start={poster_at(source):.3f},select='eq(n,0)',"
+                 f"scale={poster_w}:{poster_h},format=yuvj420p[poster]")
     graph.append(f"[vthumbs]fps=1/{THUMB_EVERY_S},scale={THUMB_W}:{THUMB_H}:"
                  f"force_original_aspect_ratio=decrease,pad={THUMB_W}:{THUMB_H}:-1:-1,"
                  f"tile={THUMB_COLUMNS}x{THUMB_ROWS},format=yuvj420p[thumbs]")
@@ -171,7 +195,7 @@ def ffmpeg_args(source_path: str, out_dir: str, source: Source) -> list[str]:
     # Frames keep their own times (`vfr`): a pause in the source's timestamps (an hour between
     # two frames) is not filled with copies of a frame to encode, one per 1/25 s.
     args += ["-fps_mode", "vfr",
-             "-c:v", "libx264", "-preset", PRESET, "-profile:v", "high", "-sc_threshold", "0",
+             "-c:v", "libx264", "-preset", PRESET, "-sc_threshold", "0",
              "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_S})"]
     for index, rendition in enumerate(renditions):
         args += [f"-b:v:{index}", f"{rendition.video_kbps}k",

@@ -31,6 +31,7 @@ from server.config import Settings
 from server.deps import in_own_session, staff_of_connection
 from server.security import Signer
 from streaming import messages, protocol, questions, room, stream, tallies
+from streaming.audience import Audience
 from streaming.broker import TOO_SLOW, Broker, Subscription
 
 VIEWER_COOKIE = "kaifang_viewer"
@@ -50,6 +51,10 @@ PER_VIEWER, PER_ADDRESS = 5, 50
 def _broker(app: Any) -> Broker:
     broker: Broker = app.state.broker
     return broker
+
+
+def _audience(app: Any) -> Audience | None:
+    return getattr(app.state, "audience", None)
 
 
 class Admission:
@@ -86,9 +91,10 @@ def _admission(app: Any) -> Admission:
 
 
 async def room_socket(websocket: WebSocket, event_id: int, token: str = "", after: int = 0,
-                      pos: int = -1) -> None:
+                      pos: int = -1, watch: str = "") -> None:
     """A viewer's socket: the room's frames, and the viewer's comments, questions and votes.
-    Without a token (or with a cookie of another room) it only listens."""
+    Without a token (or with a cookie of another room) it only listens. `watch` is the page's
+    random id, by which the session's distinct viewers are counted (streaming.audience)."""
     if not same_origin(websocket):
         await _refuse_code(websocket, REFUSED_BANNED, "origin")
         return
@@ -124,6 +130,9 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "", afte
         broker = _broker(websocket.app)
         subscription = broker.subscribe(event_id, websocket.send_text,
                                         who=f"v{viewer_id}" if viewer_id else None)
+        audience = _audience(websocket.app)
+        watcher = audience.enter(event_id, sender, watch[:64], viewer_id) \
+            if audience is not None else ""
         try:
             await broker.ready(event_id)
             await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
@@ -133,6 +142,8 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "", afte
             await _stream(websocket, subscription, event_id, after, pos, hello, reader)
         finally:
             subscription.close()
+            if audience is not None:
+                audience.leave(event_id, watcher)
             with contextlib.suppress(Exception):
                 await anyio.to_thread.run_sync(broker.announce_viewers, event_id)
     finally:

@@ -52,14 +52,14 @@ def test_the_argument_list_for_a_720p_source_with_sound() -> None:
         "[0:v:0]scale=1280:720,format=yuv420p,split=5[out0][v1][v2][vposter][vthumbs];"
         "[v1]scale=854:480[out1];"
         "[v2]scale=640:360[out2];"
-        "[vposter]trim=start=5.000,scale=1280:720,format=yuvj420p[poster];"
+        "[vposter]trim=start=5.000,select='eq(n,0)',scale=1280:720,format=yuvj420p[poster];"
         "[vthumbs]fps=1/5,scale=160:90:force_original_aspect_ratio=decrease,"
         "pad=160:90:-1:-1,tile=10x10,format=yuvj420p[thumbs]",
         "-map", "[poster]", "-frames:v", "1", "/m/work/3/poster.jpg",
         "-map", "[thumbs]", "-fps_mode", "passthrough", "/m/work/3/thumbs-%03d.jpg",
         "-map", "[out0]", "-map", "[out1]", "-map", "[out2]", "-map", "0:a:0",
         "-fps_mode", "vfr",
-        "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-sc_threshold", "0",
+        "-c:v", "libx264", "-preset", "veryfast", "-sc_threshold", "0",
         "-force_key_frames", "expr:gte(t,n_forced*4)",
         "-b:v:0", "2800k", "-maxrate:v:0", "2996k", "-bufsize:v:0", "4200k",
         "-b:v:1", "1400k", "-maxrate:v:1", "1498k", "-bufsize:v:1", "2100k",

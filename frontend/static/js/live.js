@@ -140,10 +140,24 @@
     submit.disabled = !ready;
   }
 
+  // This browser's random id: the session's distinct viewers are counted by it (no account,
+  // nothing personal), kept so a reload is the same viewer.
+  function watchId() {
+    var id = "";
+    try { id = window.localStorage.getItem("kaifang_watch") || ""; } catch (e) { id = ""; }
+    if (!/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+      var bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes);
+      id = Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+      try { window.localStorage.setItem("kaifang_watch", id); } catch (e) { /* private mode: this page only */ }
+    }
+    return id;
+  }
+
   function url() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     // From the page's own position: every change since comes, in order.
-    var query = "after=" + room.lastSeq() + "&pos=" + lastPos +
+    var query = "after=" + room.lastSeq() + "&pos=" + lastPos + "&watch=" + watchId() +
       (token ? "&token=" + encodeURIComponent(token) : "");
     return scheme + window.location.host + "/ws/events/" + eventId + "?" + query;
   }
