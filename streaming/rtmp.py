@@ -72,6 +72,7 @@ WINDOW = 2_500_000
 
 BUSY = "已有推流端在使用此密钥推流，新的连接被拒绝"
 NO_HUB = "直播服务未就绪，请稍后再试"
+BAD_STREAM = "推流数据格式错误，推流已断开"
 
 
 class Refused(Exception):
@@ -332,9 +333,10 @@ class Connection:
             log.warning("RTMP publisher for session %d silent for %.0f s: closed",
                         self.publisher.event_id, IDLE_S)
         except (ProtocolError, amf0.AMFError) as exc:
-            error = "推流数据格式错误，推流已断开"
+            error = BAD_STREAM
             log.warning("RTMP publisher for session %d cut off: %s", self.publisher.event_id,
                         exc)
+            await self._refuse(Refused("bad_stream", BAD_STREAM, self.publisher.event_id))
         finally:
             self.server.publishing.discard(self.publisher.event_id)
             await self.feed.close(error)
