@@ -270,3 +270,20 @@ def test_a_publisher_that_breaks_the_protocol_mid_stream_is_cut_off(
     assert hub.feeds[0].closed.wait(5) and hub.feeds[0].error == rtmp.BAD_STREAM
     assert last_error(db, event_id) == rtmp.BAD_STREAM
     _still_takes_a_publisher(gate, hub, key)
+
+
+def test_a_publisher_gone_silent_is_closed(staff: Any, db: Session, settings: Settings,
+                                           hub: SinkHub) -> None:
+    """A dead network holds no feed open: the hub hears the publisher is gone (no error: it
+    may come back within the grace time)."""
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    gate = Gate(settings, hub, idle_s=1.0)
+    try:
+        with _published(gate.port, key) as sock:
+            wait_for(lambda: len(hub.feeds) == 1)
+            assert hub.feeds[0].closed.wait(4) and hub.feeds[0].error == ""
+            assert _closed_by_server(sock)
+        _still_takes_a_publisher(gate, hub, key)
+    finally:
+        gate.close()
