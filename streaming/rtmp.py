@@ -72,6 +72,7 @@ WINDOW = 2_500_000
 
 BUSY = "已有推流端在使用此密钥推流，新的连接被拒绝"
 NO_HUB = "直播服务未就绪，请稍后再试"
+BAD_STREAM = "推流数据格式错误，推流已断开"
 
 
 class Refused(Exception):
@@ -100,11 +101,12 @@ class RtmpServer:
 
     def __init__(self, settings: Settings, hub_of: Callable[[], Hub | None], *,
                  publish_deadline_s: float = PUBLISH_DEADLINE_S,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING, idle_s: float = IDLE_S) -> None:
         self.settings = settings
         self.hub_of = hub_of
         self.publish_deadline_s = publish_deadline_s
         self.max_pending = max_pending
+        self.idle_s = idle_s
         self.pending = 0
         self.publishing: set[int] = set()
         self.turned_away = 0
@@ -213,7 +215,7 @@ class Connection:
 
     async def _send(self, data: bytes) -> None:
         self.writer.write(data)
-        async with asyncio.timeout(IDLE_S):
+        async with asyncio.timeout(self.server.idle_s):
             await self.writer.drain()
 
     async def _reply(self, stream_id: int, *values: Any) -> None:
@@ -330,11 +332,12 @@ class Connection:
             pass
         except TimeoutError:
             log.warning("RTMP publisher for session %d silent for %.0f s: closed",
-                        self.publisher.event_id, IDLE_S)
+                        self.publisher.event_id, self.server.idle_s)
         except (ProtocolError, amf0.AMFError) as exc:
-            error = "推流数据格式错误，推流已断开"
+            error = BAD_STREAM
             log.warning("RTMP publisher for session %d cut off: %s", self.publisher.event_id,
                         exc)
+            await self._refuse(Refused("bad_stream", BAD_STREAM, self.publisher.event_id))
         finally:
             self.server.publishing.discard(self.publisher.event_id)
             await self.feed.close(error)
@@ -343,7 +346,7 @@ class Connection:
         assert self.publisher is not None
         checked = time.monotonic()
         while True:
-            async with asyncio.timeout(IDLE_S):
+            async with asyncio.timeout(self.server.idle_s):
                 message = await self._next()
             now = time.monotonic()
             if now - checked >= KEY_RECHECK_S:

@@ -19,8 +19,9 @@ from sqlmodel import Session
 
 from server.app import create_app
 from server.config import Settings
-from streaming import ingest_limits, rtmp
+from streaming import amf0, ingest_limits, rtmp
 from streaming.live_hub import IngestRefused
+from streaming.rtmp_chunks import AMF0_COMMAND, Message, chunked
 from tests.conftest import _free_port
 from tests.streaming.rtmp_helpers import (
     Gate,
@@ -233,6 +234,56 @@ def test_a_publisher_the_hub_refuses_leaves_the_key_free(
         assert code != 0 and hub.feeds == []
         if isinstance(first, IngestRefused):
             assert last_error(db, event_id) == "场次已结束"
+        _still_takes_a_publisher(gate, hub, key)
+    finally:
+        gate.close()
+
+
+def _published(port: int, key: str) -> socket.socket:
+    """A hand-made RTMP client through handshake, connect, createStream and publish."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"\x03" + bytes(1536))
+    answer = b""
+    while len(answer) < 1 + 2 * 1536:
+        answer += sock.recv(65536)
+    sock.sendall(answer[1:1 + 1536])  # C2: S1 echoed
+    for stream_id, values in ((0, ("connect", 1.0, {"app": "live"})),
+                              (0, ("createStream", 2.0, None)),
+                              (1, ("publish", 3.0, None, key, "live"))):
+        sock.sendall(chunked(3, Message(AMF0_COMMAND, stream_id, 0, amf0.encode(*values)), 128))
+    heard = answer[1 + 2 * 1536:]
+    while b"NetStream.Publish.Start" not in heard:
+        more = sock.recv(65536)
+        assert more, heard
+        heard += more
+    return sock
+
+
+def test_a_publisher_that_breaks_the_protocol_mid_stream_is_cut_off(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    with _published(gate.port, key) as sock:
+        wait_for(lambda: len(hub.feeds) == 1)
+        sock.sendall(bytes([0x40 | 9]) + bytes(7))  # a chunk stream begun without its header
+        assert _closed_by_server(sock)
+    assert hub.feeds[0].closed.wait(5) and hub.feeds[0].error == rtmp.BAD_STREAM
+    assert last_error(db, event_id) == rtmp.BAD_STREAM
+    _still_takes_a_publisher(gate, hub, key)
+
+
+def test_a_publisher_gone_silent_is_closed(staff: Any, db: Session, settings: Settings,
+                                           hub: SinkHub) -> None:
+    """A dead network holds no feed open: the hub hears the publisher is gone (no error: it
+    may come back within the grace time)."""
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    gate = Gate(settings, hub, idle_s=1.0)
+    try:
+        with _published(gate.port, key) as sock:
+            wait_for(lambda: len(hub.feeds) == 1)
+            assert hub.feeds[0].closed.wait(4) and hub.feeds[0].error == ""
+            assert _closed_by_server(sock)
         _still_takes_a_publisher(gate, hub, key)
     finally:
         gate.close()
