@@ -116,6 +116,7 @@ class LiveHub:
         self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._starts = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Watches for webcasts off air (the composition root listens for status changes).
@@ -123,6 +124,7 @@ class LiveHub:
         first start watches, the last stop ends it."""
         self._starts += 1
         if self._watch is None:
+            self.loop = asyncio.get_running_loop()  # where the fronts call it
             self._watch = asyncio.create_task(self._watch_off_air())
 
     async def stop(self) -> None:
