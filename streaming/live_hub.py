@@ -38,7 +38,7 @@ from sqlmodel import Session
 from events.timeutil import utcnow
 from server.config import Settings
 from streaming import live_archive, live_state
-from streaming.live_ladder import ffmpeg_args, layout_for
+from streaming.live_ladder import MAX_PIXELS, ffmpeg_args, layout_for
 from streaming.live_playlists import next_number, run_start
 from streaming.probe import probe_live
 from streaming.storage import LocalStorage
@@ -296,7 +296,8 @@ class Run:
             return
         if not (source.has_video or source.has_audio):
             return await self._fail("not_video", NOTHING)
-        if source.width * source.height > self.hub.settings.max_ingest_pixels:
+        # The ladder's decoder takes 1080p at most, whatever the setting allows.
+        if source.width * source.height > min(self.hub.settings.max_ingest_pixels, MAX_PIXELS):
             return await self._fail("too_large", TOO_LARGE.format(
                 width=source.width, height=source.height))
         layout = live_state.read_layout(self.folder)
