@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -39,8 +38,9 @@ from sqlmodel import Session
 from events.timeutil import utcnow
 from server.config import Settings
 from streaming import live_archive, live_state
-from streaming.live_ladder import LiveSource, ffmpeg_args, layout_for, probe_args
+from streaming.live_ladder import MAX_PIXELS, ffmpeg_args, layout_for
 from streaming.live_playlists import next_number, run_start
+from streaming.probe import probe_live
 from streaming.storage import LocalStorage
 
 log = logging.getLogger("kaifang.live")
@@ -50,7 +50,7 @@ T = TypeVar("T")
 # What a front sends: FLV (RTMP's audio, video and data messages as FLV tags) or WebM.
 CONTAINERS = frozenset({"flv", "webm"})
 SOURCES = frozenset({"rtmp", "browser"})
-FFMPEG, FFPROBE = "ffmpeg", "ffprobe"
+FFMPEG = "ffmpeg"
 # The probe reads the run's first bytes: this many, or what came in this time.
 PROBE_BYTES = 256 * 1024
 PROBE_AFTER_S = 1.0
@@ -116,6 +116,7 @@ class LiveHub:
         self._watch: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._starts = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Watches for webcasts off air (the composition root listens for status changes).
@@ -123,6 +124,7 @@ class LiveHub:
         first start watches, the last stop ends it."""
         self._starts += 1
         if self._watch is None:
+            self.loop = asyncio.get_running_loop()  # where the fronts call it
             self._watch = asyncio.create_task(self._watch_off_air())
 
     async def stop(self) -> None:
@@ -255,7 +257,11 @@ class Run:
                 if self.error:
                     raise IngestRefused(self.code, self.error)
             return
-        assert self.process.stdin is not None
+        await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        """To ffmpeg's standard input, waiting while the pipe is full."""
+        assert self.process is not None and self.process.stdin is not None
         try:
             self.process.stdin.write(data)
             await self.process.stdin.drain()
@@ -279,7 +285,9 @@ class Run:
     async def _start(self) -> None:
         """Probes what came so far; starts the encoder when it shows a stream."""
         self.probed_bytes, self.probed_at = len(self.buffer), time.monotonic()
-        source = await self._probe(bytes(self.buffer))
+        source = await probe_live(self.container, bytes(self.buffer), PROBE_TIMEOUT_S)
+        if self.closed:  # the publisher left, or the session ended, meanwhile
+            return
         if source is None:
             if len(self.buffer) >= PROBE_GIVE_UP_BYTES or \
                     time.monotonic() - self.first_at >= PROBE_GIVE_UP_S:
@@ -288,7 +296,8 @@ class Run:
             return
         if not (source.has_video or source.has_audio):
             return await self._fail("not_video", NOTHING)
-        if source.width * source.height > self.hub.settings.max_ingest_pixels:
+        # The ladder's decoder takes 1080p at most, whatever the setting allows.
+        if source.width * source.height > min(self.hub.settings.max_ingest_pixels, MAX_PIXELS):
             return await self._fail("too_large", TOO_LARGE.format(
                 width=source.width, height=source.height))
         layout = live_state.read_layout(self.folder)
@@ -309,36 +318,19 @@ class Run:
             *self._limits(), FFMPEG, *args, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             start_new_session=True)
+        if self.closed:  # closed while it started: it ends with its empty input
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            await self.process.wait()
+            return
         self._watcher = asyncio.create_task(self._watch())
         pending, self.buffer = bytes(self.buffer), bytearray()
-        await self.write(pending)
+        await self._send(pending)
 
     def _limits(self) -> list[str]:
         """It dies with this process, in the memory a transcode may take; normal priority."""
         memory = self.hub.settings.transcode_memory_mb * 1024 * 1024
         return ["setpriv", "--pdeathsig", "KILL", "--", "prlimit", f"--as={memory}", "--"]
-
-    async def _probe(self, head: bytes) -> LiveSource | None:
-        probe = await asyncio.create_subprocess_exec(
-            FFPROBE, *probe_args(self.container), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        try:
-            out, _ = await asyncio.wait_for(probe.communicate(head), PROBE_TIMEOUT_S)
-        except TimeoutError:
-            probe.kill()
-            await probe.wait()
-            return None
-        try:
-            streams = json.loads(out or b"{}").get("streams", [])
-        except ValueError:
-            return None
-        video = next((s for s in streams if s.get("codec_type") == "video"
-                      and int(s.get("width") or 0) > 0), None)
-        audio = any(s.get("codec_type") == "audio" for s in streams)
-        if video is None and not audio:
-            return None
-        return LiveSource(int(video["width"]) if video else 0,
-                          int(video["height"]) if video else 0, audio)
 
     async def _watch(self) -> None:
         """Reads ffmpeg's complaints; when it ends while the publisher still sends, the run

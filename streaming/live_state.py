@@ -210,8 +210,8 @@ class LivePlayback:
 
 def playback_live(db: Session, storage: LocalStorage, event: Event, now: datetime,
                   grace_s: int) -> LivePlayback:
-    """The live master while the webcast is on air (and the live edge from the on-air
-    moment); the signal whenever there is a webcast."""
+    """The live master once the webcast has a segment on air (and the live edge from the
+    on-air moment); the signal whenever the session is live with a webcast."""
     assert event.id is not None
     if event.status != EventStatus.live:  # the public learns nothing of a preview
         return LivePlayback(None, None, None)
@@ -221,9 +221,9 @@ def playback_live(db: Session, storage: LocalStorage, event: Event, now: datetim
             or stream.state == "ended" or not stream.media_key:
         return LivePlayback(None, None, signal)
     composed = compose(storage.live_dir(stream.media_key), stream.on_air_at, None)
-    position = 0.0
-    if composed is not None:
-        position = playlists.edge_s(playlists.select(composed.reference, composed.cut),
-                                    stream.on_air_at)
+    if composed is None or composed.cut.first is None:  # named once there is a segment to play
+        return LivePlayback(None, None, signal)
+    position = playlists.edge_s(playlists.select(composed.reference, composed.cut),
+                                stream.on_air_at)
     return LivePlayback(storage.live_url(stream.media_key, playlists.MASTER),
                         round(position, 3), signal)

@@ -4,6 +4,7 @@ its bytes written into a Feed of the app's hub (streaming.live_hub), in the app'
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
 import time
@@ -40,13 +41,16 @@ class Publisher:
 
     def __init__(self, client: Any, event_id: int, seconds: float = 6, container: str = "flv",
                  **options: Any) -> None:
-        self.client, self.event_id, self.container = client, event_id, container
+        self.event_id, self.container = event_id, container
         self.args = publisher_args(seconds, container, **options)
         self.refused: IngestRefused | None = None
         self.sent = 0
         self._stop = threading.Event()
         hub = client.app.state.live_hub
-        self.feed = client.portal.call(hub.open_feed, event_id, "rtmp", container)
+        # In the app's loop: the TestClient's portal, or the loop a real server runs.
+        self.call = client.portal.call if getattr(client, "portal", None) else \
+            lambda work, *args: asyncio.run_coroutine_threadsafe(work(*args), hub.loop).result()
+        self.feed = self.call(hub.open_feed, event_id, "rtmp", container)
         self.thread = threading.Thread(target=self._pump, daemon=True)
         self.thread.start()
 
@@ -55,14 +59,14 @@ class Publisher:
         assert process.stdout is not None
         try:
             while not self._stop.is_set() and (chunk := process.stdout.read1(CHUNK)):
-                self.client.portal.call(self.feed.write, chunk)
+                self.call(self.feed.write, chunk)
                 self.sent += len(chunk)
         except IngestRefused as refused:
             self.refused = refused
         finally:
             process.kill()
             process.wait()
-            self.client.portal.call(self.feed.close)
+            self.call(self.feed.close)
 
     def cut(self) -> None:
         self._stop.set()
