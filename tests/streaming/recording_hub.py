@@ -32,6 +32,12 @@ class RecordingHub:
         self.delay_s = delay_s
         self.busy = busy
 
+    async def start(self) -> None:
+        """The app's lifespan starts and stops the hub it holds (nothing to do here)."""
+
+    async def stop(self) -> None:
+        pass
+
     async def open_feed(self, event_id: int, source: str, container: str) -> RecordedFeed:
         if self.busy:
             raise IngestRefused("busy", "已有推流端在推流，请先停止它。")

@@ -120,11 +120,12 @@ def test_the_hubs_refusal_reaches_the_page_in_chinese(app, staff, db, live_serve
         assert (refused["type"], refused["code"]) == ("refused", "busy")
         assert refused["message"] == "已有推流端在推流，请先停止它。"
         assert _closed(ws).code == 4409
-    del app.state.live_hub  # no hub runs at all: refused, not a crash
+    app.state.live_hub = None  # no hub runs at all: refused, not a crash
     with _ingest(live_server, event_id, editor) as ws:
         refused = _json(ws)
         assert (refused["type"], refused["code"]) == ("refused", "unavailable")
         assert _closed(ws).code == 1013
+    app.state.live_hub = RecordingHub()  # the lifespan stops the hub it finds
     assert any("busy" in r.getMessage() for r in caplog.records)
 
 
