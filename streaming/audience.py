@@ -159,6 +159,13 @@ class Audience:
             if not self._present.get(event_id):
                 self._forget(event_id)
 
+    def off_air(self, event_id: int) -> None:
+        """The session is over: who watched it need not be remembered here any longer (its
+        counts are in its row)."""
+        with self._guard:
+            self._seen.pop(event_id, None)
+            self._page_ids.pop(event_id, None)
+
     def record(self, db: Session, event_id: int) -> None:
         """Adds what this process saw since the last time to the session's LiveStream row (made
         if missing), in `db`'s transaction."""
@@ -232,6 +239,7 @@ def _status_changed(db: Session, event: Event, previous: EventStatus) -> None:
             audience.went_live(event.id)
         elif previous == EventStatus.live:
             audience.record(db, event.id)
+            audience.off_air(event.id)
 
 
 def watch_status_changes() -> None:
