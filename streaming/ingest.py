@@ -160,10 +160,15 @@ def publisher_of(db: Session, name: str) -> Publisher:
     return Publisher(stream.event_id, digest)
 
 
-def still_valid(db: Session, publisher: Publisher) -> bool:
-    """While publishing: the key was neither rotated, revoked nor run out."""
+def recheck(db: Session, publisher: Publisher) -> None:
+    """While publishing: KeyRefused when the key was rotated, revoked or ran out, or the
+    session was called off or ended meanwhile (a publisher does not outlive its session)."""
     stream = _stream_of(db, publisher.event_id)
-    return key_active(stream) and stream is not None and stream.key_hash == publisher.key_hash
+    if not key_active(stream) or stream is None or stream.key_hash != publisher.key_hash:
+        raise KeyRefused("key_revoked", REVOKED_KEY, publisher.event_id)
+    event = db.get(Event, publisher.event_id)
+    if event is None or event.status in CLOSED:
+        raise KeyRefused("event_closed", SESSION_CLOSED, publisher.event_id)
 
 
 def note_error(db: Session, event_id: int, message: str) -> None:

@@ -14,7 +14,7 @@ publishes (the first goes on); playing (we only ingest); noise, an HTTP request 
 handshake version (closed); too slow a handshake and publish; too many connections not yet
 publishing; and, while publishing, a stream above `max_ingest_kbps` (over a sliding window)
 or a picture above `max_ingest_pixels` (onMetaData, and the H.264 SPS), or a key that was
-rotated or revoked meanwhile (cut off).
+rotated or revoked, or a session called off or ended, meanwhile (cut off).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ MAX_COMMAND = 64 * 1024
 MAX_MEDIA_MESSAGE = 4 * 1024 * 1024
 # A publisher silent this long is gone (a dead network holds no feed open for ever).
 IDLE_S = 30.0
-# A key rotated or revoked while it publishes cuts the publisher off within this.
+# A key rotated or revoked (or its session over) while it publishes cuts it off within this.
 KEY_RECHECK_S = 5.0
 OUT_CHUNK_SIZE = 4096
 WINDOW = 2_500_000
@@ -365,10 +365,11 @@ class Connection:
     async def _recheck_key(self) -> None:
         publisher = self.publisher
         assert publisher is not None
-        valid = await anyio.to_thread.run_sync(
-            self.server.run_db, lambda db: ingest.still_valid(db, publisher))
-        if not valid:
-            raise Refused("key_revoked", ingest.REVOKED_KEY, publisher.event_id)
+        try:
+            await anyio.to_thread.run_sync(
+                self.server.run_db, lambda db: ingest.recheck(db, publisher))
+        except ingest.KeyRefused as refused:
+            raise Refused(refused.code, refused.message, publisher.event_id) from None
 
     async def _hand_on(self, message: Message) -> None:
         assert self.feed is not None
