@@ -58,8 +58,11 @@ log = logging.getLogger("kaifang.rtmp")
 
 # From the first byte to an accepted publish command.
 PUBLISH_DEADLINE_S = 10.0
-# Connections not yet publishing, at once: more wait for nothing (closed at once).
+# Connections not yet publishing, at once: more wait for nothing (closed at once). Per peer
+# address too, so one client that opens connections and never publishes (a slowloris that
+# keeps within the deadline) cannot fill the whole cap and lock encoders elsewhere out.
 MAX_PENDING = 32
+MAX_PENDING_PER_ADDRESS = 4
 # Before publish only commands come: small. A publisher's video frames are larger.
 MAX_COMMAND = 64 * 1024
 MAX_MEDIA_MESSAGE = 4 * 1024 * 1024
@@ -101,13 +104,17 @@ class RtmpServer:
 
     def __init__(self, settings: Settings, hub_of: Callable[[], Hub | None], *,
                  publish_deadline_s: float = PUBLISH_DEADLINE_S,
-                 max_pending: int = MAX_PENDING, idle_s: float = IDLE_S) -> None:
+                 max_pending: int = MAX_PENDING,
+                 max_pending_per_address: int = MAX_PENDING_PER_ADDRESS,
+                 idle_s: float = IDLE_S) -> None:
         self.settings = settings
         self.hub_of = hub_of
         self.publish_deadline_s = publish_deadline_s
         self.max_pending = max_pending
+        self.max_pending_per_address = max_pending_per_address
         self.idle_s = idle_s
         self.pending = 0
+        self.pending_at: dict[str, int] = {}
         self.publishing: set[int] = set()
         self.turned_away = 0
         self.turned_away_logged = -10.0
@@ -185,16 +192,28 @@ class Connection:
         self.header_sent = False
         self.limits = StreamLimits(self.settings.max_ingest_kbps, self.settings.max_ingest_pixels)
 
+    def _turn_away(self, address: str) -> bool:
+        """True when the gate holds too many connections not yet publishing (in all, or from
+        this address); a flood of them is one log line in 10 s."""
+        server = self.server
+        if server.pending < server.max_pending and \
+                server.pending_at.get(address, 0) < server.max_pending_per_address:
+            return False
+        server.turned_away += 1
+        now = time.monotonic()
+        if now - server.turned_away_logged >= 10:
+            log.warning("RTMP connections refused: %d are not publishing yet (%d turned "
+                        "away)", server.pending, server.turned_away)
+            server.turned_away_logged, server.turned_away = now, 0
+        return True
+
     async def run(self) -> None:
-        if self.server.pending >= self.server.max_pending:
-            self.server.turned_away += 1
-            now = time.monotonic()
-            if now - self.server.turned_away_logged >= 10:  # a flood is one line in 10 s
-                log.warning("RTMP connections refused: %d are not publishing yet (%d turned "
-                            "away)", self.server.pending, self.server.turned_away)
-                self.server.turned_away_logged, self.server.turned_away = now, 0
+        peer = self.writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if self._turn_away(address):
             return
         self.server.pending += 1
+        self.server.pending_at[address] = self.server.pending_at.get(address, 0) + 1
         try:
             async with asyncio.timeout(self.server.publish_deadline_s):
                 await handshake(self.reader, self.writer)
@@ -210,6 +229,9 @@ class Connection:
             return
         finally:
             self.server.pending -= 1
+            left = self.server.pending_at.pop(address) - 1
+            if left:
+                self.server.pending_at[address] = left
         if accepted:
             await self._relay()
 

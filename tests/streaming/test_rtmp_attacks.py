@@ -3,6 +3,8 @@ publishes, a slowloris that keeps within the deadlines, and what a reconnect mus
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -62,3 +64,25 @@ def test_a_session_called_off_or_ended_cuts_its_publisher_off(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_slowloris_from_one_address_does_not_lock_publishers_out(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub) -> None:
+    """Connections that never publish, from one address, as many as the gate's whole cap
+    and renewed within its deadline: an encoder elsewhere still publishes."""
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(rtmp.MAX_PENDING + 4):
+            sock = socket.create_connection(("127.0.0.1", gate.port), timeout=5,
+                                            source_address=("127.0.0.2", 0))
+            sock.sendall(b"\x03")  # the first byte, and nothing more
+            idle.append(sock)
+        time.sleep(0.3)
+        code, errors = finish(publisher(gate.url(key), 1))
+        assert code == 0, errors
+        assert len(hub.feeds) == 1 and hub.feeds[0].written > 1000
+    finally:
+        for sock in idle:
+            sock.close()
