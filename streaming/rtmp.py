@@ -20,6 +20,7 @@ rotated or revoked, or a session called off or ended, meanwhile (cut off).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -68,6 +69,11 @@ MAX_COMMAND = 64 * 1024
 MAX_MEDIA_MESSAGE = 4 * 1024 * 1024
 # A publisher silent this long is gone (a dead network holds no feed open for ever).
 IDLE_S = 30.0
+# Stopping, the hub is given this long to close the feeds of those that were publishing.
+STOP_WAIT_S = 5.0
+# A publisher on a key that publishes waits this long for the one before to be gone (an
+# encoder that stops and comes back at once: its old connection may still be closing).
+RELEASE_WAIT_S = 3.0
 # A key rotated or revoked (or its session over) while it publishes cuts it off within this.
 KEY_RECHECK_S = 5.0
 OUT_CHUNK_SIZE = 4096
@@ -115,11 +121,12 @@ class RtmpServer:
         self.idle_s = idle_s
         self.pending = 0
         self.pending_at: dict[str, int] = {}
-        self.publishing: set[int] = set()
+        # Session id → set once its publisher's feed is closed and the key free again.
+        self.publishing: dict[int, asyncio.Event] = {}
         self.turned_away = 0
         self.turned_away_logged = -10.0
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @classmethod
     async def listen(cls, settings: Settings,
@@ -147,24 +154,33 @@ class RtmpServer:
         return port
 
     async def stop(self) -> None:
+        """Listens no more and drops every connection, so each publisher ends as one that
+        left: its feed closed without an error (the hub's close let finish, within
+        STOP_WAIT_S); a connection still busy after that is cancelled."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        for writer in self._connections.values():
+            writer.transport.abort()
+        if self._connections:
+            _, late = await asyncio.wait(list(self._connections), timeout=STOP_WAIT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             await Connection(self, reader, writer).run()
+        except asyncio.CancelledError:  # stop(): asyncio would log a cancelled one as a crash
+            pass
         except Exception:  # one publisher's bug must not end the listener
             log.exception("RTMP connection failed")
         finally:
-            self._connections.discard(task)
+            del self._connections[task]
             writer.close()
 
     def run_db(self, work: Callable[[Session], Any]) -> Any:
@@ -189,6 +205,7 @@ class Connection:
         self.publisher: ingest.Publisher | None = None
         self.key_shown = ""
         self.feed: Feed | None = None
+        self.released: asyncio.Event | None = None
         self.header_sent = False
         self.limits = StreamLimits(self.settings.max_ingest_kbps, self.settings.max_ingest_pixels)
 
@@ -293,19 +310,19 @@ class Connection:
                 raise Refused(refused.code, refused.message, refused.event_id) from None
             self.publisher = publisher
             event_id = publisher.event_id
-            if event_id in self.server.publishing:
+            if not await self._key_free(event_id):
                 raise Refused("busy", BUSY, event_id)
             hub = self.server.hub_of()
             if hub is None:
                 raise Refused("no_hub", NO_HUB, event_id)
-            self.server.publishing.add(event_id)
+            self.released = self.server.publishing[event_id] = asyncio.Event()
             try:
                 self.feed = await hub.open_feed(event_id, "rtmp", "flv")
             except IngestRefused as refused:
                 raise Refused(refused.code, refused.message, event_id) from None
             finally:
                 if self.feed is None:  # refused, failed or cancelled: the key is free again
-                    self.server.publishing.discard(event_id)
+                    self._release()
         except Refused as refused:
             await self._refuse(refused)
             code = "NetStream.Publish.BadName" if refused.code in (
@@ -320,10 +337,30 @@ class Connection:
             await self._reply(stream_id, "onStatus", 0, None, _status(
                 "NetStream.Publish.Start", "Publishing.", error=False))
         except BaseException:  # gone (or out of time) before it heard yes: nothing was sent
-            self.server.publishing.discard(event_id)
-            await self.feed.close("")
+            try:
+                await self.feed.close("")
+            finally:
+                self._release()
             raise
         return True
+
+    async def _key_free(self, event_id: int) -> bool:
+        """Whether no publisher holds the key, once the one that does (if any) had a moment
+        to be gone."""
+        held = self.server.publishing.get(event_id)
+        if held is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RELEASE_WAIT_S):
+                    await held.wait()
+        return event_id not in self.server.publishing
+
+    def _release(self) -> None:
+        released = self.released
+        if released is None or self.publisher is None:
+            return
+        if self.server.publishing.get(self.publisher.event_id) is released:
+            del self.server.publishing[self.publisher.event_id]
+        released.set()
 
     async def _refuse(self, refused: Refused) -> None:
         """One log line, and the console's message when the session is known."""
@@ -361,8 +398,10 @@ class Connection:
                         exc)
             await self._refuse(Refused("bad_stream", BAD_STREAM, self.publisher.event_id))
         finally:
-            self.server.publishing.discard(self.publisher.event_id)
-            await self.feed.close(error)
+            try:
+                await self.feed.close(error)
+            finally:  # only now: the hub may take the next publisher on this key
+                self._release()
 
     async def _media_loop(self) -> None:
         assert self.publisher is not None

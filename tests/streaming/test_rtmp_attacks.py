@@ -3,6 +3,8 @@ publishes, a slowloris that keeps within the deadlines, and what a reconnect mus
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from sqlmodel import Session
 
 from server.config import Settings
 from streaming import ingest, rtmp
+from streaming.live_hub import IngestRefused
 from tests.streaming.rtmp_helpers import (
     Gate,
     SinkHub,
@@ -86,3 +89,63 @@ def test_a_slowloris_from_one_address_does_not_lock_publishers_out(
     finally:
         for sock in idle:
             sock.close()
+
+
+class _OneAtATimeHub(SinkHub):
+    """As the encoder's hub: one feed per session at a time (busy while one is open), and a
+    close that takes a while (the encoder drains what it was handed)."""
+
+    async def open_feed(self, event_id: int, source: str, container: str) -> Any:
+        if any(feed.event_id == event_id and not feed.closed.is_set() for feed in self.feeds):
+            raise IngestRefused("busy", rtmp.BUSY)
+        feed = await super().open_feed(event_id, source, container)
+        close = feed.close
+
+        async def slow_close(error: str = "") -> None:
+            await asyncio.sleep(1.5)
+            await close(error)
+        feed.close = slow_close  # type: ignore[method-assign]
+        return feed
+
+
+def test_a_publisher_that_stops_and_comes_back_at_once_is_taken_again(
+        staff: Any, db: Session, settings: Settings, tmp_path: Path) -> None:
+    """ffmpeg ends with FCUnpublish and deleteStream; the same key publishes again at once."""
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    hub = _OneAtATimeHub(tmp_path)
+    gate = Gate(settings, hub)
+    try:
+        for _ in range(2):
+            code, errors = finish(publisher(gate.url(key), 1))
+            assert code == 0, errors
+        assert len(hub.feeds) == 2 and all(feed.closed.wait(5) for feed in hub.feeds)
+        assert [feed.error for feed in hub.feeds] == ["", ""]
+    finally:
+        gate.close()
+
+
+async def _tasks_left() -> int:
+    return len(asyncio.all_tasks()) - 1  # this one
+
+
+def test_the_server_stopping_with_publishers_on_closes_their_feeds_quietly(
+        staff: Any, db: Session, settings: Settings, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The app's lifespan ending while encoders publish: each feed is closed (its close not
+    cut short), no connection task is left behind, and nothing is logged as a crash."""
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    hub = _OneAtATimeHub(tmp_path)
+    gate = Gate(settings, hub)
+    process = publisher(gate.url(key), 20)
+    try:
+        wait_for(lambda: len(hub.feeds) == 1 and hub.feeds[0].written > 0)
+        gate._run(gate.server.stop())
+        assert hub.feeds[0].closed.is_set() and hub.feeds[0].error == ""
+        assert gate._run(_tasks_left()) == 0
+    finally:
+        gate.close()
+        process.kill()
+        process.wait()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
