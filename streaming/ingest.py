@@ -48,6 +48,12 @@ def key_prefix(key: str) -> str:
     return key[:4] + "…"
 
 
+def rtmp_enabled(settings: Settings) -> bool:
+    """Whether this service takes RTMP publishers at all (rtmp_port 0: off, and a key issued
+    meanwhile waits for it to be on)."""
+    return settings.rtmp_port != 0
+
+
 def rtmp_url(settings: Settings) -> str:
     """Where encoders publish: the configured address, else the public URL's host on our port."""
     if settings.rtmp_public_url:

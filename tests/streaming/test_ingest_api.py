@@ -30,7 +30,7 @@ def test_the_key_is_shown_once_and_only_its_hash_is_kept(staff: Any, db: Session
     answer = admin.post(f"/api/events/{event_id}/ingest")
     assert answer.status_code == 201, answer.text
     body = answer.json()
-    assert set(body) == {"rtmp_url", "stream_key", "expires_at"}
+    assert {"rtmp_url", "stream_key", "expires_at"} <= set(body)
     assert "no-store" in answer.headers["cache-control"]
     key = body["stream_key"]
     assert len(key) >= 22 and key.replace("-", "").replace("_", "").isalnum()  # ≥ 128 bits
@@ -143,3 +143,18 @@ def test_no_key_in_the_audit_log_or_a_log_line(staff: Any, db: Session,
     for key in keys:
         assert key not in written and key[:8] not in written
         assert hashlib.sha256(key.encode()).hexdigest() not in written
+
+
+def test_with_rtmp_off_the_key_is_issued_and_the_answer_says_ingest_is_off(
+        staff: Any, db: Session, app: Any) -> None:
+    """rtmp_port 0: no gate listens, so `rtmp_url` names no server an encoder could reach;
+    `rtmp_enabled` says so (the contract's fields stay as they are)."""
+    admin, event_id = webcast_session(staff, db)
+    assert app.state.settings.rtmp_port == 0
+    issued = admin.post(f"/api/events/{event_id}/ingest").json()
+    assert issued["rtmp_enabled"] is False and issued["stream_key"]
+    assert admin.get(f"/api/events/{event_id}/ingest").json()["rtmp_enabled"] is False
+    app.state.settings = app.state.settings.model_copy(update={"rtmp_port": 1935})
+    issued = admin.post(f"/api/events/{event_id}/ingest").json()
+    assert issued["rtmp_enabled"] is True and issued["rtmp_url"].endswith(":1935/live")
+    assert admin.get(f"/api/events/{event_id}/ingest").json()["rtmp_enabled"] is True
