@@ -21,6 +21,7 @@ from streaming.live_hub import IngestRefused
 from tests.streaming.rtmp_helpers import (
     Gate,
     SinkHub,
+    ffprobe,
     finish,
     new_key,
     publisher,
@@ -149,3 +150,23 @@ def test_the_server_stopping_with_publishers_on_closes_their_feeds_quietly(
         process.kill()
         process.wait()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("how", ["rtmp_live", "no_duration_filesize", "other_app", "playpath",
+                                 "query"])
+def test_ffmpeg_publishes_however_it_names_the_stream(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub, how: str) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    base = f"rtmp://127.0.0.1:{gate.port}"
+    url, options = {
+        "rtmp_live": (gate.url(key), ("-rtmp_live", "live")),
+        "no_duration_filesize": (gate.url(key), ("-flvflags", "no_duration_filesize")),
+        "other_app": (f"{base}/kaifang/{key}", ()),
+        "playpath": (f"{base}/live", ("-rtmp_playpath", key)),
+        "query": (f"{base}/live/{key}?vhost=kaifang", ()),
+    }[how]
+    code, errors = finish(publisher(url, 1, "320x180", *options))
+    assert code == 0, errors
+    assert len(hub.feeds) == 1 and hub.feeds[0].closed.wait(5) and hub.feeds[0].error == ""
+    assert {s["codec_type"] for s in ffprobe(hub.feeds[0].path)["streams"]} == {"audio", "video"}
