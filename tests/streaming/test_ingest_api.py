@@ -15,6 +15,7 @@ from events.models import AuditEntry
 from server.config import Settings
 from streaming import ingest
 from streaming.models import LiveStream
+from streaming.room import VIEWER_PURPOSE
 from tests.conftest import assign_hosts
 from tests.streaming.rtmp_helpers import new_key, webcast_session
 
@@ -158,3 +159,21 @@ def test_with_rtmp_off_the_key_is_issued_and_the_answer_says_ingest_is_off(
     issued = admin.post(f"/api/events/{event_id}/ingest").json()
     assert issued["rtmp_enabled"] is True and issued["rtmp_url"].endswith(":1935/live")
     assert admin.get(f"/api/events/{event_id}/ingest").json()["rtmp_enabled"] is True
+
+
+def test_no_key_for_a_viewer_a_forged_session_or_a_request_without_csrf(
+        staff: Any, db: Session, client: Any, app: Any) -> None:
+    admin, event_id = webcast_session(staff, db)
+    url = f"/api/events/{event_id}/ingest"
+    viewer = app.state.signer.dumps(VIEWER_PURPOSE, {"v": 1, "e": event_id})
+    for cookies in ({"kaifang_viewer": viewer}, {"kaifang_session": viewer},
+                    {"kaifang_session": "eyJ1aWQiOjF9.forged.signature"}):
+        client.cookies.clear()
+        for name, value in cookies.items():
+            client.cookies.set(name, value)
+        assert client.post(url).status_code == 401
+        assert client.get(url).status_code == 401
+    csrf = admin.headers.pop("X-CSRF-Token")
+    assert admin.post(url).status_code == 403 and admin.delete(url).status_code == 403
+    admin.headers["X-CSRF-Token"] = csrf
+    assert admin.post(url).status_code == 201
