@@ -13,7 +13,8 @@ expired key (NetStream.Publish.BadName, before any media); a second publisher on
 publishes (the first goes on); playing (we only ingest); noise, an HTTP request or a wrong
 handshake version (closed); too slow a handshake and publish; too many connections not yet
 publishing; and, while publishing, a stream above `max_ingest_kbps` (over a sliding window)
-or a picture above `max_ingest_pixels` (onMetaData, and the H.264 SPS), or a key that was
+or a picture above `max_ingest_pixels` (onMetaData, every H.264 SPS, H.263 picture headers;
+another video codec is refused: its size is not read), or a key that was
 rotated or revoked, or a session called off or ended, meanwhile (cut off).
 """
 
@@ -207,6 +208,7 @@ class Connection:
         self.feed: Feed | None = None
         self.released: asyncio.Event | None = None
         self.header_sent = False
+        self.pictures = flv.PictureSizes()
         self.limits = StreamLimits(self.settings.max_ingest_kbps, self.settings.max_ingest_pixels)
 
     def _turn_away(self, address: str) -> bool:
@@ -448,8 +450,11 @@ class Connection:
             await self.feed.write(flv.tag(flv.SCRIPT_TAG, message.timestamp, body))
             return
         if message.type_id == VIDEO:
-            size = flv.avc_size(payload)
-            if size is not None:
+            try:
+                sizes = self.pictures.of(payload)
+            except flv.UnsupportedVideo:
+                raise LimitExceeded("bad_codec", flv.UNSUPPORTED_VIDEO) from None
+            for size in sizes:
                 self.limits.check_picture(*size)
         await self._write_header(audio=True, video=True)
         await self.feed.write(flv.tag(message.type_id, message.timestamp, payload))
