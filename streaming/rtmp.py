@@ -77,6 +77,9 @@ STOP_WAIT_S = 5.0
 RELEASE_WAIT_S = 3.0
 # A key rotated or revoked (or its session over) while it publishes cuts it off within this.
 KEY_RECHECK_S = 5.0
+# A client looping on the port is a few log lines: of each kind of refusal, LOG_BURST lines in
+# LOG_WINDOW_S, then one that says how many were left out.
+LOG_BURST, LOG_WINDOW_S = 5, 10.0
 OUT_CHUNK_SIZE = 4096
 WINDOW = 2_500_000
 
@@ -126,6 +129,7 @@ class RtmpServer:
         self.publishing: dict[int, asyncio.Event] = {}
         self.turned_away = 0
         self.turned_away_logged = -10.0
+        self._logged: dict[str, tuple[float, int, int]] = {}  # kind → (since, lines, left out)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
@@ -184,6 +188,22 @@ class RtmpServer:
             del self._connections[task]
             writer.close()
 
+    def warn(self, kind: str, text: str, *args: Any) -> None:
+        """A warning, unless LOG_BURST of this kind were logged within LOG_WINDOW_S."""
+        now = time.monotonic()
+        since, lines, left_out = self._logged.get(kind, (now, 0, 0))
+        if now - since >= LOG_WINDOW_S:
+            if left_out:
+                log.warning("RTMP: %d more like \"%s\" not logged within %.0f s", left_out,
+                            kind, LOG_WINDOW_S)
+            since, lines, left_out = now, 0, 0
+        if lines < LOG_BURST:
+            log.warning(text, *args)
+            lines += 1
+        else:
+            left_out += 1
+        self._logged[kind] = (since, lines, left_out)
+
     def run_db(self, work: Callable[[Session], Any]) -> Any:
         with Session(get_engine(self.settings.sqlalchemy_url), expire_on_commit=False) as db:
             result = work(db)
@@ -238,11 +258,11 @@ class Connection:
                 await handshake(self.reader, self.writer)
                 accepted = await self._until_publish()
         except TimeoutError:
-            log.warning("RTMP connection closed: no publish within %.0f s",
-                        self.server.publish_deadline_s)
+            self.server.warn("late", "RTMP connection closed: no publish within %.0f s",
+                             self.server.publish_deadline_s)
             return
         except (ProtocolError, amf0.AMFError) as exc:
-            log.warning("RTMP connection closed: %s", exc)
+            self.server.warn("protocol", "RTMP connection closed: %s", exc)
             return
         except (asyncio.IncompleteReadError, ConnectionError):
             return
@@ -294,7 +314,7 @@ class Connection:
             elif name == "createStream":
                 await self._reply(0, "_result", transaction, None, 1)
             elif name == "play":
-                log.warning("RTMP play refused: this server only takes publishers")
+                self.server.warn("play", "RTMP play refused: this server only takes publishers")
                 await self._reply(message.stream_id, "onStatus", 0, None, _status(
                     "NetStream.Play.Failed", "Playing is not offered here.", error=True))
                 return False
@@ -367,8 +387,8 @@ class Connection:
     async def _refuse(self, refused: Refused) -> None:
         """One log line, and the console's message when the session is known."""
         where = f"session {refused.event_id}" if refused.event_id else "no session"
-        log.warning("RTMP publisher refused (%s, key %s): %s", where, self.key_shown,
-                    refused.code)
+        self.server.warn(refused.code, "RTMP publisher refused (%s, key %s): %s", where,
+                         self.key_shown, refused.code)
         if refused.event_id is not None:
             event_id, text = refused.event_id, refused.message
             await anyio.to_thread.run_sync(

@@ -16,8 +16,9 @@ import pytest
 from sqlmodel import Session
 
 from server.config import Settings
-from streaming import ingest, rtmp
+from streaming import amf0, ingest, rtmp
 from streaming.live_hub import IngestRefused
+from streaming.rtmp_chunks import AMF0_COMMAND, Message, chunked
 from tests.streaming.rtmp_helpers import (
     Gate,
     SinkHub,
@@ -170,3 +171,42 @@ def test_ffmpeg_publishes_however_it_names_the_stream(
     assert code == 0, errors
     assert len(hub.feeds) == 1 and hub.feeds[0].closed.wait(5) and hub.feeds[0].error == ""
     assert {s["codec_type"] for s in ffprobe(hub.feeds[0].path)["streams"]} == {"audio", "video"}
+
+
+def _handshake_and_publish(port: int, name: str) -> socket.socket:
+    """A hand-made client's handshake, connect, createStream and publish (what it hears
+    next is left to read)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"\x03" + bytes(1536))
+    heard = b""
+    while len(heard) < 1 + 2 * 1536:
+        heard += sock.recv(65536)
+    sock.sendall(heard[1:1 + 1536])
+    for stream_id, values in ((0, ("connect", 1.0, {"app": "live"})),
+                              (0, ("createStream", 2.0, None)),
+                              (1, ("publish", 3.0, None, name, "live"))):
+        sock.sendall(chunked(3, Message(AMF0_COMMAND, stream_id, 0, amf0.encode(*values)), 128))
+    return sock
+
+
+@pytest.mark.parametrize("flood", ["noise", "wrong_key"])
+def test_a_flood_of_bad_connections_is_a_few_log_lines(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub, flood: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each refused connection was a line: a client looping on the port could fill the disk."""
+    caplog.set_level(logging.INFO, logger="kaifang.rtmp")
+    for _ in range(60):
+        if flood == "noise":
+            sock = socket.create_connection(("127.0.0.1", gate.port), timeout=5)
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        else:
+            sock = _handshake_and_publish(gate.port, "x" * 43)
+        with sock:
+            sock.settimeout(5)
+            while sock.recv(65536):  # until the gate closes it
+                pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "kaifang.rtmp"]
+    assert 1 <= len(lines) <= 10, lines
+    admin, event_id = webcast_session(staff, db)
+    code, errors = finish(publisher(gate.url(new_key(admin, event_id)), 1))
+    assert code == 0, errors
