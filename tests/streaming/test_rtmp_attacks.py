@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,53 @@ def test_a_flood_of_bad_connections_is_a_few_log_lines(
     admin, event_id = webcast_session(staff, db)
     code, errors = finish(publisher(gate.url(new_key(admin, event_id)), 1))
     assert code == 0, errors
+
+
+def _hears(sock: socket.socket, *codes: bytes) -> bytes:
+    """What the client hears until one of `codes` or the end."""
+    heard = b""
+    sock.settimeout(10)
+    while not any(code in heard for code in codes):
+        more = sock.recv(65536)
+        if not more:
+            break
+        heard += more
+    return heard
+
+
+def test_two_publishers_racing_on_one_key_one_is_taken(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    results: list[bytes] = []
+    with ThreadPoolExecutor(2) as pool:
+        def race(_: int) -> tuple[socket.socket, bytes]:
+            sock = _handshake_and_publish(gate.port, key)
+            return sock, _hears(sock, b"Publish.Start", b"Publish.BadName")
+        for sock, heard in pool.map(race, range(2)):
+            results.append(heard)
+            if b"Publish.Start" in heard:
+                winner = sock
+            else:
+                sock.close()
+    assert sorted(b"Publish.Start" in heard for heard in results) == [False, True]
+    assert any(b"Publish.BadName" in heard for heard in results)
+    assert len(hub.feeds) == 1 and not hub.feeds[0].closed.is_set()
+    winner.close()
+    assert hub.feeds[0].closed.wait(5) and hub.feeds[0].error == ""
+
+
+def test_a_publisher_gone_mid_message_hands_on_whole_tags_only(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    sock = _handshake_and_publish(gate.port, key)
+    assert b"Publish.Start" in _hears(sock, b"Publish.Start")
+    whole = chunked(4, Message(8, 1, 0, b"\xaf\x01" + bytes(50)), 128)
+    half = chunked(6, Message(9, 1, 0, b"\x27\x01" + bytes(1000)), 128)[:500]
+    sock.sendall(whole + half)
+    sock.close()
+    assert hub.feeds[0].closed.wait(5) and hub.feeds[0].error == ""
+    data = hub.feeds[0].path.read_bytes()
+    assert data[13] == 8 and len(data) == 13 + 11 + 52 + 4  # the header, the audio tag
+    assert last_error(db, event_id) == ""
