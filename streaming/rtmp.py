@@ -33,7 +33,7 @@ from sqlmodel import Session
 from server.config import Settings
 from server.db import get_engine
 from streaming import amf0, flv, ingest
-from streaming.ingest_limits import LimitExceeded, StreamLimits
+from streaming.ingest_limits import StreamLimits
 from streaming.live_hub import Feed, Hub, IngestRefused
 from streaming.rtmp_chunks import (
     AMF0_COMMAND,
@@ -55,6 +55,9 @@ from streaming.rtmp_chunks import (
     stream_begin,
     window_ack_size,
 )
+from streaming.rtmp_media import BAD_STREAM as BAD_STREAM  # what tests and the console name
+from streaming.rtmp_media import KEY_RECHECK_S as KEY_RECHECK_S
+from streaming.rtmp_media import MediaRelay, Refused, _command
 
 log = logging.getLogger("kaifang.rtmp")
 
@@ -75,8 +78,6 @@ STOP_WAIT_S = 5.0
 # A publisher on a key that publishes waits this long for the one before to be gone (an
 # encoder that stops and comes back at once: its old connection may still be closing).
 RELEASE_WAIT_S = 3.0
-# A key rotated or revoked (or its session over) while it publishes cuts it off within this.
-KEY_RECHECK_S = 5.0
 # A client looping on the port is a few log lines: of each kind of refusal, LOG_BURST lines in
 # LOG_WINDOW_S, then one that says how many were left out.
 LOG_BURST, LOG_WINDOW_S = 5, 10.0
@@ -85,24 +86,6 @@ WINDOW = 2_500_000
 
 BUSY = "已有推流端在使用此密钥推流，新的连接被拒绝"
 NO_HUB = "直播服务未就绪，请稍后再试"
-BAD_STREAM = "推流数据格式错误，推流已断开"
-
-
-class Refused(Exception):
-    """A publisher turned away: `code` for the log, `message` for the console."""
-
-    def __init__(self, code: str, message: str, event_id: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.event_id = event_id
-
-
-def _command(payload: bytes, amf3: bool) -> list[Any]:
-    values = amf0.decode(payload[1:] if amf3 and payload[:1] == b"\x00" else payload)
-    if len(values) < 2 or not isinstance(values[0], str):
-        raise ProtocolError("a command message without a name and a transaction id")
-    return values
 
 
 def _status(code: str, description: str, *, error: bool) -> dict[str, Any]:
@@ -211,7 +194,7 @@ class RtmpServer:
             return result
 
 
-class Connection:
+class Connection(MediaRelay):
     """One encoder's connection: handshake and commands until `publish`, then media."""
 
     def __init__(self, server: RtmpServer, reader: asyncio.StreamReader,
@@ -393,94 +376,3 @@ class Connection:
             event_id, text = refused.event_id, refused.message
             await anyio.to_thread.run_sync(
                 self.server.run_db, lambda db: ingest.note_error(db, event_id, text))
-
-    async def _relay(self) -> None:
-        """Media to the feed until the publisher stops, goes silent or is cut off."""
-        assert self.feed is not None and self.publisher is not None
-        error = ""
-        try:
-            await self._media_loop()
-        except Refused as refused:
-            error = refused.message
-            await self._refuse(refused)
-        except LimitExceeded as exceeded:
-            error = exceeded.message
-            await self._refuse(Refused(exceeded.code, exceeded.message, self.publisher.event_id))
-        except IngestRefused as refused:  # the hub stopped taking this stream
-            error = refused.message
-            await self._refuse(Refused(refused.code, refused.message, self.publisher.event_id))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except TimeoutError:
-            log.warning("RTMP publisher for session %d silent for %.0f s: closed",
-                        self.publisher.event_id, self.server.idle_s)
-        except (ProtocolError, amf0.AMFError) as exc:
-            error = BAD_STREAM
-            log.warning("RTMP publisher for session %d cut off: %s", self.publisher.event_id,
-                        exc)
-            await self._refuse(Refused("bad_stream", BAD_STREAM, self.publisher.event_id))
-        finally:
-            try:
-                await self.feed.close(error)
-            finally:  # only now: the hub may take the next publisher on this key
-                self._release()
-
-    async def _media_loop(self) -> None:
-        assert self.publisher is not None
-        checked = time.monotonic()
-        while True:
-            async with asyncio.timeout(self.server.idle_s):
-                message = await self._next()
-            now = time.monotonic()
-            if now - checked >= KEY_RECHECK_S:
-                checked = now
-                await self._recheck_key()
-            if message.type_id in (AMF0_COMMAND, AMF3_COMMAND):
-                name = _command(message.payload, message.type_id == AMF3_COMMAND)[0]
-                if name in ("FCUnpublish", "deleteStream", "closeStream"):
-                    return
-                continue
-            if message.type_id not in (AUDIO, VIDEO, AMF0_DATA) or not message.payload:
-                continue
-            self.limits.count(now, len(message.payload))
-            await self._hand_on(message)
-
-    async def _recheck_key(self) -> None:
-        publisher = self.publisher
-        assert publisher is not None
-        try:
-            await anyio.to_thread.run_sync(
-                self.server.run_db, lambda db: ingest.recheck(db, publisher))
-        except ingest.KeyRefused as refused:
-            raise Refused(refused.code, refused.message, publisher.event_id) from None
-
-    async def _hand_on(self, message: Message) -> None:
-        assert self.feed is not None
-        payload = message.payload
-        if message.type_id == AMF0_DATA:
-            body = flv.script_body(payload)
-            if body is None:
-                return
-            properties = flv.metadata(body)
-            self.limits.check_picture(*flv.metadata_size(properties))
-            if not self.header_sent:
-                # The header names the tracks the metadata announces (both when it says neither).
-                audio, video = "audiocodecid" in properties, "videocodecid" in properties
-                await self._write_header(audio=audio or not video, video=video or not audio)
-            await self.feed.write(flv.tag(flv.SCRIPT_TAG, message.timestamp, body))
-            return
-        if message.type_id == VIDEO:
-            try:
-                sizes = self.pictures.of(payload)
-            except flv.UnsupportedVideo:
-                raise LimitExceeded("bad_codec", flv.UNSUPPORTED_VIDEO) from None
-            for size in sizes:
-                self.limits.check_picture(*size)
-        await self._write_header(audio=True, video=True)
-        await self.feed.write(flv.tag(message.type_id, message.timestamp, payload))
-
-    async def _write_header(self, *, audio: bool, video: bool) -> None:
-        if not self.header_sent:
-            assert self.feed is not None
-            self.header_sent = True
-            await self.feed.write(flv.header(audio=audio, video=video))

@@ -3,8 +3,11 @@ to those who run the session, and never written to the audit log or a log line."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +21,14 @@ from streaming.models import LiveStream
 from streaming.room import VIEWER_PURPOSE
 from tests.conftest import assign_hosts
 from tests.streaming.rtmp_helpers import new_key, webcast_session
+
+
+def _works(db: Session, key: str) -> bool:
+    try:
+        ingest.publisher_of(db, key)
+    except ingest.KeyRefused:
+        return False
+    return True
 
 
 def _stream(db: Session, event_id: int) -> LiveStream:
@@ -177,3 +188,26 @@ def test_no_key_for_a_viewer_a_forged_session_or_a_request_without_csrf(
     assert admin.post(url).status_code == 403 and admin.delete(url).status_code == 403
     admin.headers["X-CSRF-Token"] = csrf
     assert admin.post(url).status_code == 201
+
+
+def test_two_issues_at_once_both_answer_and_the_last_key_works(
+        staff: Any, db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A double click on "create": both requests read "no key yet" at the same moment."""
+    admin, event_id = webcast_session(staff, db)
+    both_read = threading.Barrier(2)
+    stream_of = ingest._stream_of
+
+    def slow_stream_of(session: Session, event: int) -> LiveStream | None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=1)  # (only when both got this far at once)
+        return stream_of(session, event)
+    monkeypatch.setattr(ingest, "_stream_of", slow_stream_of)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: admin.post(f"/api/events/{event_id}/ingest"),
+                                range(2)))
+    assert [answer.status_code for answer in answers] == [201, 201], answers[0].text
+    monkeypatch.setattr(ingest, "_stream_of", stream_of)
+    keys = [answer.json()["stream_key"] for answer in answers]
+    db.expire_all()
+    working = [key for key in keys if _works(db, key)]
+    assert len(working) == 1
