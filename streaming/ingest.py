@@ -171,10 +171,12 @@ def publisher_of(db: Session, name: str) -> Publisher:
 
 
 def recheck(db: Session, publisher: Publisher) -> None:
-    """While publishing: KeyRefused when the key was rotated, revoked or ran out, or the
-    session was called off or ended meanwhile (a publisher does not outlive its session)."""
+    """While publishing: KeyRefused when the key was rotated or revoked, or the session was
+    called off or ended meanwhile (a publisher does not outlive its session). A key that runs
+    out meanwhile lets the publisher it let in go on: a key issued the day before must not cut
+    the webcast in the middle of its session (a new connection needs a new key)."""
     stream = _stream_of(db, publisher.event_id)
-    if not key_active(stream) or stream is None or stream.key_hash != publisher.key_hash:
+    if stream is None or stream.key_hash != publisher.key_hash:
         raise KeyRefused("key_revoked", REVOKED_KEY, publisher.event_id)
     event = db.get(Event, publisher.event_id)
     if event is None or event.status in CLOSED:

@@ -261,3 +261,25 @@ def test_a_publisher_gone_mid_message_hands_on_whole_tags_only(
     data = hub.feeds[0].path.read_bytes()
     assert data[13] == 8 and len(data) == 13 + 11 + 52 + 4  # the header, the audio tag
     assert last_error(db, event_id) == ""
+
+
+def test_a_key_running_out_while_it_publishes_does_not_cut_the_webcast(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub, clock: Any) -> None:
+    """A key issued the day before runs out in the middle of the session: the publisher it
+    let in goes on (a rotation or a revoke still cuts it; a new connection is refused)."""
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    process = publisher(gate.url(key), 9)
+    try:
+        wait_for(lambda: len(hub.feeds) == 1 and hub.feeds[0].written > 0)
+        clock.advance(timedelta(hours=49))
+        code, errors = finish(process)
+        assert code == 0, errors
+        assert hub.feeds[0].closed.wait(5) and hub.feeds[0].error == ""
+        code, _ = finish(publisher(gate.url(key), 5))
+        assert code != 0 and len(hub.feeds) == 1
+        assert last_error(db, event_id) == ingest.EXPIRED_KEY
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
