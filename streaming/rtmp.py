@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -90,6 +91,20 @@ NO_HUB = "直播服务未就绪，请稍后再试"
 
 def _status(code: str, description: str, *, error: bool) -> dict[str, Any]:
     return {"level": "error" if error else "status", "code": code, "description": description}
+
+
+def address_group(peer: str) -> str:
+    """Whom the per-address cap counts: an IPv4 address (also mapped into IPv6), or an IPv6
+    client's /64 (one client holds all of it)."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class RtmpServer:
@@ -231,7 +246,7 @@ class Connection(MediaRelay):
 
     async def run(self) -> None:
         peer = self.writer.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        address = address_group(str(peer[0]) if isinstance(peer, tuple) and peer else "")
         if self._turn_away(address):
             return
         self.server.pending += 1

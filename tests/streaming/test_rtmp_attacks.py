@@ -44,6 +44,18 @@ def gate(settings: Settings, hub: SinkHub) -> Iterator[Gate]:
     opened.close()
 
 
+@pytest.mark.parametrize(("peer", "group"), [
+    ("203.0.113.7", "203.0.113.7"),
+    ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+    ("", ""),
+])
+def test_the_per_address_cap_counts_an_ipv6_client_by_its_64(peer: str, group: str) -> None:
+    """An IPv6 client holds a /64: counted by address, it could open the whole cap alone."""
+    assert rtmp.address_group(peer) == group
+
+
 @pytest.mark.parametrize("status", ["cancelled", "ended"])
 def test_a_session_called_off_or_ended_cuts_its_publisher_off(
         staff: Any, db: Session, gate: Gate, hub: SinkHub, clock: Any, status: str) -> None:
