@@ -109,3 +109,17 @@ def test_with_rtmp_off_the_page_says_so_and_still_issues_a_key(
     app.state.settings = app.state.settings.model_copy(update={"rtmp_port": 1935})
     page = editor.get(page_url(event_id))
     assert 'id="rtmp-off"' not in page.text
+
+
+def test_a_forged_revoke_or_issue_changes_nothing(staff: Any, console: Any, db: Session) -> None:
+    """A form posted from another site (no CSRF token, or a wrong one) neither revokes nor
+    replaces the key, and the refusal page shows no key."""
+    _, event_id = webcast_session(staff, db)
+    editor = console("editor", "education")
+    key = _issue(editor, event_id)
+    for data in ({}, {"csrf_token": "forged"}):
+        for url in (f"{page_url(event_id)}/revoke", page_url(event_id)):
+            answer = editor.post(url, data=data, headers={"Origin": "https://evil.example"})
+            assert answer.status_code == 403 and KEY.search(answer.text) is None
+    db.expire_all()
+    assert ingest.publisher_of(db, key).event_id == event_id
