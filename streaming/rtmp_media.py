@@ -24,6 +24,7 @@ from streaming.rtmp_chunks import (
     AMF3_COMMAND,
     AUDIO,
     VIDEO,
+    ChunkReader,
     Message,
     ProtocolError,
 )
@@ -62,6 +63,7 @@ class MediaRelay:
     header_sent: bool
     pictures: flv.PictureSizes
     limits: StreamLimits
+    chunks: ChunkReader
 
     async def _next(self) -> Message:
         raise NotImplementedError
@@ -106,10 +108,15 @@ class MediaRelay:
     async def _media_loop(self) -> None:
         assert self.publisher is not None
         checked = time.monotonic()
+        counted = self.chunks.bytes_read
         while True:
             async with asyncio.timeout(self.server.idle_s):
                 message = await self._next()
             now = time.monotonic()
+            # Every byte it sends counts (headers, commands, messages we do not read), not only
+            # the media: a flood of anything else would cost as much and be free.
+            self.limits.count(now, self.chunks.bytes_read - counted)
+            counted = self.chunks.bytes_read
             if now - checked >= KEY_RECHECK_S:
                 checked = now
                 await self._recheck_key()
@@ -120,7 +127,6 @@ class MediaRelay:
                 continue
             if message.type_id not in (AUDIO, VIDEO, AMF0_DATA) or not message.payload:
                 continue
-            self.limits.count(now, len(message.payload))
             await self._hand_on(message)
 
     async def _recheck_key(self) -> None:

@@ -4,6 +4,7 @@ publishes, a slowloris that keeps within the deadlines, and what a reconnect mus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -17,7 +18,7 @@ import pytest
 from sqlmodel import Session
 
 from server.config import Settings
-from streaming import amf0, ingest, rtmp
+from streaming import amf0, ingest, ingest_limits, rtmp
 from streaming.live_hub import IngestRefused
 from streaming.rtmp_chunks import AMF0_COMMAND, Message, chunked
 from tests.streaming.rtmp_helpers import (
@@ -295,3 +296,23 @@ def test_a_key_running_out_while_it_publishes_does_not_cut_the_webcast(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("type_id", [20, 30])  # commands, a type the gate does not read
+def test_what_a_publisher_sends_besides_media_counts_toward_its_bitrate(
+        staff: Any, db: Session, settings: Settings, hub: SinkHub, type_id: int) -> None:
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    gate = Gate(settings.model_copy(update={"max_ingest_kbps": 100}), hub)
+    try:
+        sock = _handshake_and_publish(gate.port, key)
+        assert b"Publish.Start" in _hears(sock, b"Publish.Start")
+        payload = amf0.encode("noise", 0.0, None, "x" * 4000)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100):  # 400 kB at once: 32 s of the cap
+                sock.sendall(chunked(5, Message(type_id, 1, 0, payload), 128))
+        assert hub.feeds[0].closed.wait(5)
+        assert hub.feeds[0].error == ingest_limits.TOO_FAST.format(kbps=100)
+        sock.close()
+    finally:
+        gate.close()
