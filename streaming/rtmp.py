@@ -31,6 +31,7 @@ from typing import Any
 import anyio.to_thread
 from sqlmodel import Session
 
+from server.clientaddr import TrustedProxies
 from server.config import Settings
 from server.db import get_engine
 from streaming import amf0, flv, ingest
@@ -68,7 +69,7 @@ PUBLISH_DEADLINE_S = 10.0
 # address too, so one client that opens connections and never publishes (a slowloris that
 # keeps within the deadline) cannot fill the whole cap and lock encoders elsewhere out.
 MAX_PENDING = 32
-MAX_PENDING_PER_ADDRESS = 4
+MAX_PENDING_PER_ADDRESS = 4  # (a trusted proxy, KAIFANG_TRUSTED_PROXIES, has only the whole cap)
 # Before publish only commands come: small. A publisher's video frames are larger.
 MAX_COMMAND = 64 * 1024
 MAX_MEDIA_MESSAGE = 4 * 1024 * 1024
@@ -123,6 +124,9 @@ class RtmpServer:
         self.idle_s = idle_s
         self.pending = 0
         self.pending_at: dict[str, int] = {}
+        # A TCP proxy in front (KAIFANG_TRUSTED_PROXIES) is every encoder's address: only the
+        # whole cap counts its connections.
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         # Session id → set once its publisher's feed is closed and the key free again.
         self.publishing: dict[int, asyncio.Event] = {}
         self.turned_away = 0
@@ -233,8 +237,9 @@ class Connection(MediaRelay):
         """True when the gate holds too many connections not yet publishing (in all, or from
         this address); a flood of them is one log line in 10 s."""
         server = self.server
-        if server.pending < server.max_pending and \
-                server.pending_at.get(address, 0) < server.max_pending_per_address:
+        if server.pending < server.max_pending and (
+                server.pending_at.get(address, 0) < server.max_pending_per_address
+                or address in server.proxies):
             return False
         server.turned_away += 1
         now = time.monotonic()

@@ -45,6 +45,24 @@ def gate(settings: Settings, hub: SinkHub) -> Iterator[Gate]:
     opened.close()
 
 
+
+def test_connections_through_a_trusted_proxy_count_only_toward_the_whole_cap(
+        staff: Any, db: Session, gate: Gate, hub: SinkHub, settings: Settings) -> None:
+    """Behind a TCP proxy (KAIFANG_TRUSTED_PROXIES) every encoder has the proxy's address:
+    the per-address cap would let only a few of them connect at once."""
+    assert "127.0.0.1" in settings.trusted_proxies
+    admin, event_id = webcast_session(staff, db)
+    key = new_key(admin, event_id)
+    idle = [socket.create_connection(("127.0.0.1", gate.port), timeout=5)
+            for _ in range(rtmp.MAX_PENDING_PER_ADDRESS + 2)]
+    try:
+        time.sleep(0.3)
+        code, errors = finish(publisher(gate.url(key), 1))
+        assert code == 0, errors
+    finally:
+        for sock in idle:
+            sock.close()
+
 @pytest.mark.parametrize(("peer", "group"), [
     ("203.0.113.7", "203.0.113.7"),
     ("::ffff:203.0.113.7", "203.0.113.7"),
