@@ -31,6 +31,7 @@ def ingest_page(request: Request, db: Any, event: Event, *, issued: str = "") ->
     done = DONE.get(request.query_params.get("done", "")) if not issued else None
     return render(request, "console/ingest.html", event=event,
                   rtmp_url=ingest.rtmp_url(settings), issued=issued,
+                  rtmp_enabled=ingest.rtmp_enabled(settings),
                   active=active, closed=event.status in ingest.CLOSED,
                   expires_at=stream.key_expires_at if stream and active else None,
                   expires_iso=iso_local(stream.key_expires_at) if stream and active else "",

@@ -25,10 +25,13 @@ class IngestKeyIssued(PublicModel):
     rtmp_url: str
     stream_key: str
     expires_at: IsoTime
+    # False when the service takes no RTMP publishers (rtmp_port 0): the key waits for it.
+    rtmp_enabled: bool
 
 
 class IngestKeyState(PublicModel):
     rtmp_url: str
+    rtmp_enabled: bool
     # A key is set and has not run out.
     active: bool
     expires_at: IsoTime | None
@@ -51,7 +54,8 @@ def issue_key(event_id: Id, request: Request, response: Response, db: SessionDep
     stream, key = ingest.issue_key(db, user, event, settings.ingest_key_hours)
     response.headers["Cache-Control"] = PRIVATE
     return answer(IngestKeyIssued, {"rtmp_url": ingest.rtmp_url(settings), "stream_key": key,
-                                    "expires_at": iso_local(stream.key_expires_at)})
+                                    "expires_at": iso_local(stream.key_expires_at),
+                                    "rtmp_enabled": ingest.rtmp_enabled(settings)})
 
 
 @router.delete("/events/{event_id}/ingest", status_code=204,
@@ -70,8 +74,10 @@ def key_state(event_id: Id, request: Request, response: Response, db: SessionDep
     event = ingest.runnable_event(db, user, event_id)
     stream = ingest.key_status(db, event)
     active = ingest.key_active(stream)
+    settings = _settings(request)
     response.headers["Cache-Control"] = PRIVATE
     return answer(IngestKeyState, {
-        "rtmp_url": ingest.rtmp_url(_settings(request)), "active": active,
+        "rtmp_url": ingest.rtmp_url(settings), "rtmp_enabled": ingest.rtmp_enabled(settings),
+        "active": active,
         "expires_at": iso_local(stream.key_expires_at) if stream and active else None,
         "last_error": stream.last_error if stream else ""})

@@ -1,6 +1,8 @@
 """RTMP's media messages as an FLV stream (what the hub's encoder reads), and the picture size
-a publisher sends: onMetaData's width and height, and its H.264 sequence header's SPS (which a
-publisher cannot misstate without its own decoder failing).
+a publisher sends: onMetaData's width and height, and what the decoder will believe: every
+H.264 SPS (the sequence header's, and any sent in a frame, which a decoder takes as a new
+size) and Sorenson H.263's picture headers. A video codec whose size is not read here
+(VP6, screen video, enhanced RTMP's HEVC/AV1) is refused rather than handed on unchecked.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from streaming import amf0
 AUDIO_TAG, VIDEO_TAG, SCRIPT_TAG = 8, 9, 18
 SET_DATA_FRAME = amf0.encode("@setDataFrame")
 ON_META_DATA = amf0.encode("onMetaData")
-AVC = 7
+H263, AVC = 2, 7
+# An enhanced RTMP video body (its first bit): a FourCC codec (HEVC, AV1, VP9).
+EX_HEADER = 0x80
+SPS_NAL = 7
+H263_SIZES = {2: (352, 288), 3: (176, 144), 4: (128, 96), 5: (320, 240), 6: (160, 120)}
+UNSUPPORTED_VIDEO = "推流视频编码不受支持（请使用 H.264），推流已断开"
 # Profiles whose SPS carries chroma format, bit depths and scaling lists (H.264 §7.3.2.1.1).
 HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 
@@ -151,6 +158,90 @@ def sps_size(sps: bytes) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise ValueError("the SPS crops the whole picture away")
     return width, height
+
+
+class UnsupportedVideo(ValueError):
+    """A video codec whose picture size the gate does not read."""
+
+
+def _sps_sizes(units: list[bytes]) -> list[tuple[int, int]]:
+    sizes = []
+    for unit in units:
+        if unit and unit[0] & 0x1F == SPS_NAL:
+            try:
+                sizes.append(sps_size(unit))
+            except ValueError:
+                continue
+    return sizes
+
+
+def h263_size(data: bytes) -> tuple[int, int] | None:
+    """A Sorenson H.263 picture header's size (as FFmpeg's flvdec reads it); None when the
+    bytes are not one or name no size."""
+    bits = _Bits(data[:9])
+    try:
+        if bits.bits(17) != 1 or bits.bits(5) > 1:
+            return None
+        bits.bits(8)  # picture number
+        kind = bits.bits(3)
+        if kind in (0, 1):
+            width = bits.bits(8 if kind == 0 else 16)
+            return width, bits.bits(8 if kind == 0 else 16)
+    except ValueError:
+        return None
+    return H263_SIZES.get(kind)
+
+
+class PictureSizes:
+    """The picture sizes a publisher's video bodies announce, one body after the other: an
+    object because the length of a frame's NAL unit sizes is in the sequence header."""
+
+    def __init__(self) -> None:
+        self.nal_length_size = 4
+
+    def of(self, payload: bytes) -> list[tuple[int, int]]:
+        """Every size this video body announces; UnsupportedVideo for a codec not read."""
+        if not payload:
+            return []
+        codec = payload[0] & 0x0F
+        if payload[0] & EX_HEADER or codec not in (H263, AVC):
+            raise UnsupportedVideo(f"video codec {payload[0]:#04x}")
+        if codec == H263:
+            size = h263_size(payload[1:])
+            return [size] if size else []
+        if len(payload) < 5:
+            return []
+        if payload[1] == 0:
+            record = payload[5:]
+            if len(record) >= 5:
+                self.nal_length_size = (record[4] & 3) + 1
+            return _sps_sizes(_record_sps(record))
+        if payload[1] == 1:
+            return _sps_sizes(self._units(payload[5:]))
+        return []
+
+    def _units(self, data: bytes) -> list[bytes]:
+        units, offset, width = [], 0, self.nal_length_size
+        while offset + width <= len(data):
+            length = int.from_bytes(data[offset:offset + width], "big")
+            offset += width
+            if length and offset < len(data) and data[offset] & 0x1F == SPS_NAL:
+                units.append(data[offset:offset + length])  # (slices are not copied)
+            offset += length
+        return units
+
+
+def _record_sps(record: bytes) -> list[bytes]:
+    """The SPS NAL units of an AVCDecoderConfigurationRecord."""
+    found, offset = [], 6
+    for _ in range(record[5] & 0x1F if len(record) > 5 else 0):
+        length = int.from_bytes(record[offset:offset + 2], "big")
+        sps = record[offset + 2:offset + 2 + length]
+        if len(sps) != length or not sps:
+            break
+        found.append(sps)
+        offset += 2 + length
+    return found
 
 
 def avc_size(payload: bytes) -> tuple[int, int] | None:

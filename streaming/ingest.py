@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from events import audit, permissions, sessions
 from events.errors import Conflict, NotFound
+from events.locking import lock_event
 from events.models import Event, EventStatus, StaffUser
 from events.timeutil import as_utc, utcnow
 from server.config import Settings
@@ -46,6 +47,12 @@ def key_hash(key: str) -> str:
 def key_prefix(key: str) -> str:
     """What a log line may show of a key: its first 4 characters."""
     return key[:4] + "…"
+
+
+def rtmp_enabled(settings: Settings) -> bool:
+    """Whether this service takes RTMP publishers at all (rtmp_port 0: off, and a key issued
+    meanwhile waits for it to be on)."""
+    return settings.rtmp_port != 0
 
 
 def rtmp_url(settings: Settings) -> str:
@@ -77,13 +84,15 @@ def _require_open(event: Event) -> None:
 
 def issue_key(db: Session, user: StaffUser, event: Event, hours: int) -> tuple[LiveStream, str]:
     """A new key for the session (rotating any before it) → the row and the key, which is
-    never stored and never seen again."""
-    _require_open(event)
+    never stored and never seen again. Under the session's lock: two at once (a double
+    click) rotate one after the other, rather than both insert its row."""
     assert event.id is not None
-    stream = _stream_of(db, event.id)
+    event_id = event.id
+    _require_open(lock_event(db, event_id))
+    stream = _stream_of(db, event_id)
     rotated = stream is not None and bool(stream.key_hash)
     if stream is None:
-        stream = LiveStream(event_id=event.id)
+        stream = LiveStream(event_id=event_id)
     key = secrets.token_urlsafe(KEY_BYTES)
     now = utcnow()
     stream.key_hash = key_hash(key)
@@ -92,7 +101,7 @@ def issue_key(db: Session, user: StaffUser, event: Event, hours: int) -> tuple[L
     stream.updated_at = now
     db.add(stream)
     db.flush()
-    audit.record(db, user, "ingest.rotate" if rotated else "ingest.issue", "event", event.id,
+    audit.record(db, user, "ingest.rotate" if rotated else "ingest.issue", "event", event_id,
                  unit_id=event.unit_id, changes={"expires_at": stream.key_expires_at})
     return stream, key
 
@@ -100,6 +109,7 @@ def issue_key(db: Session, user: StaffUser, event: Event, hours: int) -> tuple[L
 def revoke_key(db: Session, user: StaffUser, event: Event) -> None:
     """The session's key stops working; 404 no_ingest_key when it has none."""
     assert event.id is not None
+    lock_event(db, event.id)
     stream = _stream_of(db, event.id)
     if stream is None or not stream.key_hash:
         raise NotFound("no_ingest_key", "this session has no ingest key")
@@ -160,10 +170,17 @@ def publisher_of(db: Session, name: str) -> Publisher:
     return Publisher(stream.event_id, digest)
 
 
-def still_valid(db: Session, publisher: Publisher) -> bool:
-    """While publishing: the key was neither rotated, revoked nor run out."""
+def recheck(db: Session, publisher: Publisher) -> None:
+    """While publishing: KeyRefused when the key was rotated or revoked, or the session was
+    called off or ended meanwhile (a publisher does not outlive its session). A key that runs
+    out meanwhile lets the publisher it let in go on: a key issued the day before must not cut
+    the webcast in the middle of its session (a new connection needs a new key)."""
     stream = _stream_of(db, publisher.event_id)
-    return key_active(stream) and stream is not None and stream.key_hash == publisher.key_hash
+    if stream is None or stream.key_hash != publisher.key_hash:
+        raise KeyRefused("key_revoked", REVOKED_KEY, publisher.event_id)
+    event = db.get(Event, publisher.event_id)
+    if event is None or event.status in CLOSED:
+        raise KeyRefused("event_closed", SESSION_CLOSED, publisher.event_id)
 
 
 def note_error(db: Session, event_id: int, message: str) -> None:

@@ -13,13 +13,16 @@ expired key (NetStream.Publish.BadName, before any media); a second publisher on
 publishes (the first goes on); playing (we only ingest); noise, an HTTP request or a wrong
 handshake version (closed); too slow a handshake and publish; too many connections not yet
 publishing; and, while publishing, a stream above `max_ingest_kbps` (over a sliding window)
-or a picture above `max_ingest_pixels` (onMetaData, and the H.264 SPS), or a key that was
-rotated or revoked meanwhile (cut off).
+or a picture above `max_ingest_pixels` (onMetaData, every H.264 SPS, H.263 picture headers;
+another video codec is refused: its size is not read), or a key that was
+rotated or revoked, or a session called off or ended, meanwhile (cut off).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -28,10 +31,11 @@ from typing import Any
 import anyio.to_thread
 from sqlmodel import Session
 
+from server.clientaddr import TrustedProxies
 from server.config import Settings
 from server.db import get_engine
 from streaming import amf0, flv, ingest
-from streaming.ingest_limits import LimitExceeded, StreamLimits
+from streaming.ingest_limits import StreamLimits
 from streaming.live_hub import Feed, Hub, IngestRefused
 from streaming.rtmp_chunks import (
     AMF0_COMMAND,
@@ -53,47 +57,55 @@ from streaming.rtmp_chunks import (
     stream_begin,
     window_ack_size,
 )
+from streaming.rtmp_media import BAD_STREAM as BAD_STREAM  # what tests and the console name
+from streaming.rtmp_media import KEY_RECHECK_S as KEY_RECHECK_S
+from streaming.rtmp_media import MediaRelay, Refused, _command
 
 log = logging.getLogger("kaifang.rtmp")
 
 # From the first byte to an accepted publish command.
 PUBLISH_DEADLINE_S = 10.0
-# Connections not yet publishing, at once: more wait for nothing (closed at once).
+# Connections not yet publishing, at once: more wait for nothing (closed at once). Per peer
+# address too, so one client that opens connections and never publishes (a slowloris that
+# keeps within the deadline) cannot fill the whole cap and lock encoders elsewhere out.
 MAX_PENDING = 32
+MAX_PENDING_PER_ADDRESS = 4  # (a trusted proxy, KAIFANG_TRUSTED_PROXIES, has only the whole cap)
 # Before publish only commands come: small. A publisher's video frames are larger.
 MAX_COMMAND = 64 * 1024
 MAX_MEDIA_MESSAGE = 4 * 1024 * 1024
 # A publisher silent this long is gone (a dead network holds no feed open for ever).
 IDLE_S = 30.0
-# A key rotated or revoked while it publishes cuts the publisher off within this.
-KEY_RECHECK_S = 5.0
+# Stopping, the hub is given this long to close the feeds of those that were publishing.
+STOP_WAIT_S = 5.0
+# A publisher on a key that publishes waits this long for the one before to be gone (an
+# encoder that stops and comes back at once: its old connection may still be closing).
+RELEASE_WAIT_S = 3.0
+# A client looping on the port is a few log lines: of each kind of refusal, LOG_BURST lines in
+# LOG_WINDOW_S, then one that says how many were left out.
+LOG_BURST, LOG_WINDOW_S = 5, 10.0
 OUT_CHUNK_SIZE = 4096
 WINDOW = 2_500_000
 
 BUSY = "已有推流端在使用此密钥推流，新的连接被拒绝"
 NO_HUB = "直播服务未就绪，请稍后再试"
-BAD_STREAM = "推流数据格式错误，推流已断开"
-
-
-class Refused(Exception):
-    """A publisher turned away: `code` for the log, `message` for the console."""
-
-    def __init__(self, code: str, message: str, event_id: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.event_id = event_id
-
-
-def _command(payload: bytes, amf3: bool) -> list[Any]:
-    values = amf0.decode(payload[1:] if amf3 and payload[:1] == b"\x00" else payload)
-    if len(values) < 2 or not isinstance(values[0], str):
-        raise ProtocolError("a command message without a name and a transaction id")
-    return values
 
 
 def _status(code: str, description: str, *, error: bool) -> dict[str, Any]:
     return {"level": "error" if error else "status", "code": code, "description": description}
+
+
+def address_group(peer: str) -> str:
+    """Whom the per-address cap counts: an IPv4 address (also mapped into IPv6), or an IPv6
+    client's /64 (one client holds all of it)."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class RtmpServer:
@@ -101,18 +113,27 @@ class RtmpServer:
 
     def __init__(self, settings: Settings, hub_of: Callable[[], Hub | None], *,
                  publish_deadline_s: float = PUBLISH_DEADLINE_S,
-                 max_pending: int = MAX_PENDING, idle_s: float = IDLE_S) -> None:
+                 max_pending: int = MAX_PENDING,
+                 max_pending_per_address: int = MAX_PENDING_PER_ADDRESS,
+                 idle_s: float = IDLE_S) -> None:
         self.settings = settings
         self.hub_of = hub_of
         self.publish_deadline_s = publish_deadline_s
         self.max_pending = max_pending
+        self.max_pending_per_address = max_pending_per_address
         self.idle_s = idle_s
         self.pending = 0
-        self.publishing: set[int] = set()
+        self.pending_at: dict[str, int] = {}
+        # A TCP proxy in front (KAIFANG_TRUSTED_PROXIES) is every encoder's address: only the
+        # whole cap counts its connections.
+        self.proxies = TrustedProxies(settings.trusted_proxies)
+        # Session id → set once its publisher's feed is closed and the key free again.
+        self.publishing: dict[int, asyncio.Event] = {}
         self.turned_away = 0
         self.turned_away_logged = -10.0
+        self._logged: dict[str, tuple[float, int, int]] = {}  # kind → (since, lines, left out)
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @classmethod
     async def listen(cls, settings: Settings,
@@ -140,25 +161,50 @@ class RtmpServer:
         return port
 
     async def stop(self) -> None:
+        """Listens no more and drops every connection, so each publisher ends as one that
+        left: its feed closed without an error (the hub's close let finish, within
+        STOP_WAIT_S); a connection still busy after that is cancelled."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        for writer in self._connections.values():
+            writer.transport.abort()
+        if self._connections:
+            _, late = await asyncio.wait(list(self._connections), timeout=STOP_WAIT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             await Connection(self, reader, writer).run()
+        except asyncio.CancelledError:  # stop(): asyncio would log a cancelled one as a crash
+            pass
         except Exception:  # one publisher's bug must not end the listener
             log.exception("RTMP connection failed")
         finally:
-            self._connections.discard(task)
+            del self._connections[task]
             writer.close()
+
+    def warn(self, kind: str, text: str, *args: Any) -> None:
+        """A warning, unless LOG_BURST of this kind were logged within LOG_WINDOW_S."""
+        now = time.monotonic()
+        since, lines, left_out = self._logged.get(kind, (now, 0, 0))
+        if now - since >= LOG_WINDOW_S:
+            if left_out:
+                log.warning("RTMP: %d more like \"%s\" not logged within %.0f s", left_out,
+                            kind, LOG_WINDOW_S)
+            since, lines, left_out = now, 0, 0
+        if lines < LOG_BURST:
+            log.warning(text, *args)
+            lines += 1
+        else:
+            left_out += 1
+        self._logged[kind] = (since, lines, left_out)
 
     def run_db(self, work: Callable[[Session], Any]) -> Any:
         with Session(get_engine(self.settings.sqlalchemy_url), expire_on_commit=False) as db:
@@ -167,7 +213,7 @@ class RtmpServer:
             return result
 
 
-class Connection:
+class Connection(MediaRelay):
     """One encoder's connection: handshake and commands until `publish`, then media."""
 
     def __init__(self, server: RtmpServer, reader: asyncio.StreamReader,
@@ -182,34 +228,52 @@ class Connection:
         self.publisher: ingest.Publisher | None = None
         self.key_shown = ""
         self.feed: Feed | None = None
+        self.released: asyncio.Event | None = None
         self.header_sent = False
+        self.pictures = flv.PictureSizes()
         self.limits = StreamLimits(self.settings.max_ingest_kbps, self.settings.max_ingest_pixels)
 
+    def _turn_away(self, address: str) -> bool:
+        """True when the gate holds too many connections not yet publishing (in all, or from
+        this address); a flood of them is one log line in 10 s."""
+        server = self.server
+        if server.pending < server.max_pending and (
+                server.pending_at.get(address, 0) < server.max_pending_per_address
+                or address in server.proxies):
+            return False
+        server.turned_away += 1
+        now = time.monotonic()
+        if now - server.turned_away_logged >= 10:
+            log.warning("RTMP connections refused: %d are not publishing yet (%d turned "
+                        "away)", server.pending, server.turned_away)
+            server.turned_away_logged, server.turned_away = now, 0
+        return True
+
     async def run(self) -> None:
-        if self.server.pending >= self.server.max_pending:
-            self.server.turned_away += 1
-            now = time.monotonic()
-            if now - self.server.turned_away_logged >= 10:  # a flood is one line in 10 s
-                log.warning("RTMP connections refused: %d are not publishing yet (%d turned "
-                            "away)", self.server.pending, self.server.turned_away)
-                self.server.turned_away_logged, self.server.turned_away = now, 0
+        peer = self.writer.get_extra_info("peername")
+        address = address_group(str(peer[0]) if isinstance(peer, tuple) and peer else "")
+        if self._turn_away(address):
             return
         self.server.pending += 1
+        self.server.pending_at[address] = self.server.pending_at.get(address, 0) + 1
         try:
             async with asyncio.timeout(self.server.publish_deadline_s):
                 await handshake(self.reader, self.writer)
                 accepted = await self._until_publish()
         except TimeoutError:
-            log.warning("RTMP connection closed: no publish within %.0f s",
-                        self.server.publish_deadline_s)
+            self.server.warn("late", "RTMP connection closed: no publish within %.0f s",
+                             self.server.publish_deadline_s)
             return
         except (ProtocolError, amf0.AMFError) as exc:
-            log.warning("RTMP connection closed: %s", exc)
+            self.server.warn("protocol", "RTMP connection closed: %s", exc)
             return
         except (asyncio.IncompleteReadError, ConnectionError):
             return
         finally:
             self.server.pending -= 1
+            left = self.server.pending_at.pop(address) - 1
+            if left:
+                self.server.pending_at[address] = left
         if accepted:
             await self._relay()
 
@@ -253,7 +317,7 @@ class Connection:
             elif name == "createStream":
                 await self._reply(0, "_result", transaction, None, 1)
             elif name == "play":
-                log.warning("RTMP play refused: this server only takes publishers")
+                self.server.warn("play", "RTMP play refused: this server only takes publishers")
                 await self._reply(message.stream_id, "onStatus", 0, None, _status(
                     "NetStream.Play.Failed", "Playing is not offered here.", error=True))
                 return False
@@ -271,19 +335,19 @@ class Connection:
                 raise Refused(refused.code, refused.message, refused.event_id) from None
             self.publisher = publisher
             event_id = publisher.event_id
-            if event_id in self.server.publishing:
+            if not await self._key_free(event_id):
                 raise Refused("busy", BUSY, event_id)
             hub = self.server.hub_of()
             if hub is None:
                 raise Refused("no_hub", NO_HUB, event_id)
-            self.server.publishing.add(event_id)
+            self.released = self.server.publishing[event_id] = asyncio.Event()
             try:
                 self.feed = await hub.open_feed(event_id, "rtmp", "flv")
             except IngestRefused as refused:
                 raise Refused(refused.code, refused.message, event_id) from None
             finally:
                 if self.feed is None:  # refused, failed or cancelled: the key is free again
-                    self.server.publishing.discard(event_id)
+                    self._release()
         except Refused as refused:
             await self._refuse(refused)
             code = "NetStream.Publish.BadName" if refused.code in (
@@ -298,102 +362,37 @@ class Connection:
             await self._reply(stream_id, "onStatus", 0, None, _status(
                 "NetStream.Publish.Start", "Publishing.", error=False))
         except BaseException:  # gone (or out of time) before it heard yes: nothing was sent
-            self.server.publishing.discard(event_id)
-            await self.feed.close("")
+            try:
+                await self.feed.close("")
+            finally:
+                self._release()
             raise
         return True
+
+    async def _key_free(self, event_id: int) -> bool:
+        """Whether no publisher holds the key, once the one that does (if any) had a moment
+        to be gone."""
+        held = self.server.publishing.get(event_id)
+        if held is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RELEASE_WAIT_S):
+                    await held.wait()
+        return event_id not in self.server.publishing
+
+    def _release(self) -> None:
+        released = self.released
+        if released is None or self.publisher is None:
+            return
+        if self.server.publishing.get(self.publisher.event_id) is released:
+            del self.server.publishing[self.publisher.event_id]
+        released.set()
 
     async def _refuse(self, refused: Refused) -> None:
         """One log line, and the console's message when the session is known."""
         where = f"session {refused.event_id}" if refused.event_id else "no session"
-        log.warning("RTMP publisher refused (%s, key %s): %s", where, self.key_shown,
-                    refused.code)
+        self.server.warn(refused.code, "RTMP publisher refused (%s, key %s): %s", where,
+                         self.key_shown, refused.code)
         if refused.event_id is not None:
             event_id, text = refused.event_id, refused.message
             await anyio.to_thread.run_sync(
                 self.server.run_db, lambda db: ingest.note_error(db, event_id, text))
-
-    async def _relay(self) -> None:
-        """Media to the feed until the publisher stops, goes silent or is cut off."""
-        assert self.feed is not None and self.publisher is not None
-        error = ""
-        try:
-            await self._media_loop()
-        except Refused as refused:
-            error = refused.message
-            await self._refuse(refused)
-        except LimitExceeded as exceeded:
-            error = exceeded.message
-            await self._refuse(Refused(exceeded.code, exceeded.message, self.publisher.event_id))
-        except IngestRefused as refused:  # the hub stopped taking this stream
-            error = refused.message
-            await self._refuse(Refused(refused.code, refused.message, self.publisher.event_id))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except TimeoutError:
-            log.warning("RTMP publisher for session %d silent for %.0f s: closed",
-                        self.publisher.event_id, self.server.idle_s)
-        except (ProtocolError, amf0.AMFError) as exc:
-            error = BAD_STREAM
-            log.warning("RTMP publisher for session %d cut off: %s", self.publisher.event_id,
-                        exc)
-            await self._refuse(Refused("bad_stream", BAD_STREAM, self.publisher.event_id))
-        finally:
-            self.server.publishing.discard(self.publisher.event_id)
-            await self.feed.close(error)
-
-    async def _media_loop(self) -> None:
-        assert self.publisher is not None
-        checked = time.monotonic()
-        while True:
-            async with asyncio.timeout(self.server.idle_s):
-                message = await self._next()
-            now = time.monotonic()
-            if now - checked >= KEY_RECHECK_S:
-                checked = now
-                await self._recheck_key()
-            if message.type_id in (AMF0_COMMAND, AMF3_COMMAND):
-                name = _command(message.payload, message.type_id == AMF3_COMMAND)[0]
-                if name in ("FCUnpublish", "deleteStream", "closeStream"):
-                    return
-                continue
-            if message.type_id not in (AUDIO, VIDEO, AMF0_DATA) or not message.payload:
-                continue
-            self.limits.count(now, len(message.payload))
-            await self._hand_on(message)
-
-    async def _recheck_key(self) -> None:
-        publisher = self.publisher
-        assert publisher is not None
-        valid = await anyio.to_thread.run_sync(
-            self.server.run_db, lambda db: ingest.still_valid(db, publisher))
-        if not valid:
-            raise Refused("key_revoked", ingest.REVOKED_KEY, publisher.event_id)
-
-    async def _hand_on(self, message: Message) -> None:
-        assert self.feed is not None
-        payload = message.payload
-        if message.type_id == AMF0_DATA:
-            body = flv.script_body(payload)
-            if body is None:
-                return
-            properties = flv.metadata(body)
-            self.limits.check_picture(*flv.metadata_size(properties))
-            if not self.header_sent:
-                # The header names the tracks the metadata announces (both when it says neither).
-                audio, video = "audiocodecid" in properties, "videocodecid" in properties
-                await self._write_header(audio=audio or not video, video=video or not audio)
-            await self.feed.write(flv.tag(flv.SCRIPT_TAG, message.timestamp, body))
-            return
-        if message.type_id == VIDEO:
-            size = flv.avc_size(payload)
-            if size is not None:
-                self.limits.check_picture(*size)
-        await self._write_header(audio=True, video=True)
-        await self.feed.write(flv.tag(message.type_id, message.timestamp, payload))
-
-    async def _write_header(self, *, audio: bool, video: bool) -> None:
-        if not self.header_sent:
-            assert self.feed is not None
-            self.header_sent = True
-            await self.feed.write(flv.header(audio=audio, video=video))

@@ -86,6 +86,9 @@ class ChunkReader:
         self.max_streams = max_streams
         # Everything read from the socket after the handshake (for Acknowledgements).
         self.bytes_read = 0
+        # What the chunk streams' unfinished messages hold, together: at most max_message
+        # (a peer that begins a large message on every chunk stream and ends none is refused).
+        self.buffered = 0
 
     async def _read(self, count: int) -> bytes:
         data = await self._reader.readexactly(count)
@@ -102,6 +105,7 @@ class ChunkReader:
             elif message.type_id == ABORT and len(message.payload) >= 4:
                 aborted = self._streams.get(struct.unpack(">I", message.payload[:4])[0])
                 if aborted is not None:
+                    self.buffered -= len(aborted.buffer)
                     aborted.buffer = bytearray()
             return message
 
@@ -159,10 +163,15 @@ class ChunkReader:
             raise ProtocolError(f"a message of {stream.length} bytes (at most "
                                 f"{self.max_message})")
         wanted = min(self.chunk_size, stream.length - len(stream.buffer))
+        if wanted < stream.length - len(stream.buffer) and \
+                self.buffered + wanted > self.max_message:
+            raise ProtocolError(f"more than {self.max_message} bytes in partial messages")
         if wanted:
             stream.buffer += await self._read(wanted)
+            self.buffered += wanted
         if len(stream.buffer) < stream.length:
             return None
+        self.buffered -= len(stream.buffer)
         payload = bytes(stream.buffer)
         stream.buffer = bytearray()
         return Message(stream.type_id, stream.stream_id, stream.timestamp, payload)

@@ -94,3 +94,32 @@ def test_the_gates_refusal_is_shown_and_a_session_over_takes_no_key(
     db.expire_all()
     assert db.exec(select(LiveStream).where(LiveStream.event_id == event_id)).one().key_hash \
         == before
+
+
+def test_with_rtmp_off_the_page_says_so_and_still_issues_a_key(
+        staff: Any, console: Any, db: Session, app: Any) -> None:
+    _, event_id = webcast_session(staff, db)
+    editor = console("editor", "education")
+    assert app.state.settings.rtmp_port == 0
+    page = editor.get(page_url(event_id))
+    assert 'id="rtmp-off"' in page.text and "RTMP 推流服务未开启" in page.text
+    answer = post_form(editor, page_url(event_id), page_url(event_id), {})
+    assert KEY.search(answer.text) and "RTMP 推流服务未开启" in answer.text
+    assert ":0/live" not in answer.text  # no address an encoder cannot reach
+    app.state.settings = app.state.settings.model_copy(update={"rtmp_port": 1935})
+    page = editor.get(page_url(event_id))
+    assert 'id="rtmp-off"' not in page.text
+
+
+def test_a_forged_revoke_or_issue_changes_nothing(staff: Any, console: Any, db: Session) -> None:
+    """A form posted from another site (no CSRF token, or a wrong one) neither revokes nor
+    replaces the key, and the refusal page shows no key."""
+    _, event_id = webcast_session(staff, db)
+    editor = console("editor", "education")
+    key = _issue(editor, event_id)
+    for data in ({}, {"csrf_token": "forged"}):
+        for url in (f"{page_url(event_id)}/revoke", page_url(event_id)):
+            answer = editor.post(url, data=data, headers={"Origin": "https://evil.example"})
+            assert answer.status_code == 403 and KEY.search(answer.text) is None
+    db.expire_all()
+    assert ingest.publisher_of(db, key).event_id == event_id

@@ -16,13 +16,15 @@ from tests.streaming.rtmp_helpers import Gate, SinkHub, finish, publisher, webca
 
 def test_a_key_made_in_the_console_on_a_phone_publishes(
         live_server: str, browser: Any, staff: Any, db: Any, settings: Settings,
-        tmp_path: Path) -> None:
+        tmp_path: Path, app: Any) -> None:
     _, event_id = webcast_session(staff, db)
     make_user(db, "ingest-editor", "editor", "education")
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     page = context.new_page()
     hub = SinkHub(tmp_path)
     gate = Gate(settings, hub)
+    # The app names the gate's port (its own listener is off in tests: rtmp_port 0).
+    app.state.settings = settings.model_copy(update={"rtmp_port": gate.port})
     try:
         sign_in(page, live_server, "ingest-editor", f"/console/events/{event_id}")
         page.get_by_role("link", name="直播推流（RTMP）").click()
@@ -30,7 +32,7 @@ def test_a_key_made_in_the_console_on_a_phone_publishes(
         key = page.get_by_role("textbox", name="推流密钥", exact=True).input_value()
         assert len(key) >= 22
         server = page.get_by_role("textbox", name="服务器（OBS：设置 → 直播 → 自定义）")
-        assert server.input_value().startswith("rtmp://")
+        assert server.input_value().endswith(f":{gate.port}/live")
         assert no_horizontal_scroll(page), page.evaluate("document.documentElement.scrollWidth")
         screenshot(page, "console_ingest_phone")
         assert blocking_violations(Axe(), page) == []

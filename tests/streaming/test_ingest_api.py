@@ -3,8 +3,11 @@ to those who run the session, and never written to the audit log or a log line."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +18,17 @@ from events.models import AuditEntry
 from server.config import Settings
 from streaming import ingest
 from streaming.models import LiveStream
+from streaming.room import VIEWER_PURPOSE
 from tests.conftest import assign_hosts
 from tests.streaming.rtmp_helpers import new_key, webcast_session
+
+
+def _works(db: Session, key: str) -> bool:
+    try:
+        ingest.publisher_of(db, key)
+    except ingest.KeyRefused:
+        return False
+    return True
 
 
 def _stream(db: Session, event_id: int) -> LiveStream:
@@ -30,7 +42,7 @@ def test_the_key_is_shown_once_and_only_its_hash_is_kept(staff: Any, db: Session
     answer = admin.post(f"/api/events/{event_id}/ingest")
     assert answer.status_code == 201, answer.text
     body = answer.json()
-    assert set(body) == {"rtmp_url", "stream_key", "expires_at"}
+    assert {"rtmp_url", "stream_key", "expires_at"} <= set(body)
     assert "no-store" in answer.headers["cache-control"]
     key = body["stream_key"]
     assert len(key) >= 22 and key.replace("-", "").replace("_", "").isalnum()  # ≥ 128 bits
@@ -143,3 +155,59 @@ def test_no_key_in_the_audit_log_or_a_log_line(staff: Any, db: Session,
     for key in keys:
         assert key not in written and key[:8] not in written
         assert hashlib.sha256(key.encode()).hexdigest() not in written
+
+
+def test_with_rtmp_off_the_key_is_issued_and_the_answer_says_ingest_is_off(
+        staff: Any, db: Session, app: Any) -> None:
+    """rtmp_port 0: no gate listens, so `rtmp_url` names no server an encoder could reach;
+    `rtmp_enabled` says so (the contract's fields stay as they are)."""
+    admin, event_id = webcast_session(staff, db)
+    assert app.state.settings.rtmp_port == 0
+    issued = admin.post(f"/api/events/{event_id}/ingest").json()
+    assert issued["rtmp_enabled"] is False and issued["stream_key"]
+    assert admin.get(f"/api/events/{event_id}/ingest").json()["rtmp_enabled"] is False
+    app.state.settings = app.state.settings.model_copy(update={"rtmp_port": 1935})
+    issued = admin.post(f"/api/events/{event_id}/ingest").json()
+    assert issued["rtmp_enabled"] is True and issued["rtmp_url"].endswith(":1935/live")
+    assert admin.get(f"/api/events/{event_id}/ingest").json()["rtmp_enabled"] is True
+
+
+def test_no_key_for_a_viewer_a_forged_session_or_a_request_without_csrf(
+        staff: Any, db: Session, client: Any, app: Any) -> None:
+    admin, event_id = webcast_session(staff, db)
+    url = f"/api/events/{event_id}/ingest"
+    viewer = app.state.signer.dumps(VIEWER_PURPOSE, {"v": 1, "e": event_id})
+    for cookies in ({"kaifang_viewer": viewer}, {"kaifang_session": viewer},
+                    {"kaifang_session": "eyJ1aWQiOjF9.forged.signature"}):
+        client.cookies.clear()
+        for name, value in cookies.items():
+            client.cookies.set(name, value)
+        assert client.post(url).status_code == 401
+        assert client.get(url).status_code == 401
+    csrf = admin.headers.pop("X-CSRF-Token")
+    assert admin.post(url).status_code == 403 and admin.delete(url).status_code == 403
+    admin.headers["X-CSRF-Token"] = csrf
+    assert admin.post(url).status_code == 201
+
+
+def test_two_issues_at_once_both_answer_and_the_last_key_works(
+        staff: Any, db: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A double click on "create": both requests read "no key yet" at the same moment."""
+    admin, event_id = webcast_session(staff, db)
+    both_read = threading.Barrier(2)
+    stream_of = ingest._stream_of
+
+    def slow_stream_of(session: Session, event: int) -> LiveStream | None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=1)  # (only when both got this far at once)
+        return stream_of(session, event)
+    monkeypatch.setattr(ingest, "_stream_of", slow_stream_of)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: admin.post(f"/api/events/{event_id}/ingest"),
+                                range(2)))
+    assert [answer.status_code for answer in answers] == [201, 201], answers[0].text
+    monkeypatch.setattr(ingest, "_stream_of", stream_of)
+    keys = [answer.json()["stream_key"] for answer in answers]
+    db.expire_all()
+    working = [key for key in keys if _works(db, key)]
+    assert len(working) == 1

@@ -40,3 +40,12 @@ def test_the_picture_cap() -> None:
     limits.check_picture(1280, 720)
     with pytest.raises(LimitExceeded):
         limits.check_picture(1920, 1080)
+
+
+def test_a_flood_of_tiny_messages_keeps_the_window_small() -> None:
+    """A publisher sending a million 1-byte messages a second (well under the cap in bytes):
+    what the window remembers stays a few dozen entries, not a million."""
+    limits = StreamLimits(KBPS * 100, 1920 * 1080)
+    for tick in range(1_000_000):
+        limits.count(tick / 1_000_000, 1)
+    assert len(limits._sizes) <= 100

@@ -123,3 +123,25 @@ def test_a_publisher_past_the_24_bit_clock_keeps_its_timestamps(
     assert {s["codec_type"] for s in probed["streams"]} == {"video", "audio"}
     # FLV's duration counts from 0: 17000 s of offset, then the 2 s sent, none lost or wrapped.
     assert 17001.5 <= float(probed["format"]["duration"]) <= 17002.5
+
+
+def test_partial_messages_on_many_chunk_streams_are_bounded_together() -> None:
+    """Each of 15 chunk streams starts a message just under the bound and never ends it: what
+    the reader holds for them all together stays within one message's bound."""
+    bound = 64 * 1024
+    data = b"".join(chunked(csid, Message(VIDEO, 1, 0, bytes(bound - 10)), 60_000)[:12 + 60_000]
+                    for csid in range(3, 18))
+    size = chunked(2, Message(SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 60_000)), 128)
+    with pytest.raises(ProtocolError, match="partial"):
+        _read_all(size + data, 2, max_message=bound)
+
+
+def test_set_chunk_size_of_0_or_2_to_the_31_is_refused_and_a_huge_one_allocates_nothing() -> None:
+    for size in (0, 1 << 31):
+        with pytest.raises(ProtocolError, match="chunk size of 0"):
+            _read_all(chunked(2, Message(SET_CHUNK_SIZE, 0, 0, struct.pack(">I", size)), 128), 1)
+    huge = chunked(2, Message(SET_CHUNK_SIZE, 0, 0, struct.pack(">I", 0x7FFFFFFF)), 128)
+    header = bytes([4]) + bytes(3) + (0xFFFFFF).to_bytes(3, "big") + bytes([AUDIO]) + bytes(4)
+    with pytest.raises(ProtocolError, match="at most"):
+        _read_all(huge + header, 2, max_message=1024)
+
