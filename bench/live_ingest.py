@@ -66,6 +66,9 @@ POLL_S = 0.1
 CORES = 2
 TARGET_CPU, TARGET_HLSJS_S, TARGET_VOD_S = 0.70, 8.0, 10.0
 TARGET_SEGMENT_S = SEGMENT_S + 1.0
+# Plain ffmpeg holds real time when it ends within a segment (the last one's flush) and this
+# (the source's and the encoders' start-up) of the source's length.
+STARTUP_S = 2.0
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -225,8 +228,12 @@ async def viewers_in_room(ws_base: str, event_id: int, count: int,
 
     async def one(index: int) -> None:
         with contextlib.suppress(Exception):
+            # Each from an address of its own, as behind the district's proxy (the server
+            # trusts 127.0.0.1's X-Forwarded-For): sockets are limited per address.
+            address = {"X-Forwarded-For": f"10.77.{index // 250}.{index % 250 + 1}"}
             async with connect(f"{ws_base}/ws/events/{event_id}?watch=bench-page-{index:05d}",
-                               open_timeout=30, max_size=None) as ws:
+                               additional_headers=address, open_timeout=30,
+                               max_size=None) as ws:
                 open_now[0] += 1
                 try:
                     while not stop.is_set():
@@ -482,7 +489,8 @@ def report(args: argparse.Namespace, measured: Measured, plain_cpu: float, plain
         f"{plain_wall:.1f} s) | < {TARGET_CPU:.0%} | "
         f"{'yes' if checks['encoder < 70 % of two cores'] else 'NO'} |",
         f"| real time held | {'yes' if held else 'no'} | "
-        f"{'yes' if plain_wall <= args.seconds + SEGMENT_S + 1 else 'no'} ({plain_wall:.1f} s "
+        f"{'yes' if plain_wall <= args.seconds + SEGMENT_S + STARTUP_S else 'no'} "
+        f"({plain_wall:.1f} s "
         f"for {args.seconds} s) | all {args.seconds} s | {'yes' if held else 'NO'} |",
         f"| segment latency, p50 / max ({len(seg)} segments) | "
         f"{s(statistics.median(seg) if seg else None)} / {s(max(seg) if seg else None)} | — | "

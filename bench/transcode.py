@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +43,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from harness import BIN, HOST, free_port, server_env, start_server, stop_server, wait_ready
+from harness import (
+    BIN,
+    HOST,
+    free_port,
+    server_env,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 from ladder_cost import plain_args
 
 from streaming.ladder import Source, ffmpeg_args
@@ -78,17 +88,39 @@ def duration_of(path: Path) -> float:
     return float(json.loads(found.stdout)["format"]["duration"])
 
 
-def plain_ffmpeg(clip: Path, out: Path, seconds: float, ladder_only: bool = False) -> float:
+def plain_ffmpeg(clip: Path, out: Path, seconds: float, ladder_only: bool = False,
+                 cpu: list[float] | None = None) -> float:
     """Seconds for plain ffmpeg with the pipeline's argument list, or (`ladder_only`) with a
-    plain veryfast ladder."""
+    plain veryfast ladder; its CPU seconds (user + system) go to `cpu`."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     source = Source(seconds, 1280, 720, True)
     args = plain_args(str(clip), str(out), source) if ladder_only else \
         ffmpeg_args(str(clip), str(out), source)
     started = time.perf_counter()
-    subprocess.run(["ffmpeg", *args], check=True, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(["ffmpeg", *args], stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({process.returncode})")
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     return time.perf_counter() - started
+
+
+def server_tree_cpu(group: int) -> float:
+    """CPU seconds of the server's process group, with its children that ended (their time is
+    in their parent's cutime/cstime once reaped): the pipeline's Python and its ffmpeg."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                used += sum(int(value) for value in fields[11:15]) / tick
+    return used
 
 
 async def probe_pages(base: str, event_id: int, probes: Probes, stop: asyncio.Event) -> None:
@@ -170,8 +202,8 @@ def ms(seconds: float) -> str:
 
 
 def report(seconds: int, plain: list[float], ladder: list[float], pipeline: list[float],
-           upload_s: float, idle: Probes, during: Probes, played_s: float, command: str
-           ) -> tuple[str, bool]:
+           upload_s: float, idle: Probes, during: Probes, played_s: float, command: str,
+           cpu: dict[str, list[float]]) -> tuple[str, bool]:
     plain_s, pipeline_s, ladder_s = min(plain), min(pipeline), min(ladder)
     ratio = pipeline_s / plain_s
     speed_plain, speed_pipeline = seconds / plain_s, seconds / pipeline_s
@@ -210,6 +242,15 @@ def report(seconds: int, plain: list[float], ladder: list[float], pipeline: list
         f"| pipeline (upload and probe {upload_s:.1f} s) | "
         f"{', '.join(f'{t:.1f} s' for t in pipeline)} | {pipeline_s:.1f} s | "
         f"{speed_pipeline:.2f}× | {ratio:.3f} | {pipeline_s / ladder_s:.3f} |", "",
+        "CPU seconds (user + system; the pipeline's: the server's process group with its "
+        "ffmpeg, so its Python too), each round, and the median's ratio to the plain ladder's: "
+        "on a shared machine these say more than wall times.", "",
+        "| run | CPU (each round) | ratio to a plain veryfast ladder |", "| --- | --- | ---: |",
+        *[f"| {name} | {', '.join(f'{c:.1f} s' for c in cpu[key])} | "
+          f"{statistics.median(cpu[key]) / statistics.median(cpu['ladder']):.3f} |"
+          for key, name in (("ladder", "plain veryfast ladder"),
+                            ("plain", "plain ffmpeg, the pipeline's arguments"),
+                            ("pipeline", "pipeline"))], "",
         f"The published master playlist plays {played_s:.2f} s (ffprobe).", "",
         "| page | idle p50 | idle p99 | transcoding p50 | transcoding p99 | transcoding max | "
         "requests while transcoding |",
@@ -245,6 +286,7 @@ def main() -> int:
         plain: list[float] = []
         ladder: list[float] = []
         runs: list[tuple[float, float]] = []
+        cpu: dict[str, list[float]] = {"ladder": [], "plain": [], "pipeline": []}
         try:
             base = f"http://{HOST}:{port}"
             asyncio.run(wait_ready(base, process, log))
@@ -254,10 +296,14 @@ def main() -> int:
                 try:
                     for _ in range(args.rounds):  # alternated, so drift hits all alike
                         ladder.append(plain_ffmpeg(clip, folder / "ladder", float(args.seconds),
-                                                   ladder_only=True))
-                        plain.append(plain_ffmpeg(clip, folder / "plain", float(args.seconds)))
-                        runs.append(await through_pipeline(client, await new_broadcast(client),
-                                                           clip))
+                                                   ladder_only=True, cpu=cpu["ladder"]))
+                        plain.append(plain_ffmpeg(clip, folder / "plain", float(args.seconds),
+                                                  cpu=cpu["plain"]))
+                        event_id = await new_broadcast(client)
+                        before = server_tree_cpu(process.pid)
+                        runs.append(await through_pipeline(client, event_id, clip))
+                        await asyncio.sleep(1)  # the worker reaps its ffmpeg
+                        cpu["pipeline"].append(server_tree_cpu(process.pid) - before)
                 finally:
                     await client.aclose()
 
@@ -269,7 +315,7 @@ def main() -> int:
         played = duration_of(masters[0])
     best = min(runs)
     text, ok = report(args.seconds, plain, ladder, [run for run, _ in runs], best[1], idle,
-                      during, played, command)
+                      during, played, command, cpu)
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

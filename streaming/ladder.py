@@ -17,10 +17,12 @@ What it costs (issue 17 item 7; bench/ladder_cost.py, bench/results/ladder_cost_
 same 60 s 720p clip through a plain one-pass `veryfast` 720/480/360 ladder (one ffmpeg, split +
 scale, AAC per rendition) and through this list, part by part, in CPU seconds, which a shared
 machine disturbs far less than wall time (the 1.4-1.8x wall-time gap the issue saw did not
-come back as CPU: identical runs differed 2-4x in wall time on the busy machine). What stays:
+come back as CPU: identical runs differed 2-4x in wall time on the busy machine; the list as it
+is now takes 0.78-0.86x the plain ladder's CPU, bench/results/ladder_cost_testsrc2.md and
+transcode.md). What stays:
 
 - the sound encoded once (the audio group): cheaper than AAC per rendition, not dearer (three
-  AAC encoders cost 10-20 % more CPU on a test clip), and one audio track stored, not three;
+  AAC encoders cost 7-25 % more CPU on the test clips), and one audio track stored, not three;
 - `-maxrate`/`-bufsize`: a few per cent; they hold each rendition near the BANDWIDTH its
   master playlist declares, which a player's quality switching relies on;
 - `-force_key_frames` every SEGMENT_S: no dearer than `-g` (measured), and unlike `-g` it keys
@@ -30,7 +32,7 @@ come back as CPU: identical runs differed 2-4x in wall time on the busy machine)
   runs, so they cost nothing measurable.
 
 What went: the poster branch scaled and converted (to full-range JPEG colours) every frame after
-the poster's moment, for one frame kept: 2-6 % of the run's CPU (the more, the easier the
+the poster's moment, for one frame kept: 2-8 % of the run's CPU (the more, the easier the
 picture), now one frame (`select`);
 and `-profile:v high`, which x264 picks anyway for 8-bit 4:2:0 at this preset (no cost, no
 effect).
@@ -179,7 +181,7 @@ def ffmpeg_args(source_path: str, out_dir: str, source: Source) -> list[str]:
         graph.append(f"[v{index}]scale={rendition.width}:{rendition.height}[out{index}]")
     poster_w, poster_h = _fit(Source(0, top.width, top.height), POSTER_SHORT)
     # One frame goes on from the trim: the poster output takes one, but the graph would scale
-    # and convert every later frame for it (2-6 % of the whole run's CPU; bench/ladder_cost.py).
+    # and convert every later frame for it (2-8 % of the whole run's CPU; bench/ladder_cost.py).
     graph.append(f"[vposter]trim=start={poster_at(source):.3f},select='eq(n,0)',"
                  f"scale={poster_w}:{poster_h},format=yuvj420p[poster]")
     graph.append(f"[vthumbs]fps=1/{THUMB_EVERY_S},scale={THUMB_W}:{THUMB_H}:"
