@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from events import api as events_api
-from events import api_compliance, api_feeds, api_registration, api_staff, notify, ratelimit
+from events import (
+    api_compliance,
+    api_feeds,
+    api_registration,
+    api_staff,
+    lifecycle,
+    notify,
+    ratelimit,
+)
 from events.registration_desk import RegistrationDesk
 from server import errors
 from server.clientaddr import TrustedProxies
@@ -26,8 +34,10 @@ from streaming import api as streaming_api
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
-from streaming import ingest_socket
+from streaming import api_webcast as streaming_webcast
+from streaming import ingest_socket, live_state
 from streaming.broker import RedisBroker, broker_for
+from streaming.live_hub import LiveHub
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
@@ -55,9 +65,11 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
             broker.start()
+        await app.state.live_hub.start()
         try:
             yield
         finally:
+            await app.state.live_hub.stop()
             if isinstance(broker, RedisBroker):
                 broker.stop()
             if worker is not None:
@@ -74,6 +86,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
     app.state.broker = broker_for(settings.redis_url)
+    app.state.live_hub = LiveHub(settings, get_engine(settings.sqlalchemy_url),
+                                 app.state.media_storage)
+    lifecycle.on_status_change(live_state.on_status_change)  # live: on air; ended: off air
     errors.install(app)
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.
@@ -95,6 +110,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_tracks.media)
     app.include_router(streaming_live.router)
     app.include_router(streaming_questions.router)
+    app.include_router(streaming_webcast.router)
+    app.include_router(streaming_webcast.media)
     app.include_router(ingest_socket.router)
 
     from frontend import install as install_frontend

@@ -40,7 +40,7 @@ from server.deps import (
     require_staff,
 )
 from server.security import Signer
-from streaming import jobs, transcode, upload_room
+from streaming import jobs, live_state, transcode, upload_room
 from streaming.media import (
     MEDIA_TYPES,
     MediaGate,
@@ -312,8 +312,10 @@ def playback(event_id: Id, request: Request, db: SessionDep,
              viewer: OptionalStaffDep) -> PlaybackPublic:
     event = sessions.get_visible_event(db, event_id, viewer)
     assert event.id is not None
+    now, storage = utcnow(), _storage(request)
+    live = live_state.playback_live(db, storage, event, now, _settings(request).live_grace_s)
     return answer(PlaybackPublic,
-                  playback_of(event, jobs.published(db, event.id), _storage(request), utcnow()))
+                  playback_of(event, jobs.published(db, event.id), storage, now, live))
 
 
 # ---- media files ----------------------------------------------------------------------------

@@ -2,10 +2,14 @@
 Anything ffprobe cannot read as one recording (audio or video with a duration, in one of the
 containers streaming.ladder.INPUT_DEMUXERS names) is refused here, before a job is queued: a
 playlist, manifest or list naming other files is not a recording, whatever it is called.
+
+And what a live publisher's first bytes hold (probe_live, for streaming.live_hub): read from a
+pipe as the one container its front sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -14,6 +18,7 @@ from typing import Any
 
 from events.errors import Invalid
 from streaming.ladder import INPUT_DEMUXERS, MAX_PIXELS, MAX_SIDE, Source, input_args
+from streaming.live_ladder import LiveSource, probe_args
 
 FFPROBE = "ffprobe"
 # Longer than any session the district holds: a duration beyond it is a forged header.
@@ -92,3 +97,28 @@ def source_of(found: dict[str, Any]) -> Source:
         width, height = height, width
     return Source(duration_s=round(duration, 3), width=width, height=height,
                   has_audio=audio is not None)
+
+
+async def probe_live(container: str, head: bytes, timeout_s: float) -> LiveSource | None:
+    """The picture's size and whether there is sound in a publisher's first bytes; None when
+    they show no stream (yet: more bytes may)."""
+    probe = await asyncio.create_subprocess_exec(
+        FFPROBE, *probe_args(container), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await asyncio.wait_for(probe.communicate(head), timeout_s)
+    except TimeoutError:
+        probe.kill()
+        await probe.wait()
+        return None
+    try:
+        streams = json.loads(out or b"{}").get("streams", [])
+    except ValueError:
+        return None
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and int(s.get("width") or 0) > 0), None)
+    audio = any(s.get("codec_type") == "audio" for s in streams)
+    if video is None and not audio:
+        return None
+    return LiveSource(int(video["width"]) if video else 0,
+                      int(video["height"]) if video else 0, audio)

@@ -54,7 +54,7 @@ from events.errors import Conflict, Invalid, NotFound
 from events.locking import lock_event
 from events.models import Event, Moderation, StaffUser
 from events.timeutil import iso_local, utcnow
-from streaming import bans, jobs, pace, phase, protocol, texts
+from streaming import bans, jobs, live_state, pace, phase, protocol, texts
 from streaming.models import LiveRoom, Question, QuestionVote, Viewer
 
 PUBLIC_STATES: tuple[str, ...] = ("approved", "shortlisted", "answering", "answered")
@@ -262,8 +262,11 @@ def _runner_question(db: Session, actor: StaffUser, question_id: int) -> tuple[Q
 
 
 def video_position(db: Session, event: Event, now: datetime) -> float | None:
-    """Seconds into the video now, when the server knows it: a premiere's position (the live
-    stream has no position the server keeps yet)."""
+    """Seconds into the video now, when the server knows it: a premiere's position, or the
+    seconds since a live webcast went on air."""
+    on_air = live_state.live_position(db, event, now)
+    if on_air is not None:
+        return on_air
     premiere = phase.premiere_of(event)
     if premiere is None or now < premiere or event.id is None:
         return None

@@ -33,7 +33,7 @@ from events.models import (
 from events.timeutil import utcnow
 from events.units import clean_text
 from server.security import Signer
-from streaming import bans, pace, protocol, stream, texts
+from streaming import bans, live_state, pace, protocol, stream, texts
 from streaming.models import LiveMessage, LiveRoom, Viewer
 
 # Re-exported: what the room's callers and tests read here (the checks live one layer down).
@@ -182,9 +182,12 @@ def send(db: Session, viewer: Viewer, sent: protocol.Sent,
                            ADDRESS_MESSAGES, ADDRESS_WINDOW, "messages")
     viewer.last_message_at = now
     db.add(viewer)
+    # On air, the server knows the position: seconds since the on-air moment (the archive's).
+    on_air = live_state.live_position(db, event, now)
     message = LiveMessage(event_id=viewer.event_id, viewer_id=viewer.id, kind=sent.kind,
                           author=viewer.nickname, text=text, client_id=sent.client_id,
-                          state="held", video_time=sent.video_time, created_at=now,
+                          state="held", video_time=sent.video_time if on_air is None else on_air,
+                          created_at=now,
                           address_key=key, registered=viewer.registration_id is not None)
     db.add(message)
     db.flush()

@@ -48,6 +48,25 @@ class PlaybackPublic(PublicModel):
     premiere_at: IsoTime | None
     poster_url: str | None
     thumbnails_url: str | None
+    # A live webcast's publisher: on | waiting (dropped, within the grace time) | lost | null.
+    signal: Literal["on", "waiting", "lost"] | None = None
+
+
+class WebcastPublic(PublicModel):
+    """A session's webcast as the console shows it (GET /api/events/{id}/live)."""
+
+    state: Literal["idle", "preview", "on_air", "waiting", "ended"]
+    signal: Literal["on", "waiting", "lost"] | None
+    source: Literal["rtmp", "browser"] | None
+    width: int
+    height: int
+    runs: int
+    on_air_at: IsoTime | None
+    preview_url: str | None
+    last_error: str
+    peak_viewers: int
+    total_viewers: int
+    recording_id: int | None
 
 
 class ViewerJoined(PublicModel):

@@ -1,5 +1,6 @@
 """Where recordings live: the uploaded sources, the transcoder's work folders and the published
-HLS. Local disk under the data dir (`media/`) by default; the interface is what an
+HLS, and the folders live webcasts write into (`live/`, published as a recording when they
+end). Local disk under the data dir (`media/`) by default; the interface is what an
 S3-compatible store would implement (publish uploads a finished folder, `url` names the CDN).
 
 A recording is published under a key of its own that nothing else ever writes to: the folder
@@ -44,20 +45,35 @@ class Storage(Protocol):
     def remove_source(self, recording_id: int) -> bool:
         """Deletes a recording's source; whether there was one."""
 
+    def new_live(self, event_id: int) -> str:
+        """A new empty folder for a session's webcast (streaming.live_hub), and its key."""
+
+    def live_dir(self, key: str) -> Path:
+        """Where a webcast's encoder writes, and where its playlists are read from."""
+
+    def finish_live(self, key: str, event_id: int, recording_id: int) -> str:
+        """Publishes a finished webcast's folder (its archive: VOD playlists beside the same
+        segments) as a recording's, in one rename; returns the recording's key."""
+
 
 class LocalStorage:
     """Files under the data dir's `media/`, served by the app at MEDIA_PREFIX."""
 
     MEDIA_PREFIX = "/media/hls"
+    LIVE_PREFIX = "/media/live"
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        for name in ("uploads", "sources", "work", "hls"):
+        for name in ("uploads", "sources", "work", "hls", "live"):
             (root / name).mkdir(parents=True, exist_ok=True)
 
     @property
     def hls_root(self) -> Path:
         return self.root / "hls"
+
+    @property
+    def live_root(self) -> Path:
+        return self.root / "live"
 
     def new_upload(self) -> Path:
         return self.root / "uploads" / f"{secrets.token_hex(16)}.part"
@@ -82,6 +98,27 @@ class LocalStorage:
 
     def url(self, key: str, name: str) -> str:
         return f"{self.MEDIA_PREFIX}/{key}/{name}"
+
+    def new_live(self, event_id: int) -> str:
+        key = f"{event_id}-live-{secrets.token_hex(12)}"
+        (self.live_root / key).mkdir()
+        return key
+
+    def live_dir(self, key: str) -> Path:
+        if not key or "/" in key or key in (".", ".."):
+            raise ValueError("not a live key")
+        return self.live_root / key
+
+    def live_url(self, key: str, name: str) -> str:
+        return f"{self.LIVE_PREFIX}/{key}/{name}"
+
+    def finish_live(self, key: str, event_id: int, recording_id: int) -> str:
+        published = f"{event_id}-{recording_id}-{secrets.token_hex(12)}"
+        os.replace(self.live_dir(key), self.hls_root / published)
+        return published
+
+    def remove_live(self, key: str) -> None:
+        shutil.rmtree(self.live_dir(key), ignore_errors=True)
 
     def remove(self, key: str) -> None:
         if key and "/" not in key and key not in (".", ".."):
