@@ -96,6 +96,7 @@ def install(app: FastAPI) -> None:
         console,
         console_compliance,
         console_golive,
+        console_ingest,
         console_live,
         console_questions,
         console_registrations,
@@ -115,6 +116,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console.router)
     app.include_router(console_registrations.router)
     app.include_router(console_live.router)
+    app.include_router(console_ingest.router)
     app.include_router(console_golive.router)
     app.include_router(console_questions.router)
     app.include_router(console_compliance.router)

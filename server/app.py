@@ -31,6 +31,7 @@ from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
 from streaming import api as streaming_api
+from streaming import api_ingest as streaming_ingest
 from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
@@ -38,6 +39,7 @@ from streaming import api_webcast as streaming_webcast
 from streaming import ingest_socket, live_state
 from streaming.broker import RedisBroker, broker_for
 from streaming.live_hub import LiveHub
+from streaming.rtmp import RtmpServer
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
@@ -66,9 +68,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         if isinstance(broker, RedisBroker):
             broker.start()
         await app.state.live_hub.start()
+        rtmp = await RtmpServer.listen(settings, lambda: getattr(app.state, "live_hub", None))
         try:
             yield
         finally:
+            if rtmp is not None:
+                await rtmp.stop()
             await app.state.live_hub.stop()
             if isinstance(broker, RedisBroker):
                 broker.stop()
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(streaming_tracks.router)
     app.include_router(streaming_tracks.media)
     app.include_router(streaming_live.router)
+    app.include_router(streaming_ingest.router)
     app.include_router(streaming_questions.router)
     app.include_router(streaming_webcast.router)
     app.include_router(streaming_webcast.media)
