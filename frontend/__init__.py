@@ -95,8 +95,8 @@ def install(app: FastAPI) -> None:
     from frontend import (
         console,
         console_compliance,
-        console_ingest,
         console_golive,
+        console_ingest,
         console_live,
         console_questions,
         console_registrations,

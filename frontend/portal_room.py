@@ -19,7 +19,7 @@ from frontend.portal import _not_found, session_cards, unit_directory, visible_e
 from frontend.portal_questions import questions_context
 from frontend.templating import render
 from server.deps import SessionDep
-from streaming import jobs, phase, protocol, room, stream, tracks
+from streaming import jobs, live_state, phase, protocol, room, stream, tracks
 from streaming.playback import playback_of
 from streaming.storage import LocalStorage
 
@@ -73,7 +73,11 @@ def player_context(db: SessionDep, request: Request, event: Event) -> dict[str, 
     assert event.id is not None
     storage: LocalStorage = request.app.state.media_storage
     recording = jobs.published(db, event.id)
-    playback = playback_of(event, recording, storage, utcnow())
+    now = utcnow()
+    # On air, the page is written with the live player and the publisher's signal.
+    live = live_state.playback_live(db, storage, event, now,
+                                    request.app.state.settings.live_grace_s)
+    playback = playback_of(event, recording, storage, now, live)
     found = tracks.of_recording(db, recording.id) if recording and recording.id else []
     return {"playback": playback, "player_texts": player_texts(),
             "tracks": [tracks.track_public(track) for track in found if track.kind != "chapters"],

@@ -75,8 +75,13 @@ def test_staff_go_live_from_the_browser_a_phone_watches_and_comments_the_archive
         desk.get_by_role("button", name="开始直播（上线）").click()
         _text_is(desk, "#golive-state", "直播中", 20)
         on_air = time.monotonic()
-        live = client.get(f"/api/events/{event_id}/playback").json()
-        assert live["state"] == "live" and live["hls_url"], live
+        while True:  # the live master is named once a segment is on air: seconds
+            live = client.get(f"/api/events/{event_id}/playback").json()
+            if live["hls_url"]:
+                break
+            assert time.monotonic() - on_air < 20, live
+            time.sleep(0.5)
+        assert live["state"] == "live" and live["signal"] == "on", live
 
         # ---- a phone plays it live through hls.js and comments --------------------------------
         phone.goto(f"{live_server}/events/{event_id}/live")
