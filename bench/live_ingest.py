@@ -55,8 +55,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from harness import BIN, HOST, free_port, server_env, start_server, stop_server, wait_ready
-from streaming.live_ladder import SEGMENT_S, LiveSource, ffmpeg_args, layout_for
 from websockets.asyncio.client import connect
+
+from streaming.live_ladder import SEGMENT_S, LiveSource, ffmpeg_args, layout_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "live_ingest.md"
