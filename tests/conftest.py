@@ -330,7 +330,15 @@ def browser() -> Iterator[Any]:
 # What the PostgreSQL + Redis pass (KAIFANG_TEST_BACKEND_ONLY=1, .ci/run) runs: the tests that
 # reach the database or the broker. The browser tests and the pure logic already ran on SQLite
 # in the first pass; the pages they drive read the same rows through the same code.
+# Tests marked `sqlite_pass_only` (a media protocol's parsing and refusals: their database part,
+# the key's check, runs on PostgreSQL in its own tests) stay out of it too.
 BACKEND_FIXTURES = {"settings", "template_db", "database_url"}
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: a worker more than the cores, as a third of the suite waits on real-time
+    media (publishers sending at their own pace, players at the live edge), not on a core."""
+    return len(os.sched_getaffinity(0)) + 1
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -340,7 +348,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         uses_backend = BACKEND_FIXTURES & set(getattr(item, "fixturenames", ()))
         in_browser = item.path.name.endswith("_browser.py")
-        (kept if uses_backend and not in_browser else dropped).append(item)
+        elsewhere = item.get_closest_marker("sqlite_pass_only") is not None
+        (kept if uses_backend and not in_browser and not elsewhere else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -44,3 +44,8 @@ def test_what_is_not_a_sequence_header_has_no_size() -> None:
     assert flv.avc_size(b"\x17\x01\x00\x00\x00" + bytes(20)) is None  # a frame
     assert flv.avc_size(b"\x12\x00" + bytes(20)) is None  # another codec
     assert flv.avc_size(b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f\xff\xe1\x00\x04\x67\x64") is None
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only

@@ -49,3 +49,8 @@ def test_a_flood_of_tiny_messages_keeps_the_window_small() -> None:
     for tick in range(1_000_000):
         limits.count(tick / 1_000_000, 1)
     assert len(limits._sizes) <= 100
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only

@@ -198,3 +198,8 @@ def test_the_room_keeps_its_own_16_kib_limit_under_the_servers_larger_one(app, c
         assert answer["code"] in ("too_long", "bad_message")
         ws.send(json.dumps({"type": "comment", "text": "x" * 17 * 1024, "client_id": "b"}))
         assert _closed(ws).code == 1009
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only

@@ -154,3 +154,8 @@ def test_an_audio_only_publisher_is_handed_on_as_audio_only_flv(
     data = hub.feeds[0].path.read_bytes()
     assert data.startswith(b"FLV\x01\x04")  # the header announces audio alone
     assert [s["codec_type"] for s in ffprobe(hub.feeds[0].path)["streams"]] == ["audio"]
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only

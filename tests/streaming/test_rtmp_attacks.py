@@ -334,3 +334,8 @@ def test_what_a_publisher_sends_besides_media_counts_toward_its_bitrate(
         sock.close()
     finally:
         gate.close()
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only

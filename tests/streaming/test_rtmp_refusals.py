@@ -287,3 +287,8 @@ def test_a_publisher_gone_silent_is_closed(staff: Any, db: Session, settings: Se
         _still_takes_a_publisher(gate, hub, key)
     finally:
         gate.close()
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only

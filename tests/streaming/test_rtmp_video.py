@@ -116,3 +116,8 @@ def test_sorenson_h263_is_held_to_the_picture_cap(
     else:
         assert code == 0, errors
         assert hub.feeds[0].error == ""
+
+
+# The gate and the socket are protocol code: their database part runs on PostgreSQL in
+# test_ingest_api.py and the hub's tests (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only
