@@ -341,7 +341,12 @@ async def through_server(args: argparse.Namespace, folder: Path, measured: Measu
         measured.frames_in = FPS * args.seconds
         first_at = await first_segment_time(client, event_id, publisher)
         checked(await client.post(f"/api/events/{event_id}/status", json={"status": "live"}))
+        # The live master is named once a segment is on air (about a segment after `live`).
+        deadline = time.monotonic() + 15
         playback = checked(await client.get(f"/api/events/{event_id}/playback"))
+        while not playback["hls_url"] and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+            playback = checked(await client.get(f"/api/events/{event_id}/playback"))
         master = str(playback["hls_url"])
         rendition = master.rsplit("/", 1)[0] + "/720p/live.m3u8"
         encoder = encoder_pid(server.pid)
