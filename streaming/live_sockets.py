@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import WebSocket, WebSocketDisconnect
@@ -30,7 +29,7 @@ from server.clientaddr import client_of
 from server.config import Settings
 from server.deps import in_own_session, staff_of_connection
 from server.security import Signer
-from streaming import messages, protocol, questions, room, stream, tallies
+from streaming import messages, protocol, questions, room, socket_origin, stream, tallies
 from streaming.audience import Audience
 from streaming.broker import TOO_SLOW, Broker, Subscription
 
@@ -216,30 +215,11 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
         await websocket.close(code, reason=reason)
 
 
-def _origin_of(url: str) -> tuple[str, str, int | None]:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # not a URL (`http://[::1`): an origin that is nobody's
-        return "", "", -1
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    except ValueError:
-        port = -1
-    return scheme, (parts.hostname or "").lower(), port
-
-
 def same_origin(websocket: WebSocket) -> bool:
-    """A browser names the page that opens a socket: only our own pages may, by scheme, host
-    and port — KAIFANG_PUBLIC_URL's, or the address the request was made to (whose host the
-    edge already limits to ours). A client that is not a browser sends no Origin and carries no
-    one else's cookie: it may connect."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True
+    """Whether the socket comes from one of our own pages (streaming.socket_origin)."""
     settings: Settings = websocket.app.state.settings
     own = f"{websocket.url.scheme}://{websocket.headers.get('host', '')}"
-    return _origin_of(origin) in (_origin_of(settings.public_url), _origin_of(own))
+    return socket_origin.same_origin(websocket.headers.get("origin"), own, settings.public_url)
 
 
 async def _stream(websocket: WebSocket, subscription: Subscription, event_id: int, after: int,
