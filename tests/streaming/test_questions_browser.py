@@ -58,3 +58,39 @@ def test_a_citizen_votes_once_on_a_phone(client, staff, db, live_server, browser
         assert blocking_violations(Axe(), page) == []
     finally:
         page.context.close()
+
+
+def test_a_list_read_before_the_vote_does_not_unpress_it(client, staff, db, live_server,
+                                                          browser):
+    """The list is re-read when the socket says hello and every 30 s; an answer that left the
+    server before the vote and arrives after it must not turn the pressed button back on."""
+    event_id = _live_session(staff, db, moderation="post")
+    question_id = _ask(client, event_id, _join(client, event_id, "老王")["viewer_token"],
+                       "路灯坏了").json()["id"]
+    before = client.get(f"/api/events/{event_id}/questions?sort=votes").text
+    page = viewer_page(browser, live_server, event_id)
+    held: list[Any] = []
+    try:
+        button = _vote_button(page, question_id)
+        page.wait_for_function("() => document.querySelector('#questions .question-vote')"
+                               " !== null")
+        # The next re-read is held (later ones go through).
+        page.route("**/api/events/*/questions?sort=votes",
+                   lambda route: route.continue_() if held else held.append(route))
+        page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+        page.wait_for_timeout(200)
+        assert held, "the re-read was not sent"
+        button.click()
+        page.get_by_label("提问署名").fill("小李")
+        page.get_by_role("button", name="加入并点赞").click()
+        page.wait_for_function(
+            f"""() => document.querySelector('#questions .question-vote[data-id="{question_id}"]')
+                .getAttribute('aria-pressed') === 'true'""")
+        # The old answer (no vote, 0) arrives now.
+        held[0].fulfill(status=200, content_type="application/json", body=before)
+        page.wait_for_timeout(300)
+        assert button.get_attribute("aria-pressed") == "true"
+        assert button.is_disabled()
+        assert button.locator(".question-votes").text_content() == "1"
+    finally:
+        page.context.close()

@@ -24,6 +24,9 @@
   var voting = {}; // id → true while its vote is on its way
   var shown = []; // the questions listed, as the API and the frames give them
   var loaded = false; // shown holds the list (until then the page shows the server's)
+  var mine = {}; // id → the count this page's own vote was answered with: a list read before
+                 // the vote came back (an older GET, a frame) never unpresses it
+  var asked = 0, drawn = 0; // GETs sent, and the newest whose answer is on the page
   var PUBLIC = {approved: true, shortlisted: true, answering: true, answered: true};
 
   function fill(template, parts) {
@@ -81,6 +84,12 @@
   function byVotes(a, b) { return b.votes - a.votes || a.id - b.id; }
 
   function render(questions) {
+    questions.forEach(function (q) {
+      if (Object.prototype.hasOwnProperty.call(mine, q.id)) {
+        q.voted = true;
+        q.votes = Math.max(q.votes, mine[q.id]);
+      }
+    });
     shown = questions.slice().sort(byVotes);
     questions = shown;
     // Keep the keyboard where it was: the focused vote button is found again by its id.
@@ -96,10 +105,17 @@
   }
 
   function load() {
+    var number = ++asked;
     return fetch("/api/events/" + eventId + "/questions?sort=votes",
                  {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (questions) { if (questions) { loaded = true; render(questions); } })
+      .then(function (questions) {
+        // Answers may come back out of order: one older than the list shown is dropped.
+        if (!questions || number < drawn) return;
+        drawn = number;
+        loaded = true;
+        render(questions);
+      })
       .catch(function () { /* the next refresh tries again */ });
   }
 
@@ -174,6 +190,7 @@
   }
 
   function markVoted(id, votes) {
+    mine[id] = typeof votes === "number" ? votes : 0;
     var button = list.querySelector('.question-vote[data-id="' + String(id) + '"]');
     if (!button) return;
     button.setAttribute("aria-pressed", "true");
