@@ -63,6 +63,9 @@ class Unit(SQLModel, table=True):
     retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Where quota reminders go; empty: they stay in the console's outbox. Staff data only.
     contact_email: str = Field(default="", max_length=200)
+    # The press office (区新闻办, a unit of category other): it writes the broadcast plan's
+    # scripts (events.plan). Seeded for the unit `publicity`; the office may mark another.
+    press_office: bool = Field(default=False)
 
 
 class Event(SQLModel, table=True):
@@ -105,6 +108,10 @@ class Event(SQLModel, table=True):
     # When what the public reads last changed after publication (an approved revision or an
     # admin's edit): the portal says "更新于 …" and the audit log says what changed.
     revised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The themed series it belongs to (events.series), if any; its themes are EventTheme rows.
+    # No ON DELETE: SQLite cannot add one to a column of an existing table (and its reflection
+    # would not see it), so removing a series clears its sessions' series_id first.
+    series_id: int | None = Field(default=None, foreign_key="series.id", index=True)
 
 
 class CohostState(StrEnum):
@@ -347,3 +354,8 @@ class EventHost(SQLModel, table=True):
     user_id: int = Field(foreign_key="staffuser.id", primary_key=True)
     assigned_by: int | None = Field(default=None, foreign_key="staffuser.id")
     assigned_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# The plan's tables (themes, series, the broadcast plan) live in their own module; importing
+# it here registers them wherever the events' tables are.
+from events.models_plan import EventTheme, PlanFile, PlanItem, Series, Theme  # noqa: E402,F401

@@ -94,18 +94,22 @@ def install(app: FastAPI) -> None:
 
     from frontend import (
         console,
+        console_answers,
         console_compliance,
         console_golive,
         console_ingest,
         console_live,
+        console_plan,
         console_questions,
         console_registrations,
         console_users,
         portal,
         portal_archive,
+        portal_plan,
         portal_recover,
         portal_results,
         portal_room,
+        portal_series,
         portal_tickets,
     )
 
@@ -123,3 +127,7 @@ def install(app: FastAPI) -> None:
     app.include_router(console_users.router)
     app.include_router(portal_results.router)
     app.include_router(portal_archive.router)
+    app.include_router(portal_plan.router)
+    app.include_router(portal_series.router)
+    app.include_router(console_plan.router)
+    app.include_router(console_answers.router)

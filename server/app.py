@@ -16,7 +16,9 @@ from events import api as events_api
 from events import (
     api_compliance,
     api_feeds,
+    api_plan,
     api_registration,
+    api_series,
     api_staff,
     lifecycle,
     notify,
@@ -31,6 +33,7 @@ from server.deps import error_responses
 from server.edge import Edge
 from server.security import Signer
 from server.worker import BackgroundWorker
+from streaming import answers as _answers  # noqa: F401  (registers events.question_stats')
 from streaming import api as streaming_api
 from streaming import api_ingest as streaming_ingest
 from streaming import api_live as streaming_live
@@ -38,6 +41,7 @@ from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
 from streaming import api_webcast as streaming_webcast
 from streaming import ingest_socket, live_state
+from streaming import plan_media as _plan_media  # noqa: F401  (registers events.plan_media's)
 from streaming.audience import Audience, watch_status_changes
 from streaming.broker import RedisBroker, broker_for
 from streaming.live_hub import LiveHub
@@ -117,6 +121,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.include_router(api_staff.router)
     app.include_router(events_api.router)
     app.include_router(api_compliance.router)
+    app.include_router(api_plan.router)
+    app.include_router(api_series.router)
     app.include_router(streaming_api.router)
     app.include_router(streaming_api.media)
     app.include_router(streaming_tracks.router)

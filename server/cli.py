@@ -170,6 +170,8 @@ def _year(text: str) -> int:
 
 def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
     """Prints the same text as GET /api/compliance (json) or /api/compliance.csv (csv)."""
+    import streaming.answers  # noqa: F401  (the questions' stats in the report)
+    import streaming.plan_media  # noqa: F401  (the plan's view of recordings)
     from events.quotas import compute, report_csv, report_json
 
     migrate(settings)

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     # Registrations' personal data is erased this many days after a session ends.
     retention_days: int = Field(default=90, ge=1)
+    # The broadcast plan (events.plan): a premiere is announced (published with its time) at
+    # least this many days before it plays, and its video is on the portal within
+    # archive_days after; a question still unanswered answer_days after its session is
+    # flagged and its unit reminded.
+    announce_days: int = Field(default=3, ge=0, le=60)
+    archive_days: int = Field(default=7, ge=0, le=60)
+    answer_days: int = Field(default=15, ge=1, le=365)
     # `kaifang serve` runs the worker (notifications, retention) in a thread unless false.
     embedded_worker: bool = True
     # Seconds the worker sleeps between rounds.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from events import recovery
+from events import plan, recovery
 from events.closeout import remind_units as remind_units_to_close_out
 from events.delivery import deliver_due
 from events.quotas import remind_units_at_risk
@@ -28,6 +28,7 @@ from events.ratelimit import forget_expired
 from events.retention import purge_due
 from server.config import Settings
 from server.db import get_engine
+from streaming import answers
 from streaming.jobs import forget_stale_uploads
 from streaming.retention import sweep_replaced_media
 from streaming.transcode import run_transcoder, storage_for, sweep
@@ -80,6 +81,8 @@ JOBS: tuple[Job, ...] = (
     Job("purge", 3600, _purge),
     Job("quota_reminders", 3600, _quota_reminders),
     Job("closeout_reminders", 3600, _closeout_reminders),
+    Job("plan_reminders", 3600, plan.remind_due),
+    Job("answer_reminders", 3600, answers.remind_overdue),
     Job("registration_limits", 600, _forget_registration_attempts),
     Job("stale_uploads", 3600, _forget_stale_uploads),
     Job("orphan_media", 600, _sweep_media),

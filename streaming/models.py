@@ -264,6 +264,13 @@ class Question(SQLModel, table=True):
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Seconds into the video when it was answered (null: the position was not known).
     answered_at_video_time: float | None = Field(default=None)
+    # For a suggestion (建议): adopted | partly_adopted | not_adopted ("" none given); a
+    # not_adopted one carries its reason, shown publicly (the plan's 二(一)).
+    outcome: str = Field(default="", max_length=16)
+    outcome_reason: str = Field(default="", sa_column=Column(Text, nullable=False,
+                                                             server_default=""))
+    # When the unit was reminded that it is still unanswered (once).
+    answer_reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     merged_into: int | None = Field(default=None, foreign_key="question.id", ondelete="SET NULL")
     message_id: int | None = Field(default=None, foreign_key="livemessage.id", unique=True,
                                    ondelete="SET NULL")

@@ -23,9 +23,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
-from events.models import EventHost, QuotaRule, Role, StaffUser, Unit
+from events.models import EventHost, QuotaRule, Role, StaffUser, Theme, Unit
 from events.quotas import seed_rows as quota_seed_rows
 from events.staff import UserCreate, create_user
+from events.themes_seed import theme_seed_rows
 from events.units import seed_rows
 from server import security
 from server.app import create_app
@@ -92,7 +93,7 @@ _RESET_SQL: dict[str, str] = {}
 
 
 def _reset_pg(url: str) -> None:
-    """Empties every table and restarts every sequence, then seeds units and quota rules as
+    """Empties every table and restarts every sequence, then seeds units, quota rules and themes as
     the migrations do. DELETE in foreign-key order is ~15x faster than TRUNCATE on tables this
     small (TRUNCATE swaps each table's files), and every test pays for it."""
     engine = get_engine(url)
@@ -108,6 +109,8 @@ def _reset_pg(url: str) -> None:
         conn.exec_driver_sql(_RESET_SQL[url])
         conn.execute(Unit.__table__.insert(), seed_rows())  # type: ignore[attr-defined]
         conn.execute(QuotaRule.__table__.insert(), quota_seed_rows())  # type: ignore[attr-defined]
+        conn.execute(Theme.__table__.insert(), theme_seed_rows())  # type: ignore[attr-defined]
+        conn.execute(text("UPDATE unit SET press_office = true WHERE code = 'publicity'"))
 
 
 # The suite registers freely from one test client; tests/events/test_ratelimit.py sets limits.
