@@ -1,9 +1,229 @@
-"""/console/plan: the year's broadcast plan for the office and the lead units (issue 18)."""
+"""/console/plan: the year's broadcast plan for the office and the lead units (issue 18).
+
+The year's page: a summary per state, the year's timeline (frontend.plan_views) and the table
+that is its text equivalent, filtered by unit and state; the office's import form. An item's
+page: its production steps, their files with upload forms, and the session that carries it out.
+Editors read every item and act on their own unit's (the press office on every script).
+
+Forms post and redirect. The rules (states, due dates, who may upload or link) are events.plan,
+events.plan_edit and events.plan_files'.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-from frontend.console_auth import ConsoleRoute
+from fastapi import APIRouter, Request, Response
+from sqlmodel import Session
+from starlette.datastructures import UploadFile
+
+from events import plan, plan_edit, plan_files, plan_import, sessions, units
+from events.errors import DomainError, Forbidden
+from events.models import Event, EventKind, EventStatus, Role, StaffUser, Unit
+from events.plan import PlanCsvInvalid
+from events.timeutil import local, utcnow
+from frontend import plan_views as views
+from frontend.compliance_views import parse_year, year_choices
+from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
+from frontend.i18n import N_, gettext
+from frontend.templating import render
+from server.deps import PostedForm, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
+
+DONE = {
+    "linked": N_("The session is linked to the plan item."),
+    "unlinked": N_("The session is no longer linked to the plan item."),
+    "material": N_("The material is uploaded."),
+    "script": N_("The script is uploaded."),
+}
+# Domain error codes of the item page's forms, as the sentence shown above the form.
+ACTION_PROBLEMS = {
+    "unknown_event": N_("Choose one of the listed broadcast sessions."),
+    "not_broadcast": N_("A plan item is carried out by a broadcast (政民互动直播间) session."),
+    "other_unit": N_("Choose a broadcast session of the lead unit."),
+    "event_cancelled": N_("This session is cancelled: choose another."),
+    "already_linked": N_("This session already carries another plan item."),
+    "forbidden": N_("This step belongs to another unit, or needs the district office."),
+    "empty_file": N_("The file is empty."),
+    "too_large": N_("The file is larger than the upload limit."),
+    "unsupported_type": N_("This kind of file is not accepted: upload a PDF, Word, Excel, "
+                           "PowerPoint, OpenDocument or plain text file."),
+    "invalid": N_("Choose material or script."),
+    "file_required": N_("Choose a file first."),
+}
+
+
+def _require_plan_reader(user: StaffUser) -> None:
+    """The office and the units' editors read the plan; hosts run sessions, not plans."""
+    if user.role not in (Role.admin, Role.editor):
+        raise Forbidden("forbidden", "the plan is read by the office and the units' editors")
+
+
+def _unit_filter(db: Session, code: str) -> Unit | None:
+    if not code or len(code) > 40:
+        return None
+    try:
+        return units.get_unit_by_code(db, code)
+    except DomainError:
+        return None
+
+
+# ---- the year -------------------------------------------------------------------------------
+
+def _plan_page(request: Request, db: Session, settings: Any, user: StaffUser, *,
+               status_code: int = 200, import_errors: list[dict[str, Any]] | None = None,
+               import_year: int | None = None) -> Response:
+    params = request.query_params
+    year = import_year or parse_year(params.get("year"))
+    unit = _unit_filter(db, params.get("unit", "").strip())
+    state = params.get("state", "")
+    state = state if state in plan.STATES else ""
+    now = utcnow()
+    every = plan.items_of_year(db, year, settings, now=now,
+                               unit_id=unit.id if unit is not None else None)
+    shown = [view for view in every if not state or view.state == state]
+    done_key = params.get("done", "")
+    imported = params.get("imported", "")
+    done = ""
+    if done_key == "imported" and imported.isdecimal():
+        done = gettext("%(count)s plan items imported.") % {"count": int(imported)}
+    return render(
+        request, "console/plan.html", status_code=status_code, year=year,
+        years=year_choices(year), units=units.list_units(db), unit=unit, state=state,
+        states=plan.STATES, rows=[_row(view, user, settings) for view in shown],
+        counts=views.counts(every), total=len(every),
+        timeline=views.timeline(year, shown, local(now).date()),
+        import_errors=import_errors or [], done=done,
+        may_import=user.role == Role.admin, v=views)
+
+
+def _row(view: plan.ItemView, user: StaffUser, settings: Any) -> dict[str, Any]:
+    following = views.next_step(view)
+    return {"view": view, "item": view.item, "unit": view.unit, "theme": view.theme,
+            "event": view.event, "state": view.state,
+            "reason": views.reason_label(view.reason, settings.announce_days,
+                                         settings.archive_days),
+            "next": following, "ours": user.role == Role.admin or user.unit_id == view.unit.id}
+
+
+@router.get("/plan")
+def plan_page(request: Request, db: SessionDep, settings: SettingsDep,
+              user: ConsoleStaff) -> Response:
+    _require_plan_reader(user)
+    return _plan_page(request, db, settings, user)
+
+
+@router.post("/plan/import")
+def import_plan(request: Request, db: SessionDep, settings: SettingsDep,
+                      user: ConsoleStaff, form: PostedForm) -> Response:
+    """The office's file: imported whole, or every bad line shown and nothing imported."""
+    _require_plan_reader(user)
+    raw_year = str(form.get("year", ""))
+    year = parse_year(raw_year)
+    upload = form.get("file")
+    # At most one byte over events.plan_import's limit: enough for it to refuse the file.
+    data = upload.file.read(plan_import.MAX_BYTES + 1) if isinstance(upload, UploadFile) else b""
+    try:
+        if not data:
+            raise PlanCsvInvalid([{"line": 0, "field": "file", "message": "empty"}])
+        count = plan_edit.import_plan(db, user, year, data)
+    except PlanCsvInvalid as exc:
+        db.rollback()
+        return _plan_page(request, db, settings, user, status_code=422,
+                          import_errors=views.import_problems(exc.lines), import_year=year)
+    return see_other(f"/console/plan?year={year}&done=imported&imported={count}")
+
+
+# ---- one item -------------------------------------------------------------------------------
+
+def _may_upload(db: Session, user: StaffUser, view: plan.ItemView, step: str) -> bool:
+    """Which upload forms to offer; events.plan_files decides when one is posted."""
+    return plan_files.may_upload(db, user, view.item, step)
+
+
+def _candidates(db: Session, user: StaffUser, view: plan.ItemView) -> list[Event]:
+    """The lead unit's broadcasts (and those it co-hosts), not cancelled, for the link form."""
+    query = sessions.EventQuery(kind=EventKind.broadcast, unit=view.unit.code, limit=200)
+    found = sessions.list_events(db, query, viewer=user)
+    return [e for e in found if e.status != EventStatus.cancelled]
+
+
+def _item_page(request: Request, db: Session, settings: Any, user: StaffUser, item_id: int,
+               *, status_code: int = 200, problem: str = "", failed: str = "") -> Response:
+    _require_plan_reader(user)
+    now = utcnow()
+    view = plan.item_view(db, item_id, settings, now=now)
+    key = request.query_params.get("done", "")
+    readable = plan_files.may_read(db, user, view.item)
+    steps = [{"step": s, "label": views.step_label(s.step),
+              "owner": views.owner_label(s.owner), "due": views.due_text(s.due),
+              "files": s.files if readable else [], "count": len(s.files),
+              "uploadable": s.step in ("material", "script"),
+              "may_upload": s.step in ("material", "script") and _may_upload(db, user, view,
+                                                                             s.step)}
+             for s in views.step_rows(view)]
+    may_link = plan_edit.may_link(user, view.item)
+    return render(
+        request, "console/plan_item.html", status_code=status_code, view=view,
+        item=view.item, steps=steps, state=view.state,
+        reason=views.reason_label(view.reason, settings.announce_days, settings.archive_days),
+        may_link=may_link, readable=readable, candidates=_candidates(db, user, view) if may_link else [],
+        problem=problem, failed=failed,
+        done=gettext(DONE[key]) if key in DONE else "", v=views)
+
+
+@router.get("/plan/items/{item_id:int}")
+def item_page(item_id: int, request: Request, db: SessionDep, settings: SettingsDep,
+              user: ConsoleStaff) -> Response:
+    return _item_page(request, db, settings, user, item_id)
+
+
+def _problem(exc: DomainError) -> str:
+    if exc.code in ACTION_PROBLEMS:
+        return gettext(ACTION_PROBLEMS[exc.code])
+    return gettext("This could not be done (%(code)s).") % {"code": exc.code}
+
+
+@router.post("/plan/items/{item_id:int}/session")
+def link_session(item_id: int, request: Request, db: SessionDep, settings: SettingsDep,
+                 user: ConsoleStaff, form: PostedForm) -> Response:
+    _require_plan_reader(user)
+    raw = str(form.get("event_id", "")).strip()
+    event_id = int(raw) if raw.isdecimal() and len(raw) < 10 else None
+    if raw and event_id is None:
+        return _item_page(request, db, settings, user, item_id, status_code=422,
+                          problem=gettext(ACTION_PROBLEMS["unknown_event"]), failed="session")
+    try:
+        plan_edit.link_event(db, user, item_id, event_id)
+    except DomainError as exc:
+        if exc.status == 404 and exc.code != "unknown_event":
+            raise
+        db.rollback()
+        return _item_page(request, db, settings, user, item_id, status_code=exc.status,
+                          problem=_problem(exc), failed="session")
+    done = "linked" if event_id is not None else "unlinked"
+    return see_other(f"/console/plan/items/{item_id}?done={done}")
+
+
+@router.post("/plan/items/{item_id:int}/files")
+def upload_file(item_id: int, request: Request, db: SessionDep, settings: SettingsDep,
+                      user: ConsoleStaff, form: PostedForm) -> Response:
+    _require_plan_reader(user)
+    step = str(form.get("step", ""))
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _item_page(request, db, settings, user, item_id, status_code=422,
+                          problem=gettext(ACTION_PROBLEMS["file_required"]), failed=step)
+    data = upload.file.read(plan_files.MAX_FILE_BYTES + 1)
+    try:
+        item = plan_edit.get_item(db, item_id)
+        plan_files.store(db, user, item, step, upload.filename, data, settings)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        db.rollback()
+        return _item_page(request, db, settings, user, item_id, status_code=exc.status,
+                          problem=_problem(exc), failed=step)
+    done = step if step in DONE else "material"
+    return see_other(f"/console/plan/items/{item_id}?done={done}#step-{step}")
