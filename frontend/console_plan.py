@@ -168,7 +168,8 @@ def _item_page(request: Request, db: Session, settings: Any, user: StaffUser, it
         request, "console/plan_item.html", status_code=status_code, view=view,
         item=view.item, steps=steps, state=view.state,
         reason=views.reason_label(view.reason, settings.announce_days, settings.archive_days),
-        may_link=may_link, readable=readable, candidates=_candidates(db, user, view) if may_link else [],
+        may_link=may_link, readable=readable,
+        candidates=_candidates(db, user, view) if may_link else [],
         problem=problem, failed=failed,
         done=gettext(DONE[key]) if key in DONE else "", v=views)
 

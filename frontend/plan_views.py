@@ -248,7 +248,7 @@ def step_rows(view: ItemView) -> list[StepView]:
 
 # ---- the import's problems ------------------------------------------------------------------
 
-IMPORT_FIELDS = {"file": N_("The file"), "header": N_("The header"), "topic": N_("Topic"),
+IMPORT_FIELDS = {"file": N_("The file"), "header": N_("The header"), "topic": N_("Plan topic"),
                  "unit_code": N_("Lead unit code"), "month": N_("Month"),
                  "theme": N_("Theme"), "": N_("The line")}
 # events.plan_import's messages (English, for the API), as the console says them: the first
