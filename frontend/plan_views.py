@@ -105,6 +105,15 @@ def due_text(day: date | None) -> str:
     return date_text(day) if day else ""
 
 
+def size_text(size: int) -> str:
+    """A file's size: '820 B', '12.5 KB', '3.1 MB'."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024**2:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024**2:.1f} MB"
+
+
 def next_step(view: ItemView) -> StepView | None:
     """The first step not done yet, in the order of STEPS."""
     return next((s for s in view.steps if s.done_at is None), None)
@@ -122,10 +131,16 @@ def premiere_of(view: ItemView) -> datetime | None:
 
 
 def public_word(view: ItemView, now: datetime, shown: bool) -> str:
-    """aired | upcoming | preparing | not_aired; `shown`: the public sees the linked session."""
+    """aired | upcoming | preparing | not_aired; `shown`: the public sees the linked session.
+    Aired once its video is on the portal; a premiere past without it has not aired as
+    planned once events.plan calls the item late or missed (before that: it is playing)."""
+    if shown and on_portal(view):
+        return "aired"
     premiere = premiere_of(view)
     if shown and premiere is not None:
-        return "aired" if premiere <= now else "upcoming"
+        if premiere > now:
+            return "upcoming"
+        return "not_aired" if view.state in ("late", "missed") else "aired"
     if view.state == "missed":
         return "not_aired"
     return "preparing"
@@ -172,7 +187,7 @@ def _mark(view: ItemView, x: float, y: float, href: str | None) -> str:
     solid = state in ("done", "late", "missed")
     fill, ink = (color, "#fff") if solid else ("#fff", color)
     dash = ' stroke-dasharray="4 3"' if state == "planned" else ""
-    short = topic[:2] if len(topic) > 2 else topic
+    short = topic[:3]
     body = (f'<title>{escape(label)}</title>'
             f'<rect x="{charts._num(x)}" y="{charts._num(y)}" width="{COL_W - 8:g}" '
             f'height="{MARK_H:g}" rx="4" fill="{fill}" stroke="{color}" stroke-width="2"{dash}/>'
