@@ -66,6 +66,15 @@ def _next_position(db: Session, year: int) -> int:
     return int(last or 0) + 1
 
 
+def _flush_new(db: Session) -> None:
+    """New items written; a topic another request added a moment before is a duplicate."""
+    try:
+        db.flush()
+    except IntegrityError:  # the request rolls back
+        raise Conflict("duplicate_topic", "a topic was added to the year's plan meanwhile: "
+                       "read the plan again", field="topic") from None
+
+
 def import_plan(db: Session, actor: StaffUser, year: int, data: bytes) -> int:
     """Adds the file's items to the year's plan; PlanCsvInvalid (nothing added) when any line
     is bad. Returns how many were added."""
@@ -81,7 +90,7 @@ def import_plan(db: Session, actor: StaffUser, year: int, data: bytes) -> int:
         db.add(PlanItem(year=year, topic=line.topic, unit_id=line.unit.id, month=line.month,
                         theme_code=line.theme.code if line.theme else None,
                         position=position + offset, created_by=actor.id, created_at=now))
-    db.flush()
+    _flush_new(db)
     audit.record(db, actor, "plan.import", "plan", year, changes={"imported": len(lines)})
     return len(lines)
 
@@ -113,7 +122,7 @@ def create_item(db: Session, actor: StaffUser, data: PlanItemCreate) -> PlanItem
                     position=_next_position(db, data.year), created_by=actor.id,
                     created_at=utcnow())
     db.add(item)
-    db.flush()
+    _flush_new(db)
     audit.record(db, actor, "plan.create", "plan_item", item.id, unit_id=unit.id,
                  changes={"year": data.year, "topic": topic, "month": data.month,
                           "theme": item.theme_code})
@@ -174,9 +183,8 @@ def link_event(db: Session, actor: StaffUser, item_id: int, event_id: int | None
     item.event_id = event_id
     db.add(item)
     try:
-        with db.begin_nested():  # another request linked the session a moment before
-            db.flush()
-    except IntegrityError:
+        db.flush()
+    except IntegrityError:  # another request linked it a moment before; the request rolls back
         raise Conflict("already_linked", "the session already carries another plan item",
                        field="event_id") from None
     audit.record(db, actor, "plan.link", "plan_item", item.id, unit_id=item.unit_id,
