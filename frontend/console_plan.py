@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
@@ -52,6 +52,30 @@ ACTION_PROBLEMS = {
     "invalid": N_("Choose material or script."),
     "file_required": N_("Choose a file first."),
 }
+
+
+# What a form adds around its file (the token, the step, the multipart boundaries).
+FORM_OVERHEAD = 64 * 1024
+
+
+class UploadTooLarge(DomainError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("too_large", f"the upload is larger than {limit} bytes",
+                         max_bytes=limit)
+
+
+def _bounded(limit: int) -> Any:
+    """A dependency, resolved before the form is read (these routes are exempt from the edge's
+    body limit, server.app.UPLOAD_PATHS): a body over `limit` is refused by its length."""
+
+    def check(request: Request) -> None:
+        length = request.headers.get("content-length", "")
+        if not length.isdecimal() or int(length) > limit + FORM_OVERHEAD:
+            raise UploadTooLarge(limit)
+
+    return Depends(check)
 
 
 def _require_plan_reader(user: StaffUser) -> None:
@@ -114,9 +138,9 @@ def plan_page(request: Request, db: SessionDep, settings: SettingsDep,
     return _plan_page(request, db, settings, user)
 
 
-@router.post("/plan/import")
+@router.post("/plan/import", dependencies=[_bounded(plan_import.MAX_BYTES)])
 def import_plan(request: Request, db: SessionDep, settings: SettingsDep,
-                      user: ConsoleStaff, form: PostedForm) -> Response:
+                user: ConsoleStaff, form: PostedForm) -> Response:
     """The office's file: imported whole, or every bad line shown and nothing imported."""
     _require_plan_reader(user)
     raw_year = str(form.get("year", ""))
@@ -132,6 +156,13 @@ def import_plan(request: Request, db: SessionDep, settings: SettingsDep,
         db.rollback()
         return _plan_page(request, db, settings, user, status_code=422,
                           import_errors=views.import_problems(exc.lines), import_year=year)
+    except DomainError as exc:  # too large, or a topic another import took a moment before
+        if exc.status == 403:
+            raise
+        db.rollback()
+        problem = {"line": 0, "field": "file", "message": exc.code}
+        return _plan_page(request, db, settings, user, status_code=exc.status,
+                          import_errors=views.import_problems([problem]), import_year=year)
     return see_other(f"/console/plan?year={year}&done=imported&imported={count}")
 
 
@@ -207,7 +238,8 @@ def link_session(item_id: int, request: Request, db: SessionDep, settings: Setti
     return see_other(f"/console/plan/items/{item_id}?done={done}")
 
 
-@router.post("/plan/items/{item_id:int}/files")
+@router.post("/plan/items/{item_id:int}/files",
+             dependencies=[_bounded(plan_files.MAX_FILE_BYTES)])
 def upload_file(item_id: int, request: Request, db: SessionDep, settings: SettingsDep,
                       user: ConsoleStaff, form: PostedForm) -> Response:
     _require_plan_reader(user)

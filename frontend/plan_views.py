@@ -270,6 +270,9 @@ IMPORT_FIELDS = {"file": N_("The file"), "header": N_("The header"), "topic": N_
 # pattern found in the message wins; its groups fill %(value)s.
 IMPORT_MESSAGES: tuple[tuple[str, str], ...] = (
     (r"^empty$", N_("Choose the plan's CSV file to import.")),
+    (r"^too_large$", N_("The file is larger than 1 MB: a plan file holds at most 500 items.")),
+    (r"^duplicate_topic$", N_("Another import added one of these topics a moment ago: reload "
+                              "the plan and import again.")),
     (r"neither UTF-8 nor GB18030", N_("The file is neither UTF-8 nor GB18030 text: save the "
                                       "spreadsheet as CSV (UTF-8) and import it again.")),
     (r"holds NUL bytes", N_("The file is not CSV text: save the spreadsheet as CSV (UTF-8) "

@@ -11,7 +11,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from events import plan
 from events.models import PlanFile, PlanItem
+from frontend import plan_views as views
 from streaming.models import Recording
 from tests.conftest import Clock, event_body, publish
 from tests.frontend.console_pages import csrf_of
@@ -304,3 +306,27 @@ def test_the_public_reads_the_plan_in_its_own_words(staff: Any, client: TestClie
     # Another year with no plan says so; a nonsense year falls back to this year.
     assert "本年度的直播计划尚未公布。" in text_of(client.get("/plan?year=2031").text)
     assert client.get("/plan?year=abc").status_code == 200
+
+
+def test_every_reason_of_the_plan_reads_in_chinese() -> None:
+    for code in plan.REASONS:
+        label = views.reason_label(code, announce_days=3, archive_days=7)
+        assert label != code and re.search(r"[\u4e00-\u9fff]", label), code
+    assert views.reason_label("announced_missing", 3, 7) == "未提前3天预告"
+    assert views.reason_label("archived_missing", 3, 7) == "未按时上线门户（首播后7天内）"
+    assert all(re.search(r"[\u4e00-\u9fff]", views.state_label(s)) for s in plan.STATES)
+
+
+def test_a_file_too_large_is_refused_with_a_sentence(staff: Any, clock: Clock) -> None:
+    at(clock)
+    admin = staff("admin")
+    # Just over the import's 1 MB: read, and refused by the domain with a sentence.
+    line = "很长的议题,education,3,education\n"
+    over = "topic,unit_code,month,theme\n" + line * (1_010_000 // len(line.encode()) + 1)
+    refused = import_form(admin, over)
+    assert refused.status_code == 413
+    assert "文件超过 1 MB：一个计划文件最多 500 个条目。" in text_of(refused.text)
+    # Far over: refused by its length before the form is read, as a console page.
+    far = import_form(admin, line * 200_000)
+    assert far.status_code == 413 and "<html" in far.text
+    assert admin.get(f"/api/plan?year={YEAR}").json()["items"] == []
