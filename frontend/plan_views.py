@@ -179,7 +179,7 @@ class Timeline:
 COL_W, HEAD, MARK_H, GAP = 60.0, 28.0, 22.0, 6.0
 
 
-def _mark(view: ItemView, x: float, y: float, href: str | None) -> str:
+def _mark(view: ItemView, x: float, y: float) -> str:
     state = view.state
     color = STATE_COLORS.get(state, charts.INK)
     topic = str(view.item.topic)
@@ -194,10 +194,7 @@ def _mark(view: ItemView, x: float, y: float, href: str | None) -> str:
             f'<text x="{charts._num(x + 6)}" y="{charts._num(y + MARK_H / 2)}" font-size="12" '
             f'fill="{ink}" dominant-baseline="central">{escape(STATE_ICONS.get(state, ""))} '
             f'{escape(short)}</text>')
-    cls = f'class="plan-mark plan-mark-{escape(state)}"'
-    if href:
-        return f'<a href="{escape(href)}" {cls}>{body}</a>'
-    return f"<g {cls}>{body}</g>"
+    return f'<g class="plan-mark plan-mark-{escape(state)}">{body}</g>'
 
 
 def _legend(y: float) -> tuple[str, float]:
@@ -220,10 +217,10 @@ def _legend(y: float) -> tuple[str, float]:
     return "".join(parts), (row + 1) * 22
 
 
-def timeline(year: int, views: Sequence[ItemView], today: date,
-             link: bool = True) -> Timeline:
+def timeline(year: int, views: Sequence[ItemView], today: date) -> Timeline:
     """Twelve month columns; each item a mark in its month, coloured and shaped by its state.
-    The table beside it on the page is its text equivalent."""
+    An image (role img, no links inside): the table beside it is its text equivalent and
+    carries the links."""
     title = gettext("The broadcast plan of %(year)s by month") % {"year": year}
     months = by_month(views)
     tallest = max((len(items) for _, items in months), default=0)
@@ -243,8 +240,7 @@ def timeline(year: int, views: Sequence[ItemView], today: date,
                      f'{escape(month_label(month))}</text>')
         for index, view in enumerate(items):
             y = HEAD + GAP + index * (MARK_H + GAP)
-            href = f"/console/plan/items/{view.item.id}" if link else None
-            parts.append(_mark(view, x + 4, y, href))
+            parts.append(_mark(view, x + 4, y))
     legend, legend_h = _legend(HEAD + plot_h + 12)
     parts.append(legend)
     tally = counts(views)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from axe_playwright_python.sync_playwright import Axe
+
 from events.timeutil import LOCAL_TZ, local
 from tests.conftest import Clock, event_body, make_user, publish
 from tests.frontend.browser import PHONE, no_horizontal_scroll, screenshot, sign_in
@@ -35,6 +37,14 @@ def short_clip(folder: Path) -> Path:
                     "sine=frequency=440:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
                     "-c:a", "aac", "-shortest", str(clip)], check=True)
     return clip
+
+
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious or critical findings on the page, one line each."""
+    response = Axe().run(page).response
+    assert response["passes"], "axe checked nothing"
+    return [f"{v['id']}: {v['nodes'][0]['target']} {v['help']}"
+            for v in response["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def state_cell(page: Any) -> str:
@@ -124,8 +134,12 @@ def test_an_item_goes_from_import_to_on_track_then_late(live_server: str, browse
     assert late_mark.count() == 1
     assert TOPIC in late_mark.locator("title").text_content()
     screenshot(unit, "plan-year-late")
+    assert serious_violations(unit) == []
     unit.goto(item_url)
     assert unit.locator("#step-archived .pstate-late").inner_text().strip().endswith("已逾期")
+    assert serious_violations(unit) == []
+    office.goto(f"{base}/console/plan?year={year}")  # with the import form
+    assert serious_violations(office) == []
 
     # The same pages on a phone: the table turns into cards, nothing scrolls sideways.
     phone = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
@@ -138,3 +152,4 @@ def test_an_item_goes_from_import_to_on_track_then_late(live_server: str, browse
     assert phone.get_by_text(TOPIC).is_visible() and no_horizontal_scroll(phone)
     assert phone.locator(".plan-public-item").get_by_text("未按计划播出").is_visible()
     screenshot(phone, "plan-public-phone")
+    assert serious_violations(phone) == []
