@@ -146,6 +146,8 @@ def test_an_item_goes_from_import_to_on_track_then_late(live_server: str, browse
     sign_in(phone, base, "plan-education", f"/console/plan?year={year}")
     assert no_horizontal_scroll(phone)
     assert "逾期" in phone.locator("tr.plan-row").inner_text()
+    screenshot(phone, "plan-year-phone")
+    assert serious_violations(phone) == []
     phone.goto(item_url)
     assert no_horizontal_scroll(phone)
     phone.goto(f"{base}/plan?year={year}")
