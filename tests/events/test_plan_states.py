@@ -62,7 +62,7 @@ def recorded(db: Session, event_id: int, at: datetime, duration_s: float = 600) 
 
 
 def test_an_item_from_planned_to_done(staff: Any, clock: Clock, client: TestClient,
-                                      db: Session) -> None:
+                                      db: Session, settings: Settings) -> None:
     clock.now = beijing("2027-03-01")
     admin = staff("admin")
     item = new_item(admin)  # May
@@ -102,6 +102,9 @@ def test_an_item_from_planned_to_done(staff: Any, clock: Clock, client: TestClie
     clock.now = beijing("2027-05-20", 11)  # the premiere played (ten minutes long)
     assert state_of(client, item) == ("done", "")
     assert not any(s["late"] for s in editor.get(f"/api/plan/items/{item}").json()["steps"])
+    # Judged at an earlier time, what was done later does not count.
+    earlier = plan.item_view(db, item, settings, now=beijing("2027-05-11"))
+    assert (earlier.state, earlier.reason) == ("at_risk", "recording_due_soon")
 
 
 def test_an_announcement_too_late_makes_the_item_late(staff: Any, clock: Clock,
