@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from events.models import AuditEntry, PlanItem
-from tests.conftest import event_body
+from tests.conftest import event_body, unit_id
 
 HEADER = "topic,unit_code,month,theme\n"
 GOOD = HEADER + ("优化营商环境政策解读,commerce,3,major-projects\n"
@@ -221,7 +221,6 @@ def test_a_cohost_broadcast_may_carry_the_item(staff: Any, client: TestClient,
     admin = staff("admin")
     assert post_csv(admin, GOOD).status_code == 200
     item = plan_of(client)[1]["id"]  # education's
-    from tests.conftest import unit_id
     shared = broadcast(admin, db, "culture", cohost_unit_ids=[unit_id(db, "education")])
     linked = admin.put(f"/api/plan/items/{item}", json={"event_id": shared})
     assert linked.status_code == 200, linked.text

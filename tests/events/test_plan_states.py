@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from events import plan
-from events.models import OutboxMessage
+from events.models import OutboxMessage, Unit
 from server.config import Settings
 from streaming.models import Recording
 from tests.conftest import Clock, event_body, publish
@@ -209,3 +209,19 @@ def test_reminders_reach_the_lead_unit_and_the_press_office_once(
     body = db.exec(select(OutboxMessage.body).where(
         OutboxMessage.recipient == "unit:publicity")).one()
     assert "5月13日" in body and "区委宣传部" in body
+
+
+def test_a_unit_with_a_contact_address_gets_its_reminder_by_email(
+        staff: Any, clock: Clock, db: Session, settings: Settings) -> None:
+    unit = db.exec(select(Unit).where(Unit.code == "education")).one()
+    unit.contact_email = "jiaowei@xicheng.gov.cn"
+    db.add(unit)
+    db.commit()
+    clock.now = beijing("2027-04-05")
+    new_item(staff("admin"))
+    assert plan.remind_due(db, settings) == 1
+    db.commit()
+    message = db.exec(select(OutboxMessage).where(OutboxMessage.topic == "plan_reminder")).one()
+    assert (message.channel, message.recipient) == ("email", "jiaowei@xicheng.gov.cn")
+    assert message.recipient_masked == "j***@xicheng.gov.cn"
+    assert "尚未关联直播活动" in message.body
