@@ -7,6 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from events import plan_edit
 from events.models import AuditEntry, PlanItem
 from tests.conftest import event_body, unit_id
 
@@ -222,6 +223,12 @@ def test_a_cohost_broadcast_may_carry_the_item(staff: Any, client: TestClient,
     assert post_csv(admin, GOOD).status_code == 200
     item = plan_of(client)[1]["id"]  # education's
     shared = broadcast(admin, db, "culture", cohost_unit_ids=[unit_id(db, "education")])
+    own = broadcast(admin, db)
+    other = broadcast(admin, db, "commerce")
+    plan_item = db.get(PlanItem, item)
+    assert plan_item is not None
+    offered = [e.id for e in plan_edit.candidates(db, plan_item)]
+    assert shared in offered and own in offered and other not in offered
     linked = admin.put(f"/api/plan/items/{item}", json={"event_id": shared})
     assert linked.status_code == 200, linked.text
 
