@@ -169,6 +169,21 @@ def _carrier(db: Session, item: PlanItem, event_id: int) -> Event:
     return event
 
 
+def candidates(db: Session, item: PlanItem) -> list[Event]:
+    """The sessions the item may be linked to (the console's choice), soonest first: the lead
+    unit's broadcasts and those it co-hosts, not cancelled, not carrying another item."""
+    cohosted = select(EventCohost.event_id).where(EventCohost.unit_id == item.unit_id,
+                                                  EventCohost.state == CohostState.accepted)
+    linked = select(PlanItem.event_id).where(col(PlanItem.event_id).is_not(None),
+                                             col(PlanItem.id) != item.id)
+    return list(db.exec(
+        select(Event).where(Event.kind == EventKind.broadcast,
+                            Event.status != EventStatus.cancelled,
+                            (col(Event.unit_id) == item.unit_id) | col(Event.id).in_(cohosted),
+                            col(Event.id).not_in(linked))
+        .order_by(col(Event.starts_at), col(Event.id))))
+
+
 def link_event(db: Session, actor: StaffUser, item_id: int, event_id: int | None) -> PlanItem:
     """Links (or, with None, unlinks) the session that carries the item out."""
     item = get_item(db, item_id)

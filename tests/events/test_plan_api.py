@@ -7,8 +7,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from events import plan_edit
 from events.models import AuditEntry, PlanItem
-from tests.conftest import event_body
+from tests.conftest import event_body, unit_id
 
 HEADER = "topic,unit_code,month,theme\n"
 GOOD = HEADER + ("优化营商环境政策解读,commerce,3,major-projects\n"
@@ -52,6 +53,9 @@ def test_the_office_imports_a_plan_in_utf8_and_the_public_reads_it(staff: Any,
     assert items[1]["event_id"] is None and items[1]["state"] in ("planned", "at_risk",
                                                                    "missed")
     assert plan_of(client, 2028) == []
+    this_year = client.get("/api/plan")
+    assert this_year.status_code == 200 and isinstance(this_year.json()["year"], int)
+    assert client.get("/api/plan?year=abc").status_code == 422
 
 
 def test_excel_files_import_with_a_bom_or_in_gb18030(staff: Any, client: TestClient) -> None:
@@ -74,13 +78,15 @@ def test_every_bad_line_is_named_and_nothing_is_imported(staff: Any, client: Tes
                      "好的一行,culture,6,culture\n"
                      "主题不对,education,6,no-such-theme\n"
                      ",education,6,education\n"
-                     "少一列,education,6\n")
+                     "少一列,education,6\n"
+                     "表格多出的空列,education,6,,,\n")
     lines = bad_lines(post_csv(admin, text))
     assert lines == [(3, "unit_code"), (4, "month"), (5, "month"), (6, "topic"),
                      (7, "theme"), (8, "topic"), (9, "")]
     messages = post_csv(admin, text).json()["lines"]
     assert "no-such-unit" in messages[0]["message"]
     assert "1 to 12" in messages[1]["message"]
+    assert "line 2 of the file" in messages[3]["message"]
     assert plan_of(client) == []
     assert db.exec(select(PlanItem)).all() == []
 
@@ -90,6 +96,7 @@ def test_a_topic_already_in_the_year_is_a_duplicate(staff: Any, client: TestClie
     assert post_csv(admin, GOOD).status_code == 200
     again = HEADER + "新的议题,education,7,\n 义务教育入学政策 ,education,8,\n"
     assert bad_lines(post_csv(admin, again)) == [(3, "topic")]
+    assert "the plan of 2027" in post_csv(admin, again).json()["lines"][0]["message"]
     assert len(plan_of(client)) == 3
     # Another year is another plan.
     assert post_csv(admin, GOOD, year=2028).json() == {"imported": 3}
@@ -215,8 +222,13 @@ def test_a_cohost_broadcast_may_carry_the_item(staff: Any, client: TestClient,
     admin = staff("admin")
     assert post_csv(admin, GOOD).status_code == 200
     item = plan_of(client)[1]["id"]  # education's
-    from tests.conftest import unit_id
     shared = broadcast(admin, db, "culture", cohost_unit_ids=[unit_id(db, "education")])
+    own = broadcast(admin, db)
+    other = broadcast(admin, db, "commerce")
+    plan_item = db.get(PlanItem, item)
+    assert plan_item is not None
+    offered = [e.id for e in plan_edit.candidates(db, plan_item)]
+    assert shared in offered and own in offered and other not in offered
     linked = admin.put(f"/api/plan/items/{item}", json={"event_id": shared})
     assert linked.status_code == 200, linked.text
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from events import plan
-from events.models import OutboxMessage
+from events.models import OutboxMessage, Unit
 from server.config import Settings
 from streaming.models import Recording
 from tests.conftest import Clock, event_body, publish
@@ -62,7 +62,7 @@ def recorded(db: Session, event_id: int, at: datetime, duration_s: float = 600) 
 
 
 def test_an_item_from_planned_to_done(staff: Any, clock: Clock, client: TestClient,
-                                      db: Session) -> None:
+                                      db: Session, settings: Settings) -> None:
     clock.now = beijing("2027-03-01")
     admin = staff("admin")
     item = new_item(admin)  # May
@@ -102,6 +102,9 @@ def test_an_item_from_planned_to_done(staff: Any, clock: Clock, client: TestClie
     clock.now = beijing("2027-05-20", 11)  # the premiere played (ten minutes long)
     assert state_of(client, item) == ("done", "")
     assert not any(s["late"] for s in editor.get(f"/api/plan/items/{item}").json()["steps"])
+    # Judged at an earlier time, what was done later does not count.
+    earlier = plan.item_view(db, item, settings, now=beijing("2027-05-11"))
+    assert (earlier.state, earlier.reason) == ("at_risk", "recording_due_soon")
 
 
 def test_an_announcement_too_late_makes_the_item_late(staff: Any, clock: Clock,
@@ -206,3 +209,19 @@ def test_reminders_reach_the_lead_unit_and_the_press_office_once(
     body = db.exec(select(OutboxMessage.body).where(
         OutboxMessage.recipient == "unit:publicity")).one()
     assert "5月13日" in body and "区委宣传部" in body
+
+
+def test_a_unit_with_a_contact_address_gets_its_reminder_by_email(
+        staff: Any, clock: Clock, db: Session, settings: Settings) -> None:
+    unit = db.exec(select(Unit).where(Unit.code == "education")).one()
+    unit.contact_email = "jiaowei@xicheng.gov.cn"
+    db.add(unit)
+    db.commit()
+    clock.now = beijing("2027-04-05")
+    new_item(staff("admin"))
+    assert plan.remind_due(db, settings) == 1
+    db.commit()
+    message = db.exec(select(OutboxMessage).where(OutboxMessage.topic == "plan_reminder")).one()
+    assert (message.channel, message.recipient) == ("email", "jiaowei@xicheng.gov.cn")
+    assert message.recipient_masked == "j***@xicheng.gov.cn"
+    assert "尚未关联直播活动" in message.body
