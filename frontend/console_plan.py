@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
-from events import plan, plan_edit, plan_files, plan_import, sessions, units
+from events import plan, plan_edit, plan_files, plan_import, units
 from events.errors import DomainError, Forbidden
-from events.models import Event, EventKind, EventStatus, Role, StaffUser, Unit
+from events.models import Role, StaffUser, Unit
 from events.plan import PlanCsvInvalid
 from events.timeutil import local, utcnow
 from frontend import plan_views as views
@@ -173,13 +173,6 @@ def _may_upload(db: Session, user: StaffUser, view: plan.ItemView, step: str) ->
     return plan_files.may_upload(db, user, view.item, step)
 
 
-def _candidates(db: Session, user: StaffUser, view: plan.ItemView) -> list[Event]:
-    """The lead unit's broadcasts (and those it co-hosts), not cancelled, for the link form."""
-    query = sessions.EventQuery(kind=EventKind.broadcast, unit=view.unit.code, limit=200)
-    found = sessions.list_events(db, query, viewer=user)
-    return [e for e in found if e.status != EventStatus.cancelled]
-
-
 def _item_page(request: Request, db: Session, settings: Any, user: StaffUser, item_id: int,
                *, status_code: int = 200, problem: str = "", failed: str = "") -> Response:
     _require_plan_reader(user)
@@ -200,7 +193,7 @@ def _item_page(request: Request, db: Session, settings: Any, user: StaffUser, it
         item=view.item, steps=steps, state=view.state,
         reason=views.reason_label(view.reason, settings.announce_days, settings.archive_days),
         may_link=may_link, readable=readable,
-        candidates=_candidates(db, user, view) if may_link else [],
+        candidates=plan_edit.candidates(db, view.item) if may_link else [],
         problem=problem, failed=failed,
         done=gettext(DONE[key]) if key in DONE else "", v=views)
 
