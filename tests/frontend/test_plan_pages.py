@@ -105,6 +105,8 @@ def test_the_office_imports_a_plan_and_sees_its_year(staff: Any, clock: Clock) -
     counts = dict(re.findall(r'plan-count-(\w+)"><dt>.*?</dt><dd>(\d+)</dd>', page.text))
     assert counts["total"] == "4" and counts["at_risk"] == "1" and counts["planned"] == "2"
     assert counts["missed"] == "1" and counts["done"] == "0"
+    english = text_of(admin.get(f"/console/plan?year={YEAR}&lang=en").text)
+    assert "At risk of slipping" in english and "No broadcast session linked yet" in english
 
 
 def test_the_table_filters_by_unit_and_state(staff: Any, clock: Clock) -> None:
@@ -305,6 +307,9 @@ def test_the_public_reads_the_plan_in_its_own_words(staff: Any, client: TestClie
     assert 'href="/plan"' in client.get("/").text  # the portal's navigation
     # Another year with no plan says so; a nonsense year falls back to this year.
     assert "本年度的直播计划尚未公布。" in text_of(client.get("/plan?year=2031").text)
+    english = text_of(client.get("/plan?year=2027&lang=en").text)
+    assert "Aired" in english and "Coming up" in english
+    assert "Premiere: Sat 20 Mar 2027, 10:00" in english
     assert client.get("/plan?year=abc").status_code == 200
 
 
