@@ -49,8 +49,10 @@ from streaming.rtmp import RtmpServer
 from streaming.storage import LocalStorage
 
 MAX_JSON_BODY = 1_000_000
-# Recordings are larger: these routes stream their bodies to disk under their own limits.
-UPLOAD_PATHS = re.compile(r"^/api/(events/[0-9]+/recording|uploads/[A-Za-z0-9_-]+)$")
+# Recordings (and the plan's step files) are larger: these routes read their bodies under
+# their own limits.
+UPLOAD_PATHS = re.compile(r"^/api/(events/[0-9]+/recording|uploads/[A-Za-z0-9_-]+"
+                          r"|plan/items/[0-9]+/files)$")
 
 
 class HealthPublic(BaseModel):
