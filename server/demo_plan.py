@@ -105,7 +105,8 @@ UNLINKED = (
 QUESTIONS = (
     ("publicity-preschool-broadcast", "西城家长", "新增的学前学位什么时候可以登记？", 32, "live",
      "新增学位在明年秋季学期投入使用，登记时间将提前一个月在门户网站公布。", "", ""),
-    ("publicity-preschool-broadcast", "月坛居民", "建议普惠性幼儿园公布每月收费明细。", 27, "written",
+    ("publicity-preschool-broadcast", "月坛居民", "建议普惠性幼儿园公布每月收费明细。", 27,
+     "written",
      "采纳。各普惠性幼儿园将于下学期起在园门口和门户网站按月公示收费明细。", "adopted", ""),
     ("publicity-preschool-broadcast", "新街口妈妈", "建议幼儿园延长托管到晚上七点。", 19, "written",
      "部分采纳：试点幼儿园延长托管至18:30，其余幼儿园视师资情况逐步推开。", "partly_adopted", ""),
@@ -115,7 +116,8 @@ QUESTIONS = (
     ("housing-elevator-dialogue", "展览路居民", "一层住户不同意加装电梯怎么办？", 45, "live",
      "街道将组织协商，并对一层住户的采光、噪声影响给予补偿。", "", ""),
     ("housing-elevator-dialogue", "老楼住户", "建议加装电梯的补贴直接拨付到小区。", 23, "written",
-     "不予采纳。", "not_adopted", "补贴按市级规定须在电梯验收合格后拨付给实施主体，以保证资金安全。"),
+     "不予采纳。", "not_adopted",
+     "补贴按市级规定须在电梯验收合格后拨付给实施主体，以保证资金安全。"),
     ("housing-elevator-dialogue", "金融街居民", "加装电梯后的维保费用由谁承担？", 17, "", "", "",
      ""),
 )

@@ -8,12 +8,13 @@ import re
 from html import unescape
 
 from events.question_stats import QuestionStats
-from tests.events.test_compliance_plan import (  # noqa: F401  (fixtures)
-    YEAR,
-    planned_year,
-    stats,
-)
+from tests.events import test_compliance_plan as data
 from tests.helpers import held
+
+YEAR = data.YEAR
+# The fixtures of test_compliance_plan, used here by name.
+planned_year = data.planned_year
+stats = data.stats
 
 
 def text_of(html: str) -> str:
