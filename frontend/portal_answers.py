@@ -14,7 +14,7 @@ from events import rooms
 from events.models import Event
 from events.timeutil import utcnow
 from frontend.i18n import N_, gettext
-from streaming import answers, jobs, questions
+from streaming import answers, jobs, phase, questions
 
 OUTCOMES = {"adopted": N_("Adopted"), "partly_adopted": N_("Partly adopted"),
             "not_adopted": N_("Not adopted")}
@@ -48,7 +48,10 @@ def answers_context(db: Session, event: Event) -> dict[str, Any] | None:
     found = questions.listed(db, event.id, "votes", now=now)
     if not found:
         return None
-    playable = jobs.published(db, event.id) is not None
+    recording = jobs.published(db, event.id)
+    # The link only where the room plays the recording on demand (not before its close-out).
+    playable = phase.playback_state(
+        event, now, recording.duration_s if recording is not None else None) == "vod"
     for item in found:
         moment = item["answered_at_video_time"]
         item["clock"] = None if moment is None else video_clock(moment)
