@@ -223,3 +223,32 @@ def test_the_cli_prints_what_the_api_answers(client, planned_year, stats, db, ru
     sessions = run_cli("compliance", "--year", str(YEAR), "--format", "sessions-csv")
     assert sessions == client.get(f"/api/compliance/sessions.csv?year={YEAR}").text
     assert {row["活动编号"]: row["逾期未答复"] for row in _csv_rows(sessions)}[str(event_id)] == "2"
+
+
+# ---- with streaming's own counts (h18/answers) ---------------------------------------------
+
+def test_the_report_counts_the_questions_as_streaming_does(client, staff, db, clock):
+    """Real questions, counted by streaming.answers' provider: skipped without it."""
+    from streaming.models import Question
+
+    if not question_stats._providers:
+        pytest.skip("needs streaming.answers' question stats (h18/answers)")
+    clock.now = NOW
+    admin = staff("admin")
+    event_id = held(admin, db, "education", "2027-05-20T09:30:00+08:00")
+    ended = datetime(2027, 5, 20, 3, 30, tzinfo=UTC)  # 11:30 in Beijing
+    db.add_all([
+        Question(event_id=event_id, author="家长", text="学位够吗？", state="answered",
+                 answered_at_video_time=300.0),
+        Question(event_id=event_id, author="居民", text="建议公布收费。", state="answered",
+                 answer="采纳。", answer_at=ended + timedelta(days=4), outcome="adopted"),
+        Question(event_id=event_id, author="市民", text="何时登记？", state="approved"),
+        Question(event_id=event_id, author="路人", text="广告", state="rejected"),
+    ])
+    db.commit()
+    (education,) = client.get(f"/api/compliance?year={YEAR}&unit=education").json()["units"]
+    # 15 June is 26 days after the session: the open question is overdue.
+    assert education["questions"] == {"received": 4, "approved": 3, "answered_live": 1,
+                                      "answered_written": 1, "open": 1, "overdue": 1}
+    (row,) = _csv_rows(client.get(f"/api/compliance/sessions.csv?year={YEAR}").text)
+    assert (row["收到问题"], row["逾期未答复"], row["答复用时中位数（天）"]) == ("4", "1", "2")
