@@ -18,7 +18,7 @@ from frontend.i18n import gettext, pgettext
 
 # The plan's states, from the best to the worst, as the bars stack them.
 PLAN_STATES = ("done", "on_track", "planned", "at_risk", "late", "missed")
-STATE_ICONS = {"done": "✓", "on_track": "◔", "planned": "○", "at_risk": "⚠", "late": "⏱",
+STATE_ICONS = {"done": "✓", "on_track": "◔", "planned": "○", "at_risk": "⚠", "late": "◑",
                "missed": "✗"}
 STATE_COLORS = {"done": "#1b6e3a", "on_track": "#1a4f8b", "planned": "#46576a",
                 "at_risk": "#7a4f00", "late": "#6b2f7a", "missed": "#8c1d18"}
@@ -131,5 +131,5 @@ def plan_chart(found: Sequence[AccountabilityRow], year: int,
     description = gettext("%(total)s items: %(done)s done, %(late)s late, %(missed)s missed; "
                           "the table below gives each unit's numbers.") % all_items
     svg = charts.stacked_rows(chart_id, title, description, [row.name for row in planned],
-                              series, width=560, label_width=150)
+                              series, width=440, label_width=96)
     return {"svg": svg, "title": title}

@@ -109,8 +109,7 @@ def unit_page(code: str, request: Request, db: SessionDep, settings: SettingsDep
     return render(request, "console/compliance_unit.html", year=year, row=row,
                   years=views.year_choices(year), today=views.date_text(report.today),
                   v=views, pv=plan_views, accountable=accountable,
-                  answer_days=settings.answer_days,
-                  plan_chart=plan_views.plan_chart([accountable], year, "chart-unit-plan"))
+                  answer_days=settings.answer_days)
 
 
 # ---- the editor's card ----------------------------------------------------------------------
