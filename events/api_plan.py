@@ -19,7 +19,6 @@ from events.models import StaffUser
 from events.plan import PlanCsvInvalid
 from events.plan_edit import PlanItemCreate
 from events.plan_schemas import (
-    PlanCsvInvalidPublic,
     PlanFilePublic,
     PlanImported,
     PlanItemForStaff,
@@ -59,9 +58,9 @@ async def raw_body(request: Request) -> bytes:
 
 
 @router.post("/import", responses={
-    422: {"model": PlanCsvInvalidPublic,
-          "description": "`invalid_csv`: every bad line `{line, field, message}`; nothing was "
-                         "imported"},
+    422: {"description": "`invalid_csv`: `lines` lists every bad line as `{line, field, "
+                         "message}` (line 0: the whole file; 1: the header); nothing was "
+                         "imported. `invalid`: a year out of range"},
     413: {"description": "`too_large`: a file over 1 MB"}})
 def import_plan(year: Year, request: Request, db: SessionDep, user: StaffDep,
                 body: Annotated[bytes, Depends(raw_body)]) -> PlanImported:
@@ -198,7 +197,8 @@ async def upload_file(item_id: Id, step: Literal["material", "script"],
 
 @router.get("/files/{file_id}", response_class=FileResponse,
             responses={200: {"description": "the file, as an attachment",
-                             "content": {"application/octet-stream": {}}}})
+                             "content": {"application/octet-stream": {
+                                 "schema": {"type": "string", "format": "binary"}}}}})
 def download_file(file_id: Id, request: Request, db: SessionDep, user: StaffDep,
                   settings: SettingsDep) -> FileResponse:
     """A step's file: the lead unit's staff, the press office's, admins (404 to others)."""

@@ -153,12 +153,13 @@ def steps_of(event: Event | None, files: list[PlanFile], media: MediaFacts,
         done["recording"] = media.uploaded_at
         if event.status in ANNOUNCED and event.premiere_at is not None:
             done["announced"] = event.published_at
-        if media.on_portal_at is not None and media.on_portal_at <= now:
-            done["archived"] = media.on_portal_at
+        done["archived"] = media.on_portal_at
     today = local(now).date()
     views = []
     for step in STEPS:
         when, by = done[step], due[step]
+        if when is not None and when > now:
+            when = None  # not yet, judged at `now` (a premiere to come, a past `now`)
         late = by is not None and (local(when).date() > by if when is not None else today > by)
         views.append(StepView(step=step, owner=STEP_OWNERS[step], due=by, done_at=when,
                               late=late, files=by_step.get(step, [])))

@@ -66,6 +66,15 @@ def _next_position(db: Session, year: int) -> int:
     return int(last or 0) + 1
 
 
+def _flush_new(db: Session) -> None:
+    """New items written; a topic another request added a moment before is a duplicate."""
+    try:
+        db.flush()
+    except IntegrityError:  # the request rolls back
+        raise Conflict("duplicate_topic", "a topic was added to the year's plan meanwhile: "
+                       "read the plan again", field="topic") from None
+
+
 def import_plan(db: Session, actor: StaffUser, year: int, data: bytes) -> int:
     """Adds the file's items to the year's plan; PlanCsvInvalid (nothing added) when any line
     is bad. Returns how many were added."""
@@ -81,7 +90,7 @@ def import_plan(db: Session, actor: StaffUser, year: int, data: bytes) -> int:
         db.add(PlanItem(year=year, topic=line.topic, unit_id=line.unit.id, month=line.month,
                         theme_code=line.theme.code if line.theme else None,
                         position=position + offset, created_by=actor.id, created_at=now))
-    db.flush()
+    _flush_new(db)
     audit.record(db, actor, "plan.import", "plan", year, changes={"imported": len(lines)})
     return len(lines)
 
@@ -113,7 +122,7 @@ def create_item(db: Session, actor: StaffUser, data: PlanItemCreate) -> PlanItem
                     position=_next_position(db, data.year), created_by=actor.id,
                     created_at=utcnow())
     db.add(item)
-    db.flush()
+    _flush_new(db)
     audit.record(db, actor, "plan.create", "plan_item", item.id, unit_id=unit.id,
                  changes={"year": data.year, "topic": topic, "month": data.month,
                           "theme": item.theme_code})
@@ -160,6 +169,21 @@ def _carrier(db: Session, item: PlanItem, event_id: int) -> Event:
     return event
 
 
+def candidates(db: Session, item: PlanItem) -> list[Event]:
+    """The sessions the item may be linked to (the console's choice), soonest first: the lead
+    unit's broadcasts and those it co-hosts, not cancelled, not carrying another item."""
+    cohosted = select(EventCohost.event_id).where(EventCohost.unit_id == item.unit_id,
+                                                  EventCohost.state == CohostState.accepted)
+    linked = select(PlanItem.event_id).where(col(PlanItem.event_id).is_not(None),
+                                             col(PlanItem.id) != item.id)
+    return list(db.exec(
+        select(Event).where(Event.kind == EventKind.broadcast,
+                            Event.status != EventStatus.cancelled,
+                            (col(Event.unit_id) == item.unit_id) | col(Event.id).in_(cohosted),
+                            col(Event.id).not_in(linked))
+        .order_by(col(Event.starts_at), col(Event.id))))
+
+
 def link_event(db: Session, actor: StaffUser, item_id: int, event_id: int | None) -> PlanItem:
     """Links (or, with None, unlinks) the session that carries the item out."""
     item = get_item(db, item_id)
@@ -174,9 +198,8 @@ def link_event(db: Session, actor: StaffUser, item_id: int, event_id: int | None
     item.event_id = event_id
     db.add(item)
     try:
-        with db.begin_nested():  # another request linked the session a moment before
-            db.flush()
-    except IntegrityError:
+        db.flush()
+    except IntegrityError:  # another request linked it a moment before; the request rolls back
         raise Conflict("already_linked", "the session already carries another plan item",
                        field="event_id") from None
     audit.record(db, actor, "plan.link", "plan_item", item.id, unit_id=item.unit_id,

@@ -14,6 +14,7 @@ plan/<item id>/<random key>: the name given is never a path.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import secrets
@@ -201,3 +202,5 @@ def delete_all(db: Session, item: PlanItem, settings: Settings) -> None:
         db.delete(row)
         path_of(settings, row).unlink(missing_ok=True)
     db.flush()
+    with contextlib.suppress(OSError):  # absent, or not empty
+        (Path(settings.data_dir) / "plan" / str(item.id)).rmdir()

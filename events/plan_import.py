@@ -127,10 +127,20 @@ def year_topics(db: Session, year: int) -> set[str]:
                                                   .where(PlanItem.year == year))}
 
 
-def check_line(db: Session, line: int, cells: list[str], taken: set[str],
+def _trimmed(cells: list[str]) -> list[str]:
+    """The cells without the empty ones a spreadsheet writes past the last column."""
+    cells = list(cells)
+    while len(cells) > len(HEADER) and not cells[-1].strip():
+        cells.pop()
+    return cells
+
+
+def check_line(db: Session, year: int, line: int, cells: list[str], taken: dict[str, int],
                problems: list[dict[str, object]]) -> PlanLine | None:
-    """One data line: its problems appended, or the line when it has none."""
+    """One data line: its problems appended, or the line when it has none. `taken`: the
+    topics seen, each with its line (0: already in the year's plan)."""
     before = len(problems)
+    cells = _trimmed(cells)
     if len(cells) != len(HEADER):
         problems.append(problem(line, "", f"expected {len(HEADER)} columns "
                                           f"({','.join(HEADER)}), found {len(cells)}"))
@@ -139,8 +149,10 @@ def check_line(db: Session, line: int, cells: list[str], taken: set[str],
     if why:
         problems.append(problem(line, "topic", why))
     elif topic_key(topic) in taken:
-        problems.append(problem(line, "topic", f"the topic {topic[:60]!r} is already in the "
-                                               "plan of this year or earlier in the file"))
+        seen = taken[topic_key(topic)]
+        where = f"line {seen} of the file" if seen else f"the plan of {year}"
+        problems.append(problem(line, "topic", f"the topic {topic[:60]!r} is already in "
+                                               f"{where}"))
     unit, why = find_unit(db, cells[1])
     if why:
         problems.append(problem(line, "unit_code", why))
@@ -151,7 +163,7 @@ def check_line(db: Session, line: int, cells: list[str], taken: set[str],
     if why:
         problems.append(problem(line, "theme", why))
     if topic:
-        taken.add(topic_key(topic))
+        taken.setdefault(topic_key(topic), line)
     if len(problems) > before or unit is None:
         return None
     return PlanLine(line=line, topic=topic, unit=unit, month=month, theme=theme)
@@ -168,14 +180,14 @@ def parse(db: Session, year: int, data: bytes) -> tuple[list[PlanLine], list[dic
         header = next(reader, None)
     except csv.Error as exc:
         return [], [problem(1, "header", f"the header is not CSV: {exc}")]
-    names = tuple(cell.strip().lower() for cell in header or ())
+    names = tuple(cell.strip().lower() for cell in _trimmed(header or []))
     if not header or names == ("",):
         return [], [problem(0, "file", "the file is empty: expected the header "
                                        f"{','.join(HEADER)} and one item a line")]
     if names != HEADER:
         return [], [problem(1, "header", f"the header must be {','.join(HEADER)}, found "
                                          f"{','.join(names)[:120]}")]
-    taken = year_topics(db, year)
+    taken = dict.fromkeys(year_topics(db, year), 0)
     good: list[PlanLine] = []
     problems: list[dict[str, object]] = []
     count = 0
@@ -194,7 +206,7 @@ def parse(db: Session, year: int, data: bytes) -> tuple[list[PlanLine], list[dic
             problems.append(problem(reader.line_num, "", f"too many lines: a plan file holds "
                                                          f"at most {MAX_LINES} items"))
             break
-        found = check_line(db, reader.line_num, cells, taken, problems)
+        found = check_line(db, year, reader.line_num, cells, taken, problems)
         if found is not None:
             good.append(found)
     if not good and not problems:

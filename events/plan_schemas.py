@@ -75,18 +75,6 @@ class PlanImported(PublicModel):
     imported: int
 
 
-class CsvProblem(BaseModel):
-    line: int = Field(description="the file's line (the header is 1; 0: the whole file)")
-    field: str = Field(description="topic, unit_code, month, theme, header, file, or empty")
-    message: str
-
-
-class PlanCsvInvalidPublic(BaseModel):
-    error: Literal["invalid_csv"]
-    message: str
-    lines: list[CsvProblem]
-
-
 class PlanLink(BaseModel):
     event_id: int | None = Field(ge=1, le=2**31 - 1,
                                  description="the broadcast session; null unlinks")
