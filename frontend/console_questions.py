@@ -63,6 +63,12 @@ SCRIPT_TEXTS = {
     "outcome_label": N_("Outcome of a suggestion"),
     "no_outcome": N_("None (not a suggestion)"),
     "reason_label": N_("Reason (shown publicly; required when not adopted)"),
+    # The answer's refusals (streaming.answers), said in the page's language.
+    "reason_required": N_("Say why the suggestion is not adopted: the reason is shown "
+                          "publicly."),
+    "beyond_recording": N_("That moment is past the end of the recording."),
+    "no_recording": N_("This session has no published recording yet: give a written answer."),
+    "answer_required": N_("Give a written answer or the moment of the recording."),
 }
 
 

@@ -150,12 +150,11 @@ def _answered(question: Question, event: Event) -> bool:
     return bool(question.answer) or _live(question, event)
 
 
-def _days_to_answer(question: Question, event: Event) -> float | None:
-    if _live(question, event):
+def _days_to_answer(question: Question, event: Event) -> float:
+    """Days from the session's end to an answered question's answer (0: live, or before)."""
+    if _live(question, event) or question.answer_at is None:
         return 0.0
-    if question.answer and question.answer_at is not None:
-        return max(0.0, (question.answer_at - event.ends_at).total_seconds() / 86400)
-    return None
+    return max(0.0, (question.answer_at - event.ends_at).total_seconds() / 86400)
 
 
 def _overdue(question: Question, event: Event, now: datetime, days: int) -> bool:
@@ -185,9 +184,8 @@ def stats_for(db: Session, event_ids: list[int], now: datetime,
             stats.approved += 1
             stats.answered_live += _live(question, event)
             stats.answered_written += bool(question.answer)
-            wait = _days_to_answer(question, event)
-            if wait is not None:
-                waits[question.event_id].append(wait)
+            if _answered(question, event):
+                waits[question.event_id].append(_days_to_answer(question, event))
                 continue
             stats.open += 1
             if _overdue(question, event, now, days):

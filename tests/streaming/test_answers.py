@@ -15,7 +15,7 @@ from streaming import answers
 from tests.conftest import assign_hosts
 from tests.frontend.archive_sessions import held
 from tests.streaming.answering import add_question, ends_of, fresh_question
-from tests.streaming.live import _ask, _join, _live_session
+from tests.streaming.live import _ask, _frame, _frame_of, _join, _live_session, _socket
 
 REASON = "<b>该路段</b>已纳入明年市政规划，暂不单独立项。"
 
@@ -153,15 +153,21 @@ def test_the_stats_count_each_kind_of_answer_and_the_median_days(db, clock):
     assert answers.stats_for(db, [event_id], clock(), days=30)[event_id].overdue == 0
 
 
-def test_a_written_answer_during_the_session_marks_the_question_as_before(client, staff, db):
+def test_an_answer_during_the_session_marks_the_question_and_reaches_the_room(
+        client, staff, db, live_server):
     event_id = _live_session(staff, db, moderation="post")
     host = staff("host")
     assign_hosts(db, event_id)
-    question_id = _ask(client, event_id, _join(client, event_id, "甲")["viewer_token"],
-                       "问题").json()["id"]
-    written = _put(host, question_id, text="当场答复。")
-    assert written.status_code == 200, written.text
+    token = _join(client, event_id, "甲")["viewer_token"]
+    question_id = _ask(client, event_id, token, "建议延长开放时间").json()["id"]
+    with _socket(live_server, event_id, token) as ws:
+        _frame(ws)
+        written = _put(host, question_id, text="当场答复。", outcome="adopted")
+        assert written.status_code == 200, written.text
+        got = _frame_of(ws, "question")
     assert (written.json()["state"], written.json()["answer"]) == ("answered", "当场答复。")
+    assert (got["id"], got["state"], got["answer"], got["outcome"], got["outcome_reason"]) == \
+        (question_id, "answered", "当场答复。", "adopted", "")
     # No recording yet: a moment is refused, the answer stays.
     refused = _put(host, question_id, at_s=3)
     assert refused.json()["error"] == "no_recording"

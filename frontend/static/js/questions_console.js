@@ -268,8 +268,8 @@
         editing = null;
         say(texts.already_handled, "warn");
       } else {
-        say(texts.failed.replace("%(why)s", answer.body.message || String(answer.status)),
-            "error");
+        say(texts.failed.replace("%(why)s", texts[answer.body.error] || answer.body.message ||
+                                 String(answer.status)), "error");
       }
       return load();
     }, function () {
