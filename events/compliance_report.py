@@ -24,7 +24,7 @@ STATUS_NAMES = {"met": "达标", "on_track": "进行中", "at_risk": "有风险"
 # (the same on each of the unit's rows): the earlier columns keep their places.
 CSV_HEADER = ("单位代码", "单位", "类别", "要求", "截止日期", "要求次数", "已完成", "是否达标",
               "状态", "类别（中文）", "要求（中文）", "状态（中文）", "计划直播", "计划直播已完成",
-              "计划直播延误", "计划直播未完成", "逾期未答复问题")
+              "计划直播逾期", "计划直播未实施", "逾期未答复问题")
 WHOLE_YEAR = "全年"
 # The per-session questions (issue 18): `GET /api/compliance/sessions.csv`.
 SESSIONS_CSV_HEADER = ("单位代码", "单位", "活动编号", "活动", "类型", "日期", "收到问题",

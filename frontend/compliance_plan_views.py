@@ -14,26 +14,30 @@ from typing import Any
 
 from events.accountability import median_text
 from frontend import charts
-from frontend.i18n import gettext, pgettext
+from frontend.i18n import N_, gettext
 
 # The plan's states, from the best to the worst, as the bars stack them.
 PLAN_STATES = ("done", "on_track", "planned", "at_risk", "late", "missed")
-STATE_ICONS = {"done": "✓", "on_track": "◔", "planned": "○", "at_risk": "⚠", "late": "◑",
+# Icons and colours as the plan pages have them: a state never rests on colour alone.
+STATE_ICONS = {"done": "✓", "on_track": "◔", "planned": "○", "at_risk": "⚠", "late": "!",
                "missed": "✗"}
 STATE_COLORS = {"done": "#1b6e3a", "on_track": "#1a4f8b", "planned": "#46576a",
-                "at_risk": "#7a4f00", "late": "#6b2f7a", "missed": "#8c1d18"}
+                "at_risk": "#7a4f00", "late": "#8c1d18", "missed": "#6b2f7a"}
+
+
+# The plan pages' words (frontend/plan_views.py, plan.po): the same state reads the same.
+STATE_LABELS = {
+    "planned": N_("Not started yet"),
+    "on_track": N_("On track with the plan"),
+    "at_risk": N_("At risk of slipping"),
+    "done": N_("Done as planned"),
+    "late": N_("Behind schedule"),
+    "missed": N_("Not carried out"),
+}
 
 
 def state_label(state: str) -> str:
-    labels = {
-        "planned": pgettext("broadcast plan", "Planned"),
-        "on_track": pgettext("broadcast plan", "On track"),
-        "at_risk": pgettext("broadcast plan", "At risk"),
-        "done": pgettext("broadcast plan", "Done"),
-        "late": pgettext("broadcast plan", "Late"),
-        "missed": pgettext("broadcast plan", "Missed"),
-    }
-    return labels.get(state, state)
+    return gettext(STATE_LABELS[state]) if state in STATE_LABELS else state
 
 
 @dataclass

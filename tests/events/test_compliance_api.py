@@ -48,8 +48,8 @@ def rows_of_csv(text: str) -> set[tuple[Any, ...]]:
     # Issue 18 appended the plan's and the questions' columns after the first twelve.
     assert reader.fieldnames == ["单位代码", "单位", "类别", "要求", "截止日期", "要求次数",
                                  "已完成", "是否达标", "状态", "类别（中文）", "要求（中文）",
-                                 "状态（中文）", "计划直播", "计划直播已完成", "计划直播延误",
-                                 "计划直播未完成", "逾期未答复问题"]
+                                 "状态（中文）", "计划直播", "计划直播已完成", "计划直播逾期",
+                                 "计划直播未实施", "逾期未答复问题"]
     return {(row["单位代码"], row["要求"],
              None if row["截止日期"] == "全年" else row["截止日期"],
              int(row["要求次数"]), int(row["已完成"]), row["是否达标"] == "是")

@@ -140,8 +140,8 @@ def test_the_csv_appends_the_plan_to_every_row_of_the_unit(client, planned_year)
     education = [row for row in rows if row["单位代码"] == "education"]
     assert len(education) == 4  # one per requirement, as before
     for row in education:
-        assert (row["计划直播"], row["计划直播已完成"], row["计划直播延误"],
-                row["计划直播未完成"], row["逾期未答复问题"]) == ("5", "0", "1", "1", "0")
+        assert (row["计划直播"], row["计划直播已完成"], row["计划直播逾期"],
+                row["计划直播未实施"], row["逾期未答复问题"]) == ("5", "0", "1", "1", "0")
     (office,) = [row for row in rows if row["单位代码"] == "government-office"]
     assert (office["状态（中文）"], office["计划直播"]) == ("无要求", "0")
     # The per-session file is named beside it.

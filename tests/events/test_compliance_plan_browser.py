@@ -46,7 +46,7 @@ def test_the_plan_and_the_overdue_questions_read_on_a_phone(live_server, browser
     assert "超过15天未答复：1 条" in questions.inner_text()
     flagged = questions.locator("tr.has-overdue")
     assert flagged.count() == 1 and "逾期未答复 1 条" in flagged.inner_text()
-    assert page.locator("section.unit-plan").get_by_text("延误").first.is_visible()
+    assert page.locator("section.unit-plan").get_by_text("未按计划实施").first.is_visible()
     assert no_horizontal_scroll(page), page.evaluate("document.documentElement.scrollWidth")
     screenshot(page, "compliance-plan-unit-phone")
     questions.get_by_role("link", name="去答复").click()

@@ -38,13 +38,14 @@ def test_the_dashboard_shows_each_units_plan_and_overdue_questions(staff, db, pl
     text = text_of(page.text)
     assert "直播计划执行与群众提问答复" in text
     assert "超过15天未答复" in text
-    # Plan items, then 已完成 按计划推进 未开始 有风险 延误 未完成, then the questions.
+    # Plan items, then 已按计划完成 按计划推进 尚未启动 有延误风险 逾期 未按计划实施, then the
+    # questions.
     assert _row(page.text, "区教委").split() == ["5", "0", "1", "1", "1", "1", "1", "9", "3",
                                                 "⚠", "逾期未答复", "2", "条"]
     assert _row(page.text, "区民政局").split() == ["1", "0", "0", "1", "0", "0", "0", "0", "0",
                                                   "0"]
     # The chart draws the units that lead items, with a description for screen readers.
-    assert 'id="chart-plan"' in page.text and "共6项：已完成0项，延误1项，未完成1项" in text
+    assert 'id="chart-plan"' in page.text and "共6项：已按计划完成0项，逾期1项，未按计划实施1项" in text
     assert f'href="/api/compliance/sessions.csv?year={YEAR}"' in page.text
     assert f'href="/console/plan?year={YEAR}"' in page.text
 
@@ -61,8 +62,8 @@ def test_the_drill_down_lists_each_sessions_questions_and_flags_the_overdue(staf
     assert page.status_code == 200
     text = text_of(page.text)
     assert f"{YEAR}年直播计划" in text and "本单位牵头事项：5 项" in text
-    for state, count in (("按计划推进", 1), ("未开始", 1), ("有风险", 1), ("延误", 1),
-                         ("未完成", 1)):
+    for state, count in (("按计划推进", 1), ("尚未启动", 1), ("有延误风险", 1), ("逾期", 1),
+                         ("未按计划实施", 1)):
         assert f"{state} {count}" in text_of(page.text.split('class="plan-counts"')[1]
                                              .split("</ul>")[0])
     assert "收到提问：16 条" in text and "超过15天未答复：1 条" in text
