@@ -45,7 +45,8 @@ def test_the_dashboard_shows_each_units_plan_and_overdue_questions(staff, db, pl
     assert _row(page.text, "区民政局").split() == ["1", "0", "0", "1", "0", "0", "0", "0", "0",
                                                   "0"]
     # The chart draws the units that lead items, with a description for screen readers.
-    assert 'id="chart-plan"' in page.text and "共6项：已按计划完成0项，逾期1项，未按计划实施1项" in text
+    assert 'id="chart-plan"' in page.text
+    assert "共6项：已按计划完成0项，逾期1项，未按计划实施1项" in text
     assert f'href="/api/compliance/sessions.csv?year={YEAR}"' in page.text
     assert f'href="/console/plan?year={YEAR}"' in page.text
 
