@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from events import permissions, quotas, units
+from events import compliance_report, permissions, quotas, units
 from events.errors import Invalid
 from events.schemas import ComplianceReportPublic, QuotaRulesPublic, answer
-from server.deps import JSONRoute, SessionDep, StaffDep
+from server.deps import JSONRoute, SessionDep, SettingsDep, StaffDep
 
 router = APIRouter(prefix="/api", route_class=JSONRoute)
 
@@ -47,32 +47,52 @@ def _unit_id(db: SessionDep, unit: str | None) -> int | None:
     return units.get_unit_by_code(db, unit).id
 
 
-def _report(db: SessionDep, year: str | None, category: str | None,
+def _report(db: SessionDep, settings: SettingsDep, year: str | None, category: str | None,
             unit: str | None) -> quotas.ComplianceReport:
     return quotas.compute(db, parse_year(year), category=category or None,
-                          unit_id=_unit_id(db, unit))
+                          unit_id=_unit_id(db, unit), settings=settings, accountable=True)
+
+
+def _csv(text: str, filename: str, related: str = "") -> Response:
+    # The BOM lets Excel read the file as UTF-8.
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if related:
+        headers["Link"] = f'<{related}>; rel="related"'
+    return Response("\ufeff" + text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get("/compliance", response_model=ComplianceReportPublic,
             responses={404: {"description": "`unit_not_found`"}})
-def compliance(db: SessionDep, year: YearParam = None, category: CategoryParam = None,
-               unit: UnitParam = None) -> Response:
+def compliance(db: SessionDep, settings: SettingsDep, year: YearParam = None,
+               category: CategoryParam = None, unit: UnitParam = None) -> Response:
     # The same text `kaifang compliance --format json` prints.
-    report = _report(db, year, category, unit)
-    return Response(quotas.report_json(report), media_type="application/json")
+    report = _report(db, settings, year, category, unit)
+    return Response(compliance_report.report_json(report), media_type="application/json")
 
 
 @router.get("/compliance.csv", response_class=Response, responses={
     200: {"description": "The report as CSV (UTF-8 with BOM), one row per unit and requirement",
           "content": {"text/csv": {"schema": {"type": "string"}}}},
     404: {"description": "`unit_not_found`"}})
-def compliance_csv(db: SessionDep, year: YearParam = None, category: CategoryParam = None,
-                   unit: UnitParam = None) -> Response:
-    report = _report(db, year, category, unit)
-    # The BOM lets Excel read the file as UTF-8.
-    return Response("\ufeff" + quotas.report_csv(report), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="compliance-{report.year}.csv"'})
+def compliance_csv(db: SessionDep, settings: SettingsDep, year: YearParam = None,
+                   category: CategoryParam = None, unit: UnitParam = None) -> Response:
+    report = _report(db, settings, year, category, unit)
+    # The per-session questions are a file of their own; the Link header names it.
+    return _csv(compliance_report.report_csv(report), f"compliance-{report.year}.csv",
+                f"/api/compliance/sessions.csv?year={report.year}")
+
+
+@router.get("/compliance/sessions.csv", response_class=Response, responses={
+    200: {"description": "Citizens' questions per session (UTF-8 with BOM), one row per "
+                         "session a unit led in the year",
+          "content": {"text/csv": {"schema": {"type": "string"}}}},
+    404: {"description": "`unit_not_found`"}})
+def compliance_sessions_csv(db: SessionDep, settings: SettingsDep, year: YearParam = None,
+                            category: CategoryParam = None,
+                            unit: UnitParam = None) -> Response:
+    report = _report(db, settings, year, category, unit)
+    return _csv(compliance_report.report_sessions_csv(report),
+                f"compliance-sessions-{report.year}.csv")
 
 
 @router.get("/compliance/rules")

@@ -1,4 +1,5 @@
-"""Quota compliance: the yearly rules, each unit's status against them, reports, reminders.
+"""Quota compliance: the yearly rules, each unit's status against them, reminders (the report's
+JSON and CSV are events.compliance_report; the plan and the questions events.accountability).
 
 Rules are data (QuotaRule rows per year; 2018 is seeded from the plan). A year without rows
 carries the latest earlier year's rules forward, deadlines moved to that year. Dates are judged
@@ -23,22 +24,22 @@ category has no rules (category other) is not_required, never at_risk or missed.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from events import audit, notify, permissions
+from events import accountability, audit, notify, permissions
+from events.accountability import UnitAccountability
 from events.errors import Invalid
 from events.evidence import Evidence, judge, sessions_of_year, year_bounds
 from events.models import EventKind, QuotaRule, StaffUser, Unit, UnitCategory
 from events.timeutil import local, utcnow
+from server.config import Settings, get_settings
 
 STATUSES = ("met", "on_track", "at_risk", "missed", "not_required")
 # Worst first: a unit's status is the first of these that any requirement has.
@@ -55,15 +56,6 @@ KIND_NAMES = {
     EventKind.chief_dialogue: "市民对话一把手",
     EventKind.broadcast: "政民互动直播间",
 }
-# The words of the console's dashboard, for the CSV's readers (the JSON keeps only the codes).
-CATEGORY_NAMES = {UnitCategory.livelihood: "民生部门", UnitCategory.subdistrict: "街道",
-                  UnitCategory.other: "其他部门"}
-STATUS_NAMES = {"met": "达标", "on_track": "进行中", "at_risk": "有风险", "missed": "未完成",
-                "not_required": "无要求"}
-# The codes stay where they were, for scripts; their Chinese follows in the last three columns.
-CSV_HEADER = ("单位代码", "单位", "类别", "要求", "截止日期", "要求次数", "已完成", "是否达标",
-              "状态", "类别（中文）", "要求（中文）", "状态（中文）")
-WHOLE_YEAR = "全年"
 
 
 class RuleIn(BaseModel):
@@ -96,6 +88,8 @@ class UnitCompliance:
     unit: Unit
     status: str
     requirements: list[RequirementStatus]
+    # The broadcast plan and the questions (events.accountability).
+    accountability: UnitAccountability = field(default_factory=UnitAccountability)
 
 
 @dataclass
@@ -245,7 +239,10 @@ def _units(db: Session, year: int, category: str | None, unit_id: int | None,
 
 
 def compute(db: Session, year: int, today: date | None = None, category: str | None = None,
-            unit_id: int | None = None) -> ComplianceReport:
+            unit_id: int | None = None, settings: Settings | None = None,
+            now: datetime | None = None, accountable: bool = False) -> ComplianceReport:
+    """The year's quota report; `accountable` adds each unit's broadcast plan and questions,
+    judged `now` (the published report has them; the reminders and the cards need not)."""
     check_year(year)
     if category is not None and category not in {c.value for c in UnitCategory}:
         raise Invalid("invalid_category", f"category: expected one of "
@@ -271,57 +268,12 @@ def compute(db: Session, year: int, today: date | None = None, category: str | N
                 scheduled=scheduled, evidence=evidence, year=year))
         report.units.append(UnitCompliance(unit=unit, status=unit_status(requirements),
                                            requirements=requirements))
+    if accountable:
+        found = accountability.of_units(db, year, [u.id for u in units if u.id is not None],
+                                        settings or get_settings(), now or utcnow())
+        for item in report.units:
+            item.accountability = found[item.unit.id or 0]
     return report
-
-
-# ---- reports ---------------------------------------------------------------------------------
-
-def report_public(report: ComplianceReport) -> dict[str, Any]:
-    """The contract's shape: {year, units: [{unit, status, requirements}]}."""
-    return {
-        "year": report.year,
-        "units": [{
-            "unit": {"id": item.unit.id, "code": item.unit.code, "name": item.unit.name,
-                     "category": item.unit.category.value},
-            "status": item.status,
-            "requirements": [{
-                "kind": requirement.kind,
-                "deadline": requirement.deadline.isoformat() if requirement.deadline else None,
-                "required": requirement.required,
-                "counted": requirement.counted,
-                "met": requirement.met,
-                "status": requirement.status,
-                "scheduled": requirement.scheduled,
-            } for requirement in item.requirements],
-        } for item in report.units],
-    }
-
-
-def report_json(report: ComplianceReport) -> str:
-    """The text the API answers and `kaifang compliance --format json` prints."""
-    return json.dumps(report_public(report), ensure_ascii=False, indent=2)
-
-
-def report_csv(report: ComplianceReport) -> str:
-    """One row per unit and requirement (one row for a unit without quota); no BOM: the API
-    and the CLI prepend it for Excel."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    for item in report.units:
-        unit = [item.unit.code, item.unit.name, item.unit.category.value]
-        category = CATEGORY_NAMES[item.unit.category]
-        if not item.requirements:
-            writer.writerow([*unit, "", "", "", "", "", item.status,
-                             category, "", STATUS_NAMES.get(item.status, item.status)])
-        for requirement in item.requirements:
-            deadline = requirement.deadline.isoformat() if requirement.deadline else WHOLE_YEAR
-            writer.writerow([*unit, requirement.kind, deadline, requirement.required,
-                             requirement.counted, "是" if requirement.met else "否",
-                             requirement.status, category,
-                             KIND_NAMES.get(EventKind(requirement.kind), requirement.kind),
-                             STATUS_NAMES.get(requirement.status, requirement.status)])
-    return out.getvalue()
 
 
 # ---- reminders -------------------------------------------------------------------------------

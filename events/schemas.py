@@ -306,10 +306,36 @@ class RequirementPublic(PublicModel):
     scheduled: int
 
 
+class PlanAdherencePublic(PublicModel):
+    """The unit's items of the year's broadcast plan (it leads them), by state."""
+
+    total: int
+    planned: int
+    on_track: int
+    at_risk: int
+    done: int
+    late: int
+    missed: int
+
+
+class UnitQuestionsPublic(PublicModel):
+    """Citizens' questions to the sessions the unit led in the year."""
+
+    received: int
+    approved: int
+    answered_live: int
+    answered_written: int
+    open: int = Field(description="approved and not answered yet")
+    overdue: int = Field(description="open answer_days (KAIFANG_ANSWER_DAYS, 15) after the "
+                                     "session ended")
+
+
 class UnitCompliancePublic(PublicModel):
     unit: UnitRef
     status: Literal["met", "on_track", "at_risk", "missed", "not_required"]
     requirements: list[RequirementPublic]
+    plan: PlanAdherencePublic
+    questions: UnitQuestionsPublic
 
 
 class ComplianceReportPublic(PublicModel):

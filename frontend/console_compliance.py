@@ -18,11 +18,12 @@ from events import permissions, quotas, units
 from events.errors import DomainError, NotFound
 from events.models import EventKind, QuotaRule, Role, StaffUser, UnitCategory
 from events.timeutil import utcnow
+from frontend import compliance_plan_views as plan_views
 from frontend import compliance_views as views
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
 from frontend.templating import format_datetime, render
-from server.deps import PostedForm, SessionDep, public_url
+from server.deps import PostedForm, SessionDep, SettingsDep, public_url
 from streaming import audience
 
 MAX_RULE_ROWS = 40
@@ -53,12 +54,23 @@ def _base_url(request: Request) -> str:
 
 # ---- the dashboard --------------------------------------------------------------------------
 
+def _plan_parts(report: quotas.ComplianceReport, settings: Any,
+                chart_id: str) -> dict[str, Any]:
+    """The broadcast plan and the questions of the report's units, for the templates."""
+    found = plan_views.shown(plan_views.rows(report))
+    return {"plan_rows": found, "plan_totals": plan_views.totals(found), "pv": plan_views,
+            "answer_days": settings.answer_days,
+            "plan_chart": plan_views.plan_chart(found, report.year, chart_id)}
+
+
 @router.get("/compliance")
-def dashboard(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+def dashboard(request: Request, db: SessionDep, settings: SettingsDep,
+              user: ConsoleStaff) -> Response:
     permissions.require_admin(user)
     year = views.parse_year(request.query_params.get("year"))
     category = views.parse_category(request.query_params.get("category"))
-    report = quotas.compute(db, year, category=category or None)
+    report = quotas.compute(db, year, category=category or None, settings=settings,
+                            accountable=True)
     rows = views.unit_rows(report)
     shown_ids = {row.id for row in rows}
     counts = views.monthly_counts(views.events_of_year(db, year, user), year,
@@ -68,16 +80,17 @@ def dashboard(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
         groups=views.grouped(rows), columns=views.columns(rows), summary=views.summary(rows),
         months=views.monthly_chart(counts, year), status_chart=views.status_chart(rows),
         years=views.year_choices(year), category_filters=views.CATEGORY_FILTERS,
-        today=views.date_text(report.today), v=views)
+        today=views.date_text(report.today), v=views, **_plan_parts(report, settings, "chart-plan"))
 
 
 # ---- one unit -------------------------------------------------------------------------------
 
-def _unit_report(db: Session, code: str, year: int) -> tuple[views.UnitRow, Any]:
+def _unit_report(db: Session, settings: Any, code: str,
+                 year: int) -> tuple[views.UnitRow, Any]:
     unit = units.get_unit_by_code(db, code) if len(code) <= 40 else None
     if unit is None or unit.id is None:
         raise NotFound("unit_not_found", f"no unit with code {code!r}")
-    report = quotas.compute(db, year, unit_id=unit.id)
+    report = quotas.compute(db, year, unit_id=unit.id, settings=settings, accountable=True)
     rows = views.unit_rows(report)
     if not rows:
         raise NotFound("unit_not_found", f"no unit with code {code!r}")
@@ -85,15 +98,18 @@ def _unit_report(db: Session, code: str, year: int) -> tuple[views.UnitRow, Any]
 
 
 @router.get("/compliance/units/{code}")
-def unit_page(code: str, request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+def unit_page(code: str, request: Request, db: SessionDep, settings: SettingsDep,
+              user: ConsoleStaff) -> Response:
     year = views.parse_year(request.query_params.get("year"))
-    row, report = _unit_report(db, code, year)
+    row, report = _unit_report(db, settings, code, year)
     permissions.require_unit_editor(user, row.id)
     views.with_webcasts([row], audience.evidence_of(
         db, sorted({e.id for r in row.requirements for e in r.evidence})))
+    (accountable,) = plan_views.rows(report)
     return render(request, "console/compliance_unit.html", year=year, row=row,
                   years=views.year_choices(year), today=views.date_text(report.today),
-                  v=views)
+                  v=views, pv=plan_views, accountable=accountable,
+                  answer_days=settings.answer_days)
 
 
 # ---- the editor's card ----------------------------------------------------------------------
@@ -113,10 +129,11 @@ def editor_card(db: Session, user: StaffUser) -> dict[str, Any] | None:
 # ---- the printable report -------------------------------------------------------------------
 
 @router.get("/compliance/report")
-def printable_report(request: Request, db: SessionDep, user: ConsoleStaff) -> Response:
+def printable_report(request: Request, db: SessionDep, settings: SettingsDep,
+                     user: ConsoleStaff) -> Response:
     permissions.require_admin(user)
     year = views.parse_year(request.query_params.get("year"))
-    report = quotas.compute(db, year)
+    report = quotas.compute(db, year, settings=settings, accountable=True)
     rows = views.unit_rows(report)
     counts = views.monthly_counts(views.events_of_year(db, year, user), year)
     return render(
@@ -124,7 +141,8 @@ def printable_report(request: Request, db: SessionDep, user: ConsoleStaff) -> Re
         groups=views.grouped(rows), columns=views.columns(rows), summary=views.summary(rows),
         months=views.monthly_chart(counts, year), status_chart=views.status_chart(rows),
         generated=format_datetime(utcnow()), today=views.date_text(report.today), v=views,
-        base_url=_base_url(request), generated_by=user.display_name or user.username)
+        base_url=_base_url(request), generated_by=user.display_name or user.username,
+        **_plan_parts(report, settings, "r-chart-plan"))
 
 
 # ---- the year's rules -----------------------------------------------------------------------

@@ -18,8 +18,9 @@ from fastapi import APIRouter, Request, Response
 from events.errors import Invalid
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.i18n import N_, gettext
+from frontend.portal_answers import outcome_labels, video_clock
 from server.deps import PostedForm, SessionDep
-from streaming import messages, protocol, questions
+from streaming import answers, messages, protocol, questions
 from streaming.broker import Broker, publish_after_commit
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
@@ -57,13 +58,27 @@ SCRIPT_TEXTS = {
     "cancel": N_("Cancel"),
     "done": N_("Done"),
     "merged_into": N_("Merged into #%(id)s"),
+    "at_label": N_("Answered in the recording at (m:ss, optional)"),
+    "moment": N_("Answered in the recording at %(time)s"),
+    "outcome_label": N_("Outcome of a suggestion"),
+    "no_outcome": N_("None (not a suggestion)"),
+    "reason_label": N_("Reason (shown publicly; required when not adopted)"),
+    # The answer's refusals (streaming.answers), said in the page's language.
+    "reason_required": N_("Say why the suggestion is not adopted: the reason is shown "
+                          "publicly."),
+    "beyond_recording": N_("That moment is past the end of the recording."),
+    "no_recording": N_("This session has no published recording yet: give a written answer."),
+    "answer_required": N_("Give a written answer or the moment of the recording."),
 }
 
 
 def questions_panel(db: Any, event_id: int) -> dict[str, Any]:
     """What console/_questions.html needs: every question of the session, most votes first."""
     items = questions.listed(db, event_id, "votes", states=ALL_STATES)
-    return {"found": items, "poll_s": POLL_S,
+    for item in items:
+        moment = item["answered_at_video_time"]
+        item["clock"] = None if moment is None else video_clock(moment)
+    return {"found": items, "poll_s": POLL_S, "outcomes": outcome_labels(),
             "states": {key: gettext(text) for key, text in STATE_LABELS.items()},
             "actions": {key: gettext(text) for key, text in ACTION_LABELS.items()},
             "actions_of": {state: questions.actions_of(state) for state in ALL_STATES},
@@ -73,6 +88,29 @@ def questions_panel(db: Any, event_id: int) -> dict[str, Any]:
 def _publish(request: Request, db: Any, event_id: int, frames: protocol.Frames) -> None:
     broker: Broker = request.app.state.broker
     publish_after_commit(db, broker, event_id, frames)
+
+
+def video_seconds(raw: str) -> float | None:
+    """A moment of the recording as staff type it: m:ss, h:mm:ss or seconds ("" none); 422
+    `invalid` (field `at`) for anything else."""
+    text = raw.strip().replace("：", ":")
+    if not text:
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) > 3 or any(not part or part.startswith(("-", "+")) for part in parts):
+            raise ValueError(text)
+        numbers = [float(part) if index == len(parts) - 1 else int(part)
+                   for index, part in enumerate(parts)]
+    except ValueError as exc:
+        raise Invalid("invalid", "at: a moment such as 12:05 or 1:02:30 (or seconds)",
+                      field="at") from exc
+    if len(parts) > 1 and not all(0 <= n < 60 for n in numbers[1:]):
+        raise Invalid("invalid", "at: minutes and seconds below 60", field="at")
+    seconds = 0.0
+    for number in numbers:
+        seconds = seconds * 60 + number
+    return seconds
 
 
 def _int(raw: Any) -> int | None:
@@ -96,7 +134,14 @@ def moderate(question_id: int, request: Request, db: SessionDep, user: ConsoleSt
 @router.post("/questions/{question_id}/answer")
 def write_answer(question_id: int, request: Request, db: SessionDep, user: ConsoleStaff,
                  form: PostedForm) -> Response:
-    question, frames = questions.write_answer(db, user, question_id,
-                                              str(form.get("text", ""))[:4000])
+    # A form with the moment field may leave the text empty (the moment answers); the outcome
+    # and its reason come with the form that shows them (prefilled: sent as they stand).
+    text = str(form.get("text", ""))[:4000]
+    outcome = str(form["outcome"])[:20] if "outcome" in form else None
+    at_s = video_seconds(str(form.get("at", "")))
+    question, frames = answers.write_answer(
+        db, user, question_id, text if text.strip() or "at" not in form else None,
+        outcome=outcome, reason=str(form.get("reason", ""))[:2000] if outcome else None,
+        at_s=at_s)
     _publish(request, db, question.event_id, frames)
     return see_other(f"/console/events/{question.event_id}/live#questions")

@@ -25,6 +25,7 @@ from events.timeutil import LOCAL_TZ, local, utcnow
 from frontend import labels
 from frontend.browser import remember_browser
 from frontend.i18n import N_, current_locale, gettext
+from frontend.portal_answers import answers_context
 from frontend.templating import STATIC_DIR, WEEKDAYS_ZH, render
 from server.caching import keep_private
 from server.deps import OptionalStaffDep, SessionDep, public_url
@@ -384,7 +385,8 @@ def render_session(request: Request, db: SessionDep, event: Event, *, status: in
         request, "portal/event.html", status_code=status, section="", e=card,
         watch_url=rooms.room_path(event.id) if recorded else None,
         explanation=gettext(KIND_EXPLANATIONS[card["kind"]]), map_url=map_link(card),
-        json_ld=json_ld(request, card), preview=preview, **extra,
+        json_ld=json_ld(request, card), preview=preview, answers=answers_context(db, event),
+        **extra,
     )
     # The form carries a fresh nonce, bound to this browser when it posts (frontend.browser).
     keep_private(request.scope)

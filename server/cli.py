@@ -169,16 +169,21 @@ def _year(text: str) -> int:
 
 
 def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
-    """Prints the same text as GET /api/compliance (json) or /api/compliance.csv (csv)."""
+    """Prints the same text as GET /api/compliance (json), /api/compliance.csv (csv) or
+    /api/compliance/sessions.csv (sessions-csv)."""
     import streaming.answers  # noqa: F401  (the questions' stats in the report)
     import streaming.plan_media  # noqa: F401  (the plan's view of recordings)
-    from events.quotas import compute, report_csv, report_json
+    from events.compliance_report import report_csv, report_json, report_sessions_csv
+    from events.quotas import compute
 
     migrate(settings)
     with Session(get_engine(settings.sqlalchemy_url)) as db:
-        report = compute(db, args.year)
-        text = (report_json(report) + "\n" if args.format == "json"
-                else "\ufeff" + report_csv(report))
+        report = compute(db, args.year, settings=settings, accountable=True)
+        if args.format == "json":
+            text = report_json(report) + "\n"
+        else:
+            text = "\ufeff" + (report_csv(report) if args.format == "csv"
+                               else report_sessions_csv(report))
     sys.stdout.write(text)
     sys.stdout.flush()
     return 0
@@ -213,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     compliance = commands.add_parser("compliance", help="the quota report of a year "
                                      "(same as GET /api/compliance)")
     compliance.add_argument("--year", type=_year, required=True)
-    compliance.add_argument("--format", choices=["json", "csv"], default="json")
+    compliance.add_argument("--format", choices=["json", "csv", "sessions-csv"], default="json",
+                            help="sessions-csv: the questions of each session")
     compliance.set_defaults(run=cmd_compliance)
     return parser
 

@@ -21,6 +21,7 @@ from events.staff import UserCreate, create_user
 from events.timeutil import LOCAL_TZ, utcnow
 from events.units import get_unit_by_code
 from server.config import Settings
+from server.demo_plan import add_plan
 from server.demo_recordings import add_recordings
 from server.demo_registrations import add_registrations
 
@@ -362,7 +363,7 @@ def _later_parts(db: Session, settings: Settings, staff: dict[str, StaffUser],
     the summary."""
     return [*add_registrations(db, settings, list(sessions.values())),
             *(add_recordings(db, settings, staff, sessions) if settings.demo_recordings
-              else [])]
+              else []), *add_plan(db, settings, staff, sessions)]
 
 
 def load_demo(db: Session, settings: Settings) -> str:

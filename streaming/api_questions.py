@@ -21,6 +21,7 @@ from events import permissions, sessions
 from events.errors import DomainError, NotFound
 from events.schemas import answer, answers
 from server.deps import JSONRoute, OptionalStaffDep, SessionDep, StaffDep, error_responses
+from streaming import answers as answering
 from streaming import messages, protocol, questions, room, tallies
 from streaming.broker import Broker, publish_after_commit
 from streaming.models import Viewer
@@ -52,7 +53,13 @@ class QuestionModerationIn(BaseModel):
 
 
 class AnswerIn(BaseModel):
-    text: str = Field(max_length=questions.MAX_ANSWER * 2)
+    # Longer than they may be, so that the domain answers `too_long` (422) itself. None: kept.
+    text: str | None = Field(default=None, max_length=questions.MAX_ANSWER * 2)
+    # adopted | partly_adopted | not_adopted ("": none); not_adopted needs `reason`.
+    outcome: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=answering.MAX_REASON * 2)
+    # Seconds into the session's published recording where it was answered.
+    at_s: float | None = Field(default=None, allow_inf_nan=False)
 
 
 def _viewer(request: Request, db: Session, event_id: int, token: str | None) -> Viewer:
@@ -128,7 +135,13 @@ def moderate(question_id: Id, body: QuestionModerationIn, request: Request, db: 
 @router.put("/api/questions/{question_id}/answer", responses=error_responses(409))
 def write_answer(question_id: Id, body: AnswerIn, request: Request, db: SessionDep,
                  user: StaffDep) -> QuestionPublic:
-    """The official answer (官方回复), shown publicly with the question."""
-    question, frames = questions.write_answer(db, user, question_id, body.text)
+    """The official answer (官方回复), shown publicly with the question, during the session or
+    after it: a written reply (`text`), the moment of the recording it was answered at
+    (`at_s`: 422 `beyond_recording` past its end, `no_recording` without one), or both; a
+    suggestion's `outcome` with its `reason` (422 `reason_required` for not_adopted without
+    one). 409 `invalid_state` for a question not on the public list."""
+    question, frames = answering.write_answer(db, user, question_id, body.text,
+                                              outcome=body.outcome, reason=body.reason,
+                                              at_s=body.at_s)
     _publish(request, db, question.event_id, frames)
     return answer(QuestionPublic, questions.question_public(question))

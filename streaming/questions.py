@@ -31,8 +31,9 @@ collected before, answers published after"), it is voted for, and it keeps its a
   answered before goes back to the shortlist, or to approved if it never was on it), answered
   (the video position when the server knows it, else the host's `video_time`, else null), merge
   into another public question of the session (its voters join the other's, each counted
-  once; the merged one leaves the public list), and the official answer (官方回复), which marks
-  an open question answered.
+  once; the merged one leaves the public list), and the official answer (官方回复: a written
+  reply, the moment of the recording, a suggestion's outcome), which marks an open question
+  answered — streaming.answers.write_answer, during the session or after it.
 - The public list holds approved, shortlisted, answering and answered questions of viewers not
   banned, with the author's nickname only.
 
@@ -65,8 +66,9 @@ ACTIONS = ("approve", "reject", "shortlist", "answering", "answered", "merge")
 # The state each action leads to: the same state again means another host was first.
 TARGETS = {"approve": "approved", "reject": "rejected", "shortlist": "shortlisted",
            "answering": "answering", "answered": "answered", "merge": "merged"}
-# The states each action may start from (moderate); `answer` (write_answer) takes any public
-# state. The one table of what a host may do to a question: the console offers what it says.
+# The states each action may start from (moderate); `answer` (streaming.answers.write_answer)
+# takes any public state. The one table of what a host may do to a question: the console
+# offers what it says.
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "approve": ("held",), "reject": ("held",),
     "shortlist": ("approved", "answering"),
@@ -109,7 +111,9 @@ def question_public(question: Question, voted: bool = False) -> dict[str, Any]:
             "answered_at_video_time": question.answered_at_video_time,
             "answered_at": iso_local(question.answered_at) if question.answered_at else None,
             "created_at": iso_local(question.created_at), "merged_into": question.merged_into,
-            "message_id": question.message_id, "voted": voted}
+            "message_id": question.message_id, "voted": voted,
+            # A suggestion's outcome (adopted | partly_adopted | not_adopted) and its reason.
+            "outcome": question.outcome or None, "outcome_reason": question.outcome_reason}
 
 
 def question_frame(question: Question, hosts: bool = False) -> str:
@@ -252,7 +256,7 @@ def vote_from_room(viewer: Viewer, question_id: int, db: Session) -> Question:
 
 # ---- the hosts' side -------------------------------------------------------------------------
 
-def _runner_question(db: Session, actor: StaffUser, question_id: int) -> tuple[Question, Event]:
+def runner_question(db: Session, actor: StaffUser, question_id: int) -> tuple[Question, Event]:
     """The question and its session for one who runs it (404 for a session they may not see,
     403 for one they may see but not run)."""
     found = get_question(db, question_id)
@@ -276,7 +280,7 @@ def video_position(db: Session, event: Event, now: datetime) -> float | None:
     return None if position is None else round(position, 1)
 
 
-def _mark_answered(db: Session, question: Question, event: Event, actor: StaffUser,
+def mark_answered(db: Session, question: Question, event: Event, actor: StaffUser,
                    now: datetime, video_time: float | None) -> None:
     position = video_position(db, event, now)
     question.state = "answered"
@@ -324,7 +328,7 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
     if action == "merge" and into is None:
         raise Invalid("invalid_target", "into: the question to merge this one into",
                       field="into")
-    _found, event = _runner_question(db, actor, question_id)
+    _found, event = runner_question(db, actor, question_id)
     lock_event(db, event.id or 0)
     question = db.get(Question, question_id, populate_existing=True)
     assert question is not None
@@ -337,7 +341,7 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
     if action == "merge":
         changed += _merge(db, question, into)
     elif action == "answered":
-        _mark_answered(db, question, event, actor, now, video_time)
+        mark_answered(db, question, event, actor, now, video_time)
     elif action == "answering":
         for previous in db.exec(select(Question).where(
                 Question.event_id == question.event_id, Question.state == "answering",
@@ -360,27 +364,3 @@ def moderate(db: Session, actor: StaffUser, question_id: int, action: str, *,
                  changes={"question": question.id, "state": [before, question.state],
                           **({"into": question.merged_into} if action == "merge" else {})})
     return question, frames
-
-
-def write_answer(db: Session, actor: StaffUser, question_id: int, text: str,
-                 now: datetime | None = None) -> tuple[Question, protocol.Frames]:
-    """The official answer (官方回复) to a public question, shown with it; an open question
-    becomes answered. Written again, it replaces the last. Flushes."""
-    now = now or utcnow()
-    text = texts.checked(db, text, words=False, limit=MAX_ANSWER)
-    _found, event = _runner_question(db, actor, question_id)
-    lock_event(db, event.id or 0)
-    question = db.get(Question, question_id, populate_existing=True)
-    assert question is not None
-    if question.state not in PUBLIC_STATES:
-        raise Conflict("invalid_state", f"a question {question.state} cannot be answered")
-    before = question.answer
-    question.answer, question.answer_by, question.answer_at = text, actor.id, now
-    if question.state in OPEN_STATES:
-        _mark_answered(db, question, event, actor, now, None)
-    db.add(question)
-    db.flush()
-    audit.record(db, actor, "question.answer", "event", question.event_id,
-                 unit_id=event.unit_id,
-                 changes={"question": question.id, "answer": [before, text]})
-    return question, changed_frames([question])

@@ -107,7 +107,9 @@ class BlockedWords(PublicModel):
 
 class QuestionPublic(PublicModel):
     """A question of a session's list; `voted`: the viewer the request's token or cookie names
-    voted for it; `merged_into`, `message_id`: the question it joined, its chat message."""
+    voted for it; `merged_into`, `message_id`: the question it joined, its chat message;
+    `outcome`: a suggestion's (null: none given), `outcome_reason` shown with it (always for
+    not_adopted)."""
 
     id: int
     text: str
@@ -122,3 +124,5 @@ class QuestionPublic(PublicModel):
     merged_into: int | None
     message_id: int | None
     voted: bool
+    outcome: Literal["adopted", "partly_adopted", "not_adopted"] | None = None
+    outcome_reason: str = ""

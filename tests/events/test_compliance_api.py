@@ -45,9 +45,11 @@ def rows_of_json(body: dict[str, Any]) -> set[tuple[Any, ...]]:
 def rows_of_csv(text: str) -> set[tuple[Any, ...]]:
     assert text.startswith("\ufeff")
     reader = csv.DictReader(io.StringIO(text[1:]))
+    # Issue 18 appended the plan's and the questions' columns after the first twelve.
     assert reader.fieldnames == ["单位代码", "单位", "类别", "要求", "截止日期", "要求次数",
                                  "已完成", "是否达标", "状态", "类别（中文）", "要求（中文）",
-                                 "状态（中文）"]
+                                 "状态（中文）", "计划直播", "计划直播已完成", "计划直播逾期",
+                                 "计划直播未实施", "逾期未答复问题"]
     return {(row["单位代码"], row["要求"],
              None if row["截止日期"] == "全年" else row["截止日期"],
              int(row["要求次数"]), int(row["已完成"]), row["是否达标"] == "是")
@@ -136,10 +138,11 @@ def test_the_csv_has_a_bom_one_row_per_unit_and_requirement_and_chinese_words(cl
     assert response.content.startswith(b"\xef\xbb\xbf\xe5\x8d\x95\xe4\xbd\x8d")  # BOM, 单位
     rows = list(csv.reader(io.StringIO(response.text[1:])))
     assert len(rows) == 1 + 26 * 4 + 16
+    # The first twelve columns as before issue 18; its plan and questions columns follow.
     assert ["government-office", "区政府办公室", "other", "", "", "", "", "",
-            "not_required", "其他部门", "", "无要求"] in rows
+            "not_required", "其他部门", "", "无要求", "0", "0", "0", "0", "0"] in rows
     assert ["civil-affairs", "区民政局", "livelihood", "open_meeting", "2025-07-20", "1", "0",
-            "否", "missed", "民生部门", "会议开放", "未完成"] in rows
+            "否", "missed", "民生部门", "会议开放", "未完成", "0", "0", "0", "0", "0"] in rows
 
 
 def test_api_json_csv_and_cli_agree(client, year_2025, run_cli):

@@ -8,7 +8,8 @@
 // A live webcast (data-state live) does too, with hls.js's live settings; the room's page may
 // hold the player hidden (data-state waiting, no source) until player_live.js finds the
 // session on air and sends `player:live`; the live parts themselves (the 直播 badge, 回到直播,
-// the seek bar from what is seekable, the signal's notice) are player_live.js's.
+// the seek bar from what is seekable, the signal's notice) are player_live.js's. A recording
+// opened with ?t=SECONDS (or #t=) starts at that moment.
 (function () {
   "use strict";
   var root = document.querySelector(".player");
@@ -24,6 +25,9 @@
   var DRIFT_S = 2;
   var clock = null; // {position, at (performance.now() when read)}: the premiere's moment
   var hls = null;
+  // A link to a moment of a recording (?t=95 or #t=95: the archive's answers) starts there.
+  var startAt = /[?&#]t=(\d+(?:\.\d+)?)/.exec(location.search + location.hash);
+  startAt = root.dataset.state === "vod" && startAt ? parseFloat(startAt[1]) : null;
   if (premiere && root.dataset.position !== "") {
     // The server's moment when it wrote the page; the first read of the clock corrects it.
     clock = {position: parseFloat(root.dataset.position), at: performance.now()};
@@ -52,7 +56,8 @@
   function attach(src) {
     if (window.Hls && window.Hls.isSupported()) {
       var config = {enableWorker: false, capLevelToPlayerSize: true,
-                    startPosition: premiere && target() !== null ? target() : -1};
+                    startPosition: premiere && target() !== null ? target()
+                      : startAt !== null ? startAt : -1};
       if (live) Object.keys(LIVE_CONFIG).forEach(function (key) { config[key] = LIVE_CONFIG[key]; });
       // No worker: the page's Content-Security-Policy allows no blob: scripts.
       hls = new window.Hls(config);
@@ -92,7 +97,12 @@
       }
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = src; // Safari and iOS play HLS themselves, quality chosen by the device
+      if (startAt !== null) {
+        video.addEventListener("loadedmetadata", function () { video.currentTime = startAt; },
+                               {once: true});
+      }
     }
+    if (startAt !== null) root.scrollIntoView();
   }
 
   // ---- the premiere clock -----------------------------------------------------------------

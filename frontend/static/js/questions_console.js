@@ -4,7 +4,8 @@
    `votes` for batched counts), re-read through GET /api/events/{id}/questions?state=all when the
    socket says hello and every 30 s as a safety net; the actions its state allows (the domain's
    table, streaming.questions.actions_of) through the JSON API (POST /api/questions/{id}/moderation,
-   PUT /api/questions/{id}/answer) with the CSRF header, as moderation.js sends it. A question
+   PUT /api/questions/{id}/answer: the written answer, the moment of the recording as m:ss,
+   a suggestion's outcome and reason) with the CSRF header, as moderation.js sends it. A question
    another host handled first (409 already_handled) is said so and the list reloads. Merge
    picks the other question from a list; the answer opens a textarea. While one of these is
    open the refresh waits, so typing is never lost. Every text is set as text, never as HTML. */
@@ -70,6 +71,32 @@
     return box;
   }
 
+  function field(box, tag, className, id, text) {
+    var label = el("label", "", text);
+    var node = el(tag, className);
+    node.id = id;
+    label.setAttribute("for", id);
+    box.appendChild(label);
+    box.appendChild(node);
+    return node;
+  }
+
+  function clock(seconds) {
+    var whole = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(whole / 3600), m = Math.floor(whole % 3600 / 60), s = whole % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return (h ? h + ":" + two(m) : String(m)) + ":" + two(s);
+  }
+
+  // m:ss, h:mm:ss or seconds; "" none; NaN for what is neither (the API says why).
+  function seconds(text) {
+    text = text.trim().replace("：", ":");
+    if (!text) { return null; }
+    return text.split(":").reduce(function (sum, part) {
+      return /^\d+(\.\d+)?$/.test(part) ? sum * 60 + parseFloat(part) : NaN;
+    }, 0);
+  }
+
   function answerForm(q) {
     var box = el("div", "question-answer-form");
     var label = el("label", "", texts.answer_label);
@@ -81,6 +108,27 @@
     label.setAttribute("for", area.id);
     box.appendChild(label);
     box.appendChild(area);
+    // The moment of the recording (m:ss), a suggestion's outcome and its reason.
+    var at = field(box, "input", "question-answer-at", "at-" + q.id, texts.at_label);
+    at.setAttribute("inputmode", "numeric");
+    at.placeholder = "12:05";
+    at.value = q.answered_at_video_time === null || q.answered_at_video_time === undefined
+      ? "" : clock(q.answered_at_video_time);
+    var outcome = field(box, "select", "question-answer-outcome", "outcome-" + q.id,
+                        texts.outcome_label);
+    [["", texts.no_outcome]].concat(Object.keys(data.outcomes).map(function (code) {
+      return [code, data.outcomes[code]];
+    })).forEach(function (pair) {
+      var option = el("option", "", pair[1]);
+      option.value = pair[0];
+      option.selected = (q.outcome || "") === pair[0];
+      outcome.appendChild(option);
+    });
+    var reason = field(box, "textarea", "question-answer-reason", "reason-" + q.id,
+                       texts.reason_label);
+    reason.rows = 2;
+    reason.maxLength = 1000;
+    reason.value = q.outcome_reason || "";
     var actions = el("p", "question-actions");
     actions.appendChild(button(texts.save, "answer-go", q.id));
     actions.appendChild(button(texts.cancel, "cancel", q.id));
@@ -114,6 +162,21 @@
         answer.appendChild(el("p", "question-answer-label", texts.answer_label));
         answer.appendChild(el("p", "question-answer-text", q.answer));
         item.appendChild(answer);
+      }
+      var moment = q.answered_at_video_time;
+      if ((moment !== null && moment !== undefined) || q.outcome) {
+        var facts = el("p", "question-answer-facts");
+        if (moment !== null && moment !== undefined) {
+          facts.appendChild(el("span", "question-moment",
+                               texts.moment.replace("%(time)s", clock(moment))));
+        }
+        if (q.outcome) {
+          var badge = el("span", "answer-outcome", data.outcomes[q.outcome] || q.outcome);
+          badge.setAttribute("data-outcome", q.outcome);
+          facts.appendChild(badge);
+        }
+        if (q.outcome_reason) { facts.appendChild(el("span", "answer-reason", q.outcome_reason)); }
+        item.appendChild(facts);
       }
       var offered = data.actions_of[q.state] || [];
       if (offered.length) {
@@ -205,8 +268,8 @@
         editing = null;
         say(texts.already_handled, "warn");
       } else {
-        say(texts.failed.replace("%(why)s", answer.body.message || String(answer.status)),
-            "error");
+        say(texts.failed.replace("%(why)s", texts[answer.body.error] || answer.body.message ||
+                                 String(answer.status)), "error");
       }
       return load();
     }, function () {
@@ -233,8 +296,13 @@
       var into = parseInt(item.querySelector(".question-into").value, 10);
       act("POST", "/api/questions/" + id + "/moderation", {action: "merge", into: into});
     } else if (action === "answer-go") {
-      act("PUT", "/api/questions/" + id + "/answer",
-          {text: item.querySelector(".question-answer-input").value});
+      var text = item.querySelector(".question-answer-input").value;
+      var at = seconds(item.querySelector(".question-answer-at").value);
+      var body = {text: text.trim() || at === null ? text : null,
+                  outcome: item.querySelector(".question-answer-outcome").value,
+                  reason: item.querySelector(".question-answer-reason").value};
+      if (at !== null) { body.at_s = isNaN(at) ? -1 : at; }
+      act("PUT", "/api/questions/" + id + "/answer", body);
     } else {
       act("POST", "/api/questions/" + id + "/moderation", {action: action});
     }
