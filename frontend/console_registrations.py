@@ -74,6 +74,8 @@ TOPICS = {
     "event_changed": N_("Session changed"),
     "event_cancelled": N_("Session cancelled"),
     "closeout_reminder": N_("Reminder to close out"),
+    "plan_reminder": N_("Broadcast plan reminder"),
+    "answer_reminder": N_("Reminder to answer questions"),
     "recovery_code": N_("Code to find registrations again"),
 }
 STATES = {"pending": N_("Waiting to be sent"), "sending": N_("Sending"), "sent": N_("Sent"),
