@@ -39,6 +39,7 @@ from events.models import (
     StaffUser,
     Unit,
 )
+from events.themes import ThemeCodes
 from events.timeutil import LOCAL_TZ, as_utc, iso_local, utcnow
 from events.units import MAX_ID, MultilineText, Text, clean_text
 
@@ -93,7 +94,7 @@ class EventFields(BaseModel):
     materials: list[MaterialIn] | None = Field(default=None, max_length=30)
     # The plan's themes (events.themes) and the series (events.series); both apply at once,
     # also on a published session: they classify it, the office's review is for its text.
-    themes: themes.ThemeCodes | None = None
+    themes: ThemeCodes | None = None
     series_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
