@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
-from events import audit, permissions, sessions
+from events import audit, permissions, sessions, themes
 from events.errors import Invalid, NotFound
 from events.models import Event, Role, StaffUser, Unit
 from events.models_plan import Series
@@ -91,6 +91,14 @@ def list_series(db: Session, viewer: StaffUser | None, *, unit_id: int | None = 
     if unit_id is not None:
         stmt = stmt.where(Series.unit_id == unit_id)
     return list(db.exec(stmt.order_by(col(Series.created_at).desc(), col(Series.id).desc())))
+
+
+def series_of_theme(db: Session, code: str) -> list[Series]:
+    """The series holding a public session of this theme, newest first (a theme's page)."""
+    members = select(Event.series_id).where(col(Event.series_id).is_not(None), _public_event(),
+                                            themes.of_theme(code))
+    return list(db.exec(select(Series).where(col(Series.id).in_(members))
+                        .order_by(col(Series.created_at).desc(), col(Series.id).desc())))
 
 
 def public_sessions(db: Session, series_id: int) -> list[Event]:
