@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from events import series, sessions, themes
 from events.models_plan import Series
@@ -41,7 +43,8 @@ def update_theme(code: str, body: themes.ThemeUpdate, db: SessionDep,
 
 @router.get("/series")
 def list_series(db: SessionDep, viewer: OptionalStaffDep,
-                unit_id: int | None = None) -> list[SeriesPublic]:
+                unit_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+                ) -> list[SeriesPublic]:
     """The public: series holding a public session; an editor also their unit's, the office
     every one. Newest first."""
     found = series.list_series(db, viewer, unit_id=unit_id)

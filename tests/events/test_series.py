@@ -135,3 +135,6 @@ def test_the_series_list_for_staff_and_the_public(client: TestClient, staff: Any
     assert {s["id"] for s in admin.get("/api/series").json()} == {mine["id"], theirs["id"]}
     assert client.get("/api/series").json() == []
     assert client.get(f"/api/series/{theirs['id']}").status_code == 404
+    only = admin.get(f"/api/series?unit_id={unit_id(db, 'health')}").json()
+    assert [s["id"] for s in only] == [theirs["id"]]
+    assert client.get("/api/series?unit_id=99999999999").status_code == 422
