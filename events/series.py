@@ -14,6 +14,7 @@ Who may do what:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -23,7 +24,7 @@ from sqlmodel import Session, col, select
 from events import audit, permissions, sessions, themes
 from events.errors import Invalid, NotFound
 from events.models import Event, Role, StaffUser, Unit
-from events.models_plan import Series
+from events.models_plan import EventTheme, Series
 from events.timeutil import iso_local, utcnow
 from events.units import MAX_ID, MultilineText, Text
 
@@ -99,6 +100,15 @@ def series_of_theme(db: Session, code: str) -> list[Series]:
                                             themes.of_theme(code))
     return list(db.exec(select(Series).where(col(Series.id).in_(members))
                         .order_by(col(Series.created_at).desc(), col(Series.id).desc())))
+
+
+def upcoming_by_theme(db: Session, now: datetime) -> dict[str, int]:
+    """How many public sessions not yet over each theme has (the themes' index page)."""
+    rows = db.exec(select(EventTheme.theme_code, func.count())
+                   .join(Event, col(Event.id) == EventTheme.event_id)
+                   .where(_public_event(), col(Event.ends_at) >= now)
+                   .group_by(col(EventTheme.theme_code)))
+    return {code: int(count) for code, count in rows}
 
 
 def public_sessions(db: Session, series_id: int) -> list[Event]:

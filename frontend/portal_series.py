@@ -127,6 +127,18 @@ def _theme(db: Session, code: str) -> Theme:
     return found
 
 
+@router.get("/themes")
+def themes_index(request: Request, db: SessionDep) -> Response:
+    """Every theme offered, with how many sessions to come each has: where a citizen starts
+    looking for what concerns them."""
+    directory = theme_views.theme_directory(db)
+    offered = theme_views.theme_choices(directory)
+    counts = series.upcoming_by_theme(db, utcnow())
+    return render(request, "portal/themes.html", section="",
+                  themes=[(view, counts.get(view.code, 0)) for view in offered],
+                  series_list=series.series_public(db, series.list_series(db, None)))
+
+
 @router.get("/themes/{code:unit_code}")
 def theme_page(code: str, request: Request, db: SessionDep) -> Response:
     theme = themes.find_theme(db, code)

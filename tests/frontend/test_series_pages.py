@@ -173,3 +173,18 @@ def test_the_session_page_shows_its_themes_and_series(client: TestClient, staff:
     page = client.get(f"/events/{made['coming']}", headers=HTML)
     assert 'href="/themes/education"' in page.text
     assert db.get(Event, made["coming"]) is not None
+
+
+def test_the_themes_index_counts_upcoming_public_sessions(client: TestClient, staff: Any,
+                                                          db: Session) -> None:
+    made = _series_with_sessions(staff, db)
+    assert 'href="/themes"' in client.get("/", headers=HTML).text
+    page = client.get("/themes", headers=HTML)
+    assert page.status_code == 200
+    text = visible(page.text)
+    assert "按主题浏览活动" in text
+    # One public session of education (the draft does not count); housing has none.
+    assert "教育 近期活动 1 场" in text and "住房保障 近期活动 0 场" in text
+    assert f'href="/series/{made["series_id"]}"' in page.text
+    made["admin"].patch("/api/themes/housing", json={"retired": True})
+    assert 'href="/themes/housing"' not in client.get("/themes", headers=HTML).text
