@@ -9,17 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
-from events import (
-    audit,
-    cohosts,
-    hosts,
-    notify,
-    permissions,
-    revisions,
-    seats,
-    series,
-    themes,
-)
+from events import audit, cohosts, hosts, notify, permissions, revisions, seats, series, themes
 from events.errors import Conflict, Invalid, NotFound, all_problems
 from events.locking import lock_event
 from events.models import (

@@ -7,17 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
-from events import (
-    audit,
-    cohosts,
-    hosts,
-    lifecycle,
-    permissions,
-    revisions,
-    sessions,
-    themes,
-    units,
-)
+from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions, themes, units
 from events.errors import Conflict, DomainError, Forbidden, Invalid
 from events.models import Event, EventStatus, Role, StaffUser
 from events.sessions import EventQuery

@@ -188,3 +188,13 @@ def test_the_themes_index_counts_upcoming_public_sessions(client: TestClient, st
     assert f'href="/series/{made["series_id"]}"' in page.text
     made["admin"].patch("/api/themes/housing", json={"retired": True})
     assert 'href="/themes/housing"' not in client.get("/themes", headers=HTML).text
+
+
+def test_theme_names_follow_the_page_language(client: TestClient, staff: Any,
+                                              db: Session) -> None:
+    admin = staff("admin")
+    _session(admin, db, "空气质量通报会", themes=["air-quality"])
+    page = client.get("/?lang=en", headers=HTML)
+    assert 'class="theme-chip" href="/themes/air-quality">Air quality</a>' in page.text
+    assert "<h1>Air quality</h1>" in client.get("/themes/air-quality?lang=en",
+                                                 headers=HTML).text
