@@ -198,3 +198,18 @@ def test_theme_names_follow_the_page_language(client: TestClient, staff: Any,
     assert 'class="theme-chip" href="/themes/air-quality">Air quality</a>' in page.text
     assert "<h1>Air quality</h1>" in client.get("/themes/air-quality?lang=en",
                                                  headers=HTML).text
+
+
+def test_a_label_of_a_constant_follows_each_pages_language() -> None:
+    """Found by this part's tests: Jinja folded `'ended'|status_label` at compile time, so the
+    first page's language stayed in the template (frontend/templating.py, pass_context)."""
+    from frontend.i18n import current_locale
+    from frontend.templating import env
+
+    token = current_locale.set("en")
+    try:
+        template = env.from_string("{{ 'ended'|status_label }}")
+        assert template.render() == "Ended"
+    finally:
+        current_locale.reset(token)
+    assert template.render() == "已结束"
