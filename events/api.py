@@ -75,14 +75,16 @@ def list_events(
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    theme: Annotated[str | None, Query(max_length=40, description=(
+        "a theme's code (GET /api/themes); an unknown code is 422 unknown_theme"))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=sessions.MAX_OFFSET)] = 0,
 ) -> list[EventPublic | EventForStaff]:
     try:
         query = sessions.EventQuery(kind=kind, unit=unit, status=status,
                                     start=_date_or_datetime(from_, "from"),
-                                    end=_date_or_datetime(to, "to"), q=q, limit=limit,
-                                    offset=offset)
+                                    end=_date_or_datetime(to, "to"), q=q, theme=theme or None,
+                                    limit=limit, offset=offset)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = {"start": "from", "end": "to"}.get(str(first["loc"][0]), str(first["loc"][0]))

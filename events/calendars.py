@@ -40,6 +40,7 @@ PRODID = "-//Xicheng District//Kaifang//ZH"
 TZID = "Asia/Shanghai"
 DISTRICT_CALENDAR_NAME = "西城区政务开放活动"
 FEED_TITLE = "西城区政务开放 · 近期活动"
+FEED_SUBTITLE = "会议开放、政府开放日、政府向公众报告、市民对话一把手与政民互动直播间"
 UID_DOMAIN = "kaifang"
 # A tag URI (RFC 4151) keeps entry ids stable whatever host name the portal reaches us by.
 TAG_PREFIX = "tag:kaifang,2018:"
@@ -279,14 +280,16 @@ def feed_summary(entry: CalendarEntry) -> str:
 
 
 def build_feed(entries: Sequence[CalendarEntry], *, self_url: str, portal_url: str,
-               now: datetime) -> bytes:
-    """An RFC 4287 feed of upcoming sessions; every text is plain text, never HTML."""
+               now: datetime, feed_id: str = "feed/upcoming", title: str = FEED_TITLE,
+               subtitle: str = FEED_SUBTITLE) -> bytes:
+    """An RFC 4287 feed of upcoming sessions; every text is plain text, never HTML. A feed
+    of some of them (a series', a theme's) names its own `feed_id` (under the tag URI),
+    `title` and `subtitle`."""
     ET.register_namespace("", ATOM_NS)
     feed = ET.Element(f"{{{ATOM_NS}}}feed", {XML_LANG: "zh-CN"})
-    _sub(feed, "id", f"{TAG_PREFIX}feed/upcoming")
-    _sub(feed, "title", FEED_TITLE, type="text")
-    _sub(feed, "subtitle", "会议开放、政府开放日、政府向公众报告、市民对话一把手与政民互动直播间",
-         type="text")
+    _sub(feed, "id", f"{TAG_PREFIX}{feed_id}")
+    _sub(feed, "title", title, type="text")
+    _sub(feed, "subtitle", subtitle, type="text")
     updated = max((e.event.updated_at for e in entries), default=now)
     _sub(feed, "updated", _rfc3339(updated))
     _sub(feed, "link", rel="self", type="application/atom+xml", href=self_url)

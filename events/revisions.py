@@ -5,6 +5,8 @@ the district office approves it (events.sessions.approve_revision) or rejects it
 Reviewed: kind, title, summary, mode, venue, address, materials and co-hosts. Operational, and
 applied at once: capacity, the registration window, moderation and the premiere time. The
 session's own times move only by postponement, which tells the public why.
+Themes and the series (events.themes, events.series) apply at once too: they classify the
+session rather than say anything of it, and each change is in the audit log.
 """
 
 from __future__ import annotations

@@ -226,6 +226,8 @@ class EventPublic(PublicModel):
     closed: bool
     minutes: str
     attendee_count: int | None
+    themes: list[str] = Field(description="the codes of its themes (GET /api/themes)")
+    series_id: int | None = Field(description="the series it belongs to (GET /api/series/{id})")
 
 
 class EventForStaff(EventPublic):

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
-from events import audit, cohosts, hosts, notify, permissions, revisions, seats
+from events import audit, cohosts, hosts, notify, permissions, revisions, seats, series, themes
 from events.errors import Conflict, Invalid, NotFound, all_problems
 from events.locking import lock_event
 from events.models import (
@@ -29,6 +29,7 @@ from events.models import (
     StaffUser,
     Unit,
 )
+from events.themes import ThemeCodes
 from events.timeutil import LOCAL_TZ, as_utc, iso_local, utcnow
 from events.units import MAX_ID, MultilineText, Text, clean_text
 
@@ -39,6 +40,7 @@ PUBLIC_STATUSES = frozenset({S.published, S.live, S.ended, S.archived, S.cancell
 MAX_CAPACITY = 100_000
 MAX_OFFSET = 1_000_000_000
 D = TypeVar("D", bound=date)
+F = TypeVar("F", bound="EventFields")
 # Sessions from the first plans to far ahead; outside this a time is a typo (and overflows UTC).
 EARLIEST_YEAR, LATEST_YEAR = 1990, 2099
 
@@ -80,6 +82,10 @@ class EventFields(BaseModel):
     premiere_at: Moment | None = None
     cohost_unit_ids: list[int] | None = Field(default=None, max_length=20)
     materials: list[MaterialIn] | None = Field(default=None, max_length=30)
+    # The plan's themes (events.themes) and the series (events.series); both apply at once,
+    # also on a published session: they classify it, the office's review is for its text.
+    themes: ThemeCodes | None = None
+    series_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class EventCreate(EventFields):
@@ -105,6 +111,7 @@ class EventQuery(BaseModel):
     start: Annotated[datetime | date, AfterValidator(plausible_date)] | None = None
     end: Annotated[datetime | date, AfterValidator(plausible_date)] | None = None
     q: Text | None = Field(default=None, max_length=100)
+    theme: str | None = Field(default=None, max_length=40)
     limit: int = Field(default=200, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
@@ -196,6 +203,8 @@ def list_events(db: Session, query: EventQuery, viewer: StaffUser | None) -> lis
         needle = query.q.strip()
         stmt = stmt.where(or_(*(col(field).icontains(needle, autoescape=True)
                                 for field in (Event.title, Event.summary, Event.venue))))
+    if query.theme:
+        stmt = stmt.where(themes.of_theme(themes.require_filter(db, query.theme)))
     stmt = stmt.order_by(col(Event.starts_at), col(Event.id))
     stmt = stmt.offset(query.offset).limit(query.limit)
     return list(db.exec(stmt))
@@ -263,6 +272,7 @@ def events_public(
     counts = seats.counts(db, ids)
     cohosts = cohost_ids(db, ids)
     materials = materials_of(db, ids)
+    codes = themes.themes_of(db, ids)
     unit_ids = {e.unit_id for e in events} | {u for ids_ in cohosts.values() for u in ids_}
     units = {u.id: u for u in db.exec(select(Unit).where(col(Unit.id).in_(unit_ids)))}
     out = []
@@ -302,6 +312,8 @@ def events_public(
             "closed": event.closed_at is not None,
             "minutes": event.minutes if event.closed_at else "",
             "attendee_count": event.attendee_count,
+            "themes": codes[event.id],
+            "series_id": event.series_id,
         }
         if staff and (viewer is None or permissions.owns(viewer, event)):
             item.update(review_note=event.review_note, missing=missing_fields(event),
@@ -339,6 +351,8 @@ def _snapshot(db: Session, event: Event) -> dict[str, Any]:
     if event.id is not None:
         snap["cohost_unit_ids"] = sorted(cohost_ids(db, [event.id], accepted_only=False)[event.id])
         snap["materials"] = [[m.title, m.url] for m in materials_of(db, [event.id])[event.id]]
+        snap["themes"] = themes.themes_of(db, [event.id])[event.id]
+        snap["series_id"] = event.series_id
     return snap
 
 
@@ -456,12 +470,31 @@ def _apply(db: Session, event: Event, fields: EventFields, *,
         for position, item in enumerate(fields.materials):
             db.add(EventMaterial(event_id=event.id, title=item.title, url=item.url,
                                  position=position))
+    if "series_id" in fields.model_fields_set:
+        event.series_id = fields.series_id  # checked by _classified
+        db.add(event)
+    if fields.themes is not None:
+        themes.set_themes(db, event, fields.themes)
     db.flush()
+
+
+def _classified(db: Session, actor: StaffUser, event: Event | None, data: F,
+                unit_id: int) -> F:
+    """`data` with its themes checked (duplicates dropped) and its series placement checked
+    (events.series.placement_of); 422 field themes or series_id."""
+    update: dict[str, Any] = {}
+    if data.themes is not None:
+        kept = themes.themes_of(db, [event.id])[event.id] if event and event.id else []
+        update["themes"] = themes.checked_codes(db, data.themes, kept=kept)
+    if "series_id" in data.model_fields_set:
+        series.placement_of(db, actor, event, data.series_id, unit_id=unit_id)
+    return data.model_copy(update=update) if update else data
 
 
 def create_event(db: Session, actor: StaffUser, data: EventCreate) -> Event:
     _check_unit(db, data.unit_id)
     permissions.require_unit_editor(actor, data.unit_id)
+    data = _classified(db, actor, None, data, data.unit_id)
     event = Event(kind=data.kind, unit_id=data.unit_id, title=data.title,
                   starts_at=as_utc(data.starts_at), ends_at=as_utc(data.ends_at),
                   created_by=actor.id)
@@ -539,6 +572,7 @@ def _update(db: Session, actor: StaffUser, event_id: int,
     if data.unit_id is not None and data.unit_id != event.unit_id:
         _check_unit(db, data.unit_id)
         permissions.require_unit_editor(actor, data.unit_id)
+    data = _classified(db, actor, event, data, data.unit_id or event.unit_id)
     before = _snapshot(db, event)
     _apply(db, event, data, accept_cohosts=permissions.is_admin(actor))
     if revisions.is_reviewed(event) and data.model_fields_set & COMPLETENESS_FIELDS:

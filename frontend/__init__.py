@@ -102,6 +102,8 @@ def install(app: FastAPI) -> None:
         console_plan,
         console_questions,
         console_registrations,
+        console_series,
+        console_themes,
         console_users,
         portal,
         portal_archive,
@@ -131,3 +133,5 @@ def install(app: FastAPI) -> None:
     app.include_router(portal_series.router)
     app.include_router(console_plan.router)
     app.include_router(console_answers.router)
+    app.include_router(console_series.router)
+    app.include_router(console_themes.router)

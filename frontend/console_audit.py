@@ -42,6 +42,11 @@ ACTIONS = {
     "registration.walk_in": N_("Registered a walk-in at the door"),
     "registration.purge": N_("Erased personal data after the retention period"),
     "quota.rules": N_("Changed the year's quota rules"),
+    "theme.create": N_("Added a theme"),
+    "theme.update": N_("Changed a theme"),
+    "series.create": N_("Created a series"),
+    "series.update": N_("Changed a series"),
+    "series.delete": N_("Deleted a series"),
 }
 FIELDS = {
     "kind": N_("Kind"),
@@ -87,6 +92,9 @@ FIELDS = {
     "messages": N_("Messages blanked"),
     "retention_days": N_("Retention period (days)"),
     "year": N_("Year"),
+    "themes": N_("Themes"),
+    "series_id": N_("Series"),
+    "sessions": N_("Sessions"),
 }
 MODERATION = {"pre": N_("Approve before showing"), "post": N_("Show at once, remove if needed")}
 TIME_FIELDS = {"starts_at", "ends_at", "registration_opens_at", "registration_closes_at",
@@ -132,6 +140,8 @@ def display(name: str, value: Any, unit_names: dict[int, str]) -> str:
         return gettext(tables[name].get(str(value), str(value)))
     if name == "unit_id" and isinstance(value, int):
         return unit_names.get(value, f"#{value}")
+    if name in ("themes", "sessions") and isinstance(value, list):
+        return "、".join(str(v) for v in value)
     if name == "cohost_unit_ids" and isinstance(value, list):
         return "、".join(unit_names.get(v, f"#{v}") for v in value)
     if name == "materials" and isinstance(value, list):

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
-from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions, units
+from events import audit, cohosts, hosts, lifecycle, permissions, revisions, sessions, themes, units
 from events.errors import Conflict, DomainError, Forbidden, Invalid
 from events.models import Event, EventStatus, Role, StaffUser
 from events.sessions import EventQuery
@@ -16,6 +16,7 @@ from frontend import console_forms as forms
 from frontend.console_audit import FIELDS, display, readable
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
 from frontend.console_recordings import recordings_panel
+from frontend.console_series import form_choices
 from frontend.i18n import N_, gettext
 from frontend.templating import render
 from server.deps import PostedForm, SessionDep
@@ -105,7 +106,8 @@ def _form_page(request: Request, db: Session, user: StaffUser, values: dict[str,
     own_unit = units.get_unit(db, user.unit_id) if user.unit_id else None
     return render(request, "console/event_form.html", status_code=status_code, event=event,
                   values=forms.with_blank_rows(values), errors=errors or {}, units=active,
-                  own_unit=own_unit, unit_fixed=user.role == Role.editor)
+                  own_unit=own_unit, unit_fixed=user.role == Role.editor,
+                  **form_choices(db, user, values))
 
 
 @router.get("/events/new")
@@ -140,7 +142,8 @@ def edit_event(event_id: int, request: Request, db: SessionDep, user: ConsoleSta
         raise Conflict("not_editable", f"a session that is {event.status.value} cannot be edited")
     values = forms.event_values(
         event, sessions.cohost_ids(db, [event_id], accepted_only=False)[event_id],
-        sessions.materials_of(db, [event_id])[event_id])
+        sessions.materials_of(db, [event_id])[event_id],
+        themes.themes_of(db, [event_id])[event_id])
     pending = revisions.pending_of(db, event_id)
     if pending is not None:  # the editor goes on from the changes waiting for review
         values.update(forms.revision_values(revisions.fields_of(pending)))

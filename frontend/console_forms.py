@@ -47,6 +47,12 @@ CODE_MESSAGES = {
     "invalid_code": N_("A code is 2-40 lower-case letters, digits or '-', e.g. xc-new-office."),
     "unit_exists": N_("A unit with this code exists already."),
     "incomplete": N_("Needed before the session goes to review."),
+    "unknown_theme": N_("Choose themes from the list."),
+    "retired_theme": N_("This theme is retired: choose another."),
+    "too_many_themes": N_("Choose at most 5 themes."),
+    "unknown_series": N_("Choose a series from the list."),
+    "series_of_another_unit": N_("Only a series of the session's own unit; the district office "
+                                 "puts a published session into another unit's series."),
 }
 # A reason's readers, by the action that asked for it: the public, or only the unit.
 REASON_MESSAGES = {
@@ -66,9 +72,9 @@ REGISTRATION_BEFORE_END = N_("Registration must close before the session ends.")
 
 
 # The fields as the form shows them, top to bottom: errors are listed in this order.
-FORM_ORDER = ("kind", "unit_id", "title", "summary", "starts_at", "ends_at", "mode", "venue",
-              "address", "capacity", "registration_opens_at", "registration_closes_at",
-              "moderation", "premiere_at", "cohost_unit_ids", "materials")
+FORM_ORDER = ("kind", "unit_id", "title", "summary", "themes", "series_id", "starts_at",
+              "ends_at", "mode", "venue", "address", "capacity", "registration_opens_at",
+              "registration_closes_at", "moderation", "premiere_at", "cohost_unit_ids", "materials")
 
 
 def in_form_order(errors: dict[str, str]) -> dict[str, str]:
@@ -188,6 +194,8 @@ def typed_values(form: FormData) -> dict[str, Any]:
                               (*TEXT_FIELDS, *CHOICE_FIELDS, *TIME_FIELDS, "unit_id", "capacity",
                                "seat_limit")}
     values["cohost_unit_ids"] = [str(v) for v in form.getlist("cohost_unit_ids")]
+    values["themes"] = [str(v)[:40] for v in form.getlist("themes")][:50]
+    values["series_id"] = str(form.get("series_id", ""))
     titles = [str(v) for v in form.getlist("material_title")]
     urls = [str(v) for v in form.getlist("material_url")]
     values["materials"] = [{"title": t, "url": u} for t, u in zip(titles, urls, strict=False)]
@@ -224,6 +232,9 @@ def _fields(values: dict[str, Any], actor: StaffUser
         data["unit_id"] = None
     cohosts = [v for v in values["cohost_unit_ids"] if v.isdecimal()]
     data["cohost_unit_ids"] = [int(v) for v in cohosts]
+    data["themes"] = list(values.get("themes", []))
+    series_id = str(values.get("series_id", ""))
+    data["series_id"] = int(series_id) if series_id.isdecimal() and len(series_id) < 10 else None
     materials, rows = [], []
     for position, row in enumerate(values["materials"]):
         title, url = row["title"].strip(), row["url"].strip()
@@ -296,7 +307,8 @@ def local_input(value: datetime | None) -> str:
 
 
 def event_values(event: Event, cohosts: list[int],
-                 materials: list[EventMaterial]) -> dict[str, Any]:
+                 materials: list[EventMaterial], themes: list[str] | None = None
+                 ) -> dict[str, Any]:
     """A stored session as the form shows it."""
     values: dict[str, Any] = {name: getattr(event, name) or "" for name in TEXT_FIELDS}
     values.update({name: getattr(event, name).value for name in CHOICE_FIELDS})
@@ -306,6 +318,8 @@ def event_values(event: Event, cohosts: list[int],
     values["seat_limit"] = "limited" if event.capacity else "none"
     values["cohost_unit_ids"] = [str(unit_id) for unit_id in cohosts]
     values["materials"] = [{"title": m.title, "url": m.url} for m in materials]
+    values["themes"] = list(themes or [])
+    values["series_id"] = str(event.series_id or "")
     return values
 
 
@@ -324,7 +338,8 @@ def blank_values(actor: StaffUser) -> dict[str, Any]:
     values: dict[str, Any] = {name: "" for name in (*TEXT_FIELDS, *TIME_FIELDS)}
     values.update(kind="open_meeting", mode="in_person", moderation="pre", capacity="",
                   seat_limit="",
-                  unit_id=str(actor.unit_id or ""), cohost_unit_ids=[], materials=[])
+                  unit_id=str(actor.unit_id or ""), cohost_unit_ids=[], materials=[],
+                  themes=[], series_id="")
     return values
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -22,7 +22,7 @@ from events import rooms, sessions, units
 from events.errors import NotFound
 from events.models import Event, EventKind, StaffUser, Unit, UnitCategory
 from events.timeutil import LOCAL_TZ, local, utcnow
-from frontend import labels
+from frontend import labels, theme_views
 from frontend.browser import remember_browser
 from frontend.i18n import N_, current_locale, gettext
 from frontend.portal_answers import answers_context
@@ -117,6 +117,7 @@ class Filters:
     unit: str = ""
     month: str = ""
     q: str = ""
+    theme: str = ""  # a theme's code (checked against the list by the page: theme_views)
 
     @classmethod
     def from_request(cls, request: Request) -> Filters:
@@ -128,11 +129,12 @@ class Filters:
             unit=params.get("unit", "").strip()[:40],
             month=month if parse_month(month) else "",
             q=" ".join(params.get("q", "").split())[:100],
+            theme=params.get("theme", "").strip()[:40],
         )
 
     @property
     def active(self) -> bool:
-        return any((self.kind, self.unit, self.month, self.q))
+        return any((self.kind, self.unit, self.month, self.q, self.theme))
 
     @property
     def event_kind(self) -> EventKind | None:
@@ -140,7 +142,8 @@ class Filters:
 
     def link(self, path: str, **changes: str | int) -> str:
         values: dict[str, str | int] = {"kind": self.kind, "unit": self.unit,
-                                        "month": self.month, "q": self.q, **changes}
+                                        "month": self.month, "q": self.q,
+                                        "theme": self.theme, **changes}
         query = urlencode({key: value for key, value in values.items() if value})
         return f"{path}?{query}" if query else path
 
@@ -198,6 +201,7 @@ def session_cards(db: Session, events: list[Event],
         card["cohosts"] = [directory[i] for i in card["cohost_unit_ids"] if i in directory]
         card["same_day"] = card["starts_at"][:10] == card["ends_at"][:10]
         card["registration_label"] = gettext(REGISTRATION_LABELS[card["registration"]])
+    theme_views.add_classification(db, cards)
     return cards
 
 
@@ -292,6 +296,8 @@ def _not_found(request: Request, message: str) -> Response:
 @router.get("/")
 def upcoming(request: Request, db: SessionDep) -> Response:
     filters = Filters.from_request(request)
+    theme_directory = theme_views.theme_directory(db)
+    filters = replace(filters, theme=theme_views.known_theme(theme_directory, filters.theme))
     page = _page_number(request.query_params.get("page"))
     now = utcnow()
     start, end = now, None
@@ -301,18 +307,20 @@ def upcoming(request: Request, db: SessionDep) -> Response:
         end = next_month(first) - timedelta(days=1)
     query = sessions.EventQuery(kind=filters.event_kind, unit=filters.unit or None,
                                 start=start, end=end, q=filters.q or None,
-                                limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+                                theme=filters.theme or None, limit=PAGE_SIZE + 1,
+                                offset=(page - 1) * PAGE_SIZE)
     found = sessions.list_events(db, query, viewer=None)
     directory = unit_directory(db)
     cards = session_cards(db, found[:PAGE_SIZE], directory)
     return render(
         request, "portal/index.html", section="upcoming", filters=filters, cards=cards,
         page=page, kinds=kind_choices(), unit_groups=unit_groups(directory),
+        themes=theme_views.theme_choices(theme_directory, filters.theme),
         months=month_choices(local(now).date(), filters.month),
         previous_link=filters.link("/", page=page - 1 if page > 2 else "") if page > 1 else None,
         next_link=filters.link("/", page=page + 1) if len(found) > PAGE_SIZE else None,
         first_page_link=filters.link("/"),
-        calendar_link=filters.link("/calendar", q=""),
+        calendar_link=filters.link("/calendar", q="", theme=""),
     )
 
 

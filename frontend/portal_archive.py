@@ -7,7 +7,7 @@ Which sessions are in the archive is streaming.archive's rule; these handlers re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +19,7 @@ from events import rooms, units
 from events.errors import NotFound
 from events.models import EventKind, EventStatus, Unit
 from events.timeutil import utcnow
+from frontend import theme_views
 from frontend.i18n import N_
 from frontend.portal import (
     _not_found,
@@ -62,6 +63,7 @@ class ArchiveFilters:
     unit: str = ""
     year: str = ""
     q: str = ""
+    theme: str = ""  # a theme's code, checked against the list by the page
 
     @classmethod
     def from_request(cls, request: Request) -> ArchiveFilters:
@@ -71,21 +73,23 @@ class ArchiveFilters:
         return cls(kind=kind if kind in {k.value for k in EventKind} else "",
                    unit=params.get("unit", "").strip()[:40],
                    year=year if parse_year(year) else "",
-                   q=" ".join(params.get("q", "").split())[:100])
+                   q=" ".join(params.get("q", "").split())[:100],
+                   theme=params.get("theme", "").strip()[:40])
 
     @property
     def active(self) -> bool:
-        return any((self.kind, self.unit, self.year, self.q))
+        return any((self.kind, self.unit, self.year, self.q, self.theme))
 
     def query(self, unit: str | None, page: int) -> archive.ArchiveQuery:
         return archive.ArchiveQuery(
             kind=EventKind(self.kind) if self.kind else None, unit=unit or self.unit or None,
-            year=parse_year(self.year), q=self.q or None,
+            year=parse_year(self.year), q=self.q or None, theme=self.theme or None,
             limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
 
     def link(self, path: str, **changes: str | int) -> str:
         values: dict[str, str | int] = {"kind": self.kind, "unit": self.unit,
-                                        "year": self.year, "q": self.q, **changes}
+                                        "year": self.year, "q": self.q,
+                                        "theme": self.theme, **changes}
         query = urlencode({key: value for key, value in values.items() if value})
         return f"{path}?{query}" if query else path
 
@@ -106,8 +110,10 @@ def archive_items(request: Request, db: Session, found: list[archive.ArchiveEntr
 
 def _archive_page(request: Request, db: Session, unit: Unit | None) -> Response:
     filters = ArchiveFilters.from_request(request)
+    theme_directory = theme_views.theme_directory(db)
+    filters = replace(filters, theme=theme_views.known_theme(theme_directory, filters.theme))
     if unit is not None:
-        filters = ArchiveFilters(kind=filters.kind, year=filters.year, q=filters.q)
+        filters = replace(filters, unit="")
     page = _page_number(request.query_params.get("page"))
     now = utcnow()
     code = unit.code if unit is not None else None
@@ -122,6 +128,7 @@ def _archive_page(request: Request, db: Session, unit: Unit | None) -> Response:
         items=archive_items(request, db, found[:PAGE_SIZE]), page=page, path=path,
         unit=directory[unit.id] if unit is not None and unit.id is not None else None,
         kinds=kind_choices(), unit_groups=unit_groups(directory), years=years,
+        themes=theme_views.theme_choices(theme_directory, filters.theme),
         previous_link=filters.link(path, page=page - 1 if page > 2 else "") if page > 1 else None,
         next_link=filters.link(path, page=page + 1) if len(found) > PAGE_SIZE else None,
         first_page_link=filters.link(path),

@@ -52,7 +52,10 @@ def format_datetime(value: datetime | str | None, style: str = "full") -> str:
 
 
 def _label(table: dict[str, str]) -> Any:
-    def render(code: str | None) -> str:
+    # pass_context: Jinja's optimizer folds a filter of a constant ('ended'|status_label) at
+    # compile time, which would bake the language of the first page rendered into the template.
+    @jinja2.pass_context
+    def render(_context: Any, code: str | None) -> str:
         return gettext(table.get(code or "", code or ""))
 
     return render

@@ -16,6 +16,7 @@ from sqlalchemy.sql import Subquery
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
+from events import themes
 from events.models import CohostState, Event, EventCohost, EventKind, EventStatus, Unit
 from events.sessions import PUBLIC_STATUSES
 from events.timeutil import LOCAL_TZ, as_utc, local
@@ -34,6 +35,7 @@ class ArchiveQuery:
     unit: str | None = None  # a unit code: sessions it organised or co-hosted (accepted)
     year: int | None = None  # the Beijing year the session started in
     q: str | None = None  # words, each found in the title, the summary or the minutes
+    theme: str | None = None  # a theme's code (events.themes)
     limit: int = 24
     offset: int = 0
 
@@ -127,6 +129,8 @@ def _filtered(db: Session, query: ArchiveQuery, now: datetime) -> Select[Event, 
     if query.year is not None:
         first, after = _year_bounds(query.year)
         stmt = stmt.where(col(Event.starts_at) >= first, col(Event.starts_at) < after)
+    if query.theme:
+        stmt = stmt.where(themes.of_theme(query.theme))
     for word in search_words(query.q):
         stmt = stmt.where(_matches(word))
     return stmt
