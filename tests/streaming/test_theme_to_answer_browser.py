@@ -5,7 +5,6 @@ reason there, and plays the answer from its link at the moment it was given."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tests.conftest import event_body, publish, unit_id
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, PHONE, no_horizontal_scroll
