@@ -14,30 +14,13 @@ from typing import Any
 
 from events.accountability import median_text
 from frontend import charts
-from frontend.i18n import N_, gettext
+from frontend.i18n import gettext
+from frontend.plan_views import STATE_COLORS, STATE_ICONS, state_label
 
 # The plan's states, from the best to the worst, as the bars stack them.
 PLAN_STATES = ("done", "on_track", "planned", "at_risk", "late", "missed")
-# Icons and colours as the plan pages have them: a state never rests on colour alone.
-STATE_ICONS = {"done": "✓", "on_track": "◔", "planned": "○", "at_risk": "⚠", "late": "!",
-               "missed": "✗"}
-STATE_COLORS = {"done": "#1b6e3a", "on_track": "#1a4f8b", "planned": "#46576a",
-                "at_risk": "#7a4f00", "late": "#8c1d18", "missed": "#6b2f7a"}
-
-
-# The plan pages' words (frontend/plan_views.py, plan.po): the same state reads the same.
-STATE_LABELS = {
-    "planned": N_("Not started yet"),
-    "on_track": N_("On track with the plan"),
-    "at_risk": N_("At risk of slipping"),
-    "done": N_("Done as planned"),
-    "late": N_("Behind schedule"),
-    "missed": N_("Not carried out"),
-}
-
-
-def state_label(state: str) -> str:
-    return gettext(STATE_LABELS[state]) if state in STATE_LABELS else state
+# Words, icons and colours are the plan pages' (frontend/plan_views.py): a state reads the
+# same everywhere, and never rests on colour alone.
 
 
 @dataclass
