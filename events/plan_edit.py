@@ -14,12 +14,13 @@ the year as id for an import).
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from events import audit, permissions, plan_files, plan_import
 from events.errors import Conflict, Forbidden, Invalid, NotFound
+from events.locking import busy, is_lock_timeout, write_lock
 from events.models import (
     CohostState,
     Event,
@@ -35,6 +36,8 @@ from events.timeutil import utcnow
 from server.config import Settings
 
 MIN_YEAR, MAX_YEAR = 2000, 2100
+# PostgreSQL's advisory lock of a year's plan: this number plus the year.
+YEAR_LOCK = 0x6B66_706C_0000
 
 
 class PlanItemCreate(BaseModel):
@@ -66,6 +69,22 @@ def _next_position(db: Session, year: int) -> int:
     return int(last or 0) + 1
 
 
+def lock_year(db: Session, year: int) -> None:
+    """One writer of a year's plan at a time, until the transaction ends: the table's unique
+    key compares topics exactly, the plan without case and spaces, so two imports of "Topic"
+    and "topic" at the same moment would otherwise both pass. SQLite: the database's write
+    lock; PostgreSQL: an advisory lock of the year. Busy (503) past the lock timeout."""
+    if db.connection().dialect.name == "sqlite":
+        write_lock(db)
+        return
+    try:
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": YEAR_LOCK + year})
+    except OperationalError as exc:
+        if is_lock_timeout(exc):
+            raise busy() from exc
+        raise
+
+
 def _flush_new(db: Session) -> None:
     """New items written; a topic another request added a moment before is a duplicate."""
     try:
@@ -80,6 +99,7 @@ def import_plan(db: Session, actor: StaffUser, year: int, data: bytes) -> int:
     is bad. Returns how many were added."""
     permissions.require_admin(actor)
     check_year(year)
+    lock_year(db, year)
     lines, problems = plan_import.parse(db, year, data)
     if problems:
         raise PlanCsvInvalid(problems)
@@ -103,6 +123,7 @@ def create_item(db: Session, actor: StaffUser, data: PlanItemCreate) -> PlanItem
     topic, why = plan_import.clean_topic(data.topic)
     if why:
         raise Invalid("invalid", f"topic: {why}", field="topic")
+    lock_year(db, data.year)
     if plan_import.topic_key(topic) in plan_import.year_topics(db, data.year):
         raise Conflict("duplicate_topic", f"the topic {topic[:60]!r} is already in the plan "
                        f"of {data.year}", field="topic")

@@ -21,11 +21,13 @@ import secrets
 import zipfile
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from events import audit, permissions
 from events.errors import DomainError, Forbidden, Invalid, NotFound
 from events.models import PlanFile, PlanItem, Role, StaffUser, Unit
+from events.plan_import import INVISIBLE
 from events.timeutil import utcnow
 from server.config import Settings
 
@@ -46,7 +48,9 @@ TYPES = {
     "odt": ("application/vnd.oasis.opendocument.text", "odf"),
     "txt": ("text/plain; charset=utf-8", "text"),
 }
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*\ufffe\uffff]')
+# Control characters, what Windows refuses in a name, and the invisible characters (a
+# right-to-left override shows "报告\u202excod.pdf" as "报告fdp.docx").
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*\ufffe\uffff' + INVISIBLE + "]")
 MAX_NAME = 200
 
 
@@ -159,7 +163,10 @@ def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str
                    stored_key=secrets.token_urlsafe(24), content_type=content_type,
                    size_bytes=len(data), uploaded_by=user.id, uploaded_at=utcnow())
     db.add(row)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:  # the office deleted the item meanwhile; the request rolls back
+        raise NotFound("not_found", f"there is no plan item {row.item_id}") from None
     target = path_of(settings, row)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
