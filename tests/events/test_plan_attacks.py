@@ -5,6 +5,7 @@ Every answer is a 4xx naming what is wrong, never a 500, and nothing is half-don
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -12,10 +13,11 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from events import plan_files
-from events.models import PlanItem
+from events.errors import NotFound
+from events.models import PlanFile, PlanItem, Role, StaffUser
 from server.config import Settings
 from server.db import get_engine
 from tests.events.test_plan_api import HEADER, bad_lines, broadcast, plan_of, post_csv
@@ -93,22 +95,20 @@ def test_two_imports_of_the_same_topics_in_another_case_at_once(staff: Any,
         assert len(plan_of(client, year)) == 300
 
 
-def test_an_upload_to_an_item_deleted_meanwhile_is_404(staff: Any, settings: Settings,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_stored_for_an_item_deleted_meanwhile_is_404(staff: Any, db: Session,
+                                                            settings: Settings) -> None:
     admin = staff("admin")
-    item = new_item(admin)
-    checked = plan_files.check_type
-
-    def delete_first(filename: str, data: bytes) -> tuple[str, str]:
-        with Session(get_engine(settings.sqlalchemy_url)) as other:  # the office, meanwhile
-            other.delete(other.get(PlanItem, item))
-            other.commit()
-        return checked(filename, data)
-
-    monkeypatch.setattr(plan_files, "check_type", delete_first)
-    response = upload(staff("editor", "city-management"), item, "material", "材料.pdf", PDF)
-    assert response.status_code == 404 and response.json()["error"] == "not_found"
-    assert not (settings.data_dir / "plan" / str(item)).exists()
+    item_id = new_item(admin)
+    item = db.get(PlanItem, item_id)
+    user = db.exec(select(StaffUser).where(StaffUser.role == Role.admin)).first()
+    assert item is not None and user is not None
+    with Session(get_engine(settings.sqlalchemy_url)) as other:  # the office, meanwhile
+        other.delete(other.get(PlanItem, item_id))
+        other.commit()
+    with pytest.raises(NotFound):
+        plan_files.store(db, user, item, "material", "材料.pdf", PDF, settings)
+    db.rollback()
+    assert not (settings.data_dir / "plan" / str(item_id)).exists()
 
 
 # ---- what held ---------------------------------------------------------------------------------
@@ -218,3 +218,29 @@ def test_a_file_of_exactly_the_limit(staff: Any) -> None:
     assert stored.status_code == 201 and stored.json()["size_bytes"] == plan_files.MAX_FILE_BYTES
     over = upload(admin, item, "material", "过.pdf", exact + b"0")
     assert over.status_code == 413 and over.json()["error"] == "too_large"
+
+
+def test_an_item_deleted_while_a_file_is_uploaded_leaves_no_file(
+        staff: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin, lead = staff("admin"), staff("editor", "city-management")
+    item = new_item(admin)
+    listed = threading.Event()
+    files_of = plan_files.files_of
+
+    def slow_listing(db: Session, item_id: int) -> list[PlanFile]:
+        found = files_of(db, item_id)
+        listed.set()
+        time.sleep(1)  # the upload arrives now, between the listing and the deletion
+        return found
+
+    monkeypatch.setattr(plan_files, "files_of", slow_listing)
+
+    def upload_meanwhile() -> Any:
+        listed.wait(10)
+        return upload(lead, item, "material", "材料.pdf", PDF)
+
+    deleted, uploaded = at_once(lambda: admin.delete(f"/api/plan/items/{item}"),
+                                upload_meanwhile)
+    assert deleted.status_code == 204, deleted.text
+    assert uploaded.status_code == 404, uploaded.text
+    assert not (settings.data_dir / "plan" / str(item)).exists()
