@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -111,6 +112,22 @@ def test_a_file_stored_for_an_item_deleted_meanwhile_is_404(staff: Any, db: Sess
     assert not (settings.data_dir / "plan" / str(item_id)).exists()
 
 
+def test_an_upload_is_not_held_in_memory_over_and_over(staff: Any) -> None:
+    admin = staff("admin")
+    item = new_item(admin)
+    data = b"%PDF-" + b"0" * (plan_files.MAX_FILE_BYTES - 5)
+    tracemalloc.start()
+    try:
+        stored = upload(admin, item, "material", "满.pdf", data)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored.status_code == 201, stored.text
+    # The test's own copies (the file and the multipart body it sends), and the server's one
+    # (the body was buffered whole, parsed into a second copy, then read into a third).
+    assert peak < 3.5 * len(data), f"{peak / 2**20:.0f} MiB at the peak"
+
+
 # ---- what held ---------------------------------------------------------------------------------
 
 def test_hostile_or_clumsy_csv_files_are_refused_by_line(staff: Any, client: TestClient) -> None:
@@ -206,6 +223,11 @@ def test_file_names_and_downloads(staff: Any, settings: Settings) -> None:
     for name in ("页面.html", "图.svg", "x.exe.pdf.exe"):
         refused = upload(admin, item, "material", name, b"<svg onload=alert(1)>")
         assert refused.status_code == 422 and refused.json()["error"] == "unsupported_type"
+    for content_type, error in (("multipart/form-data", "malformed_multipart"),
+                                ("multipart/form-data; boundary=x", "file_required")):
+        cut = admin.post(f"/api/plan/items/{item}/files?step=material", content=b"--x\r\n",
+                         headers={"Content-Type": content_type})
+        assert cut.json()["error"] == error and cut.status_code in (400, 422)
     # An .exe renamed .pdf is refused by its content.
     assert upload(admin, item, "material", "setup.pdf", b"MZ\x90\x00" + PDF).status_code == 422
 
