@@ -16,13 +16,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from events import plan_files
+from events import plan, plan_files
 from events.errors import NotFound
-from events.models import PlanFile, PlanItem, Role, StaffUser
+from events.models import OutboxMessage, PlanFile, PlanItem, Role, StaffUser
 from server.config import Settings
 from server.db import get_engine
+from tests.conftest import Clock
 from tests.events.test_plan_api import HEADER, bad_lines, broadcast, plan_of, post_csv
 from tests.events.test_plan_files import PDF, new_item, upload
+from tests.events.test_plan_states import beijing
 
 
 def at_once(*calls: Callable[[], Any]) -> list[Any]:
@@ -126,6 +128,25 @@ def test_an_upload_is_not_held_in_memory_over_and_over(staff: Any) -> None:
     # The test's own copies (the file and the multipart body it sends), and the server's one
     # (the body was buffered whole, parsed into a second copy, then read into a third).
     assert peak < 3.5 * len(data), f"{peak / 2**20:.0f} MiB at the peak"
+
+
+def test_a_topic_of_the_longest_length_does_not_stop_the_reminders(
+        staff: Any, clock: Clock, db: Session, settings: Settings) -> None:
+    clock.now = beijing("2027-04-05")
+    longest = "关于" + "长" * 198
+    admin = staff("admin")
+    for topic in (longest, "义务教育入学政策解读"):
+        assert admin.post("/api/plan/items", json={"year": 2027, "topic": topic,
+                                                   "unit_code": "education",
+                                                   "month": 5}).status_code == 201
+    assert plan.remind_due(db, settings) == 2  # one subject would not fit the outbox's column
+    db.commit()
+    subjects = db.exec(select(OutboxMessage.subject).where(
+        OutboxMessage.topic == "plan_reminder")).all()
+    assert all(len(subject) <= 200 for subject in subjects)
+    assert "直播计划待关联活动：义务教育入学政策解读" in subjects
+    assert any(subject.startswith("直播计划待关联活动：关于长长") and subject.endswith("…")
+               for subject in subjects)
 
 
 # ---- what held ---------------------------------------------------------------------------------
