@@ -21,6 +21,7 @@ import secrets
 import zipfile
 from pathlib import Path
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -32,6 +33,9 @@ from events.timeutil import utcnow
 from server.config import Settings
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# Files a step keeps at most: enough drafts for any broadcast, and a bound on the disk one
+# staff member can fill (an old draft is deleted to make room).
+MAX_STEP_FILES = 20
 FILE_STEPS = ("material", "script")
 OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the old Office formats (.doc, .xls, .ppt)
 ZIP = b"PK\x03\x04"
@@ -158,6 +162,11 @@ def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str
         raise Invalid("empty_file", "file: the file is empty", field="file")
     extension, content_type = check_type(filename, data)
     assert item.id is not None
+    kept = db.exec(select(func.count()).select_from(PlanFile).where(
+        PlanFile.item_id == item.id, PlanFile.step == step)).one()
+    if kept >= MAX_STEP_FILES:
+        raise Invalid("too_many_files", f"file: the {step} step keeps at most {MAX_STEP_FILES} "
+                      "files; delete an old one first", field="file")
     row = PlanFile(item_id=item.id, step=step,
                    filename=clean_filename(filename, step, extension),
                    stored_key=secrets.token_urlsafe(24), content_type=content_type,

@@ -149,6 +149,18 @@ def test_a_topic_of_the_longest_length_does_not_stop_the_reminders(
                for subject in subjects)
 
 
+def test_a_step_keeps_a_bounded_number_of_files(staff: Any) -> None:
+    lead = staff("editor", "city-management")
+    item = new_item(staff("admin"))
+    stored = [upload(lead, item, "material", f"稿{n}.pdf", PDF) for n in range(20)]
+    assert all(s.status_code == 201 for s in stored)
+    refused = upload(lead, item, "material", "稿21.pdf", PDF)
+    assert refused.status_code == 422 and refused.json()["error"] == "too_many_files"
+    assert upload(staff("editor", "publicity"), item, "script", "脚本.pdf", PDF).status_code == 201
+    assert lead.delete(stored[0].json()["url"]).status_code == 204
+    assert upload(lead, item, "material", "稿21.pdf", PDF).status_code == 201
+
+
 # ---- what held ---------------------------------------------------------------------------------
 
 def test_hostile_or_clumsy_csv_files_are_refused_by_line(staff: Any, client: TestClient) -> None:
