@@ -185,7 +185,7 @@ async def upload_file(item_id: Id, step: Literal["material", "script"],
 
     def keep(db: Session) -> dict[str, object]:
         user = caller(db)
-        row = plan_files.store(db, user, plan_edit.lock_item(db, item_id), step, filename,
+        row = plan_files.store(db, user, plan_edit.get_item(db, item_id), step, filename,
                                content, settings)
         return file_public(row)
 

@@ -85,27 +85,6 @@ def lock_year(db: Session, year: int) -> None:
         raise
 
 
-def lock_item(db: Session, item_id: int) -> PlanItem:
-    """The item, re-read under a lock until the transaction ends (404 when there is none). Its
-    files are stored and the item deleted under it, so a file uploaded while the office deletes
-    the item is not left on disk without its row. SQLite: the database's write lock;
-    PostgreSQL: the row, FOR UPDATE. Busy (503) past the lock timeout."""
-    if db.connection().dialect.name == "sqlite":
-        write_lock(db)
-        item = db.get(PlanItem, item_id, populate_existing=True)
-    else:
-        try:
-            item = db.exec(select(PlanItem).where(PlanItem.id == item_id).with_for_update()
-                           .execution_options(populate_existing=True)).first()
-        except OperationalError as exc:
-            if is_lock_timeout(exc):
-                raise busy() from exc
-            raise
-    if item is None:
-        raise NotFound("not_found", f"there is no plan item {item_id}")
-    return item
-
-
 def _flush_new(db: Session) -> None:
     """New items written; a topic another request added a moment before is a duplicate."""
     try:
@@ -174,7 +153,7 @@ def create_item(db: Session, actor: StaffUser, data: PlanItemCreate) -> PlanItem
 def delete_item(db: Session, actor: StaffUser, item_id: int, settings: Settings) -> None:
     """The office removes an item, with its files (the files on disk too)."""
     permissions.require_admin(actor)
-    item = lock_item(db, item_id)
+    item = plan_files.lock_item(db, item_id)
     plan_files.delete_all(db, item, settings)
     audit.record(db, actor, "plan.delete", "plan_item", item.id, unit_id=item.unit_id,
                  changes={"year": item.year, "topic": item.topic})

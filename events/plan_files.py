@@ -22,11 +22,12 @@ import zipfile
 from pathlib import Path
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from events import audit, permissions
 from events.errors import DomainError, Forbidden, Invalid, NotFound
+from events.locking import busy, is_lock_timeout, write_lock
 from events.models import PlanFile, PlanItem, Role, StaffUser, Unit
 from events.plan_import import INVISIBLE
 from events.timeutil import utcnow
@@ -152,6 +153,27 @@ def files_of(db: Session, item_id: int) -> list[PlanFile]:
                         .order_by(col(PlanFile.uploaded_at), col(PlanFile.id))))
 
 
+def lock_item(db: Session, item_id: int) -> PlanItem:
+    """The item, re-read under a lock until the transaction ends (404 when there is none). Its
+    files are stored and the item deleted under it, so a file uploaded while the office deletes
+    the item is not left on disk without its row. SQLite: the database's write lock;
+    PostgreSQL: the row, FOR UPDATE. Busy (503) past the lock timeout."""
+    if db.connection().dialect.name == "sqlite":
+        write_lock(db)
+        item = db.get(PlanItem, item_id, populate_existing=True)
+    else:
+        try:
+            item = db.exec(select(PlanItem).where(PlanItem.id == item_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+        except OperationalError as exc:
+            if is_lock_timeout(exc):
+                raise busy() from exc
+            raise
+    if item is None:
+        raise NotFound("not_found", f"there is no plan item {item_id}")
+    return item
+
+
 def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str, data: bytes,
           settings: Settings) -> PlanFile:
     """Keeps a step's file (403 for who may not, 413 too large, 422 empty or not allowed)."""
@@ -162,6 +184,7 @@ def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str
         raise Invalid("empty_file", "file: the file is empty", field="file")
     extension, content_type = check_type(filename, data)
     assert item.id is not None
+    lock_item(db, item.id)  # deleted meanwhile: 404
     kept = db.exec(select(func.count()).select_from(PlanFile).where(
         PlanFile.item_id == item.id, PlanFile.step == step)).one()
     if kept >= MAX_STEP_FILES:
@@ -172,10 +195,7 @@ def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str
                    stored_key=secrets.token_urlsafe(24), content_type=content_type,
                    size_bytes=len(data), uploaded_by=user.id, uploaded_at=utcnow())
     db.add(row)
-    try:
-        db.flush()
-    except IntegrityError:  # the office deleted the item meanwhile; the request rolls back
-        raise NotFound("not_found", f"there is no plan item {row.item_id}") from None
+    db.flush()
     target = path_of(settings, row)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
