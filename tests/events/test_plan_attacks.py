@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -273,6 +273,17 @@ def test_a_file_of_exactly_the_limit(staff: Any) -> None:
     assert stored.status_code == 201 and stored.json()["size_bytes"] == plan_files.MAX_FILE_BYTES
     over = upload(admin, item, "material", "过.pdf", exact + b"0")
     assert over.status_code == 413 and over.json()["error"] == "too_large"
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it comes
+        yield (b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.pdf"\r\n\r\n'
+               b"%PDF-")
+        for _ in range(21):
+            yield b"0" * 2**20
+        yield b"\r\n--b--\r\n"
+
+    streamed = admin.post(f"/api/plan/items/{item}/files?step=material", content=chunked(),
+                          headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert streamed.status_code == 413 and streamed.json()["error"] == "too_large"
 
 
 def test_an_item_deleted_while_a_file_is_uploaded_leaves_no_file(
