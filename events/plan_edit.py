@@ -206,8 +206,9 @@ def candidates(db: Session, item: PlanItem) -> list[Event]:
 
 
 def link_event(db: Session, actor: StaffUser, item_id: int, event_id: int | None) -> PlanItem:
-    """Links (or, with None, unlinks) the session that carries the item out."""
-    item = get_item(db, item_id)
+    """Links (or, with None, unlinks) the session that carries the item out (under the item's
+    lock: an item the office deletes meanwhile is 404, not a failed update)."""
+    item = plan_files.lock_item(db, item_id)
     if not may_link(actor, item):
         raise Forbidden("forbidden", "only the office or the lead unit's editors may link "
                         "its session")

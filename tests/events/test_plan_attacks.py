@@ -161,6 +161,33 @@ def test_a_step_keeps_a_bounded_number_of_files(staff: Any) -> None:
     assert upload(lead, item, "material", "稿21.pdf", PDF).status_code == 201
 
 
+def test_an_item_deleted_while_it_is_linked_is_404(staff: Any, db: Session,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    admin, lead = staff("admin"), staff("editor", "education")
+    item = admin.post("/api/plan/items", json={"year": 2027, "topic": "招生政策解读",
+                                               "unit_code": "education", "month": 3}).json()
+    session = broadcast(admin, db)
+    listed = threading.Event()
+    files_of = plan_files.files_of
+
+    def slow_listing(db: Session, item_id: int) -> list[PlanFile]:
+        found = files_of(db, item_id)
+        listed.set()
+        time.sleep(1)  # the link arrives now
+        return found
+
+    monkeypatch.setattr(plan_files, "files_of", slow_listing)
+
+    def link_meanwhile() -> Any:
+        listed.wait(10)
+        return lead.put(f"/api/plan/items/{item['id']}", json={"event_id": session})
+
+    deleted, linked = at_once(lambda: admin.delete(f"/api/plan/items/{item['id']}"),
+                              link_meanwhile)
+    assert deleted.status_code == 204, deleted.text
+    assert linked.status_code == 404 and linked.json()["error"] == "not_found", linked.text
+
+
 # ---- what held ---------------------------------------------------------------------------------
 
 def test_hostile_or_clumsy_csv_files_are_refused_by_line(staff: Any, client: TestClient) -> None:
