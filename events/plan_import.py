@@ -195,7 +195,7 @@ def parse(db: Session, year: int, data: bytes) -> tuple[list[PlanLine], list[dic
         header = next(reader, None)
     except csv.Error as exc:
         return [], [problem(1, "header", f"the header is not CSV: {exc}")]
-    names = tuple(cell.strip().lower() for cell in _trimmed(header or []))
+    names = tuple(plain(cell).lower() for cell in _trimmed(header or []))
     if not header or names == ("",):
         return [], [problem(0, "file", "the file is empty: expected the header "
                                        f"{','.join(HEADER)} and one item a line")]

@@ -210,7 +210,7 @@ def test_hostile_or_clumsy_csv_files_are_refused_by_line(staff: Any, client: Tes
     assert plan_of(client) == []
     # Old Mac line ends, a quoted line break, a header in odd case; controls dropped; markup
     # kept as text (the pages escape it).
-    odd = (" Topic ,UNIT_CODE, Month ,THEME\r" '"老旧小区\n改造",housing,9,\r'
+    odd = (" Topic ,UNIT_CODE, Month ,\u200bTHEME\r" '"老旧小区\n改造",housing,9,\r'
            "<script>alert(1)</script>\x1b[31m,education,5,\r=HYPERLINK(\"x\"),culture,6,\r")
     assert post_csv(admin, odd).json() == {"imported": 3}
     assert [i["topic"] for i in plan_of(client)] == ["<script>alert(1)</script>[31m",
