@@ -250,6 +250,12 @@ def test_forged_ids_and_other_units(staff: Any, client: TestClient) -> None:
     assert admin.get("/api/plan/files/424242").status_code == 404
     assert admin.put(f"/api/plan/items/{item}", json={"event_id": -1}).status_code == 422
     assert admin.put(f"/api/plan/items/{item}", json={"event_id": "1 OR 1=1"}).status_code == 422
+    # Fields that are not the form's are ignored, not stored.
+    extra = admin.post("/api/plan/items", json={"year": 2027, "topic": "多余字段", "month": 5,
+                                                "unit_code": "education", "event_id": 1,
+                                                "unit_id": 2, "position": -5, "id": 1})
+    assert extra.status_code == 201 and extra.json()["event_id"] is None
+    assert extra.json()["id"] != 1 and extra.json()["unit"]["code"] == "education"
     for who in (other, host):
         assert who.get(stored["url"]).status_code == 404
         assert who.delete(stored["url"]).status_code == 404
