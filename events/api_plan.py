@@ -130,41 +130,39 @@ def delete_item(item_id: Id, db: SessionDep, user: StaffDep, settings: SettingsD
 
 # ---- the steps' files ------------------------------------------------------------------------
 
-async def _bounded(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it passes `limit`."""
+async def _bounded(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The body as it comes, refused (413) as soon as it passes `limit`: the parser spools the
+    file to disk, the body is never held whole in memory."""
     length = request.headers.get("content-length", "")
     if length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
         raise plan_files.FileTooLarge()
-    data = bytearray()
+    received = 0
     async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
+        received += len(chunk)
+        if received > limit:
             raise plan_files.FileTooLarge()
-    return bytes(data)
+        yield chunk
 
 
-async def _file_part(request: Request, data: bytes) -> tuple[str, bytes]:
+async def _file_part(request: Request) -> tuple[str, bytes]:
     kind, _params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data":
         raise Invalid("file_required", "send the file as multipart/form-data with a `file` "
                       "part", field="file")
-
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield data
-
+    stream = _bounded(request, plan_files.MAX_FILE_BYTES + ENVELOPE)
     try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1,
+        form = await MultiPartParser(request.headers, stream, max_files=1,
                                      max_fields=10).parse()
     except MultiPartException as exc:
         raise DomainError("malformed_multipart", f"the multipart body is malformed: "
                           f"{str(exc)[:100]}") from None
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise Invalid("file_required", "the form has no `file` part", field="file")
     try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("file_required", "the form has no `file` part", field="file")
         return upload.filename or "", await upload.read()
     finally:
-        await upload.close()
+        await form.close()
 
 
 @router.post("/items/{item_id}/files", status_code=201,
@@ -183,8 +181,7 @@ async def upload_file(item_id: Id, step: Literal["material", "script"],
         plan_files.require_upload(db, caller(db), plan_edit.get_item(db, item_id), step)
 
     await in_own_session(request, admit)
-    data = await _bounded(request, plan_files.MAX_FILE_BYTES + ENVELOPE)
-    filename, content = await _file_part(request, data)
+    filename, content = await _file_part(request)
 
     def keep(db: Session) -> dict[str, object]:
         user = caller(db)

@@ -265,6 +265,8 @@ def year_counts(views: list[ItemView]) -> dict[str, int]:
 STEP_NAMES = {"material": "牵头单位材料", "script": "新闻办脚本", "recording": "录制视频上传",
               "announced": "首播预告发布", "archived": "视频上网归档"}
 REMINDED_STATES = frozenset({"planned", "on_track", "at_risk", "late"})
+# The outbox keeps a subject of at most this many characters (OutboxMessage.subject).
+SUBJECT_MAX = 200
 
 
 def _due_keys(view: ItemView, today: date) -> list[tuple[str, StepView | None]]:
@@ -282,7 +284,18 @@ def _due_keys(view: ItemView, today: date) -> list[tuple[str, StepView | None]]:
     return wanted
 
 
+def _subject(text: str) -> str:
+    """A subject that fits the outbox (a topic may be 200 characters long by itself)."""
+    return text if len(text) <= SUBJECT_MAX else text[:SUBJECT_MAX - 1] + "…"
+
+
 def _text(view: ItemView, unit: Unit, step: StepView | None, today: date) -> tuple[str, str]:
+    subject, body = _full_text(view, unit, step, today)
+    return _subject(subject), body
+
+
+def _full_text(view: ItemView, unit: Unit, step: StepView | None,
+               today: date) -> tuple[str, str]:
     item = view.item
     plan = f"{notify.SIGNATURE}{unit.name}：{item.year}年直播计划“{item.topic}”"
     if step is None:

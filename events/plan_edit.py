@@ -14,12 +14,13 @@ the year as id for an import).
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from events import audit, permissions, plan_files, plan_import
 from events.errors import Conflict, Forbidden, Invalid, NotFound
+from events.locking import busy, is_lock_timeout, write_lock
 from events.models import (
     CohostState,
     Event,
@@ -35,6 +36,8 @@ from events.timeutil import utcnow
 from server.config import Settings
 
 MIN_YEAR, MAX_YEAR = 2000, 2100
+# PostgreSQL's advisory lock of a year's plan: this number plus the year.
+YEAR_LOCK = 0x6B66_706C_0000
 
 
 class PlanItemCreate(BaseModel):
@@ -66,6 +69,22 @@ def _next_position(db: Session, year: int) -> int:
     return int(last or 0) + 1
 
 
+def lock_year(db: Session, year: int) -> None:
+    """One writer of a year's plan at a time, until the transaction ends: the table's unique
+    key compares topics exactly, the plan without case and spaces, so two imports of "Topic"
+    and "topic" at the same moment would otherwise both pass. SQLite: the database's write
+    lock; PostgreSQL: an advisory lock of the year. Busy (503) past the lock timeout."""
+    if db.connection().dialect.name == "sqlite":
+        write_lock(db)
+        return
+    try:
+        db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": YEAR_LOCK + year})
+    except OperationalError as exc:
+        if is_lock_timeout(exc):
+            raise busy() from exc
+        raise
+
+
 def _flush_new(db: Session) -> None:
     """New items written; a topic another request added a moment before is a duplicate."""
     try:
@@ -80,6 +99,7 @@ def import_plan(db: Session, actor: StaffUser, year: int, data: bytes) -> int:
     is bad. Returns how many were added."""
     permissions.require_admin(actor)
     check_year(year)
+    lock_year(db, year)
     lines, problems = plan_import.parse(db, year, data)
     if problems:
         raise PlanCsvInvalid(problems)
@@ -103,6 +123,7 @@ def create_item(db: Session, actor: StaffUser, data: PlanItemCreate) -> PlanItem
     topic, why = plan_import.clean_topic(data.topic)
     if why:
         raise Invalid("invalid", f"topic: {why}", field="topic")
+    lock_year(db, data.year)
     if plan_import.topic_key(topic) in plan_import.year_topics(db, data.year):
         raise Conflict("duplicate_topic", f"the topic {topic[:60]!r} is already in the plan "
                        f"of {data.year}", field="topic")
@@ -132,7 +153,7 @@ def create_item(db: Session, actor: StaffUser, data: PlanItemCreate) -> PlanItem
 def delete_item(db: Session, actor: StaffUser, item_id: int, settings: Settings) -> None:
     """The office removes an item, with its files (the files on disk too)."""
     permissions.require_admin(actor)
-    item = get_item(db, item_id)
+    item = plan_files.lock_item(db, item_id)
     plan_files.delete_all(db, item, settings)
     audit.record(db, actor, "plan.delete", "plan_item", item.id, unit_id=item.unit_id,
                  changes={"year": item.year, "topic": item.topic})
@@ -185,8 +206,9 @@ def candidates(db: Session, item: PlanItem) -> list[Event]:
 
 
 def link_event(db: Session, actor: StaffUser, item_id: int, event_id: int | None) -> PlanItem:
-    """Links (or, with None, unlinks) the session that carries the item out."""
-    item = get_item(db, item_id)
+    """Links (or, with None, unlinks) the session that carries the item out (under the item's
+    lock: an item the office deletes meanwhile is 404, not a failed update)."""
+    item = plan_files.lock_item(db, item_id)
     if not may_link(actor, item):
         raise Forbidden("forbidden", "only the office or the lead unit's editors may link "
                         "its session")

@@ -21,15 +21,22 @@ import secrets
 import zipfile
 from pathlib import Path
 
+from sqlalchemy import func
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from events import audit, permissions
 from events.errors import DomainError, Forbidden, Invalid, NotFound
+from events.locking import busy, is_lock_timeout, write_lock
 from events.models import PlanFile, PlanItem, Role, StaffUser, Unit
+from events.plan_import import INVISIBLE
 from events.timeutil import utcnow
 from server.config import Settings
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+# Files a step keeps at most: enough drafts for any broadcast, and a bound on the disk one
+# staff member can fill (an old draft is deleted to make room).
+MAX_STEP_FILES = 20
 FILE_STEPS = ("material", "script")
 OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the old Office formats (.doc, .xls, .ppt)
 ZIP = b"PK\x03\x04"
@@ -46,7 +53,9 @@ TYPES = {
     "odt": ("application/vnd.oasis.opendocument.text", "odf"),
     "txt": ("text/plain; charset=utf-8", "text"),
 }
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*\ufffe\uffff]')
+# Control characters, what Windows refuses in a name, and the invisible characters (a
+# right-to-left override shows "报告\u202excod.pdf" as "报告fdp.docx").
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"/\\|?*\ufffe\uffff' + INVISIBLE + "]")
 MAX_NAME = 200
 
 
@@ -144,6 +153,27 @@ def files_of(db: Session, item_id: int) -> list[PlanFile]:
                         .order_by(col(PlanFile.uploaded_at), col(PlanFile.id))))
 
 
+def lock_item(db: Session, item_id: int) -> PlanItem:
+    """The item, re-read under a lock until the transaction ends (404 when there is none). Its
+    files are stored and the item deleted under it, so a file uploaded while the office deletes
+    the item is not left on disk without its row. SQLite: the database's write lock;
+    PostgreSQL: the row, FOR UPDATE. Busy (503) past the lock timeout."""
+    if db.connection().dialect.name == "sqlite":
+        write_lock(db)
+        item = db.get(PlanItem, item_id, populate_existing=True)
+    else:
+        try:
+            item = db.exec(select(PlanItem).where(PlanItem.id == item_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+        except OperationalError as exc:
+            if is_lock_timeout(exc):
+                raise busy() from exc
+            raise
+    if item is None:
+        raise NotFound("not_found", f"there is no plan item {item_id}")
+    return item
+
+
 def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str, data: bytes,
           settings: Settings) -> PlanFile:
     """Keeps a step's file (403 for who may not, 413 too large, 422 empty or not allowed)."""
@@ -154,6 +184,12 @@ def store(db: Session, user: StaffUser, item: PlanItem, step: str, filename: str
         raise Invalid("empty_file", "file: the file is empty", field="file")
     extension, content_type = check_type(filename, data)
     assert item.id is not None
+    lock_item(db, item.id)  # deleted meanwhile: 404
+    kept = db.exec(select(func.count()).select_from(PlanFile).where(
+        PlanFile.item_id == item.id, PlanFile.step == step)).one()
+    if kept >= MAX_STEP_FILES:
+        raise Invalid("too_many_files", f"file: the {step} step keeps at most {MAX_STEP_FILES} "
+                      "files; delete an old one first", field="file")
     row = PlanFile(item_id=item.id, step=step,
                    filename=clean_filename(filename, step, extension),
                    stored_key=secrets.token_urlsafe(24), content_type=content_type,

@@ -30,8 +30,15 @@ HEADER = ("topic", "unit_code", "month", "theme")
 MAX_LINES = 500
 MAX_BYTES = 1_000_000
 MAX_TOPIC = 200
-# Control characters and the two noncharacters: dropped from a topic (a tab becomes a space).
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+# Invisible format characters (zero-width spaces and joiners, bidirectional overrides that make
+# a text read backwards, word joiners, the BOM a pasted cell carries): dropped from a topic, so
+# one cannot look like another, nor escape being a duplicate.
+INVISIBLE = "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# Control characters, the two noncharacters and the invisible ones: dropped from a topic (a tab
+# becomes a space).
+_CONTROLS = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff{INVISIBLE}]")
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class PlanFileTooLarge(DomainError):
@@ -58,17 +65,20 @@ def problem(line: int, field: str, message: str) -> dict[str, object]:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (a BOM dropped), else GB18030; ValueError when it is neither, or not text."""
+    """UTF-8, else GB18030, the BOMs dropped (UTF-8's, GB18030's, one written twice by a tool
+    that re-saves the file); ValueError when it is neither, or not text."""
     if len(data) > MAX_BYTES:
         raise PlanFileTooLarge()
+    data = data.removeprefix(UTF8_BOM)
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError:
             raise ValueError("the file is neither UTF-8 nor GB18030 text: save the "
                              "spreadsheet as CSV (UTF-8)") from None
+    text = text.lstrip("\ufeff")
     if "\x00" in text:
         raise ValueError("the file is not CSV text (it holds NUL bytes): save the spreadsheet "
                          "as CSV (UTF-8)")
@@ -90,8 +100,13 @@ def clean_topic(raw: str) -> tuple[str, str | None]:
     return topic, None
 
 
+def plain(value: str) -> str:
+    """A cell without surrounding spaces nor invisible characters (a code pasted from a page)."""
+    return _INVISIBLE.sub("", value).strip()
+
+
 def find_unit(db: Session, value: str) -> tuple[Unit | None, str | None]:
-    value = value.strip()
+    value = plain(value)
     if not value:
         return None, "the lead unit's code is empty"
     unit = db.exec(select(Unit).where(Unit.code == value)).first() or \
@@ -104,14 +119,14 @@ def find_unit(db: Session, value: str) -> tuple[Unit | None, str | None]:
 
 
 def parse_month(value: str) -> tuple[int, str | None]:
-    value = value.strip().removesuffix("月").strip()
+    value = plain(value).removesuffix("月").strip()
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 12:
         return 0, f"the month must be a number from 1 to 12, not {value[:20]!r}"
     return int(value), None
 
 
 def find_theme(db: Session, value: str) -> tuple[Theme | None, str | None]:
-    value = value.strip()
+    value = plain(value)
     if not value:
         return None, None
     theme = db.get(Theme, value) or db.exec(select(Theme).where(Theme.name == value)).first()
@@ -180,7 +195,7 @@ def parse(db: Session, year: int, data: bytes) -> tuple[list[PlanLine], list[dic
         header = next(reader, None)
     except csv.Error as exc:
         return [], [problem(1, "header", f"the header is not CSV: {exc}")]
-    names = tuple(cell.strip().lower() for cell in _trimmed(header or []))
+    names = tuple(plain(cell).lower() for cell in _trimmed(header or []))
     if not header or names == ("",):
         return [], [problem(0, "file", "the file is empty: expected the header "
                                        f"{','.join(HEADER)} and one item a line")]
