@@ -61,6 +61,12 @@ def report_json(report: ComplianceReport) -> str:
     return json.dumps(report_public(report), ensure_ascii=False, indent=2)
 
 
+def spreadsheet_safe(text: str) -> str:
+    """Staff-typed text (a unit's name, a session's title) that a spreadsheet would run as a
+    formula is prefixed with ' (CSV injection), as the registrations' export does."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def report_csv(report: ComplianceReport) -> str:
     """One row per unit and requirement (one row for a unit without quota); no BOM: the API
     and the CLI prepend it for Excel."""
@@ -68,7 +74,7 @@ def report_csv(report: ComplianceReport) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for item in report.units:
-        unit = [item.unit.code, item.unit.name, item.unit.category.value]
+        unit = [item.unit.code, spreadsheet_safe(item.unit.name), item.unit.category.value]
         category = CATEGORY_NAMES[item.unit.category]
         adherence = item.accountability.plan
         added = [adherence.total, adherence.done, adherence.late, adherence.missed,
@@ -95,7 +101,8 @@ def report_sessions_csv(report: ComplianceReport) -> str:
     for item in report.units:
         for session in item.accountability.sessions:
             event, stats = session.event, session.stats
-            writer.writerow([item.unit.code, item.unit.name, event.id, event.title,
+            writer.writerow([item.unit.code, spreadsheet_safe(item.unit.name), event.id,
+                             spreadsheet_safe(event.title),
                              KIND_NAMES.get(event.kind, event.kind.value),
                              local(event.starts_at).date().isoformat(),
                              *(getattr(stats, name) for name in accountability.QUESTION_COUNTS),

@@ -190,6 +190,22 @@ def test_questions_count_for_the_lead_unit_per_session_and_in_sum(client, staff,
     assert (sessions[2]["类型"], sessions[2]["答复用时中位数（天）"]) == ("政府开放日", "")
 
 
+def test_a_title_that_is_a_formula_stays_text_in_the_sessions_csv(client, staff, db, clock):
+    """CSV injection: a title typed as a spreadsheet formula must not run in Excel."""
+    clock.now = NOW
+    admin = staff("admin")
+    formula = '=HYPERLINK("http://evil.example","点此查看")'
+    start = datetime.fromisoformat("2027-03-12T09:30:00+08:00")
+    created = admin.post("/api/events", json=event_body(
+        db, "education", title=formula, starts_at=start.isoformat(),
+        ends_at=(start + timedelta(hours=2)).isoformat(), registration_opens_at=None,
+        registration_closes_at=None))
+    assert created.status_code == 201, created.text
+    publish(admin, created.json()["id"])
+    sessions = _csv_rows(client.get(f"/api/compliance/sessions.csv?year={YEAR}").text)
+    assert [row["活动"] for row in sessions] == ["'" + formula]
+
+
 def test_a_draft_is_no_session_of_the_report(client, staff, db, stats, clock):
     clock.now = NOW
     admin = staff("admin")
