@@ -28,7 +28,9 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
 from events import audit, notify, question_stats
@@ -47,7 +49,13 @@ MAX_REASON = 1000
 # Overdue questions of sessions that ended longer ago than answer_days + this are history: the
 # hourly reminder leaves them alone (the console still flags them).
 REMIND_WITHIN = timedelta(days=90)
-CHUNK = 500
+# Sessions per query of stats_for: a district's year (~2,000) in one, far below SQLite's
+# (32,766) and PostgreSQL's (65,535) limits on bound values.
+CHUNK = 10_000
+# What stats_for reads of each question.
+STATS_COLUMNS = tuple(col(column) for column in (
+    Question.id, Question.event_id, Question.state, Question.answer, Question.answer_at,
+    Question.answered_at, Question.answered_at_video_time))
 
 
 # ---- the answer ------------------------------------------------------------------------------
@@ -136,7 +144,30 @@ def write_answer(db: Session, actor: StaffUser, question_id: int, text: str | No
 
 # ---- what counts -----------------------------------------------------------------------------
 
-def _live(question: Question, event: Event) -> bool:
+class Asked(Protocol):
+    """What deciding whether a question is answered reads: a Question, or a row of these
+    columns (stats_for, which reads a year's questions)."""
+
+    @property
+    def answer(self) -> str: ...
+    @property
+    def answer_at(self) -> datetime | None: ...
+    @property
+    def answered_at(self) -> datetime | None: ...
+    @property
+    def answered_at_video_time(self) -> float | None: ...
+
+
+class Held(Protocol):
+    """A session's times: an Event, or a row of these columns."""
+
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime: ...
+
+
+def _live(question: Asked, event: Held) -> bool:
     """Answered while the session ran: a moment in the recording, or marked answered by a host
     between its start and its end (not by the written answer, which sets both times at once)."""
     if question.answered_at_video_time is not None:
@@ -146,18 +177,18 @@ def _live(question: Question, event: Event) -> bool:
         and marked != question.answer_at
 
 
-def _answered(question: Question, event: Event) -> bool:
+def _answered(question: Asked, event: Held) -> bool:
     return bool(question.answer) or _live(question, event)
 
 
-def _days_to_answer(question: Question, event: Event) -> float:
+def _days_to_answer(question: Asked, event: Held) -> float:
     """Days from the session's end to an answered question's answer (0: live, or before)."""
     if _live(question, event) or question.answer_at is None:
         return 0.0
     return max(0.0, (question.answer_at - event.ends_at).total_seconds() / 86400)
 
 
-def _overdue(question: Question, event: Event, now: datetime, days: int) -> bool:
+def _overdue(question: Asked, event: Held, now: datetime, days: int) -> bool:
     return not _answered(question, event) and now > event.ends_at + timedelta(days=days)
 
 
@@ -172,25 +203,33 @@ def stats_for(db: Session, event_ids: list[int], now: datetime,
     days = answer_days() if days is None else days
     found: dict[int, QuestionStats] = {}
     waits: dict[int, list[float]] = defaultdict(list)
+    db.flush()  # as db.exec would: the rows are read on the session's connection
     for start in range(0, len(event_ids), CHUNK):
-        rows = db.exec(select(Question, Event).join(Event, col(Event.id) == col(Question.event_id))
-                       .where(col(Question.event_id).in_(event_ids[start:start + CHUNK]))
-                       .order_by(col(Question.id)))
-        for question, event in rows:
-            stats = found.setdefault(question.event_id, QuestionStats())
+        # Columns, not objects: a year has tens of thousands of questions, and loading each as a
+        # Question with its Event took seconds (bench/accountability.py).
+        chunk = event_ids[start:start + CHUNK]
+        times = {row.id: row for row in db.connection().execute(
+            columns(col(Event.id), col(Event.starts_at), col(Event.ends_at))
+            .where(col(Event.id).in_(chunk)))}
+        rows = db.connection().execute(columns(*STATS_COLUMNS)
+                                       .where(col(Question.event_id).in_(chunk))
+                                       .order_by(col(Question.id)))
+        for row in rows:
+            held = times[row.event_id]
+            stats = found.setdefault(row.event_id, QuestionStats())
             stats.received += 1
-            if question.state not in questions.PUBLIC_STATES:
+            if row.state not in questions.PUBLIC_STATES:
                 continue
             stats.approved += 1
-            stats.answered_live += _live(question, event)
-            stats.answered_written += bool(question.answer)
-            if _answered(question, event):
-                waits[question.event_id].append(_days_to_answer(question, event))
+            stats.answered_live += _live(row, held)
+            stats.answered_written += bool(row.answer)
+            if _answered(row, held):
+                waits[row.event_id].append(_days_to_answer(row, held))
                 continue
             stats.open += 1
-            if _overdue(question, event, now, days):
+            if _overdue(row, held, now, days):
                 stats.overdue += 1
-                stats.overdue_ids.append(question.id or 0)
+                stats.overdue_ids.append(row.id)
     for event_id, stats in found.items():
         if waits[event_id]:
             stats.median_days = round(statistics.median(waits[event_id]), 1)
