@@ -61,10 +61,18 @@ def summed(stats: list[QuestionStats]) -> QuestionStats:
 
 
 def of_units(db: Session, year: int, unit_ids: list[int], settings: Settings,
-             now: datetime) -> dict[int, UnitAccountability]:
-    """Each listed unit's plan adherence and questions in the year, judged `now`."""
+             now: datetime, year_sessions: list[Event] | None = None
+             ) -> dict[int, UnitAccountability]:
+    """Each listed unit's plan adherence and questions in the year, judged `now`.
+    `year_sessions`: the year's sessions already read (oldest first, any unit, published or
+    not), which spares reading them again."""
     adherence = plan.adherence(db, year, settings, now)
-    events = led_sessions(db, year, unit_ids)
+    if year_sessions is None:
+        events = led_sessions(db, year, unit_ids)
+    else:
+        wanted = set(unit_ids)
+        events = [e for e in year_sessions
+                  if e.published_at is not None and e.unit_id in wanted]
     stats = question_stats.stats_of(db, [e.id for e in events if e.id is not None], now)
     found = {unit_id: UnitAccountability(plan=adherence.get(unit_id, Adherence()))
              for unit_id in unit_ids}

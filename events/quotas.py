@@ -269,8 +269,10 @@ def compute(db: Session, year: int, today: date | None = None, category: str | N
         report.units.append(UnitCompliance(unit=unit, status=unit_status(requirements),
                                            requirements=requirements))
     if accountable:
+        # The year's sessions were read above: of_units keeps those the units led.
         found = accountability.of_units(db, year, [u.id for u in units if u.id is not None],
-                                        settings or get_settings(), now or utcnow())
+                                        settings or get_settings(), now or utcnow(),
+                                        year_sessions=held.events)
         for item in report.units:
             item.accountability = found[item.unit.id or 0]
     return report
