@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -53,6 +53,8 @@ REMIND_WITHIN = timedelta(days=90)
 # (32,766) and PostgreSQL's (65,535) limits on bound values.
 CHUNK = 10_000
 # What stats_for reads of each question.
+StatsRow = namedtuple("StatsRow", ("id", "event_id", "state", "answer", "answer_at",
+                                   "answered_at", "answered_at_video_time"))
 STATS_COLUMNS = tuple(col(column) for column in (
     Question.id, Question.event_id, Question.state, Question.answer, Question.answer_at,
     Question.answered_at, Question.answered_at_video_time))
@@ -214,7 +216,8 @@ def stats_for(db: Session, event_ids: list[int], now: datetime,
         rows = db.connection().execute(columns(*STATS_COLUMNS)
                                        .where(col(Question.event_id).in_(chunk))
                                        .order_by(col(Question.id)))
-        for row in rows:
+        for raw in rows:
+            row = StatsRow._make(raw)  # its fields read faster than a Row's (~30,000 rows)
             held = times[row.event_id]
             stats = found.setdefault(row.event_id, QuestionStats())
             stats.received += 1
