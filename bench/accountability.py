@@ -399,9 +399,9 @@ def report(runs: list[Run], repeat: int) -> tuple[str, bool]:
             f"{measure.name.split(' (')[0]} {measure.median_ms:.0f} ms, {measure.cpu_ms:.0f} ms"
             for measure in run.measures) + ".")
     lines.append("")
-    lines.append("CPU is the benchmark process's (every thread: the client, the app, SQLite), "
-                 "which hardly depends on what else the machine runs; wall-clock times do (see "
-                 "the load average).")
+    lines.append("CPU is the benchmark process's (every thread: the client, the app, SQLite; "
+                 "not PostgreSQL's server), which depends less on what else the machine runs "
+                 "than wall-clock time does (see the load average).")
     return "\n".join(lines) + "\n", ok
 
 
