@@ -27,6 +27,15 @@ from tests.events.test_plan_files import PDF, new_item, upload
 from tests.events.test_plan_states import beijing
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These races are about the order of two requests, not about timeouts: on a loaded CI
+    machine the loser may wait longer than the default 10 s for its lock and get 503 busy
+    (as designed); here it waits up to a minute and meets the winner's result."""
+    settings.lock_timeout_s = 60
+    return settings
+
+
 def at_once(*calls: Callable[[], Any]) -> list[Any]:
     """The calls run in threads released together; their answers in order."""
     answers: list[Any] = [None] * len(calls)
