@@ -377,7 +377,23 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return len(os.sched_getaffinity(0)) + 1
 
 
+# The files of the longest tests (10-45 s each: real-time media, a browser), longest first.
+# Under pytest-xdist they are handed out first, so none of them starts last and runs alone
+# while the other workers are done (the run's tail); one missing here only runs later.
+# Run with --maxschedchunk=1 (Makefile, .ci/run): each worker then takes the next test as it
+# finishes one, instead of a slice of the collection in order.
+LONGEST_FIRST = ("test_golive_browser.py", "test_player_live_browser.py",
+                 "test_accessibility_browser.py", "test_jobs_runs.py", "test_player_browser.py",
+                 "test_compliance_browser.py", "test_live_hlsjs_browser.py",
+                 "test_archive_browser.py", "test_live_hub.py", "test_checkin_browser.py",
+                 "test_media_attacks.py", "test_live_done_browser.py", "test_live_runs.py",
+                 "test_premiere_browser.py", "test_golive_page_browser.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker collects: the same order in each
+        rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     if os.environ.get("KAIFANG_TEST_BACKEND_ONLY") != "1":
         return
     kept, dropped = [], []
