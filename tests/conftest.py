@@ -62,11 +62,12 @@ def _per_worker_redis(url: str | None) -> str | None:
 
 
 def _share_route_state() -> None:
-    """FastAPI (0.16x) builds an included route's state (its dependant, its pydantic fields and
-    TypeAdapters) lazily, per app, on the app's first requests: ~0.1 s of CPU for each test's
-    fresh app, the same ~400 routes each time. Built from the module-level routers alone, it is
-    the same for every app: each worker builds it once. The suite sets no dependency_overrides
-    (the shared state consults none); without the private hook this does nothing."""
+    """FastAPI (0.165) builds an included route's state (its dependant, its pydantic fields and
+    TypeAdapters) lazily, per app, on the app's first requests: 0.1-0.3 s of CPU for each
+    test's fresh app, the same ~400 routes each time. Built from the module-level routers
+    alone, it is the same for every app: each worker builds it once. The suite sets no
+    dependency_overrides (the shared state consults none); without the private hook (another
+    FastAPI) this does nothing and each app builds its own, as before."""
     from fastapi import routing
 
     effective = getattr(routing, "_EffectiveRouteContext", None)
@@ -76,9 +77,10 @@ def _share_route_state() -> None:
         return
     built: dict[tuple[int, str], tuple[Any, Any, Any]] = {}
 
-    def shared(cls: Any, *, original_route: Any, include_context: Any) -> Any:
-        if getattr(include_context.dependency_overrides_provider, "dependency_overrides", None):
-            return build(original_route=original_route, include_context=include_context)
+    def shared(cls: Any, *, original_route: Any, include_context: Any, **more: Any) -> Any:
+        if more or getattr(include_context.dependency_overrides_provider,
+                           "dependency_overrides", None):
+            return build(original_route=original_route, include_context=include_context, **more)
         context = dataclasses.replace(include_context, dependency_overrides_provider=None)
         key = (id(original_route), repr(context))
         if key not in built:
