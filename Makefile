@@ -34,10 +34,11 @@ run: system venv
 	$(BIN)/kaifang demo
 	$(BIN)/kaifang serve --host 127.0.0.1 --port 8000
 
-# In parallel (pytest-xdist: one worker per core unless TEST_WORKERS says), the ten slowest named.
+# In parallel (pytest-xdist: a worker per core and one more unless TEST_WORKERS says; each takes
+# the next test as it is free, the longest first: tests/conftest.py), the ten slowest named.
 TEST_WORKERS = auto
 test: system venv
-	$(BIN)/pytest -n $(TEST_WORKERS) --durations=10
+	$(BIN)/pytest -n $(TEST_WORKERS) --maxschedchunk=1 --durations=10
 
 lint: venv
 	$(BIN)/ruff check .

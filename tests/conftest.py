@@ -4,6 +4,7 @@ KAIFANG_TEST_DATABASE_URL is set (and Redis when KAIFANG_TEST_REDIS_URL is)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -58,6 +59,40 @@ def _per_worker_redis(url: str | None) -> str | None:
     if not number.isdigit():
         return f"{url.rstrip('/')}/{15 - WORKER % 16}"
     return f"{base}/{(int(number) - WORKER) % 16}"
+
+
+def _share_route_state() -> None:
+    """FastAPI (0.165) builds an included route's state (its dependant, its pydantic fields and
+    TypeAdapters) lazily, per app, on the app's first requests: 0.1-0.3 s of CPU for each
+    test's fresh app, the same ~400 routes each time. Built from the module-level routers
+    alone, it is the same for every app: each worker builds it once. The suite sets no
+    dependency_overrides (the shared state consults none); without the private hook (another
+    FastAPI) this does nothing and each app builds its own, as before."""
+    from fastapi import routing
+
+    effective = getattr(routing, "_EffectiveRouteContext", None)
+    build = getattr(effective, "from_api_route", None)
+    if build is None or not dataclasses.is_dataclass(getattr(routing, "_RouterIncludeContext",
+                                                             None)):
+        return
+    built: dict[tuple[int, str], tuple[Any, Any, Any]] = {}
+
+    def shared(cls: Any, *, original_route: Any, include_context: Any, **more: Any) -> Any:
+        if more or getattr(include_context.dependency_overrides_provider,
+                           "dependency_overrides", None):
+            return build(original_route=original_route, include_context=include_context, **more)
+        context = dataclasses.replace(include_context, dependency_overrides_provider=None)
+        key = (id(original_route), repr(context))
+        if key not in built:
+            # Held with what the key names, so no id in it is reused by a later object.
+            built[key] = (build(original_route=original_route, include_context=context),
+                          original_route, context)
+        return built[key][0]
+
+    effective.from_api_route = classmethod(shared)
+
+
+_share_route_state()
 
 
 PG_URL = _per_worker_pg(os.environ.get("KAIFANG_TEST_DATABASE_URL"))
@@ -344,7 +379,23 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return len(os.sched_getaffinity(0)) + 1
 
 
+# The files of the longest tests (10-45 s each: real-time media, a browser), longest first.
+# Under pytest-xdist they are handed out first, so none of them starts last and runs alone
+# while the other workers are done (the run's tail); one missing here only runs later.
+# Run with --maxschedchunk=1 (Makefile, .ci/run): each worker then takes the next test as it
+# finishes one, instead of a slice of the collection in order.
+LONGEST_FIRST = ("test_golive_browser.py", "test_player_live_browser.py",
+                 "test_accessibility_browser.py", "test_jobs_runs.py", "test_player_browser.py",
+                 "test_compliance_browser.py", "test_live_hlsjs_browser.py",
+                 "test_archive_browser.py", "test_live_hub.py", "test_checkin_browser.py",
+                 "test_media_attacks.py", "test_live_done_browser.py", "test_live_runs.py",
+                 "test_premiere_browser.py", "test_golive_page_browser.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker collects: the same order in each
+        rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     if os.environ.get("KAIFANG_TEST_BACKEND_ONLY") != "1":
         return
     kept, dropped = [], []

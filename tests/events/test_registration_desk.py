@@ -4,7 +4,9 @@ every rule a single registration keeps (capacity, arrival order, one per phone, 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +31,13 @@ def _person(i: int) -> dict[str, object]:
     return {"name": f"市民{i}", "phone": f"139{i:08d}", "consent": True}
 
 
+def _run(scenario: Any) -> Any:
+    """The scenario on an event loop of its own, in a thread: a worker that ran a browser test
+    first has Playwright's loop running in this one (as in tests/streaming/test_broker.py)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario).result()
+
+
 async def _burst(app, event_id: int, count: int) -> list[httpx.Response]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -47,7 +56,7 @@ def test_a_burst_is_written_in_batches_and_seats_go_in_order(app, staff, db, mon
         return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", counted)
-    answers = asyncio.run(_burst(app, event_id, 120))
+    answers = _run(_burst(app, event_id, 120))
 
     assert [a.status_code for a in answers] == [201] * 120
     assert max(batches) > 1 and sum(batches) == 120  # grouped, and each written once
@@ -65,7 +74,7 @@ def test_a_burst_is_written_in_batches_and_seats_go_in_order(app, staff, db, mon
 
 def test_the_answer_matches_the_stored_ticket(app, client, staff, db):
     event_id = open_session(staff, db, capacity=3)
-    bodies = [a.json() for a in asyncio.run(_burst(app, event_id, 8))]
+    bodies = [a.json() for a in _run(_burst(app, event_id, 8))]
     for body in bodies:
         stored = client.get(f"/api/registrations/{body['manage_token']}").json()
         assert (stored["status"], stored["waitlist_position"], stored["code"]) == \
@@ -108,7 +117,7 @@ def test_a_spoilt_batch_is_written_one_by_one(app, staff, db, monkeypatch):
         return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", fragile)
-    answers = asyncio.run(_burst(app, event_id, 6))
+    answers = _run(_burst(app, event_id, 6))
     assert [a.status_code for a in answers] == [201] * 6
     assert sorted(a.json()["status"] for a in answers).count("confirmed") == 2
 
@@ -123,7 +132,7 @@ def test_a_failure_reaches_only_its_own_request(app, staff, db, monkeypatch):
         return original(session, signer, requests, **options)
 
     monkeypatch.setattr(registration, "register_many", refuse_one)
-    answers = asyncio.run(_burst(app, event_id, 6))
+    answers = _run(_burst(app, event_id, 6))
     codes = [a.status_code for a in answers]
     assert codes.count(201) == 5 and codes[3] == 400
     assert answers[3].json()["error"] == "try_again"
@@ -189,7 +198,7 @@ def test_a_transient_error_answers_the_batch_503_busy_without_retrying_one_by_on
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(registration, "register_many", connection_lost)
-    answers = asyncio.run(_burst(app, event_id, 6))
+    answers = _run(_burst(app, event_id, 6))
     assert [a.status_code for a in answers] == [503] * 6
     assert {a.json()["error"] for a in answers} == {"busy"}
     assert all(int(a.headers["Retry-After"]) >= 1 for a in answers)
@@ -208,7 +217,7 @@ def test_a_lost_commit_acknowledgement_still_answers_201_with_the_ticket(
             raise OperationalError("COMMIT", {}, Exception("connection lost"))
 
     monkeypatch.setattr(registration_desk, "Session", AckLost)
-    answers = asyncio.run(_burst(app, event_id, 5))
+    answers = _run(_burst(app, event_id, 5))
     assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
     for body in (a.json() for a in answers):
         stored = client.get(f"/api/registrations/{body['manage_token']}").json()
@@ -246,7 +255,7 @@ def test_a_request_past_its_deadline_is_answered_503_and_never_written(
                 f"/api/events/{event_id}/registrations", json=_person(i)) for i in (1, 2)])
             return [await first, *late]
 
-    first, *late = asyncio.run(scenario())
+    first, *late = _run(scenario())
     assert first.status_code == 201
     assert [a.status_code for a in late] == [503, 503]
     assert all(a.json()["error"] == "busy" and "Retry-After" in a.headers for a in late)

@@ -148,7 +148,8 @@ def test_no_key_in_the_audit_log_or_a_log_line(staff: Any, db: Session,
     keys = [new_key(admin, event_id), new_key(admin, event_id)]
     assert admin.delete(f"/api/events/{event_id}/ingest").status_code == 204
     entries = db.exec(select(AuditEntry).where(AuditEntry.entity_id == event_id,
-                                               AuditEntry.action.startswith("ingest."))).all()
+                                               AuditEntry.action.startswith("ingest."))
+                     .order_by(AuditEntry.id)).all()  # PostgreSQL keeps no order unasked
     assert [entry.action for entry in entries] == ["ingest.issue", "ingest.rotate",
                                                    "ingest.revoke"]
     written = " ".join(entry.changes for entry in entries) + caplog.text
