@@ -384,12 +384,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 # while the other workers are done (the run's tail); one missing here only runs later.
 # Run with --maxschedchunk=1 (Makefile, .ci/run): each worker then takes the next test as it
 # finishes one, instead of a slice of the collection in order.
-LONGEST_FIRST = ("test_golive_browser.py", "test_player_live_browser.py",
+LONGEST_FIRST = ("test_plan_browser.py", "test_golive_browser.py", "test_player_live_browser.py",
                  "test_accessibility_browser.py", "test_jobs_runs.py", "test_player_browser.py",
                  "test_compliance_browser.py", "test_live_hlsjs_browser.py",
                  "test_archive_browser.py", "test_live_hub.py", "test_checkin_browser.py",
                  "test_media_attacks.py", "test_live_done_browser.py", "test_live_runs.py",
-                 "test_premiere_browser.py", "test_golive_page_browser.py")
+                 "test_premiere_browser.py", "test_golive_page_browser.py",
+                 "test_theme_to_answer_browser.py", "test_themes_browser.py",
+                 "test_answers_browser.py", "test_session_promises_browser.py",
+                 "test_portal_browser.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
