@@ -5,6 +5,9 @@ that is its text equivalent, filtered by unit and state; the office's import for
 page: its production steps, their files with upload forms, and the session that carries it out.
 Editors read every item and act on their own unit's (the press office on every script).
 
+The office also enters one item by hand (POST /console/plan/items) and deletes one with its
+files (POST /console/plan/items/{id}/delete).
+
 Forms post and redirect. The rules (states, due dates, who may upload or link) are events.plan,
 events.plan_edit and events.plan_files'.
 """
@@ -14,14 +17,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
-from events import plan, plan_edit, plan_files, plan_import, units
+from events import permissions, plan, plan_edit, plan_files, plan_import, themes, units
 from events.errors import DomainError, Forbidden
 from events.models import Role, StaffUser, Unit
 from events.plan import PlanCsvInvalid
 from events.timeutil import local, utcnow
+from frontend import console_forms as forms
 from frontend import plan_views as views
 from frontend.compliance_views import parse_year, year_choices
 from frontend.console_auth import ConsoleRoute, ConsoleStaff, see_other
@@ -51,7 +56,14 @@ ACTION_PROBLEMS = {
                            "PowerPoint, OpenDocument or plain text file."),
     "invalid": N_("Choose material or script."),
     "file_required": N_("Choose a file first."),
+    "confirm_delete": N_("Tick the box to confirm that the item and its files are deleted."),
 }
+# The year page's notices after the office added or deleted an item.
+PAGE_DONE = {
+    "added": N_("The plan item is added."),
+    "deleted": N_("The plan item is deleted, with its files."),
+}
+ITEM_FIELDS = ("topic", "unit_code", "month", "theme")
 
 
 # What a form adds around its file (the token, the step, the multipart boundaries).
@@ -97,7 +109,8 @@ def _unit_filter(db: Session, code: str) -> Unit | None:
 
 def _plan_page(request: Request, db: Session, settings: Any, user: StaffUser, *,
                status_code: int = 200, import_errors: list[dict[str, Any]] | None = None,
-               import_year: int | None = None) -> Response:
+               import_year: int | None = None, item_errors: dict[str, str] | None = None,
+               item_typed: dict[str, str] | None = None) -> Response:
     params = request.query_params
     year = import_year or parse_year(params.get("year"))
     unit = _unit_filter(db, params.get("unit", "").strip())
@@ -112,6 +125,8 @@ def _plan_page(request: Request, db: Session, settings: Any, user: StaffUser, *,
     done = ""
     if done_key == "imported" and imported.isdecimal():
         done = gettext("%(count)s plan items imported.") % {"count": int(imported)}
+    elif done_key in PAGE_DONE:
+        done = gettext(PAGE_DONE[done_key])
     return render(
         request, "console/plan.html", status_code=status_code, year=year,
         years=year_choices(year), units=units.list_units(db), unit=unit, state=state,
@@ -119,7 +134,9 @@ def _plan_page(request: Request, db: Session, settings: Any, user: StaffUser, *,
         counts=views.counts(every), total=len(every),
         timeline=views.timeline(year, shown, local(now).date()),
         import_errors=import_errors or [], done=done,
-        may_import=user.role == Role.admin, v=views)
+        may_import=user.role == Role.admin, v=views,
+        themes=themes.list_themes(db) if user.role == Role.admin else [],
+        item_errors=item_errors or {}, item_typed=item_typed or {})
 
 
 def _row(view: plan.ItemView, user: StaffUser, settings: Any) -> dict[str, Any]:
@@ -166,6 +183,54 @@ def import_plan(request: Request, db: SessionDep, settings: SettingsDep,
     return see_other(f"/console/plan?year={year}&done=imported&imported={count}")
 
 
+def _item_problems(exc: ValidationError | DomainError) -> dict[str, str]:
+    """The refusal of an item entered by hand, field → Chinese sentence (the domain's English
+    messages are those of a file's lines: events.plan_import)."""
+    if isinstance(exc, ValidationError):
+        return {field if field in ITEM_FIELDS else "form": text
+                for field, text in forms.validation_messages(exc).items()}
+    if exc.code == "duplicate_topic":
+        return {"topic": gettext("This topic is already in the year's plan: choose another "
+                                 "topic, or delete the item first.")}
+    listed = exc.detail.get("fields")
+    problems = listed if isinstance(listed, list) and listed else [
+        {"field": exc.detail.get("field"), "message": exc.message}]
+    out: dict[str, str] = {}
+    for problem in problems:
+        field = str(problem.get("field") or "")
+        message = str(problem.get("message") or "")
+        shown = views.import_problem({"field": field, "message": message})["message"]
+        if shown == message:  # no sentence for it: no English on a Chinese page
+            shown = gettext("Please check this field.")
+        out.setdefault(field if field in ITEM_FIELDS else "form", str(shown))
+    return out
+
+
+@router.post("/plan/items")
+def create_item(request: Request, db: SessionDep, settings: SettingsDep,
+                user: ConsoleStaff, form: PostedForm) -> Response:
+    """The office enters one item: back to the year's page, or the page again (422) with the
+    fields' problems and what was typed."""
+    permissions.require_admin(user)
+    year = parse_year(str(form.get("year", "")))
+    typed = {name: str(form.get(name, "")).strip() for name in ITEM_FIELDS}
+    month = typed["month"]
+    if not (month.isdecimal() and len(month) <= 2 and 1 <= int(month) <= 12):
+        return _plan_page(request, db, settings, user, status_code=422, import_year=year,
+                          item_errors={"month": gettext("Choose a month.")}, item_typed=typed)
+    data = {"year": year, "topic": typed["topic"], "unit_code": typed["unit_code"],
+            "month": int(month), "theme": typed["theme"] or None}
+    try:
+        plan_edit.create_item(db, user, plan_edit.PlanItemCreate.model_validate(data))
+    except (ValidationError, DomainError) as exc:
+        if isinstance(exc, DomainError) and exc.status in (403, 503):
+            raise
+        db.rollback()  # a duplicate topic (409 in the API) too: the form is to be fixed
+        return _plan_page(request, db, settings, user, status_code=422, import_year=year,
+                          item_errors=_item_problems(exc), item_typed=typed)
+    return see_other(f"/console/plan?year={year}&done=added#plan-items-heading")
+
+
 # ---- one item -------------------------------------------------------------------------------
 
 def _may_upload(db: Session, user: StaffUser, view: plan.ItemView, step: str) -> bool:
@@ -195,7 +260,8 @@ def _item_page(request: Request, db: Session, settings: Any, user: StaffUser, it
         may_link=may_link, readable=readable,
         candidates=plan_edit.candidates(db, view.item) if may_link else [],
         problem=problem, failed=failed,
-        done=gettext(DONE[key]) if key in DONE else "", v=views)
+        done=gettext(DONE[key]) if key in DONE else "", v=views,
+        may_delete=permissions.is_admin(user))
 
 
 @router.get("/plan/items/{item_id:int}")
@@ -253,3 +319,17 @@ def upload_file(item_id: int, request: Request, db: SessionDep, settings: Settin
                           problem=_problem(exc), failed=step)
     done = step if step in DONE else "material"
     return see_other(f"/console/plan/items/{item_id}?done={done}#step-{step}")
+
+
+@router.post("/plan/items/{item_id:int}/delete")
+def delete_item(item_id: int, request: Request, db: SessionDep, settings: SettingsDep,
+                user: ConsoleStaff, form: PostedForm) -> Response:
+    """The office deletes an item with its files, once it ticked the confirmation."""
+    permissions.require_admin(user)
+    item = plan_edit.get_item(db, item_id)
+    if form.get("confirm") != "yes":
+        return _item_page(request, db, settings, user, item_id, status_code=422,
+                          problem=gettext(ACTION_PROBLEMS["confirm_delete"]), failed="delete")
+    year = item.year
+    plan_edit.delete_item(db, user, item_id, settings)
+    return see_other(f"/console/plan?year={year}&done=deleted")
