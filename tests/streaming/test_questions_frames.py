@@ -5,11 +5,12 @@ frame per vote to every socket; and votes have a limit of their own per address 
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 from events.models import Event
-from streaming import pace, room
+from streaming import pace, room, tallies
 from tests.streaming.live import _ask, _frame, _frame_of, _join, _live_session, _socket
 
 
@@ -45,10 +46,12 @@ def test_a_burst_of_votes_reaches_each_socket_as_a_few_batched_counts(
     voters = [_viewer_at(app, db, event_id, f"邻居{n}", f"10.{n}.0.1") for n in range(12)]
     with _socket(live_server, event_id, asker["viewer_token"]) as ws:
         _frame(ws)
+        started = time.monotonic()
         for token in voters:
             cast = client.post(f"/api/questions/{question_id}/votes",
                                json={"viewer_token": token})
             assert cast.status_code == 201, cast.text
+        burst_s = time.monotonic() - started
         frames, deadline = [], time.monotonic() + 3
         while time.monotonic() < deadline:
             got = _frame(ws)
@@ -57,7 +60,10 @@ def test_a_burst_of_votes_reaches_each_socket_as_a_few_batched_counts(
                 break
     assert frames[-1] == {"type": "votes", "counts": {str(question_id): 12}}
     assert [f for f in frames if f["type"] == "question"] == []  # no frame per vote
-    assert len(frames) <= 3, frames
+    # At most one count a second (tallies.VoteCounts.EVERY_S), however long the burst took on a busy
+    # machine; a frame per vote would be 12.
+    assert len(frames) <= math.ceil(burst_s / tallies.VoteCounts.EVERY_S) + 2, (burst_s, frames)
+    assert len(frames) < len(voters), frames
 
 
 def test_votes_are_limited_per_address_and_question(client, staff, db, app):
