@@ -61,8 +61,9 @@ def _nothing_more(ws: Any, wait_s: float = 0.5) -> None:
     """No message frame comes within `wait_s` (a viewer count may)."""
     with pytest.raises(TimeoutError):
         while True:
-            if json.loads(ws.recv(timeout=wait_s))["type"] != "viewers":
-                raise AssertionError("a frame came that should not have")
+            frame = json.loads(ws.recv(timeout=wait_s))
+            if frame["type"] != "viewers":
+                raise AssertionError(f"a frame came that should not have: {frame}")
 
 
 def _send(ws: Any, text: str, client_id: str = "c1", **extra: Any) -> None:
