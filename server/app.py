@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
             yield
         finally:
             counting.cancel()
+            vote_counts = getattr(app.state, "vote_counts", None)
+            if vote_counts is not None:
+                vote_counts.flush()
             if rtmp is not None:
                 await rtmp.stop()
             await app.state.live_hub.stop()

@@ -47,6 +47,15 @@ class VoteCounts:
                 return
         self._send(event_id)
 
+    def flush(self) -> None:
+        """Sends every pending count now (the app is stopping): a timer must not publish a
+        stopped app's counts a second later, into whatever room has that id by then."""
+        with self._guard:
+            timers, self._timers = list(self._timers.items()), {}
+        for event_id, timer in timers:
+            timer.cancel()
+            self._send(event_id)
+
     def _send(self, event_id: int) -> None:
         with self._guard:
             self._timers.pop(event_id, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from events import plan_edit
 from events.models import AuditEntry, PlanItem
@@ -151,7 +151,7 @@ def test_the_office_enters_and_deletes_an_item(staff: Any, client: TestClient,
     assert plan_of(client) == []
     assert admin.delete(f"/api/plan/items/{item['id']}").status_code == 404
     actions = [e.action for e in db.exec(select(AuditEntry).where(
-        AuditEntry.entity == "plan_item"))]
+        AuditEntry.entity == "plan_item").order_by(col(AuditEntry.id)))]
     assert actions == ["plan.create", "plan.delete"]
 
 
