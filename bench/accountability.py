@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import Engine, create_engine, event, insert, select, text  # noqa: E402
+from harness import fresh_pg_database  # noqa: E402  (bench/harness.py)
+from sqlalchemy import Engine, event, insert, select, text  # noqa: E402
 from sqlmodel import Session, col  # noqa: E402
 
 import streaming.answers  # noqa: E402, F401  (registers the questions' stats)
@@ -422,17 +423,6 @@ def commit() -> str:
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def fresh_pg_database(url: str) -> None:
-    base, name = url.rsplit("/", 1)
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
 
 
 def main() -> int:

@@ -6,41 +6,18 @@ questions of the unit."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
-import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from sqlmodel import Session
-
-from tests.conftest import make_user
+from tests.frontend import conftest as frontend_fixtures
 from tests.frontend.archive_sessions import held
-from tests.frontend.console_pages import csrf_of, sign_in
+from tests.frontend.console_pages import csrf_of
 from tests.streaming.answering import add_question, ends_of, fresh_question
 
 HTML = {"accept": "text/html"}
 REASON = "<i>该路段</i>已纳入明年市政规划"
 
-
-@pytest.fixture
-def console(app: FastAPI, db: Session) -> Iterator[Any]:
-    """console("editor", "education") → a TestClient signed in through the login form."""
-    made: list[TestClient] = []
-
-    def factory(role: str, unit_code: str | None = None) -> TestClient:
-        name = f"answers-{role}-{unit_code or 'x'}-{len(made)}"
-        make_user(db, name, role, unit_code)
-        client = TestClient(app)
-        client.__enter__()
-        assert sign_in(client, name).status_code == 303
-        made.append(client)
-        return client
-
-    yield factory
-    for client in made:
-        client.__exit__(None, None, None)
+# The console's signed-in clients, as the console's own tests have them.
+console = frontend_fixtures.console
 
 
 def _section(page: str) -> str:
