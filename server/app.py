@@ -25,7 +25,7 @@ from events import (
     ratelimit,
 )
 from events.registration_desk import RegistrationDesk
-from server import errors
+from server import errors, ops
 from server.clientaddr import TrustedProxies
 from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS, get_engine, set_lock_timeout
@@ -118,6 +118,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
              responses={200: {"model": HealthPublic}, **error_responses(400, "5XX")})
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    app.include_router(ops.router)
 
     # First: routes are matched in order, and a registration burst is the hottest path (its
     # paths overlap no other router's).

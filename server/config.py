@@ -11,6 +11,7 @@ import tempfile
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -123,6 +124,12 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # More host names requests may name (comma-separated), beside the public URL's and loopback.
     allowed_hosts: str = ""
+    # Who may read GET /metrics (comma-separated addresses or networks, as the trusted proxies);
+    # any other client gets 404. The peer is what counts, never X-Forwarded-For.
+    metrics_allow: str = "127.0.0.1,::1"
+    # Log lines: `text` (a person reads them) or `json` (one JSON object a line, for a
+    # collector). Either way no token or personal data is in a line.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("public_url")
     @classmethod
