@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages the suite and the service use: ffmpeg, Chromium (browser tests) and CJK fonts.
+# Debian packages the suite and the service use: ffmpeg, Chromium (browser tests), CJK fonts,
+# and nginx with its stream module (deploy/nginx/, tested in tests/deploy/; not started here).
 system:
 	@missing=""; \
 	$(PYTHON) -c 'import ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	test -f /usr/lib/nginx/modules/ngx_stream_module.so || missing="$$missing libnginx-mod-stream"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
