@@ -218,7 +218,13 @@ async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
 def same_origin(websocket: WebSocket) -> bool:
     """Whether the socket comes from one of our own pages (streaming.socket_origin)."""
     settings: Settings = websocket.app.state.settings
-    own = f"{websocket.url.scheme}://{websocket.headers.get('host', '')}"
+    scheme = websocket.url.scheme
+    # Behind a trusted proxy (nginx terminates TLS) the page's scheme is the proxy's to say.
+    forwarded = websocket.headers.get("x-forwarded-proto", "")
+    if forwarded in ("http", "https") and websocket.client is not None \
+            and websocket.client.host in websocket.app.state.trusted_proxies:
+        scheme = forwarded
+    own = f"{scheme}://{websocket.headers.get('host', '')}"
     return socket_origin.same_origin(websocket.headers.get("origin"), own, settings.public_url)
 
 

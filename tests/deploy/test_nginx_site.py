@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import Session
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from server.config import Settings
@@ -54,6 +55,7 @@ from tests.deploy.nginx import (
 from tests.streaming.test_media_access import fake_recording
 
 HOST = "kaifang.test"
+ALIAS = "www.kaifang.test"  # KAIFANG_ALLOWED_HOSTS: the site under a second name
 KAIFANG = Path(sys.executable).parent / "kaifang"
 TIMEOUT = 10
 PER_ADDRESS = 2
@@ -80,13 +82,14 @@ class Deployed:
                             headers={"Host": f"{HOST}:{self.nginx.https_port}"},
                             timeout=TIMEOUT, follow_redirects=False)
 
-    def socket(self, path: str, origin: str | None = None,
-               cookie: str | None = None) -> ClientConnection:
+    def socket(self, path: str, origin: str | None = None, cookie: str | None = None,
+               host: str = HOST) -> ClientConnection:
         """A websocket to `path` through nginx over TLS, as a page of `origin` opens it."""
         context = ssl.create_default_context(cafile=str(self.cert))
+        context.check_hostname = False  # the certificate names HOST only
         sock = socket.create_connection(("127.0.0.1", self.nginx.https_port), timeout=TIMEOUT)
-        return connect(f"wss://{HOST}:{self.nginx.https_port}{path}", sock=sock, ssl=context,
-                       server_hostname=HOST, origin=origin,  # type: ignore[arg-type]
+        return connect(f"wss://{host}:{self.nginx.https_port}{path}", sock=sock, ssl=context,
+                       server_hostname=host, origin=origin,  # type: ignore[arg-type]
                        additional_headers={"Cookie": cookie} if cookie else None,
                        open_timeout=TIMEOUT)
 
@@ -148,6 +151,7 @@ def deployed(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
            "KAIFANG_SECRET_KEY": TEST_SECRET_KEY,
            "KAIFANG_PUBLIC_URL": f"https://{HOST}:{https_port}",
            "KAIFANG_TRUSTED_PROXIES": "127.0.0.1",
+           "KAIFANG_ALLOWED_HOSTS": ALIAS,
            "KAIFANG_COOKIE_SECURE": "true",
            "KAIFANG_EMBEDDED_WORKER": "false",
            "KAIFANG_REGISTRATION_LIMIT_PER_ADDRESS": str(PER_ADDRESS),
@@ -326,11 +330,16 @@ def test_a_viewer_and_a_host_use_the_live_room_through_the_site(deployed):
         if deployed.settings.redis_url:
             comment = _frame(viewer)
             assert comment["type"] == "comment" and comment["text"] == "路灯坏了"
+    # A page of the site's second name opens it too: the app knows the page was on HTTPS
+    # (X-Forwarded-Proto), though nginx spoke plain HTTP to it.
+    alias = f"https://{ALIAS}:{deployed.nginx.https_port}"
+    with deployed.socket(f"/ws/events/{event_id}", origin=alias, host=ALIAS) as listener:
+        assert _frame(listener)["type"] == "hello"
     # A page of another site may not open the room's socket through the proxy either.
     with deployed.socket(f"/ws/events/{event_id}", origin="https://evil.example") as foreign:
-        with pytest.raises(Exception) as closed:
+        with pytest.raises(ConnectionClosed):
             foreign.recv(timeout=TIMEOUT)
-        assert foreign.close_code == 4403, closed.value
+        assert foreign.close_code == 4403
     assert token not in deployed.nginx.access_log()
 
 
@@ -395,3 +404,26 @@ def test_encoders_reach_the_rtmp_listener_through_the_stream_proxy(deployed):
             assert chunk, "the stream proxy closed the connection"
             answer += chunk
     assert answer[0] == 3  # S0: the app's RTMP server answered
+
+
+def test_only_the_proxy_may_say_a_socket_came_over_https(deployed):
+    """X-Forwarded-Proto counts from a trusted proxy (KAIFANG_TRUSTED_PROXIES) only: a client
+    reaching an app process directly cannot pass a page of https://… off as its own."""
+    port = deployed.app_ports[0]
+    admin = deployed.staff("admin")
+    event_id = _published(admin, _body(deployed, mode="online", venue="", address=""))
+    page = f"https://{ALIAS}:{port}"
+
+    def open_from(source: str) -> ClientConnection:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT,
+                                        source_address=(source, 0))
+        return connect(f"ws://{ALIAS}:{port}/ws/events/{event_id}", sock=sock, origin=page,
+                       additional_headers={"X-Forwarded-Proto": "https"},
+                       open_timeout=TIMEOUT)
+
+    with open_from("127.0.0.1") as proxied:
+        assert _frame(proxied)["type"] == "hello"
+    with open_from("127.0.0.2") as direct:
+        with pytest.raises(ConnectionClosed):
+            direct.recv(timeout=TIMEOUT)
+        assert direct.close_code == 4403
