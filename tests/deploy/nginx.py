@@ -110,7 +110,8 @@ def render_rtmp(template: str, app_port: int, rtmp_port: int, rtmps_port: int, c
 def make_cert(folder: Path, name: str) -> tuple[Path, Path]:
     """A self-signed certificate for `name` and 127.0.0.1 (openssl), and its key."""
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                     "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
                     "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"],
                    check=True, capture_output=True)
