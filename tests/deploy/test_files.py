@@ -144,3 +144,19 @@ def test_systemd_accepts_the_units(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=60)
     # systemd-analyze exits 0 on a key it ignores; what it says is the finding.
     assert (verified.returncode, verified.stderr.strip()) == (0, ""), verified.stderr
+
+
+def test_the_deploy_page_names_only_files_and_settings_that_exist():
+    """docs/deploy.md is followed by someone who never read the code: every file it copies
+    from the release and every setting it names must be there."""
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    for section in ("## Watching it", "## Backups", "## Capacity", "## 11. Upgrades"):
+        assert section in page
+    copied = set(re.findall(r"/opt/kaifang/(deploy/[\w./@-]+[\w@])", page))
+    assert "deploy/nginx/kaifang.conf" in copied
+    for path in copied:
+        matches = list(ROOT.glob(path))
+        assert matches, f"docs/deploy.md copies {path}, which the release does not have"
+    known = {f"KAIFANG_{name.upper()}" for name in Settings.model_fields}
+    named = set(re.findall(r"KAIFANG_[A-Z0-9_]+", page))
+    assert named - known == set(), "docs/deploy.md names settings that do not exist"

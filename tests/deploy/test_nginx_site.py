@@ -237,6 +237,9 @@ def test_the_portal_answers_through_the_site_with_links_to_its_public_address(de
         # refused, whatever nginx forwarded.
         stranger = citizen.get("/", headers={"Host": "evil.example"})
         assert stranger.status_code == 400 and stranger.json()["error"] == "bad_host"
+        # Every request through the site comes from nginx's address, which the metrics'
+        # allow list holds: the site itself must not pass them on.
+        assert citizen.get("/metrics").status_code == 404
 
 
 def test_each_citizen_has_their_own_registration_quota_and_cannot_forge_another(deployed):
