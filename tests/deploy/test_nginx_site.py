@@ -3,16 +3,17 @@
 the site's own host name, pages, a registration, both room sockets, HLS with its caching, the
 client address the rate limits count, RTMP through the stream proxy, and logs without tokens.
 
-nginx and the two processes start once for the module (about 5 s); each test makes its own
-sessions. On SQLite the processes share the file; with KAIFANG_TEST_DATABASE_URL and
-KAIFANG_TEST_REDIS_URL they run on PostgreSQL and Redis as a district would."""
+nginx and the two processes start once (most of the time taken), for one test whose steps
+each make their own sessions: a module-scoped fixture would start them again on every
+pytest-xdist worker that takes one of several tests. On SQLite the processes share the file;
+with KAIFANG_TEST_DATABASE_URL and KAIFANG_TEST_REDIS_URL they run on PostgreSQL and Redis as a
+district would (the `settings` fixture's)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -34,10 +35,7 @@ from server.config import Settings
 from server.db import get_engine
 from tests.conftest import (
     PASSWORD,
-    PG_URL,
-    REDIS_URL,
     TEST_SECRET_KEY,
-    _reset_pg,
     event_body,
     make_user,
 )
@@ -105,21 +103,6 @@ class Deployed:
         return client
 
 
-def _module_settings(folder: Path, template_db: str) -> Settings:
-    """What the `settings` fixture gives a test, for the whole module."""
-    folder.mkdir(mode=0o700)
-    if REDIS_URL:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL).flushdb()
-    if PG_URL:
-        _reset_pg(PG_URL)
-        return Settings(data_dir=folder, database_url=PG_URL, redis_url=REDIS_URL,
-                        secret_key=TEST_SECRET_KEY)
-    shutil.copy(template_db, folder / "kaifang.db")
-    return Settings(data_dir=folder, redis_url=REDIS_URL, secret_key=TEST_SECRET_KEY)
-
-
 def _wait_until_up(ports: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 60
     waiting = set(ports)
@@ -136,12 +119,13 @@ def _wait_until_up(ports: list[int], processes: list[subprocess.Popen[bytes]]) -
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def deployed(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+@pytest.fixture
+def deployed(settings: Settings, tmp_path: Path) -> Iterator[Deployed]:
+    """nginx with the site, in front of two `kaifang serve` processes on the test's database
+    (and Redis, in the second pass)."""
     require_nginx()
-    folder = tmp_path_factory.mktemp("deploy")
-    settings = _module_settings(folder / "data", template_db)
-    settings.prepare_data_dir()
+    folder = tmp_path / "site"
+    folder.mkdir()
     app_ports = [free_port(), free_port()]
     https_port, http_port, rtmp_port, rtmps_port = (free_port() for _ in range(4))
     app_rtmp_port = free_port()
@@ -213,7 +197,7 @@ def _body(deployed: Deployed, **overrides: Any) -> dict[str, Any]:
         return event_body(db, **{**times, **overrides})
 
 
-def test_plain_http_is_sent_to_https(deployed):
+def _plain_http_is_sent_to_https(deployed: Deployed) -> None:
     answer = httpx.get(f"http://127.0.0.1:{deployed.nginx.http_port}/events?q=1",
                        headers={"Host": HOST})
     assert answer.status_code == 301
@@ -221,7 +205,7 @@ def test_plain_http_is_sent_to_https(deployed):
         f"https://{HOST}:{deployed.nginx.https_port}/events?q=1"
 
 
-def test_the_portal_answers_through_the_site_with_links_to_its_public_address(deployed):
+def _portal_links_to_the_public_address(deployed: Deployed) -> None:
     admin = deployed.staff("admin")
     event_id = _published(admin, _body(deployed))
     with deployed.client() as citizen:
@@ -242,7 +226,7 @@ def test_the_portal_answers_through_the_site_with_links_to_its_public_address(de
         assert citizen.get("/metrics").status_code == 404
 
 
-def test_each_citizen_has_their_own_registration_quota_and_cannot_forge_another(deployed):
+def _each_citizen_has_own_quota_and_cannot_forge_another(deployed: Deployed) -> None:
     """The limit per address counts the citizen nginx saw, whatever X-Forwarded-For the citizen
     sends: two citizens (two addresses) each get PER_ADDRESS registrations, a forged header
     buys no more."""
@@ -275,7 +259,7 @@ def test_each_citizen_has_their_own_registration_quota_and_cannot_forge_another(
         assert secret not in log
 
 
-def test_bodies_are_small_except_where_recordings_are_uploaded(deployed):
+def _bodies_are_small_except_where_recordings_are_uploaded(deployed: Deployed) -> None:
     admin = deployed.staff("admin")
     event_id = _published(admin, _body(deployed))
     large = b"x" * (3 * 1024 * 1024)  # over nginx's 2 MB for JSON, far under the upload limit
@@ -300,7 +284,7 @@ def _frame(ws: ClientConnection) -> dict[str, Any]:
             return frame
 
 
-def test_a_viewer_and_a_host_use_the_live_room_through_the_site(deployed):
+def _a_viewer_and_a_host_use_the_live_room_through_the_site(deployed: Deployed) -> None:
     admin = deployed.staff("admin")
     now = datetime.now(UTC)
     event_id = _published(admin, _body(
@@ -346,7 +330,7 @@ def test_a_viewer_and_a_host_use_the_live_room_through_the_site(deployed):
     assert token not in deployed.nginx.access_log()
 
 
-def test_hls_is_cached_for_the_public_and_never_a_staff_preview(deployed):
+def _hls_is_cached_for_the_public_and_never_a_staff_preview(deployed: Deployed) -> None:
     admin = deployed.staff("admin")
     premiere = datetime.now(UTC) - timedelta(hours=2)
     broadcast = _body(deployed, kind="broadcast", mode="online", venue="", address="",
@@ -389,7 +373,7 @@ def test_hls_is_cached_for_the_public_and_never_a_staff_preview(deployed):
     assert key not in log and draft_key not in log
 
 
-def test_encoders_reach_the_rtmp_listener_through_the_stream_proxy(deployed):
+def _encoders_reach_the_rtmp_listener_through_the_stream_proxy(deployed: Deployed) -> None:
     """Both processes tell the console the same RTMP address (nginx's), and an encoder's
     handshake through nginx is answered by the app process that holds the port."""
     admin = deployed.staff("admin")
@@ -409,7 +393,7 @@ def test_encoders_reach_the_rtmp_listener_through_the_stream_proxy(deployed):
     assert answer[0] == 3  # S0: the app's RTMP server answered
 
 
-def test_only_the_proxy_may_say_a_socket_came_over_https(deployed):
+def _only_the_proxy_may_say_a_socket_came_over_https(deployed: Deployed) -> None:
     """X-Forwarded-Proto counts from a trusted proxy (KAIFANG_TRUSTED_PROXIES) only: a client
     reaching an app process directly cannot pass a page of https://… off as its own."""
     port = deployed.app_ports[0]
@@ -430,3 +414,16 @@ def test_only_the_proxy_may_say_a_socket_came_over_https(deployed):
         with pytest.raises(ConnectionClosed):
             direct.recv(timeout=TIMEOUT)
         assert direct.close_code == 4403
+
+
+def test_the_site_serves_citizens_hosts_and_encoders_through_two_processes(deployed):
+    """One nginx and two processes for every step (starting them is most of the time); each
+    step makes its own sessions, and says what it checks in its docstring."""
+    _plain_http_is_sent_to_https(deployed)
+    _portal_links_to_the_public_address(deployed)
+    _each_citizen_has_own_quota_and_cannot_forge_another(deployed)
+    _bodies_are_small_except_where_recordings_are_uploaded(deployed)
+    _a_viewer_and_a_host_use_the_live_room_through_the_site(deployed)
+    _hls_is_cached_for_the_public_and_never_a_staff_preview(deployed)
+    _encoders_reach_the_rtmp_listener_through_the_stream_proxy(deployed)
+    _only_the_proxy_may_say_a_socket_came_over_https(deployed)
