@@ -157,11 +157,12 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
 
-def check(folder: Path, conf: Path) -> subprocess.CompletedProcess[str]:
-    """`nginx -t` on the configuration: its answer (returncode, stderr)."""
-    return subprocess.run([NGINX, "-t", "-q", "-e", str(folder / "main-error.log"), "-p",
-                           str(folder), "-c", str(conf)], capture_output=True, text=True,
-                          timeout=30)
+def check(folder: Path, conf: Path, prefix: bool = True) -> subprocess.CompletedProcess[str]:
+    """`nginx -t` on the configuration: its answer (returncode, stderr). With `prefix`, paths
+    are relative to `folder`; without, to nginx's own (Debian's conf loads modules by it)."""
+    where = ["-p", str(folder)] if prefix else []
+    return subprocess.run([NGINX, "-t", "-q", "-e", str(folder / "main-error.log"), *where,
+                           "-c", str(conf)], capture_output=True, text=True, timeout=30)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:

@@ -5,9 +5,11 @@ the app's upload paths."""
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +162,25 @@ def test_the_deploy_page_names_only_files_and_settings_that_exist():
     known = {f"KAIFANG_{name.upper()}" for name in Settings.model_fields}
     named = set(re.findall(r"KAIFANG_[A-Z0-9_]+", page))
     assert named - known == set(), "docs/deploy.md names settings that do not exist"
+
+
+def test_the_site_and_the_rtmp_proxy_fit_debians_own_nginx_conf(tmp_path):
+    """As docs/deploy.md step 9 installs them: the site where sites-enabled/ is included
+    (inside `http {}`), the RTMP proxy included at the end of Debian's nginx.conf (outside it),
+    the stream module loaded by Debian's modules-enabled/."""
+    require_nginx()
+    debian = Path("/etc/nginx/nginx.conf")
+    if os.geteuid() != 0 or not debian.exists():
+        pytest.skip("Debian's nginx.conf names root's files (/var/log/nginx, /run)")
+    cert, key = make_cert(tmp_path, "kaifang.test")
+    site = tmp_path / "kaifang.conf"
+    site.write_text(render_site(SITE.read_text(), [8001, 8002], tmp_path, 8443, 8080, cert, key))
+    rtmp = tmp_path / "kaifang-rtmp.conf"
+    rtmp.write_text(render_rtmp(RTMP.read_text(), 19350, 1935, 1936, cert, key))
+    text = debian.read_text()
+    assert "include /etc/nginx/sites-enabled/*;" in text
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text.replace("include /etc/nginx/sites-enabled/*;", f"include {site};")
+                    + f"include {rtmp};\n")
+    checked = check(tmp_path, conf, prefix=False)
+    assert checked.returncode == 0, checked.stderr
