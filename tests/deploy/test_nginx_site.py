@@ -66,6 +66,7 @@ class Deployed:
     cert: Path
     rtmp_port: int
     app_ports: list[int]
+    processes: list[subprocess.Popen[bytes]]
 
     @property
     def public_url(self) -> str:
@@ -162,7 +163,7 @@ def deployed(settings: Settings, tmp_path: Path) -> Iterator[Deployed]:
         rtmp = render_rtmp(RTMP.read_text(), app_rtmp_port, rtmp_port, rtmps_port, cert, key)
         with start_nginx(folder / "nginx", site, https_port, http_port, rtmp) as nginx:
             _wait_until_up(app_ports, processes)
-            yield Deployed(nginx, settings, cert, rtmp_port, app_ports)
+            yield Deployed(nginx, settings, cert, rtmp_port, app_ports, processes)
     finally:
         for process in processes:
             process.terminate()
@@ -416,6 +417,19 @@ def _only_the_proxy_may_say_a_socket_came_over_https(deployed: Deployed) -> None
         assert direct.close_code == 4403
 
 
+def _with_every_process_down_nginx_says_so_in_json(deployed: Deployed) -> None:
+    """What a citizen's page gets while every process restarts: the app's error shape, and
+    when to try again."""
+    for process in deployed.processes:
+        process.terminate()
+    for process in deployed.processes:
+        process.wait(TIMEOUT)
+    with deployed.client() as citizen:
+        down = citizen.get("/api/events")
+    assert down.status_code == 503 and down.json()["error"] == "unavailable"
+    assert down.headers["retry-after"] == "5"
+
+
 def test_the_site_serves_citizens_hosts_and_encoders_through_two_processes(deployed):
     """One nginx and two processes for every step (starting them is most of the time); each
     step makes its own sessions, and says what it checks in its docstring."""
@@ -427,3 +441,4 @@ def test_the_site_serves_citizens_hosts_and_encoders_through_two_processes(deplo
     _hls_is_cached_for_the_public_and_never_a_staff_preview(deployed)
     _encoders_reach_the_rtmp_listener_through_the_stream_proxy(deployed)
     _only_the_proxy_may_say_a_socket_came_over_https(deployed)
+    _with_every_process_down_nginx_says_so_in_json(deployed)
