@@ -8,7 +8,7 @@ For the deploy tests and for bench/scaleout.py:
     site = render_site(SITE.read_text(), upstreams=[8001, 8002], folder=folder,
                        https_port=8443, http_port=8080, cert=cert, key=key,
                        server_name="kaifang.test")
-    with start_nginx(folder, site) as nginx:  # nginx -t first, then nginx itself
+    with start_nginx(folder, site, 8443, 8080) as nginx:  # nginx -t first, then nginx
         ...  # https://127.0.0.1:8443 (nginx.https_url) serves the app processes on 8001, 8002
 
 `render_site` replaces the site's placeholders (the host name, the certificate, the upstream
