@@ -368,8 +368,10 @@ def browser() -> Iterator[Any]:
 # What the PostgreSQL + Redis pass (KAIFANG_TEST_BACKEND_ONLY=1, .ci/run) runs: the tests that
 # reach the database or the broker. The browser tests and the pure logic already ran on SQLite
 # in the first pass; the pages they drive read the same rows through the same code.
-# Tests marked `sqlite_pass_only` (a media protocol's parsing and refusals: their database part,
-# the key's check, runs on PostgreSQL in its own tests) stay out of it too.
+# Tests marked `sqlite_pass_only` stay out of it too: a media protocol's parsing and refusals
+# (their database part, the key's check, runs on PostgreSQL in its own tests), and what is
+# decided before any query (the authorization matrix, pages' headers, the OpenAPI document's
+# shape, which the fuzzing checks answers against on PostgreSQL).
 BACKEND_FIXTURES = {"settings", "template_db", "database_url"}
 
 

@@ -17,6 +17,10 @@ from server.deps import SESSION_COOKIE, SESSION_PURPOSE
 from tests.conftest import event_body, unit_id
 from tests.helpers import FUTURE, PAST, reach
 
+# Who may do what is decided before any query: the matrix holds on any database, so the
+# PostgreSQL pass leaves it to the first (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only
+
 # host: any host account; host_assigned: a host the session's unit assigned to run it.
 ROLES = ("admin", "editor_own", "editor_other", "host", "host_assigned", "anonymous")
 STAFF = frozenset(ROLES) - {"anonymous"}
