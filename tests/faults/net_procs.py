@@ -24,8 +24,11 @@ from typing import Any
 
 import httpx
 import websockets
+from sqlalchemy import insert, select
 
+from events.timeutil import utcnow
 from server.config import Settings
+from streaming.models import LiveMessage
 
 HOST = "127.0.0.1"
 BIN = Path(sys.executable).parent
@@ -244,6 +247,51 @@ class PrivatePostgres:
     def log(self) -> str:
         path = self.folder / "postgres.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+# ---- a live room's host and viewers ----------------------------------------------------------
+
+def held_messages(db: Any, event_id: int, count: int) -> list[int]:
+    """`count` messages waiting for a host (as viewers' messages in pre-moderation are)."""
+    now = utcnow()
+    db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
+        {"event_id": event_id, "kind": "comment", "author": f"观众{n}", "text": f"第{n}条",
+         "client_id": f"c{n}", "state": "held", "pinned": False, "created_at": now,
+         "address_key": ""} for n in range(1, count + 1)])
+    db.commit()
+    return list(db.scalars(select(LiveMessage.id).where(  # type: ignore[call-overload]
+        LiveMessage.event_id == event_id).order_by(LiveMessage.id)))
+
+
+class Host:
+    """A host approving the queue over HTTP, on whichever process answers (a process that
+    stopped mid-request may have approved it: a second try finds it `already_handled`)."""
+
+    def __init__(self, staff_client: Any, ids: list[int]) -> None:
+        self.headers = {"X-CSRF-Token": staff_client.headers["X-CSRF-Token"],
+                        "Cookie": f"kaifang_session={staff_client.cookies.get('kaifang_session')}"}
+        self.waiting = list(ids)
+        self.approved: list[int] = []
+        self.statuses: list[int] = []
+
+    async def approve(self, http: httpx.AsyncClient, urls: list[str]) -> None:
+        message_id = self.waiting[0]
+        for base in random.sample(urls, len(urls)):
+            try:
+                answer = await http.post(f"{base}/api/comments/{message_id}/moderation",
+                                         json={"action": "approve"}, headers=self.headers)
+            except httpx.TransportError:
+                continue  # that process is down: the other
+            self.statuses.append(answer.status_code)
+            if answer.status_code in (200, 409):
+                self.approved.append(self.waiting.pop(0))
+            return
+
+    async def run(self, http: httpx.AsyncClient, urls: Callable[[], list[str]],
+                  stop: asyncio.Event, per_s: float) -> None:
+        while not stop.is_set() and self.waiting:
+            await self.approve(http, urls())
+            await asyncio.sleep(1 / per_s)
 
 
 # ---- viewers of a live room, as live.js is one ------------------------------------------------

@@ -9,66 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select
+import pytest
 
-from events.timeutil import utcnow
-from streaming.models import LiveMessage
 from streaming.restart_notice import MIN_WINDOW_S
-from tests.faults.net_procs import AppProcess, PrivateRedis, Viewer, app_env
+from tests.faults.net_procs import AppProcess, Host, PrivateRedis, Viewer, app_env, held_messages
 from tests.streaming.live import _live_session
 
 VIEWERS = 200
 APPROVALS_PER_S = 20
 PHASES: dict[str, float] = {}
-
-
-def held_messages(db: Any, event_id: int, count: int) -> list[int]:
-    """`count` messages waiting for a host (as viewers' messages in pre-moderation are)."""
-    now = utcnow()
-    db.execute(insert(LiveMessage), [  # type: ignore[arg-type]
-        {"event_id": event_id, "kind": "comment", "author": f"观众{n}", "text": f"第{n}条",
-         "client_id": f"c{n}", "state": "held", "pinned": False, "created_at": now,
-         "address_key": ""} for n in range(1, count + 1)])
-    db.commit()
-    return list(db.scalars(select(LiveMessage.id).where(  # type: ignore[call-overload]
-        LiveMessage.event_id == event_id).order_by(LiveMessage.id)))
-
-
-class Host:
-    """A host approving the queue over HTTP, on whichever process answers (a process that
-    stopped mid-request may have approved it: a second try finds it `already_handled`)."""
-
-    def __init__(self, staff_client: Any, ids: list[int]) -> None:
-        self.headers = {"X-CSRF-Token": staff_client.headers["X-CSRF-Token"],
-                        "Cookie": f"kaifang_session={staff_client.cookies.get('kaifang_session')}"}
-        self.waiting = list(ids)
-        self.approved: list[int] = []
-        self.statuses: list[int] = []
-
-    async def approve(self, http: httpx.AsyncClient, urls: list[str]) -> None:
-        message_id = self.waiting[0]
-        for base in random.sample(urls, len(urls)):
-            try:
-                answer = await http.post(f"{base}/api/comments/{message_id}/moderation",
-                                         json={"action": "approve"}, headers=self.headers)
-            except httpx.TransportError:
-                continue  # that process is down: the other
-            self.statuses.append(answer.status_code)
-            if answer.status_code in (200, 409):
-                self.approved.append(self.waiting.pop(0))
-            return
-
-    async def run(self, http: httpx.AsyncClient, urls: Any, stop: asyncio.Event) -> None:
-        while not stop.is_set() and self.waiting:
-            await self.approve(http, urls())
-            await asyncio.sleep(1 / APPROVALS_PER_S)
 
 
 def test_a_restarted_process_s_viewers_come_back_spread_out_and_miss_nothing(
@@ -140,7 +95,8 @@ async def _scenario(a: AppProcess, b: AppProcess, host: Host,
         await _until(lambda: all(v.last_pos == 5 for v in viewers), 10, "the first messages")
         PHASES["watching"] = time.monotonic()
         stop_approving = asyncio.Event()
-        approving = asyncio.ensure_future(host.run(http, lambda: sorted(up), stop_approving))
+        approving = asyncio.ensure_future(
+            host.run(http, lambda: sorted(up), stop_approving, APPROVALS_PER_S))
         await asyncio.sleep(1.0)
 
         stopped_at = time.monotonic()
@@ -180,3 +136,54 @@ def _holes(positions: list[int], final: int) -> str:
     twice = sorted({p for p in positions if positions.count(p) > 1})
     return f"missing {missing[:20]}, twice {twice[:20]}, first {positions[:10]}"
 
+
+
+# Every WebSocket the page opens, when, and how it closed (the page's own code is untouched).
+SOCKET_LOG = """(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  function Logged(url, protocols) {
+    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
+    const entry = {created: performance.now(), opened: null, closed: null, code: null,
+                   reason: null};
+    window.__sockets.push(entry);
+    ws.addEventListener("open", () => { entry.opened = performance.now(); });
+    ws.addEventListener("close", (event) => {
+      entry.closed = performance.now(); entry.code = event.code; entry.reason = event.reason;
+    });
+    return ws;
+  }
+  Logged.prototype = Native.prototype;
+  for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Logged[name] = Native[name];
+  window.WebSocket = Logged;
+})();"""
+
+
+@pytest.mark.sqlite_pass_only
+def test_the_room_page_waits_the_delay_its_stopping_server_names(staff, db, app, live_server,
+                                                                  browser):
+    """live.js in Chromium: told 1012 `{"retry_ms": N}`, each page reconnects N ms later, N
+    its own, rather than at once with every other page of the room."""
+    event_id = _live_session(staff, db, moderation="post")
+    context = browser.new_context(locale="zh-CN")
+    pages = [context.new_page() for _ in range(3)]
+    try:
+        for page in pages:
+            page.add_init_script(SOCKET_LOG)
+            page.goto(f"{live_server}/events/{event_id}/live")
+            page.wait_for_function("() => window.__sockets.some(s => s.opened !== null)")
+        notice = app.state.restart_notice  # as SIGTERM does it (test_app_restart above)
+        notice.leaving.get_loop().call_soon_threadsafe(notice.announce, len(pages))
+        for page in pages:
+            page.wait_for_function("() => window.__sockets.length >= 2", timeout=10_000)
+        waits = []
+        for page in pages:
+            first, second = page.evaluate("() => window.__sockets")[:2]
+            assert first["code"] == 1012, first
+            named = json.loads(first["reason"])["retry_ms"]
+            waited = second["created"] - first["closed"]
+            assert named - 20 <= waited <= named + 500, (named, waited)
+            waits.append(named)
+        assert len(set(waits)) == len(waits), waits  # each page a delay of its own
+    finally:
+        context.close()
