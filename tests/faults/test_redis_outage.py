@@ -32,6 +32,7 @@ PER_PROCESS = 10
 def test_without_redis_each_process_serves_its_own_and_the_rest_comes_when_it_returns(
         settings, staff, db, tmp_path: Path):
     event_id = _live_session(staff, db, moderation="pre")
+    other_webcast = _live_session(staff, db, moderation="pre")
     host = Host(staff("admin"), held_messages(db, event_id, 20))
     redis = PrivateRedis(tmp_path / "redis").start()
     # Registration limits on, as a district runs them: counted in Redis while it answers.
@@ -42,7 +43,7 @@ def test_without_redis_each_process_serves_its_own_and_the_rest_comes_when_it_re
     try:
         a.wait_healthy()
         b.wait_healthy()
-        measured = asyncio.run(_scenario(a, b, redis, host, event_id))
+        measured = asyncio.run(_scenario(a, b, redis, host, event_id, other_webcast))
     finally:
         a.stop(signal.SIGKILL)
         b.stop(signal.SIGKILL)
@@ -53,7 +54,7 @@ def test_without_redis_each_process_serves_its_own_and_the_rest_comes_when_it_re
 
 
 async def _scenario(a: AppProcess, b: AppProcess, redis: PrivateRedis, host: Host,
-                    event_id: int) -> dict[str, Any]:
+                    event_id: int, other_webcast: int) -> dict[str, Any]:
     stop = asyncio.Event()
     on_a = [Viewer(n, event_id) for n in range(PER_PROCESS)]
     on_b = [Viewer(n, event_id) for n in range(PER_PROCESS, 2 * PER_PROCESS)]
@@ -62,7 +63,10 @@ async def _scenario(a: AppProcess, b: AppProcess, redis: PrivateRedis, host: Hos
         watching = [asyncio.ensure_future(v.watch(lambda: [a.url], http, stop)) for v in on_a]
         watching += [asyncio.ensure_future(v.watch(lambda: [b.url], http, stop)) for v in on_b]
         everyone = on_a + on_b
-        await _until(lambda: all(v.hellos for v in everyone), 20, "every viewer's hello")
+        elsewhere = Viewer(99, other_webcast)  # someone watches the other webcast on B
+        watching.append(asyncio.ensure_future(elsewhere.watch(lambda: [b.url], http, stop)))
+        await _until(lambda: all(v.hellos for v in everyone + [elsewhere]), 20,
+                     "every viewer's hello")
         for via in (a, b):  # across processes, through Redis
             await host.approve(http, [via.url])
         await _until(lambda: all(v.last_pos == 2 for v in everyone), 10, "the first messages")
@@ -80,6 +84,11 @@ async def _scenario(a: AppProcess, b: AppProcess, redis: PrivateRedis, host: Hos
         assert host.statuses[-3:] == [200, 200, 200], host.statuses
         for process in (a, b):
             await _still_serves(http, process, event_id, measured)
+        # Another webcast is called off meanwhile (its viewer counts are kept as evidence).
+        ended = await http.post(f"{b.url}/api/events/{other_webcast}/status",
+                                json={"status": "cancelled", "reason": "信号故障，改期举行"},
+                                headers=host.headers)
+        assert ended.status_code == 200, ended.text
         # A page that opens meanwhile is let in at once, not after Redis's confirmation.
         late = Viewer(2 * PER_PROCESS, event_id)
         watching.append(asyncio.ensure_future(late.watch(lambda: [b.url], http, stop)))
