@@ -354,7 +354,7 @@ class Viewer:
         url = (base.replace("http://", "ws://") + f"/ws/events/{self.event_id}"
                f"?after={self.last_seq}&pos={self.last_pos}")
         self.tries.append(time.monotonic())
-        async with websockets.connect(url, open_timeout=5, max_queue=None,
+        async with websockets.connect(url, open_timeout=15, max_queue=None,
                                       additional_headers={"X-Forwarded-For": self.address}
                                       ) as ws:
             reading = asyncio.ensure_future(self._read(ws, base, http))
