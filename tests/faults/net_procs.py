@@ -17,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import websockets
@@ -31,6 +32,7 @@ from server.config import Settings
 from streaming.models import LiveMessage
 
 HOST = "127.0.0.1"
+T = TypeVar("T")
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +54,13 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(every_s)
+
+
+def run_async(scenario: Coroutine[Any, Any, T]) -> T:
+    """The scenario on an event loop of its own, in a thread (the browser tests' Playwright
+    keeps one running in this one, for the rest of the session)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario).result()
 
 
 def app_env(settings: Settings, redis_url: str | None = None, **more: str) -> dict[str, str]:

@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from streaming.restart_notice import MIN_WINDOW_S
-from tests.faults.net_procs import AppProcess, Host, PrivateRedis, Viewer, app_env, held_messages
+from tests.faults.net_procs import (
+    AppProcess,
+    Host,
+    PrivateRedis,
+    Viewer,
+    app_env,
+    held_messages,
+    run_async,
+)
 from tests.streaming.live import _live_session
 
 VIEWERS = 200
@@ -41,7 +49,7 @@ def test_a_restarted_process_s_viewers_come_back_spread_out_and_miss_nothing(
         a.wait_healthy()
         b.wait_healthy()
         PHASES["up"] = time.monotonic()
-        outcome = asyncio.run(_scenario(a, b, host, event_id))
+        outcome = run_async(_scenario(a, b, host, event_id))
     finally:
         a.stop(signal.SIGKILL)
         b.stop(signal.SIGKILL)
@@ -61,21 +69,29 @@ def test_a_restarted_process_s_viewers_come_back_spread_out_and_miss_nothing(
             f"viewer {viewer.number} was sent the room's last page again on reconnecting"
 
     # The stopped process's viewers were told 1012 with a delay each, and came back spread
-    # out: over seconds, never a burst (at most a fifth of them within any 50 ms).
+    # out: over seconds, never a burst (at most 15 % of them within any 50 ms).
     moved = [v for v in viewers if [where for at, where, _ in v.hellos if at < stopped_at][-1:]
              == [a.url]]
     assert len(moved) >= VIEWERS // 4, len(moved)
+    named = []
     for viewer in moved:
         _, _, code, reason = next(close for close in viewer.closes if close[0] >= stopped_at)
         assert code == 1012 and "retry_ms" in json.loads(reason), viewer.closes
+        named.append(json.loads(reason)["retry_ms"] / 1000)
+    # What the server named (the sockets were all closed within milliseconds), and when this
+    # test's viewers did reconnect (its own event loop, on a loaded machine, adds lag).
+    named.sort()
+    burst = max(sum(1 for t in named if start <= t < start + 0.05) for start in named)
+    assert named[-1] - named[0] >= 0.5 * MIN_WINDOW_S and burst <= len(moved) * 0.15, \
+        (named[-1] - named[0], burst)
     returns = sorted(next(at for at in v.tries if at > stopped_at) - stopped_at for v in moved)
     spread = returns[-1] - returns[0]
-    burst = max(sum(1 for t in returns if start <= t < start + 0.05) for start in returns)
-    assert spread >= 0.5 * MIN_WINDOW_S and burst <= len(moved) / 5, (spread, burst)
+    assert spread >= 0.5 * MIN_WINDOW_S, returns
     # Nobody waited for the restarted process: the other took them while it was down.
     assert sum(1 for v in moved if next(at for at, _, _ in v.hellos if at > stopped_at)
                < back_at) >= len(moved) * 0.8
-    print(f"\n{len(moved)} viewers came back over {spread:.2f} s (at most {burst} in 50 ms); "
+    print(f"\n{len(moved)} viewers came back over {spread:.2f} s (told: at most {burst} in "
+          f"50 ms); "
           f"{final} messages; SIGTERM to stopped {took:.2f} s; "
           f"re-read over HTTP: {sum(v.caught_up for v in viewers)} changes; phases {phases}")
 

@@ -23,6 +23,7 @@ from tests.faults.net_procs import (
     Viewer,
     app_env,
     held_messages,
+    run_async,
 )
 from tests.streaming.live import _live_session
 
@@ -43,7 +44,7 @@ def test_without_redis_each_process_serves_its_own_and_the_rest_comes_when_it_re
     try:
         a.wait_healthy()
         b.wait_healthy()
-        measured = asyncio.run(_scenario(a, b, redis, host, event_id, other_webcast))
+        measured = run_async(_scenario(a, b, redis, host, event_id, other_webcast))
     finally:
         a.stop(signal.SIGKILL)
         b.stop(signal.SIGKILL)
