@@ -18,6 +18,7 @@ import json
 import random
 import signal
 import threading
+import weakref
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -32,31 +33,48 @@ MIN_WINDOW_S, MAX_WINDOW_S = 2.0, 60.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def window_s(sockets: int) -> float:
     """The window a stopping process with `sockets` room sockets spreads them over."""
     return min(MAX_WINDOW_S, max(MIN_WINDOW_S, sockets / RECONNECTS_PER_S))
 
 
 class RestartNotice:
-    """One per app. `leaving` is done once the process is being stopped; `reason()` is a
-    socket's close reason then. On the event loop, except `listen`'s signal handler."""
+    """One per app. `leaving` (on an event loop: that loop's future) is done once the process
+    is being stopped; `reason()` is a socket's close reason then. An app may be served on
+    several loops (a test's clients each run one)."""
 
     def __init__(self) -> None:
         self.window_s = MIN_WINDOW_S
-        self._leaving: asyncio.Future[None] | None = None
+        self.stopping = False
+        self._leaving: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                 asyncio.Future[None]] = \
+            weakref.WeakKeyDictionary()
 
     @property
     def leaving(self) -> asyncio.Future[None]:
-        if self._leaving is None:
-            self._leaving = asyncio.get_running_loop().create_future()
-        return self._leaving
+        loop = asyncio.get_running_loop()
+        found = self._leaving.get(loop)
+        if found is None:
+            found = self._leaving[loop] = loop.create_future()
+            if self.stopping:
+                found.set_result(None)
+        return found
 
     def announce(self, sockets: int) -> None:
-        """The process is stopping with `sockets` room sockets open: every one closes."""
-        if self.leaving.done():
+        """The process is stopping with `sockets` room sockets open: every one closes. From
+        any thread."""
+        if self.stopping:
             return
         self.window_s = window_s(sockets)
-        self.leaving.set_result(None)
+        self.stopping = True
+        for loop, future in list(self._leaving.items()):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, future)
 
     def reason(self) -> str:
         retry_ms = round(random.uniform(0, self.window_s) * 1000)

@@ -191,7 +191,7 @@ def test_the_room_page_waits_the_delay_its_stopping_server_names(staff, db, app,
             page.goto(f"{live_server}/events/{event_id}/live")
             page.wait_for_function("() => window.__sockets.some(s => s.opened !== null)")
         notice = app.state.restart_notice  # as SIGTERM does it (test_app_restart above)
-        notice.leaving.get_loop().call_soon_threadsafe(notice.announce, len(pages))
+        notice.announce(len(pages))
         for page in pages:
             page.wait_for_function("() => window.__sockets.length >= 2", timeout=10_000)
         waits = []
