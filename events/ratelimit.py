@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, insert, text
 from sqlmodel import Session, col, select
 
 from events.clients import address_bucket
-from events.errors import Busy, DomainError, Throttled
+from events.errors import DomainError, Throttled
 from events.locking import write_lock
 from events.models import RegistrationAttempt
 from events.registration import RegistrationRequest
@@ -154,18 +154,25 @@ return waits
 
 
 class RedisLimiter:
-    """Sorted sets of attempt times, one script call per batch (see the module's docstring)."""
+    """Sorted sets of attempt times, one script call per batch (see the module's docstring).
+    While Redis is away the database counts instead: registration goes on, still limited."""
 
     PREFIX = "kaifang:registration-limit:"
 
     def __init__(self, limits: Limits, signer: Signer, url: str) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.limits = limits
         self.signer = signer
         self._errors = (redis.RedisError,)
-        self._redis = redis.Redis.from_url(url, socket_timeout=5)
+        # One quick try (and one more on a connection that died with a restarted Redis), not
+        # redis-py's ten with backoff: a registration burst waits on it.
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=1,
+                                           retry=Retry(NoBackoff(), 1))
         self._script = self._redis.register_script(_SCRIPT)
+        self._fallback = DatabaseLimiter(limits, signer)
 
     def admit(self, db: Session, requests: Sequence[RegistrationRequest]) -> Refusals:
         wanted = [_keys(self.signer, self.limits, request) for request in requests]
@@ -181,9 +188,9 @@ class RedisLimiter:
         try:
             waits = self._script(keys=[self.PREFIX + key for key in distinct], args=args)
         except self._errors as exc:
-            log.warning("registration limits unavailable (%s)", type(exc).__name__)
-            return [Busy("busy", "registration is busy; try again shortly", retry_after_s=5)
-                    for _ in requests]
+            log.warning("registration limits counted in the database: Redis unavailable (%s)",
+                        type(exc).__name__)
+            return self._fallback.admit(db, requests)
         return [too_many(int(wait) / 1000) if int(wait) else None for wait in waits]
 
 

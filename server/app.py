@@ -40,7 +40,7 @@ from streaming import api_live as streaming_live
 from streaming import api_questions as streaming_questions
 from streaming import api_tracks as streaming_tracks
 from streaming import api_webcast as streaming_webcast
-from streaming import ingest_socket, live_state
+from streaming import ingest_socket, live_sockets, live_state
 from streaming import plan_media as _plan_media  # noqa: F401  (registers events.plan_media's)
 from streaming.audience import Audience, watch_status_changes
 from streaming.broker import RedisBroker, broker_for
@@ -76,11 +76,14 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         if isinstance(broker, RedisBroker):
             broker.start()
         await app.state.live_hub.start()
+        # Stopped by a signal: room sockets close with 1012 and a spread reconnect delay.
+        hear_restart = live_sockets.close_on_restart(app)
         rtmp = await RtmpServer.listen(settings, lambda: getattr(app.state, "live_hub", None))
         counting = asyncio.create_task(app.state.audience.run())
         try:
             yield
         finally:
+            hear_restart()
             counting.cancel()
             vote_counts = getattr(app.state, "vote_counts", None)
             if vote_counts is not None:
@@ -103,7 +106,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         limiter=ratelimit.limiter_for(settings, app.state.signer),
         sms_daily_cap=settings.sms_daily_cap)
     app.state.media_storage = LocalStorage(settings.media_dir)
-    app.state.broker = broker_for(settings.redis_url)
+    app.state.broker = broker_for(settings.redis_url, settings.sqlalchemy_url)
     app.state.live_hub = LiveHub(settings, get_engine(settings.sqlalchemy_url),
                                  app.state.media_storage)
     lifecycle.on_status_change(live_state.on_status_change)  # live: on air; ended: off air

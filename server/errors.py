@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from python_multipart.exceptions import FormParserError
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from events.errors import DomainError
@@ -49,6 +50,22 @@ def error_response(request: Request, status: int, code: str, message: str,
     if renderer is not None and wants_html(request):
         return renderer(request, status, code, message)
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """The database did not answer, and may in a moment: PostgreSQL refused the connection,
+    was restarted or failed over (its connections killed: AdminShutdown, "server closed the
+    connection unexpectedly", a closed connection), or every pooled connection is in use.
+    SQLite's OperationalError is also how it reports a wrong statement: only a connection
+    SQLAlchemy found dead counts there."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError) and \
+        type(exc.orig).__module__.split(".")[0] == "psycopg"
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -99,10 +116,18 @@ def install(app: FastAPI) -> None:
                               "a value is out of range or holds characters that cannot be stored")
 
     @app.exception_handler(OperationalError)
-    async def database_failure(request: Request, exc: OperationalError) -> Response:
-        # A statement that waited for a lock past its deadline (a write outside events.locking):
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def database_failure(request: Request, exc: Exception) -> Response:
+        # A statement that waited for a lock past its deadline (a write outside events.locking),
+        # or a database that did not answer (restarted, failed over, every connection in use):
         # 503 busy with Retry-After, like a lock of our own. Anything else is unexpected.
-        if is_lock_timeout(exc):
+        if isinstance(exc, OperationalError) and is_lock_timeout(exc):
+            return await domain_error(request, busy())
+        if database_unavailable(exc):
+            orig = getattr(exc, "orig", None) or exc
+            log.warning("the database did not answer on %s %s (%s): answered 503 busy",
+                        request.method, redact_path(request.url.path), type(orig).__name__)
             return await domain_error(request, busy())
         return await unexpected(request, exc)
 

@@ -178,8 +178,12 @@ class Audience:
             return
         with self._guard:
             here = len(self._present.get(event_id, ()))
-        peak = max(peak, self._watching_everywhere(event_id, here))
-        total = self._count_seen(event_id, viewers)
+        try:
+            peak = max(peak, self._watching_everywhere(event_id, here))
+            total = self._count_seen(event_id, viewers)
+        except Exception as exc:  # Redis away: this process's own counts (they only raise)
+            log.warning("viewer counts of other processes unavailable (%s)", type(exc).__name__)
+            peak, total = max(peak, here), self._count_seen_here(event_id, viewers)
         _raise_evidence(db, event_id, peak, total)
 
     def _watching_everywhere(self, event_id: int, here: int) -> int:
@@ -201,16 +205,19 @@ class Audience:
 
     def _count_seen(self, event_id: int, viewers: set[str]) -> int:
         if self._redis is None:
-            with self._guard:
-                seen = self._seen[event_id]
-                seen |= viewers
-                return len(seen)
+            return self._count_seen_here(event_id, viewers)
         key = f"{self._seen_prefix}{event_id}"
         with self._redis.pipeline() as pipe:
             pipe.sadd(key, *sorted(viewers))
             pipe.expire(key, SEEN_TTL_S)
             pipe.scard(key)
             return int(pipe.execute()[-1])
+
+    def _count_seen_here(self, event_id: int, viewers: set[str]) -> int:
+        with self._guard:
+            seen = self._seen[event_id]
+            seen |= viewers
+            return len(seen)
 
 
 def _raise_evidence(db: Session, event_id: int, peak: int, total: int) -> None:

@@ -6,6 +6,12 @@ process published it.
 `publish` may be called from any thread (a request's thread commits, then publishes); frames
 reach each socket on the event loop, in the order they were published. Nothing is published
 before it is committed (`publish_after_commit`).
+
+Redis may go away (stopped, restarted, the network): each process then keeps serving its own
+viewers (a process's own frames reach its sockets first, never through Redis), its listener
+tries again with a growing pause, and when Redis is back each room it watches is read again
+from the database from where its sockets are, so the frames other processes published
+meanwhile reach them in order (pub/sub delivers at most once and keeps nothing).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import threading
 import time
 import uuid
@@ -39,6 +46,13 @@ log = logging.getLogger("kaifang.broker")
 # How long a socket waits for Redis to confirm its room's channel before it reads what it
 # missed (past that it goes on: the page's position check finds anything lost).
 READY_WAIT_S = 2.0
+# The listener's pause after it lost Redis: doubling from the first to the last, with jitter
+# (every process of a deployment lost it at the same moment).
+RETRY_FIRST_S, RETRY_LAST_S = 0.1, 2.0
+# A Redis call that cannot connect gives up after this long (the machine is gone, not just
+# the server: a refused connection fails at once), and tries once more (a pooled connection
+# that died with a restarted Redis is replaced once).
+CONNECT_TIMEOUT_S = 1.0
 
 
 class Broker(Protocol):
@@ -89,11 +103,20 @@ class RedisBroker:
 
     ALIVE_S = 30
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, database_url: str | None = None) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.url = url
-        self._redis = redis.Redis.from_url(url, socket_timeout=5)
+        # Where a room is read again after Redis came back (None: it is not; the pages' own
+        # position checks find what was lost).
+        self.database_url = database_url
+        # Not redis-py's default of 10 tries with backoff: a publish waits in a request's
+        # thread, and a process's own sockets have the frame already.
+        self._redis = redis.Redis.from_url(url, socket_timeout=5,
+                                           socket_connect_timeout=CONNECT_TIMEOUT_S,
+                                           retry=Retry(NoBackoff(), 1))
         namespace = f"kaifang:{self._redis.connection_pool.connection_kwargs.get('db', 0)}:"
         self.room_prefix = f"{namespace}room:"
         self.hosts_prefix = f"{namespace}hosts:"
@@ -111,6 +134,7 @@ class RedisBroker:
         self._timers: dict[int, threading.Timer] = {}  # rooms whose next count is scheduled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.lost = False  # the listener has lost Redis and not heard it again yet
 
     def subscribe(self, event_id: int, send: Send, hosts: bool = False,
                   who: str | None = None) -> Subscription:
@@ -129,7 +153,7 @@ class RedisBroker:
         published from then on reaches this process."""
         with self._guard:
             waiter = self._ready.get(event_id) if self._thread is not None else None
-        if waiter is not None and not waiter.is_set():
+        if waiter is not None and not waiter.is_set() and not self.lost:
             await anyio.to_thread.run_sync(waiter.wait, READY_WAIT_S)
 
     def channels(self, event_id: int) -> tuple[str, str]:
@@ -190,13 +214,17 @@ class RedisBroker:
         self._publish(self.hosts_prefix, event_id, list(frames))
 
     def _publish(self, prefix: str, event_id: int, frames: list[str]) -> None:
+        """To this process's sockets at once, then to the others through Redis (the listener
+        drops this process's own notice when Redis echoes it). Without Redis only this
+        process's sockets hear it; the others read it again when Redis is back."""
         if not frames:
             return
+        self.local.fan_out(event_id, frames, prefix == self.hosts_prefix)
         try:
-            self._redis.publish(f"{prefix}{event_id}", json.dumps(frames))
-        except Exception as exc:  # Redis away: this process's sockets still get it
+            self._redis.publish(f"{prefix}{event_id}",
+                                json.dumps({"from": self.process, "frames": frames}))
+        except Exception as exc:
             log.warning("room fan-out through Redis failed (%s)", type(exc).__name__)
-            self.local.fan_out(event_id, frames, prefix == self.hosts_prefix)
 
     def start(self) -> None:
         """Listens for the rooms watched here (once per broker, however many apps start it)
@@ -227,6 +255,7 @@ class RedisBroker:
 
     def _listen(self, pubsub: Any, stop: threading.Event) -> None:
         renewed = -math.inf
+        pause = RETRY_FIRST_S
         try:
             while not stop.is_set():
                 if time.monotonic() - renewed > self.ALIVE_S / 3:
@@ -236,26 +265,39 @@ class RedisBroker:
                 try:
                     self._follow(pubsub)
                     message = pubsub.get_message(timeout=0.05)
-                except Exception as exc:  # Redis away: try again in a moment
-                    log.warning("room fan-out lost Redis (%s)", type(exc).__name__)
-                    stop.wait(1.0)
+                except Exception as exc:  # Redis away: try again after a pause
+                    if not self.lost:
+                        self.lost = True
+                        log.warning("room fan-out lost Redis (%s): each process serves its "
+                                    "own viewers until it is back", type(exc).__name__)
+                    stop.wait(pause * (0.5 + random.random() / 2))
+                    pause = min(RETRY_LAST_S, pause * 2)
                     continue
+                pause = RETRY_FIRST_S
                 if message is None or message.get("type") not in ("message", "subscribe"):
                     continue
                 try:
-                    channel = message["channel"].decode()
-                    hosts = channel.startswith(self.hosts_prefix)
-                    if message["type"] == "subscribe":  # confirmed: the room is heard
-                        if not hosts:
-                            self._confirmed(int(channel.rsplit(":", 1)[1]))
-                        continue
-                    self.local.fan_out(int(channel.rsplit(":", 1)[1]),
-                                       json.loads(message["data"]), hosts)
+                    self._heard(message)
                 except Exception as exc:  # one bad notice must not end the listening
                     log.warning("room fan-out skipped a notice (%s)", type(exc).__name__)
         finally:
             with contextlib.suppress(Exception):
                 pubsub.close()
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode()
+        hosts = channel.startswith(self.hosts_prefix)
+        event_id = int(channel.rsplit(":", 1)[1])
+        if message["type"] == "subscribe":  # confirmed: the room is heard
+            if not hosts:
+                self._confirmed(event_id)
+            return
+        notice = json.loads(message["data"])
+        if isinstance(notice, dict):
+            if notice.get("from") == self.process:
+                return  # our own: this process's sockets had it when it was published
+            notice = notice["frames"]
+        self.local.fan_out(event_id, notice, hosts)
 
     def _follow(self, pubsub: Any) -> None:
         """(Un)subscribes the rooms that gained their first or lost their last socket here; a
@@ -274,11 +316,45 @@ class RedisBroker:
                 raise
 
     def _confirmed(self, event_id: int) -> None:
+        """Redis confirmed the room's channel: the first time, sockets waiting for it go on;
+        again (the listener reconnected, and redis-py subscribed anew), what was published
+        while it was away is read again."""
+        if self.lost:
+            self.lost = False
+            log.warning("room fan-out has Redis again: reading back what it missed")
         with self._guard:
             waiter = self._ready.get(event_id)
-        if waiter is not None:
-            waiter.set()
+        if waiter is None:
+            return
+        if waiter.is_set():
+            self._read_back(event_id)
+        waiter.set()
+
+    def _read_back(self, event_id: int) -> None:
+        """The room's changes after the position this process's sockets have reached, from
+        the database, to those sockets (each skips what it was sent): what other processes
+        published while Redis was away, in order. In a thread: the listener goes on."""
+        after = self.local.shown_up_to(event_id)
+        if self.database_url is None or after is None:
+            return
+        database_url = self.database_url
+
+        def read() -> None:
+            from server.db import get_engine
+            from streaming import stream
+
+            try:
+                with Session(get_engine(database_url)) as db:
+                    frames = stream.changes_after(db, event_id, after, stream.REPLAY_MAX)
+            except Exception as exc:  # the pages' own position checks still find it
+                log.warning("room %d not read back after Redis returned (%s)", event_id,
+                            type(exc).__name__)
+                return
+            self.local.fan_out(event_id, frames, False)
+
+        threading.Thread(target=read, name="kaifang-room-readback", daemon=True).start()
 
 
-def broker_for(redis_url: str | None) -> LocalBroker | RedisBroker:
-    return RedisBroker(redis_url) if redis_url else LocalBroker()
+def broker_for(redis_url: str | None, database_url: str | None = None
+               ) -> LocalBroker | RedisBroker:
+    return RedisBroker(redis_url, database_url) if redis_url else LocalBroker()

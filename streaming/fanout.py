@@ -57,6 +57,7 @@ class Subscription:
         # taken for the other's duplicate.
         self.sent_up_to = 0
         self._sent_past: set[int] = set()
+        self.live = False  # past its backlog (go_live)
         self._task: asyncio.Task[None] | None = None
         self.ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -64,6 +65,7 @@ class Subscription:
         """The backlog up to `sent_up_to` is sent: the frames that came meanwhile follow, then
         every frame as it comes."""
         self.sent_up_to = max(self.sent_up_to, sent_up_to)
+        self.live = True
         self._sent_past = {pos for pos in self._sent_past if pos > self.sent_up_to}
         await self._drain()
 
@@ -210,6 +212,15 @@ class LocalBroker:
             last = event_id not in self._rooms and event_id not in self._hosts
         if last and self._watching is not None:
             self._watching(event_id, False)
+
+    def shown_up_to(self, event_id: int) -> int | None:
+        """The room's position every socket here past its backlog has been sent up to (None:
+        none is): where a re-read of what Redis may have lost starts."""
+        with self._guard:
+            subscriptions = list(self._rooms.get(event_id, ())) + \
+                list(self._hosts.get(event_id, ()))
+        sent = [s.sent_up_to for s in subscriptions if s.live and not s.ended.done()]
+        return min(sent) if sent else None
 
     def viewers(self, event_id: int) -> int:
         """How many watch the room here: viewers, not sockets (one viewer's tabs count once;

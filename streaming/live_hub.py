@@ -33,6 +33,8 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import anyio.to_thread
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from events.timeutil import utcnow
@@ -186,7 +188,12 @@ class LiveHub:
                 if beats % HEARTBEAT_POLLS == 0:
                     await self.db(live_state.alive, set(self.runs))
                 due = await self.db(live_archive.due, set(self.runs))
-            except Exception:  # the database away for a moment: look again
+            except (OperationalError, InterfaceError, PoolTimeout) as exc:
+                # The database away for a moment (restarted, failed over): look again.
+                log.warning("live: looking for webcasts off air failed (%s)",
+                            type(getattr(exc, "orig", None) or exc).__name__)
+                continue
+            except Exception:
                 log.exception("live: looking for webcasts off air failed")
                 continue
             for event_id in due:

@@ -5,7 +5,9 @@ Each socket is served on the event loop; its database work runs in short session
 a thread. It subscribes to the room before it reads what the page missed, so nothing made in
 between is lost, and the broker drops what it already sent by position, so nothing arrives
 twice. A page of another origin may not open either socket; one viewer (a token) may hold at
-most PER_VIEWER sockets on a process and one address PER_ADDRESS.
+most PER_VIEWER sockets on a process and one address PER_ADDRESS. When the process is stopped
+each socket is closed with 1012 and the delay its page waits before it reconnects
+(streaming.restart_notice), so an audience does not come back all at once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import contextlib
 import functools
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio.to_thread
@@ -32,6 +34,7 @@ from server.security import Signer
 from streaming import messages, protocol, questions, room, socket_origin, stream, tallies
 from streaming.audience import Audience
 from streaming.broker import TOO_SLOW, Broker, Subscription
+from streaming.restart_notice import SERVICE_RESTART, RestartNotice
 
 VIEWER_COOKIE = "kaifang_viewer"
 # Close codes of a socket refused before it starts (4000 + the HTTP status it stands for).
@@ -87,6 +90,21 @@ def _admission(app: Any) -> Admission:
     if found is None:
         found = app.state.live_admission = Admission()
     return found  # type: ignore[no-any-return]
+
+
+def _restart_notice(app: Any) -> RestartNotice:
+    found = getattr(app.state, "restart_notice", None)
+    if found is None:
+        found = app.state.restart_notice = RestartNotice()
+    return found  # type: ignore[no-any-return]
+
+
+def close_on_restart(app: Any) -> Callable[[], None]:
+    """From the app's lifespan: when the process is told to stop, every room socket closes
+    with 1012 and its page's reconnect delay (streaming.restart_notice). Returns what undoes
+    it."""
+    admission = _admission(app)
+    return _restart_notice(app).listen(lambda: sum(admission.addresses.values()))
 
 
 async def room_socket(websocket: WebSocket, event_id: int, token: str = "", after: int = 0,
@@ -268,9 +286,12 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
             await websocket.send_text(frame)
         await subscription.go_live(sent_up_to)
         task = asyncio.create_task(_quietly(reader))
-        either: set[asyncio.Future[Any]] = {task, subscription.ended}
+        notice = _restart_notice(websocket.app)
+        either: set[asyncio.Future[Any]] = {task, subscription.ended, notice.leaving}
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        if subscription.ended.done() and subscription.ended.result() == TOO_SLOW:
+        if notice.leaving.done():  # the process stops: back after a delay of its own
+            await _close(websocket, SERVICE_RESTART, notice.reason())
+        elif subscription.ended.done() and subscription.ended.result() == TOO_SLOW:
             await _close(websocket, TOO_SLOW)  # the page reconnects from its position
     except (WebSocketDisconnect, DomainError, OSError):
         pass

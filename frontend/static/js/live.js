@@ -3,8 +3,9 @@
 // post), that shows the approved messages in seq order and sends the viewer's. Every change
 // (a message, a take-down, a pin) carries the room's next position: a frame that is not the
 // next one means something was lost, and the page re-reads from its own position (so it does
-// every 15 s as well); it reconnects by itself with backoff from that position, so nothing is
-// lost or doubled. The list itself (newest first in view, pins, older pages) is
+// every 15 s as well); it reconnects by itself from that position, so nothing is lost or
+// doubled: after the delay the server names when it stops (1012), else with backoff and
+// jitter, so that a whole audience does not come back in the same instant. The list itself (newest first in view, pins, older pages) is
 // live_list.js's. Every text goes in as textContent: markup in a message shows as typed.
 (function () {
   "use strict";
@@ -43,6 +44,9 @@
   var lastSent = ""; // an error answers the last frame sent: its text comes back to the field
   var announceTimer = 0;
   var FINAL = {4401: "closed4401", 4403: "closed4403", 4404: "closed4404"};
+  var watchers = 0; // how many watch the room, as the last count said
+  // A room's pages coming back at once are spread over this much per viewer (250 a second).
+  var SPREAD_MS_PER_VIEWER = 4;
   var heldIds = {}; // this viewer's messages a host has yet to decide (their notice waits too)
   var waitTimer = 0;
 
@@ -203,6 +207,7 @@
       } else if (frame.type === "room") {
         showRules(frame);
       } else if (frame.type === "viewers") {
+        watchers = frame.count;
         watching.textContent = fill(text.watching, {count: frame.count});
         watching.hidden = false;
       } else if (frame.type === "error") {
@@ -233,12 +238,27 @@
         joinForm.hidden = event.code !== 4401;
         return;
       }
-      // 1 s doubling to 30 s, each wait between half and all of it so phones do not march.
-      var ceiling = Math.min(30000, 1000 * Math.pow(2, attempt));
-      attempt += 1;
       showState(text.reconnecting);
-      retry = window.setTimeout(reconnect, ceiling / 2 + Math.random() * ceiling / 2);
+      retry = window.setTimeout(reconnect, reconnectDelay(event));
     });
+  }
+
+  // How long to wait before reconnecting. A server that stops (1012, service restart) names a
+  // delay of this page's own; otherwise (a crash, the network) 1 s doubling to 30 s, and at
+  // least the room's spread (every page of a crashed server loses it at the same moment),
+  // each wait anywhere below that so the pages do not march.
+  function reconnectDelay(event) {
+    attempt += 1;
+    if (event.code === 1012 && attempt === 1) {
+      var named = null;
+      try { named = JSON.parse(event.reason || "null"); } catch (e) { named = null; }
+      if (named && typeof named.retry_ms === "number" && named.retry_ms >= 0) {
+        return Math.min(named.retry_ms, 60000);
+      }
+    }
+    var ceiling = Math.min(30000, Math.max(1000 * Math.pow(2, attempt - 1),
+                                           watchers * SPREAD_MS_PER_VIEWER));
+    return Math.random() * ceiling;
   }
 
   // A host decided on one of this viewer's held messages: "waits for a host" goes (approved:

@@ -296,7 +296,12 @@
       setLive(false);
       socket = null;
       if (event.code >= 4400 && event.code < 4500) { return; }  // refused: polling only
-      window.setTimeout(connect, backoff);
+      // A server that stops (1012) names a delay; else the backoff, with jitter.
+      var named = null;
+      try { named = JSON.parse(event.reason || "null"); } catch (error) { named = null; }
+      var wait = named && typeof named.retry_ms === "number" && named.retry_ms >= 0
+        ? Math.min(named.retry_ms, 60000) : backoff / 2 + Math.random() * backoff / 2;
+      window.setTimeout(connect, wait);
       backoff = Math.min(backoff * 2, 30000);
     };
   }
