@@ -38,6 +38,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, suppress
 from datetime import UTC, datetime
@@ -61,6 +62,7 @@ DUMP_FILE = {"sqlite": "database.sqlite3", "postgresql": "database.pgdump"}
 COUNTED = {"event": "sessions", "registration": "registrations", "recording": "recordings",
            "livemessage": "comments", "question": "questions", "staffuser": "staff"}
 CHUNK = 1 << 20
+PROGRESS_EVERY_S = 15
 
 Say = Callable[[str], None]
 Query = Callable[[str], list[Any]]
@@ -341,23 +343,8 @@ def _backup_into(settings: Settings, staging: Path, kind: Literal["sqlite", "pos
     say(f"database: {_size(database['size'])} at revision {facts['revision']} "
         f"({_summary(facts['counts'])})")
 
-    files: list[FileEntry] = []
-    missing: list[str] = []
-    for path, present in _files_named(settings.data_dir, facts["named"]):
-        if not present:
-            missing.append(path)
-            continue
-        source = settings.data_dir / path
-        copied = not (media_manifest and path.startswith("media/"))
-        try:
-            if copied:
-                size, sha = _copy(source, staging / DATA / path, 0o600)
-            else:
-                size, sha = source.stat().st_size, _sha256(source)
-        except FileNotFoundError:  # removed while we copied: a replaced recording's
-            missing.append(path)
-            continue
-        files.append(FileEntry(path=path, size=size, sha256=sha, copied=copied))
+    files, missing = _back_up_files(settings.data_dir, staging / DATA, facts["named"],
+                                    media_manifest, say)
     media = [entry for entry in files if entry["path"].startswith("media/")]
     total = sum(entry["size"] for entry in media)
     how = "listed in manifest.json (not copied: --media-manifest)" if media_manifest \
@@ -372,7 +359,8 @@ def _backup_into(settings: Settings, staging: Path, kind: Literal["sqlite", "pos
     key = _backup_key(settings, staging)
     say("secret key: " + ("copied (secret_key)" if key["copied"] else
                           "not in the data dir: it comes from KAIFANG_SECRET_KEY, keep that "
-                          "with this backup's restore instructions"))
+                          "with this backup's restore instructions" if key["source"] ==
+                          "environment" else "none yet (the service has not run)"))
     manifest = Manifest(format=FORMAT, version=VERSION,
                         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                         database=database, counts=facts["counts"],
@@ -385,10 +373,40 @@ def _backup_into(settings: Settings, staging: Path, kind: Literal["sqlite", "pos
     return manifest
 
 
+def _back_up_files(root: Path, into: Path, named: list[tuple[str, bool]], media_manifest: bool,
+                   say: Say) -> tuple[list[FileEntry], list[str]]:
+    """Copies (or, for media with --media-manifest, lists) the files named; what was there and
+    what the database names that is not (missing)."""
+    files: list[FileEntry] = []
+    missing: list[str] = []
+    done, last_said = 0, time.monotonic()
+    for path, present in _files_named(root, named):
+        if not present:
+            missing.append(path)
+            continue
+        copied = not (media_manifest and path.startswith("media/"))
+        try:
+            if copied:
+                size, sha = _copy(root / path, into / path, 0o600)
+            else:
+                size, sha = (root / path).stat().st_size, _sha256(root / path)
+        except FileNotFoundError:  # removed while we copied: a replaced recording's
+            missing.append(path)
+            continue
+        files.append(FileEntry(path=path, size=size, sha256=sha, copied=copied))
+        done += size
+        if time.monotonic() - last_said > PROGRESS_EVERY_S:
+            say(f"files: {len(files)} so far ({_size(done)})")
+            last_said = time.monotonic()
+    return files, missing
+
+
 def _backup_key(settings: Settings, staging: Path) -> KeyEntry:
-    in_use = settings.resolved_secret_key()
     file = settings.data_dir / KEY_FILE
     copied = file.is_file()
+    # Without either the service has never signed anything: no key is made for it here.
+    in_use = settings.resolved_secret_key() if copied or settings.secret_key is not None \
+        else ""
     if copied:
         shutil.copyfile(file, staging / KEY_FILE)
         os.chmod(staging / KEY_FILE, 0o600)
@@ -448,6 +466,7 @@ def restore(settings: Settings, source: Path, *, verify_media: bool = False,
         raise BackupRefused(f"this backup holds a {backed_up} database and the target is "
                             f"{_where(url)}: a backup restores into the same kind of database "
                             "only (set KAIFANG_DATABASE_URL accordingly)")
+    _known_revision(manifest["database"]["alembic_revision"])
     shared = manifest["media_mode"] == "manifest"
     say(f"restoring the backup of {manifest['created_at']} (revision "
         f"{manifest['database']['alembic_revision']}; {_summary(manifest['counts'])}) into "
@@ -485,8 +504,27 @@ def restore(settings: Settings, source: Path, *, verify_media: bool = False,
     _finish(settings, kind, url, manifest, say)
     for warning in warnings:
         say(f"warning: {warning}")
-    say("done: start the service (systemctl start kaifang…); docs/backup.md says what to check")
+    say("done: start the service; docs/backup.md says what to check, and what to tell the "
+        "office (everything after the backup's time is lost)")
     return manifest
+
+
+def _known_revision(revision: str | None) -> None:
+    """A backup from a newer release than this one cannot be migrated: refused up front."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from server.cli import ROOT
+
+    if revision is None:  # a database never migrated: migrate makes it whole
+        return
+    try:
+        ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_revision(revision)
+    except CommandError:
+        raise BackupRefused(f"this backup's database is at revision {revision}, which this "
+                            "release does not know: it was taken by a newer Kaifang; restore "
+                            "it with that release (or a newer one)") from None
 
 
 def _verify_copy(source: Path, manifest: Manifest, say: Say) -> None:
@@ -608,8 +646,8 @@ def _restore_key(settings: Settings, source: Path, key: KeyEntry,
         in_use: str | None = _fingerprint(settings.secret_key)
     else:
         in_use = key["file_fingerprint"] if key["copied"] else None
-    if in_use == key["fingerprint"]:
-        return []
+    if in_use == key["fingerprint"] or not key["copied"] and key["source"] == "file":
+        return []  # the same key, or none had been made when the backup was taken
     before = ("its secret_key file holds it" if key["copied"] and key["source"] == "file" else
               "it was set by KAIFANG_SECRET_KEY on the machine backed up: take it from there")
     now = "KAIFANG_SECRET_KEY is set to another key" if settings.secret_key is not None \

@@ -41,7 +41,6 @@ from streaming.transcode import run_one
 from tests.conftest import (
     PG_URL,
     TEST_SECRET_KEY,
-    _fresh_pg_database,
     door_open,
     event_body,
     publish,
@@ -63,20 +62,29 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def restore_database() -> Iterator[str | None]:
-    """PostgreSQL pass: the second database restores go into, made once for the module (a
-    DROP DATABASE costs PostgreSQL a checkpoint) and emptied for each test."""
+    """PostgreSQL pass: the second database restores go into, <test database>_restore, made
+    once and kept (dropping a database costs PostgreSQL seconds), emptied for each test."""
     if not PG_URL:
         yield None
         return
     url = f"{PG_URL}_restore"
-    _fresh_pg_database(url)
-    yield url
-    get_engine(url).dispose()
     base, name = url.rsplit("/", 1)
     admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                        {"name": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    yield url
+    empty_public_schema(url)
+
+
+def empty_public_schema(url: str) -> None:
+    get_engine(url).dispose()  # the connections a restore's migration and purge left open
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
 
 
 @pytest.fixture
@@ -87,11 +95,7 @@ def empty_target(settings: Settings, restore_database: str | None,
     data_dir = tmp_path_factory.mktemp("restored")
     if restore_database is None:
         return settings.model_copy(update={"data_dir": data_dir})
-    get_engine(restore_database).dispose()  # the last test's connections
-    engine = create_engine(restore_database, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
+    empty_public_schema(restore_database)
     return settings.model_copy(update={"data_dir": data_dir, "database_url": restore_database})
 
 
@@ -174,15 +178,16 @@ def comments_during_premiere(settings: Settings, event_id: int) -> None:
 
 def what_citizens_see(settings: Settings, registration_ids: list[int | None]
                       ) -> dict[str, Any]:
-    """Through a fresh app on these data: every session's page data, the comments and the
-    playback of each recorded one, a first segment's bytes, and citizens' manage links."""
+    """Through a fresh app on these data: every public session (with its seats taken), the
+    comments, the playback of each recording down to a first segment's bytes, and citizens'
+    manage links."""
     signer = Signer(settings.resolved_secret_key())
     seen: dict[str, Any] = {}
     with TestClient(create_app(settings)) as client, \
             Session(get_engine(settings.sqlalchemy_url)) as db:
-        for event_id in db.exec(select(Event.id).order_by(col(Event.id))):
-            answer = client.get(f"/api/events/{event_id}")
-            seen[f"event {event_id}"] = (answer.status_code, answer.json())
+        listed = client.get("/api/events", params={"limit": 1000}).json()
+        seen["sessions"] = sorted(listed, key=lambda event: event["id"])
+        for event_id in db.exec(select(LiveMessage.event_id).distinct()):
             seen[f"comments {event_id}"] = client.get(f"/api/events/{event_id}/comments").json()
         for recording in db.exec(select(Recording).where(Recording.state == "succeeded")):
             playback = client.get(f"/api/events/{recording.event_id}/playback").json()
@@ -247,6 +252,7 @@ def test_a_demo_district_comes_back_whole_from_its_backup_with_its_recordings_pl
     assert all_rows(target) == rows
     restored = what_citizens_see(target, sample)
     assert restored == seen
+    assert len(restored["sessions"]) >= 20
     assert restored[f"playback {rows['recording'][0][0]}"][:4] == ("vod", 200, 200, 200)
     assert [c["text"] for c in restored[f"comments {broadcast}"]][0] == "学位什么时候能用上？"
     assert {restored[f"registration {i}"][0] for i in sample} == {200}
@@ -471,3 +477,36 @@ def test_a_backup_restores_into_the_same_kind_of_database_only(
     with pytest.raises(BackupRefused, match="same kind of database only"):
         restore(empty_target.model_copy(update=other), backups / "b", say=lambda line: None)
     assert [path for path in empty_target.data_dir.rglob("*")] == []
+
+
+def test_a_backup_from_an_older_release_is_migrated_on_restore_and_a_newer_one_refused(
+        tmp_path_factory: pytest.TempPathFactory, backups: Path) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from alembic import command
+    from server.cli import ROOT
+
+    config = Config(str(ROOT / "alembic.ini"))
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    assert head is not None
+    previous = script.get_revision(head).down_revision
+    older = Settings(data_dir=tmp_path_factory.mktemp("older"), secret_key=TEST_SECRET_KEY)
+    config.attributes.update(database_url=older.sqlalchemy_url, configure_logger=False)
+    command.upgrade(config, str(previous))  # the schema of the release before this one
+    backup(older, backups / "older", say=lambda line: None)
+
+    lines: list[str] = []
+    newer = Settings(data_dir=tmp_path_factory.mktemp("newer"), secret_key=TEST_SECRET_KEY)
+    restore(newer, backups / "older", say=lines.append)
+    assert any(f"at revision {previous}, upgraded to {head}" in line for line in lines)
+    assert set(table_names(newer)) == set(SQLModel.metadata.tables) | {"alembic_version"}
+
+    manifest = json.loads((backups / "older" / "manifest.json").read_text())
+    manifest["database"]["alembic_revision"] = "2031_01_01-0042_from_the_future"
+    (backups / "older" / "manifest.json").write_text(json.dumps(manifest))
+    future = Settings(data_dir=tmp_path_factory.mktemp("future"), secret_key=TEST_SECRET_KEY)
+    with pytest.raises(BackupRefused, match="taken by a newer Kaifang"):
+        restore(future, backups / "older", say=lambda line: None)
+    assert list(future.data_dir.iterdir()) == []
