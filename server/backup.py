@@ -408,8 +408,7 @@ def _backup_key(settings: Settings, staging: Path) -> KeyEntry:
     in_use = settings.resolved_secret_key() if copied or settings.secret_key is not None \
         else ""
     if copied:
-        shutil.copyfile(file, staging / KEY_FILE)
-        os.chmod(staging / KEY_FILE, 0o600)
+        _copy(file, staging / KEY_FILE, 0o600)
     return KeyEntry(source="environment" if settings.secret_key is not None else "file",
                     fingerprint=_fingerprint(in_use), copied=copied,
                     file_fingerprint=_fingerprint(file.read_text().strip()) if copied else None)
@@ -471,8 +470,8 @@ def restore(settings: Settings, source: Path, *, verify_media: bool = False,
     say(f"restoring the backup of {manifest['created_at']} (revision "
         f"{manifest['database']['alembic_revision']}; {_summary(manifest['counts'])}) into "
         f"{_where(url)} and the data dir {settings.data_dir.absolute()}")
+    _refuse_unless_empty(settings, kind, url, shared)  # quick: before reading every file
     _verify_copy(source, manifest, say)
-    _refuse_unless_empty(settings, kind, url, shared)
     if shared:
         _check_shared_media(settings, manifest, verify_media, allow_missing_media, say)
 

@@ -198,6 +198,9 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     except BackupRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a folder it may not write: said, not a traceback
+        print(f"error: backup failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -210,6 +213,9 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     except BackupRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a folder it may not write: said, not a traceback
+        print(f"error: restore failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -412,8 +412,8 @@ def test_backup_refuses_a_folder_that_is_not_empty_and_never_leaves_half_a_backu
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(server.backup, "_copy", disk_full)
-    with pytest.raises(OSError):
-        backup(settings, backups / "tonight", say=lambda line: None)
+    code, out, err = run_cli(monkeypatch, capsys, settings, "backup", str(backups / "tonight"))
+    assert code == 1 and "No space left on device" in err
     assert sorted(path.name for path in backups.iterdir()) == ["last-night"]
     with pytest.raises(BackupRefused, match="not a complete backup"):
         restore(settings, backups / "tonight", say=lambda line: None)
