@@ -176,12 +176,18 @@ def comments_during_premiere(settings: Settings, event_id: int) -> None:
         db.commit()
 
 
-def what_citizens_see(settings: Settings, registration_ids: list[int | None]
-                      ) -> dict[str, Any]:
-    """Through a fresh app on these data: every public session (with its seats taken), the
-    comments, the playback of each recording down to a first segment's bytes, and citizens'
-    manage links."""
+def manage_links(settings: Settings, registration_ids: list[int | None]) -> list[str]:
+    """The links citizens were sent: signed with the key of the service that sent them."""
     signer = Signer(settings.resolved_secret_key())
+    with Session(get_engine(settings.sqlalchemy_url)) as db:
+        found = [db.get(Registration, registration_id) for registration_id in registration_ids]
+    return [registration.manage_token(signer, row) for row in found if row is not None]
+
+
+def what_citizens_see(settings: Settings, links: list[str]) -> dict[str, Any]:
+    """Through a fresh app on these data: every public session (with its seats taken), the
+    comments, the playback of each recording down to a first segment's bytes, and what
+    citizens' manage links open."""
     seen: dict[str, Any] = {}
     with TestClient(create_app(settings)) as client, \
             Session(get_engine(settings.sqlalchemy_url)) as db:
@@ -202,11 +208,9 @@ def what_citizens_see(settings: Settings, registration_ids: list[int | None]
             seen[f"playback {recording.id}"] = (
                 playback["state"], master.status_code, variant.status_code,
                 segment.status_code, len(segment.content), segment.content[:188])
-        for registration_id in registration_ids:
-            found = db.get(Registration, registration_id)
-            assert found is not None
-            answer = client.get(f"/api/registrations/{registration.manage_token(signer, found)}")
-            seen[f"registration {registration_id}"] = (answer.status_code, answer.json())
+        for number, link in enumerate(links):
+            answer = client.get(f"/api/registrations/{link}")
+            seen[f"registration {number}"] = (answer.status_code, answer.json())
     return seen
 
 
@@ -230,8 +234,8 @@ def test_a_demo_district_comes_back_whole_from_its_backup_with_its_recordings_pl
         purge_due(db, source)  # the worker's retention, so the restore's own erases nothing
         db.commit()
     rows = all_rows(source)
-    sample = [people[0][0], people[len(people) // 2][0], people[-1][0]]
-    seen = what_citizens_see(source, sample)
+    links = manage_links(source, [people[0][0], people[len(people) // 2][0], people[-1][0]])
+    seen = what_citizens_see(source, links)
 
     code, out, err = run_cli(monkeypatch, capsys, source, "backup", str(backups / "nightly"))
     assert code == 0, err
@@ -250,12 +254,12 @@ def test_a_demo_district_comes_back_whole_from_its_backup_with_its_recordings_pl
     assert "retention: erased the personal data of 0 sessions" in out
     assert "warning" not in out
     assert all_rows(target) == rows
-    restored = what_citizens_see(target, sample)
+    restored = what_citizens_see(target, links)
     assert restored == seen
     assert len(restored["sessions"]) >= 20
     assert restored[f"playback {rows['recording'][0][0]}"][:4] == ("vod", 200, 200, 200)
     assert [c["text"] for c in restored[f"comments {broadcast}"]][0] == "学位什么时候能用上？"
-    assert {restored[f"registration {i}"][0] for i in sample} == {200}
+    assert {restored[f"registration {n}"][0] for n in range(len(links))} == {200}
 
 
 def test_a_backup_taken_while_citizens_register_restores_to_a_consistent_state(
