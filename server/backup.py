@@ -132,7 +132,9 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     """The URL as pg_dump reads it (postgresql://, without the password) and an environment
     carrying the password (PGPASSWORD): no password in a process list or a log line."""
     parts = make_url(url)
-    bare: URL = parts.set(drivername="postgresql", password=None)
+    # URL.set(password=None) would keep the password: None there means "unchanged".
+    bare = URL.create("postgresql", username=parts.username, host=parts.host, port=parts.port,
+                      database=parts.database, query=parts.query)
     env = dict(os.environ)
     if parts.password is not None:
         env["PGPASSWORD"] = str(parts.password)

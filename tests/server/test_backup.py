@@ -34,7 +34,7 @@ from server.db import get_engine
 from server.demo import load_demo
 from server.security import Signer
 from streaming import jobs
-from streaming.models import LiveMessage, LiveRoom, Recording
+from streaming.models import LiveMessage, LiveRoom, LiveStream, Recording
 from streaming.probe import probe
 from streaming.storage import LocalStorage
 from streaming.transcode import run_one
@@ -327,8 +327,9 @@ def test_a_backup_taken_while_citizens_register_restores_to_a_consistent_state(
 
 
 def small_district(settings: Settings) -> str:
-    """A session with a published recording (its folder as the store keeps it) and a source:
-    what a media check needs, without transcoding. Returns the recording's key."""
+    """A session with a published recording (its folder as the store keeps it) and a source,
+    and its webcast on air: what a media check needs, without transcoding. Returns the
+    recording's key."""
     with Session(get_engine(settings.sqlalchemy_url)) as db:
         now = datetime.now(UTC)
         event = Event(kind=EventKind.open_meeting, unit_id=unit_id(db, "education"),
@@ -349,6 +350,11 @@ def small_district(settings: Settings) -> str:
         (folder / "360p" / "seg_00000.ts").write_bytes(os.urandom(20_000))
         (settings.media_dir / "sources").mkdir(parents=True, exist_ok=True)
         (settings.media_dir / "sources" / f"{recording.id}.src").write_bytes(os.urandom(5_000))
+        live = f"{event.id}-live-{os.urandom(6).hex()}"
+        db.add(LiveStream(event_id=event.id or 0, state="on_air", media_key=live))
+        db.commit()
+        (settings.media_dir / "live" / live).mkdir(parents=True)
+        (settings.media_dir / "live" / live / "index.m3u8").write_text("#EXTM3U\n")
     return key
 
 
@@ -362,8 +368,12 @@ def test_a_damaged_media_file_in_the_backup_is_found_before_restore_writes_anyth
         settings: Settings, empty_target: Settings, backups: Path) -> None:
     key = small_district(settings)
     manifest = backup(settings, backups / "b", say=lambda line: None)
-    assert {entry["path"] for entry in manifest["files"]} >= {
-        f"media/hls/{key}/master.m3u8", f"media/hls/{key}/360p/seg_00000.ts"}
+    assert {entry["path"] for entry in manifest["files"]} == {
+        f"media/hls/{key}/master.m3u8", f"media/hls/{key}/360p/index.m3u8",
+        f"media/hls/{key}/360p/seg_00000.ts", "media/sources/1.src",
+        *(f"media/{path.relative_to(settings.media_dir)}"
+          for path in settings.media_dir.glob("live/*/index.m3u8"))}
+    assert len(manifest["files"]) == 5
     segment = backups / "b" / "data" / "media" / "hls" / key / "360p" / "seg_00000.ts"
     damaged = bytearray(segment.read_bytes())
     damaged[10_000] ^= 0xFF  # one bit flipped by a failing disk: same size
@@ -428,7 +438,7 @@ def test_a_manifest_only_backup_restores_onto_the_shared_media_and_says_what_is_
     key = small_district(settings)
     manifest = backup(settings, backups / "b", media_manifest=True, say=lambda line: None)
     media = [entry for entry in manifest["files"] if entry["path"].startswith("media/")]
-    assert len(media) == 4 and not any(entry["copied"] for entry in media)
+    assert len(media) == 5 and not any(entry["copied"] for entry in media)
     assert not (backups / "b" / "data" / "media").exists()
     # The shared store, mounted at the new machine's media dir, lost a segment.
     shared = empty_target.media_dir
@@ -455,7 +465,7 @@ def test_a_manifest_only_backup_restores_onto_the_shared_media_and_says_what_is_
         restore(empty_target, backups / "b", verify_media=True, say=lambda line: None)
     lines: list[str] = []
     restore(empty_target, backups / "b", say=lines.append)  # sizes alone: it restores
-    assert any("shared media: 4 of 4 listed files" in line for line in lines)
+    assert any("shared media: 5 of 5 listed files" in line for line in lines)
     with Session(get_engine(empty_target.sqlalchemy_url)) as restored:
         assert restored.exec(select(Recording.media_key)).all() == [key]
 
@@ -514,3 +524,12 @@ def test_a_backup_from_an_older_release_is_migrated_on_restore_and_a_newer_one_r
     with pytest.raises(BackupRefused, match="taken by a newer Kaifang"):
         restore(future, backups / "older", say=lambda line: None)
     assert list(future.data_dir.iterdir()) == []
+
+
+def test_pg_dump_is_given_no_password_on_its_command_line() -> None:
+    from server.backup import _libpq
+
+    conninfo, env = _libpq("postgresql+psycopg://kaifang:s3cr%40t@db.internal:5433/kaifang"
+                           "?sslmode=require")
+    assert conninfo == "postgresql://kaifang@db.internal:5433/kaifang?sslmode=require"
+    assert env["PGPASSWORD"] == "s3cr@t"
