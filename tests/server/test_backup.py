@@ -270,6 +270,7 @@ def test_a_backup_taken_while_citizens_register_restores_to_a_consistent_state(
     event_id = admin.post("/api/events", json=body).json()["id"]
     publish(admin, event_id)
     acknowledged: list[tuple[float, dict[str, Any]]] = []
+    refused: list[str] = []
     stop = threading.Event()
 
     def citizen(number: int, url: str) -> None:
@@ -280,13 +281,16 @@ def test_a_backup_taken_while_citizens_register_restores_to_a_consistent_state(
                 answer = client.post(f"/api/events/{event_id}/registrations", json={
                     "name": f"市民{number}号{attempt}", "phone": f"138{number:02d}{attempt:06d}",
                     "consent": True})
-                assert answer.status_code == 201, answer.text
-                acknowledged.append((time.monotonic(), answer.json()))
+                if answer.status_code == 201:
+                    acknowledged.append((time.monotonic(), answer.json()))
+                elif answer.status_code != 503:  # busy, on a loaded machine: the next one
+                    refused.append(answer.text)
+                    return
 
     def until(condition: Any) -> None:
         deadline = time.monotonic() + 60
         while not condition():
-            assert time.monotonic() < deadline, "the citizens' registrations did not come"
+            assert time.monotonic() < deadline and not refused, refused or "no registrations"
             time.sleep(0.01)
 
     with serve(app) as url:
@@ -303,6 +307,7 @@ def test_a_backup_taken_while_citizens_register_restores_to_a_consistent_state(
             stop.set()
             for thread in citizens:
                 thread.join(30)
+    assert refused == []
     restore(empty_target, backups / "busy", say=lambda line: None)
 
     with Session(get_engine(empty_target.sqlalchemy_url)) as restored:
