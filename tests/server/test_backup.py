@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -538,3 +539,30 @@ def test_pg_dump_is_given_no_password_on_its_command_line() -> None:
                            "?sslmode=require")
     assert conninfo == "postgresql://kaifang@db.internal:5433/kaifang?sslmode=require"
     assert env["PGPASSWORD"] == "s3cr@t"
+
+
+def test_a_backup_killed_midway_leaves_no_folder_that_looks_like_a_backup(
+        settings: Settings, backups: Path, empty_target: Settings) -> None:
+    key = small_district(settings)
+    for number in range(1, 21):  # 40 MB more to copy: the kill lands mid-way
+        (settings.media_dir / "hls" / key / "360p" / f"seg_{number:05d}.ts").write_bytes(
+            os.urandom(2_000_000))
+    env = {**os.environ, "KAIFANG_DATA_DIR": str(settings.data_dir),
+           "KAIFANG_SECRET_KEY": TEST_SECRET_KEY, "KAIFANG_PUBLIC_URL": settings.public_url}
+    if settings.database_url:
+        env["KAIFANG_DATABASE_URL"] = settings.database_url
+    process = subprocess.Popen([sys.executable, "-m", "server.cli", "backup",
+                                str(backups / "tonight")], env=env, cwd=Path(__file__).parents[2],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(backups.glob(".tonight.partial-*/data")):
+        assert process.poll() is None, "the backup ended before it was killed"
+        assert time.monotonic() < deadline, "the backup did not start copying"
+        time.sleep(0.002)
+    process.kill()  # SIGKILL: no cleanup runs
+    assert process.wait(10) == -9
+    assert not (backups / "tonight").exists()
+    [left] = backups.glob(".tonight.partial-*")
+    assert not (left / "manifest.json").exists()
+    with pytest.raises(BackupRefused, match="not a complete backup"):
+        restore(empty_target, left, say=lambda line: None)
