@@ -1,4 +1,5 @@
-"""The `kaifang` command: serve, migrate, demo, create-user, worker, purge, compliance."""
+"""The `kaifang` command: serve, migrate, demo, create-user, worker, purge, compliance, backup,
+restore."""
 
 from __future__ import annotations
 
@@ -189,6 +190,35 @@ def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from server.backup import BackupRefused, backup
+
+    try:
+        backup(settings, args.dir, media_manifest=args.media_manifest)
+    except BackupRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a folder it may not write: said, not a traceback
+        print(f"error: backup failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from server.backup import BackupRefused, restore
+
+    try:
+        restore(settings, args.dir, verify_media=args.verify_media,
+                allow_missing_media=args.allow_missing_media)
+    except BackupRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a folder it may not write: said, not a traceback
+        print(f"error: restore failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaifang", description="Kaifang 开放")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     compliance.add_argument("--format", choices=["json", "csv", "sessions-csv"], default="json",
                             help="sessions-csv: the questions of each session")
     compliance.set_defaults(run=cmd_compliance)
+    backup = commands.add_parser("backup", help="back the database, media and secret key up "
+                                 "into a new folder, while the service runs (docs/backup.md)")
+    backup.add_argument("dir", type=Path, help="a folder that does not exist yet (or is empty)")
+    backup.add_argument("--media-manifest", action="store_true",
+                        help="list the media (path, size, sha256) instead of copying them: "
+                        "for media on a shared store backed up by other means")
+    backup.set_defaults(run=cmd_backup)
+    restore = commands.add_parser("restore", help="restore a backup into an empty data dir "
+                                  "and an empty database, then migrate and purge")
+    restore.add_argument("dir", type=Path, help="a folder `kaifang backup` wrote")
+    restore.add_argument("--verify-media", action="store_true",
+                         help="with a manifest-only backup: check the shared media's sha256s "
+                         "too, not only their sizes")
+    restore.add_argument("--allow-missing-media", action="store_true",
+                         help="with a manifest-only backup: restore even if some listed media "
+                         "files are missing (those recordings will not play)")
+    restore.set_defaults(run=cmd_restore)
     return parser
 
 
