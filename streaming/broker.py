@@ -111,6 +111,10 @@ class RedisBroker:
         self._timers: dict[int, threading.Timer] = {}  # rooms whose next count is scheduled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Read by /metrics (server.ops): whether the listening thread's last look at Redis
+        # answered, and how often publishing or listening failed.
+        self.listening = False
+        self.redis_failures = 0
 
     def subscribe(self, event_id: int, send: Send, hosts: bool = False,
                   who: str | None = None) -> Subscription:
@@ -195,6 +199,7 @@ class RedisBroker:
         try:
             self._redis.publish(f"{prefix}{event_id}", json.dumps(frames))
         except Exception as exc:  # Redis away: this process's sockets still get it
+            self.redis_failures += 1
             log.warning("room fan-out through Redis failed (%s)", type(exc).__name__)
             self.local.fan_out(event_id, frames, prefix == self.hosts_prefix)
 
@@ -236,7 +241,10 @@ class RedisBroker:
                 try:
                     self._follow(pubsub)
                     message = pubsub.get_message(timeout=0.05)
+                    self.listening = True
                 except Exception as exc:  # Redis away: try again in a moment
+                    self.listening = False
+                    self.redis_failures += 1
                     log.warning("room fan-out lost Redis (%s)", type(exc).__name__)
                     stop.wait(1.0)
                     continue
@@ -254,6 +262,7 @@ class RedisBroker:
                 except Exception as exc:  # one bad notice must not end the listening
                     log.warning("room fan-out skipped a notice (%s)", type(exc).__name__)
         finally:
+            self.listening = False
             with contextlib.suppress(Exception):
                 pubsub.close()
 
