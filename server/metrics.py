@@ -57,26 +57,39 @@ class RequestLatency:
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.buckets = buckets
-        # Per label set: the count in each bucket (the last is +Inf, not cumulative), then
-        # the sum of seconds.
-        self._series: dict[tuple[str, str, str], list[Any]] = {}
+        # Per (route, method, status): the count in each bucket (the last is +Inf, not
+        # cumulative), then the sum of seconds. Keyed by the status itself (one tuple, no
+        # arithmetic per request); classes are summed at scrape.
+        self._series: dict[tuple[str, str, int], list[Any]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method if method in METHODS else "other",
-               STATUS_CLASSES[min(max(status // 100, 1), 5) - 1])
+        series = self._series.get((route, method, status))
+        if series is None:
+            series = self._new(route, method, status)
+        series[bisect.bisect_left(self.buckets, seconds)] += 1
+        series[-1] += seconds
+
+    def _new(self, route: str, method: str, status: int) -> list[Any]:
+        # A method of no one's (any token is one in HTTP) shares one series and adds no key.
+        key = (route, method if method in METHODS else "other", status)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = [0] * (len(self.buckets) + 1) + [0.0]
-        series[bisect.bisect_left(self.buckets, seconds)] += 1
-        series[-1] += seconds
+        return series
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(
             "kaifang_http_request_duration_seconds",
             "Time from a request's arrival to its answer's end, by route template, method "
             "and status class", labels=["route", "method", "status"])
-        for key, series in list(self._series.items()):
+        by_class: dict[tuple[str, str, str], list[Any]] = {}
+        for (route, method, status), series in list(self._series.items()):
             counts = list(series)
+            key = (route, method, STATUS_CLASSES[min(max(status // 100, 1), 5) - 1])
+            total = by_class.get(key)
+            by_class[key] = counts if total is None else [a + b for a, b in zip(total, counts,
+                                                                                 strict=True)]
+        for key, counts in by_class.items():
             cumulative, buckets = 0, []
             for bound, count in zip(self.buckets, counts, strict=False):
                 cumulative += count
