@@ -112,6 +112,14 @@ def test_kaifang_serve_writes_json_lines_without_tokens_or_phone_numbers(
             with connect(f"ws://127.0.0.1:{port}/ws/events/{event_id}?token={token}",
                          open_timeout=5) as ws, contextlib.suppress(ConnectionClosed):
                 ws.recv(timeout=5)
+            # The same real server, as nginx on the loopback would reach it: /metrics answers
+            # the loopback, and nobody whose request a proxy forwarded.
+            scraped = client.get("/metrics")
+            assert scraped.status_code == 200
+            assert 'route="/api/registrations/{token}"' in scraped.text
+            assert token not in scraped.text
+            forwarded = client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+            assert forwarded.status_code == 404
             time.sleep(0.6)  # the embedded worker's round sends the confirmation meanwhile
     finally:
         server.send_signal(signal.SIGTERM)
