@@ -151,7 +151,7 @@ def test_queued_and_running_jobs_show_with_their_speed_against_real_time(
     samples = scrape(client)
     assert value(samples, "kaifang_jobs", state="queued") == 1
     assert value(samples, "kaifang_jobs", state="running") == 0
-    # A job of a 40 s recording, half done after 40 s: half real time, the alert's < 1.
+    # A job of a 3 s recording, half done after 3 s: half real time, the alert's < 1.
     running = queue(db, settings, unit_session(staff, db, "health"))
     recording_s = 3.0  # jobs_helpers' source
     db.execute(update(TranscodeJob).where(TranscodeJob.id == running.id)  # type: ignore[arg-type]
@@ -165,6 +165,16 @@ def test_queued_and_running_jobs_show_with_their_speed_against_real_time(
     assert value(samples, "kaifang_jobs", state="running") == 1
     assert value(samples, "kaifang_jobs_oldest_queued_age_seconds") >= 600
     assert value(samples, "kaifang_transcode_speed", of="running") == pytest.approx(0.5, rel=0.2)
+    # It finishes: 3 s of recording made in 12 s, a quarter of real time.
+    db.execute(update(TranscodeJob).where(TranscodeJob.id == running.id)  # type: ignore[arg-type]
+               .values(state="succeeded", progress=1.0,
+                       started_at=utcnow() - timedelta(seconds=14),
+                       finished_at=utcnow() - timedelta(seconds=2)))
+    db.commit()
+    samples = scrape(client)
+    assert value(samples, "kaifang_jobs", state="running") == 0
+    assert value(samples, "kaifang_transcode_speed", of="last") == pytest.approx(0.25, rel=0.05)
+    assert ("kaifang_transcode_speed", (("of", "running"),)) not in samples
 
 
 def test_notifications_due_and_unsent_are_the_outbox_depth(client, staff, db) -> None:
