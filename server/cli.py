@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import copy
 import getpass
+import logging
 import os
 import sys
 from datetime import datetime
@@ -48,6 +49,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.resolved_secret_key()  # a key too short stops here, before any worker starts
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
+    if settings.log_format == "json":  # Python's warnings as JSON lines too (server.logs)
+        logging.captureWarnings(True)
     # No permessage-deflate on the live room's sockets: its frames are a few hundred bytes, and
     # a deflate context per socket cost ~40 KiB and ~20 µs a frame (bench/live_fanout.py).
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,

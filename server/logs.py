@@ -64,12 +64,11 @@ def basic_config(log_format: str, level: int = logging.INFO) -> None:
 
 def json_dict_config(config: dict[str, Any]) -> dict[str, Any]:
     """Uvicorn's logging config (a dictConfig) writing JSON: its formatters replaced, and the
-    root logger (libraries' warnings) and Python's warnings sent to the same stderr handler.
-    Filters are kept as they are."""
+    root logger (libraries' warnings) and Python's warnings (once `logging.captureWarnings`)
+    sent to the same stderr handler. Filters are kept as they are."""
     for name in config.get("formatters", {}):
         config["formatters"][name] = {"()": "server.logs.JsonFormatter"}
     config["root"] = {"handlers": ["default"], "level": "WARNING"}
     config["loggers"]["py.warnings"] = {"handlers": ["default"], "level": "WARNING",
                                         "propagate": False}
-    logging.captureWarnings(True)
     return config
