@@ -3,7 +3,8 @@
 `/healthz` says the process answers, and nothing more: it is cheap enough for a probe every
 second. `/readyz` asks each part the service needs, each within a short deadline:
 
-- `database`: a `SELECT 1` on a pooled connection;
+- `database`: a `SELECT 1` on a connection of its own (not one of the pool's, which a burst
+  may hold all of: a busy process is still ready), within a second;
 - `redis`: a PING, when KAIFANG_REDIS_URL is set (`off` otherwise);
 - `media`: a file written, read back and deleted under the media dir (a full or read-only
   disk fails here before it fails an upload).
@@ -72,9 +73,11 @@ class ReadyPublic(BaseModel):
     took_ms: int
 
 
-def check_database(settings: Settings) -> Check:
+def check_database(settings: Settings, engine: Engine | None = None) -> Check:
+    """`engine`: the app's probe (a connection of its own, within SCRAPE_TIMEOUT_S); else the
+    pool's."""
     try:
-        with get_engine(settings.sqlalchemy_url).connect() as conn:
+        with (engine or get_engine(settings.sqlalchemy_url)).connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception:
         return "failed"
@@ -117,9 +120,9 @@ def check_media(settings: Settings) -> Check:
     return "ok" if ok else "failed"
 
 
-def readiness(settings: Settings) -> ReadyPublic:
+def readiness(settings: Settings, engine: Engine | None = None) -> ReadyPublic:
     started = time.monotonic()
-    checks = ReadyChecks(database=check_database(settings), redis=check_redis(settings),
+    checks = ReadyChecks(database=check_database(settings, engine), redis=check_redis(settings),
                          media=check_media(settings))
     if "failed" in (checks.database, checks.media):
         status: Literal["ok", "degraded", "unavailable"] = "unavailable"
@@ -135,7 +138,8 @@ def readiness(settings: Settings) -> ReadyPublic:
 # describes both).
 @router.get("/readyz", include_in_schema=False)
 def readyz(request: Request) -> JSONResponse:
-    answer = readiness(request.app.state.settings)
+    probe: _Probe | None = getattr(request.app.state, "database_probe", None)
+    answer = readiness(request.app.state.settings, probe.engine() if probe else None)
     return JSONResponse(answer.model_dump(), status_code=503 if answer.status == "unavailable"
                         else 200, headers={"Cache-Control": "no-store"})
 
@@ -167,7 +171,7 @@ def metrics_for(app: Any) -> AppMetrics:
     and publishers of this process, the database (its health and its queues), Redis, the
     media store. The app's state is read at each scrape (the broker and hub are set later)."""
     found = AppMetrics()
-    probe = _Probe(app.state.settings)
+    probe = app.state.database_probe = _Probe(app.state.settings)  # /readyz's too
     found.add_source("rooms", lambda: room_metrics(app.state))
     found.add_source("database", probe.health)
     found.add_source("queues", probe.queues)
