@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, func, update
 from sqlmodel import Session, col, select
 
 from events import smscap
@@ -183,6 +183,13 @@ def _is_due(now: datetime) -> list[ColumnElement[bool]]:
     abandoned = (col(OutboxMessage.state) == "sending") & (col(OutboxMessage.claimed_until) <= now)
     return [waiting | abandoned, col(OutboxMessage.attempts) < MAX_ATTEMPTS,
             col(OutboxMessage.due_at) <= now]
+
+
+def outbox_depth(db: Session, now: datetime) -> tuple[int, datetime | None]:
+    """How many messages are due and not sent, and since when the oldest is due (/metrics)."""
+    count, oldest = db.exec(select(func.count(), func.min(OutboxMessage.due_at))
+                            .where(*_is_due(now))).one()
+    return count, oldest
 
 
 def _claim(db: Session, now: datetime, limit: int) -> list[int]:

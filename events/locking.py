@@ -84,6 +84,9 @@ class SqliteWriteLock:
     def __init__(self, database_path: str) -> None:
         self._threads = threading.Lock()
         self._fd = os.open(f"{database_path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Read by /metrics (server.ops): writers that waited, for how long in all, and those
+        # that gave up (busy).
+        self.waits, self.waited_s, self.timeouts = 0, 0.0, 0
 
     @classmethod
     def for_database(cls, database_path: str) -> SqliteWriteLock:
@@ -95,11 +98,16 @@ class SqliteWriteLock:
 
     def acquire(self, timeout_s: float) -> None:
         """Held on return; Busy when not had within `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        if not self._threads.acquire(timeout=timeout_s):
+        started = time.monotonic()
+        deadline = started + timeout_s
+        waited = not self._threads.acquire(blocking=False)
+        if waited and not self._threads.acquire(timeout=timeout_s):
+            self._count_wait(started, gave_up=True)
             raise busy()
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if waited:
+                self._count_wait(started)
             return
         except BlockingIOError:
             pass
@@ -115,12 +123,19 @@ class SqliteWriteLock:
         wait.done.wait(max(0.0, deadline - time.monotonic()))
         with wait.guard:
             if wait.acquired:
+                self._count_wait(started)
                 return
             if wait.error is not None:
                 self._threads.release()
                 raise wait.error
             wait.abandoned = True
+        self._count_wait(started, gave_up=True)
         raise busy()
+
+    def _count_wait(self, started: float, gave_up: bool = False) -> None:
+        self.waits += 1
+        self.waited_s += time.monotonic() - started
+        self.timeouts += gave_up
 
     def _wait_in_kernel(self, wait: _KernelWait) -> None:
         try:

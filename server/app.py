@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
                                   settings.redis_url)
     watch_status_changes()
     errors.install(app)
+    app.state.metrics = ops.metrics_for(app)  # GET /metrics; the edge counts requests into it
 
     # The bench's baseline: the plain dict is answered as before; the model documents it.
     @app.get("/healthz", response_model=None,
@@ -149,7 +150,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     install_frontend(app)
 
     app.add_middleware(Edge, hosts=settings.known_hosts, max_body=MAX_JSON_BODY,
-                       upload_paths=UPLOAD_PATHS, embed_parents=settings.embed_ancestors)
+                       upload_paths=UPLOAD_PATHS, embed_parents=settings.embed_ancestors,
+                       metrics=app.state.metrics)
     return app
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import getpass
+import logging
 import os
 import sys
 from datetime import datetime
@@ -17,6 +18,7 @@ from sqlmodel import Session
 
 from events import notify
 from events.errors import DomainError
+from server import logs
 from server.config import ConfigError, Settings, get_settings
 from server.db import get_engine, set_lock_timeout
 from streaming.ingest_socket import MAX_FRAME_BYTES
@@ -48,19 +50,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.resolved_secret_key()  # a key too short stops here, before any worker starts
     migrate(settings)
     print(f"Kaifang 开放 on http://{args.host}:{args.port}", flush=True)
+    if settings.log_format == "json":  # Python's warnings as JSON lines too (server.logs)
+        logging.captureWarnings(True)
     # No permessage-deflate on the live room's sockets: its frames are a few hundred bytes, and
     # a deflate context per socket cost ~40 KiB and ~20 µs a frame (bench/live_fanout.py).
     uvicorn.run("server.app:serve_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", proxy_headers=False,
-                access_log=False, log_config=serve_log_config(),
+                access_log=False, log_config=serve_log_config(settings.log_format),
                 ws_per_message_deflate=False, ws_max_size=WS_MAX_BYTES)
     return 0
 
 
-def serve_log_config() -> dict[str, Any]:
+def serve_log_config(log_format: str = "text") -> dict[str, Any]:
     """Uvicorn's logging, with our own loggers beside it. Uvicorn's access log is off: it
     would write manage-link tokens; server.access_log writes them masked. Its websocket lines
-    lose the query string (viewer tokens) and the address."""
+    lose the query string (viewer tokens) and the address. KAIFANG_LOG_FORMAT=json: one JSON
+    object a line (server.logs)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -69,7 +74,7 @@ def serve_log_config() -> dict[str, Any]:
     config.setdefault("filters", {})["no_capabilities"] = {
         "()": "server.access_log.SocketLineFilter"}
     config["loggers"]["uvicorn.error"]["filters"] = ["no_capabilities"]
-    return config
+    return logs.json_dict_config(config) if log_format == "json" else config
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,15 +117,13 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import logging
     import signal
     import threading
 
     from server.worker import run_worker, start_transcoder
 
     migrate(settings)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.basic_config(settings.log_format)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -13,7 +13,9 @@ In the order a request meets them:
   Content-Security-Policy without inline script or style that lets nobody frame a page but the
   embeddable player (`/embed/`), whose parents are configured;
 - **private answers** (server.caching): `Cache-Control: private, no-store` on what carries
-  personal data or a capability, errors included.
+  personal data or a capability, errors included;
+- **metrics** (server.metrics): each request's time by its route's template (never the path:
+  it may hold a token), and the websockets open by kind; a few plain increments, no lock.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from server.access_log import redact_path
 from server.caching import PRIVATE, is_private
 from server.config import host_name
 from server.deps import SESSION_COOKIE
+from server.metrics import UNMATCHED, AppMetrics
 
 PRIVATE_BYTES = PRIVATE.encode()
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
@@ -66,12 +69,33 @@ def _bad_host(host: str) -> Response:
                         status_code=400)
 
 
+def route_of(scope: Scope) -> str:
+    """The template of the route that answered (`/api/events/{event_id}`), a mount's
+    (`/static/{path}`), or `unmatched`."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    if "endpoint" in scope:  # a mount (static files) matched: the path below it is free
+        return f"{scope.get('root_path', '')}/{{path}}"
+    return UNMATCHED
+
+
+def socket_kind(path: str) -> str:
+    if not path.startswith("/ws/events/"):
+        return "other"
+    if path.endswith("/host"):
+        return "host"
+    return "ingest" if path.endswith("/ingest") else "viewer"
+
+
 class Edge:
     """Plain ASGI (see the module's docstring)."""
 
     def __init__(self, app: ASGIApp, *, hosts: frozenset[str], max_body: int,
-                 upload_paths: re.Pattern[str] | None = None, embed_parents: str = "") -> None:
+                 upload_paths: re.Pattern[str] | None = None, embed_parents: str = "",
+                 metrics: AppMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
         self._csp = csp_for("/", embed_parents)
         self._embed_csp = csp_for(EMBED_PREFIX, embed_parents)
         self.hosts = hosts
@@ -149,9 +173,12 @@ class Edge:
                     if not refused:
                         raise
         finally:
+            took = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.requests.observe(route_of(scope), scope["method"], status, took)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s %s %d %.0fms", scope["method"], redact_path(scope["path"]),
-                                status, (time.perf_counter() - started) * 1000)
+                                status, took * 1000)
 
     def _headers(self, scope: Scope, message: Message, staff: bool) -> list[tuple[bytes, bytes]]:
         headers = list(message.get("headers", []))
@@ -172,7 +199,15 @@ class Edge:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         host = next((value for name, value in scope["headers"] if name == b"host"), b"")
         if host_name(host.decode("latin-1")) in self.hosts:
-            await self.app(scope, receive, send)
+            if self.metrics is None:
+                await self.app(scope, receive, send)
+                return
+            kind = socket_kind(scope["path"])
+            self.metrics.sockets[kind] += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.metrics.sockets[kind] -= 1
             return
         await receive()  # the connect; closing before accepting refuses it
         await send({"type": "websocket.close", "code": 1008})

@@ -76,6 +76,8 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
+        if exc.code == "busy" and hasattr(request.app.state, "metrics"):  # /metrics counts it
+            request.app.state.metrics.busy_answers += 1
         response = error_response(request, exc.status, exc.code, exc.message, **exc.detail)
         if exc.retry_after_s is not None:
             response.headers["Retry-After"] = str(max(1, exc.retry_after_s))

@@ -135,6 +135,10 @@ class RedisBroker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False  # the listener has lost Redis and not heard it again yet
+        # Read by /metrics (server.ops): whether the listening thread's last look at Redis
+        # answered, and how often publishing or listening failed.
+        self.listening = False
+        self.redis_failures = 0
 
     def subscribe(self, event_id: int, send: Send, hosts: bool = False,
                   who: str | None = None) -> Subscription:
@@ -223,7 +227,8 @@ class RedisBroker:
         try:
             self._redis.publish(f"{prefix}{event_id}",
                                 json.dumps({"from": self.process, "frames": frames}))
-        except Exception as exc:
+        except Exception as exc:  # Redis away: this process's sockets already have it
+            self.redis_failures += 1
             log.warning("room fan-out through Redis failed (%s)", type(exc).__name__)
 
     def start(self) -> None:
@@ -265,7 +270,10 @@ class RedisBroker:
                 try:
                     self._follow(pubsub)
                     message = pubsub.get_message(timeout=0.05)
+                    self.listening = True
                 except Exception as exc:  # Redis away: try again after a pause
+                    self.listening = False
+                    self.redis_failures += 1
                     if not self.lost:
                         self.lost = True
                         log.warning("room fan-out lost Redis (%s): each process serves its "
@@ -281,6 +289,7 @@ class RedisBroker:
                 except Exception as exc:  # one bad notice must not end the listening
                     log.warning("room fan-out skipped a notice (%s)", type(exc).__name__)
         finally:
+            self.listening = False
             with contextlib.suppress(Exception):
                 pubsub.close()
 

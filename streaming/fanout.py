@@ -94,9 +94,12 @@ class Subscription:
     def offer(self, frame: str, pos: int | None) -> None:
         """On the loop: writes the frame now, or queues it behind what waits."""
         if self.ended.done():
+            self.broker.frames_dropped += 1
             return
         if self._waiting is not None:
             if self._waiting_bytes + len(frame) > QUEUE_LIMIT_BYTES:
+                self.broker.frames_dropped += len(self._waiting) + 1
+                self.broker.sockets_cut_slow += 1
                 self._end(TOO_SLOW)
             else:
                 self._waiting.append((frame, pos))
@@ -174,6 +177,9 @@ class LocalBroker:
         self._guard = threading.Lock()
         self._counted_at: dict[int, float] = {}  # loop time of each room's last count
         self._count_due: set[int] = set()  # rooms whose next count is scheduled
+        # Read by /metrics (server.ops): frames handed to sockets (a frame once per socket),
+        # frames a socket will not get live (cut off as too slow, or gone), sockets cut off.
+        self.frames_sent = self.frames_dropped = self.sockets_cut_slow = 0
 
     def subscribe(self, event_id: int, send: Send, hosts: bool = False,
                   who: str | None = None) -> Subscription:
@@ -279,6 +285,7 @@ class LocalBroker:
             subscribers = list(self._hosts.get(event_id, ()))
             if not hosts_only:
                 subscribers += self._rooms.get(event_id, ())
+        self.frames_sent += len(frames) * len(subscribers)
         for frame in frames:
             pos = pos_of(frame)
             for subscription in subscribers:
