@@ -1,0 +1,137 @@
+"""A `kaifang worker` killed (SIGKILL) in the middle of a transcode: its ffmpeg dies with it,
+another worker takes the job up once the dead one's lease runs out, and the recording is
+published once: one folder, one row, one entry in the audit log, and it plays. A worker that
+is merely slow (its ffmpeg stopped) keeps its job however long it takes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from events.models import AuditEntry, OutboxMessage
+from server.config import Settings
+from server.db import get_engine
+from server.deps import SESSION_COOKIE
+from streaming.models import Recording
+from tests.conftest import serve
+from tests.faults.media_procs import children_named, clip, gone, until, worker
+from tests.streaming.jobs_helpers import unit_session
+
+# Short enough for a test (the least KAIFANG_JOB_LEASE_S allows), several renewals long: a
+# killed worker's job waits this long.
+LEASE_S = "2"
+
+
+DURATION_S = 12
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s of 320x240 in three segments: a killed run is caught after its first."""
+    return clip(tmp_path_factory.mktemp("killed") / "session.mp4", DURATION_S, "320x240")
+
+
+def _upload(editor: Any, event_id: int, path: Path) -> int:
+    sent = editor.post(f"/api/events/{event_id}/recording",
+                       files={"file": (path.name, path.read_bytes(), "video/mp4")})
+    assert sent.status_code == 202, sent.text
+    return int(sent.json()["job_id"])
+
+
+def _count(settings: Settings, model: Any, *where: Any) -> int:
+    with Session(get_engine(settings.sqlalchemy_url)) as db:
+        return int(db.exec(select(func.count()).select_from(model).where(*where)).one())
+
+
+def test_a_slow_worker_keeps_its_job_and_a_killed_ones_job_is_finished_once_by_another(
+        staff, db, settings, app, recording, tmp_path):
+    editor = staff("editor", "education")
+    event = unit_session(staff, db, "education")
+    assert event.id is not None
+    workers = [worker(settings, tmp_path / f"worker{n}.log", KAIFANG_JOB_LEASE_S=LEASE_S)
+               for n in (1, 2)]
+    job_id = _upload(editor, event.id, recording)
+
+    def job() -> dict[str, Any]:
+        answer = editor.get(f"/api/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    ffmpeg = 0
+    try:
+        # One worker claims the job; its ffmpeg writes a first segment, then stops dead (as a
+        # stuck disk or a starved CPU would stop it): slow, but its worker is alive.
+        [(holder, ffmpeg)] = until(lambda: [(w, pids[0]) for w in workers
+                                            if (pids := children_named(w.pid, "ffmpeg"))], 30)
+        [other] = [w for w in workers if w is not holder]
+        until(lambda: list((settings.media_dir / "work").glob("*/*/seg_*.ts")), 30, 0.02)
+        os.kill(ffmpeg, signal.SIGSTOP)
+        until(lambda: "worker started" in other.said(), 30)
+        with pytest.raises(AssertionError, match="not within"):  # its lease holds meanwhile
+            until(lambda: children_named(other.pid, "ffmpeg") or job()["attempts"] > 1,
+                  2.5 * float(LEASE_S))
+        assert (job()["state"], job()["attempts"]) == ("running", 1)
+
+        # Killed mid-transcode: its ffmpeg dies with it (no orphan writing on), its claim
+        # stands until the lease runs out, then the other worker starts the job over.
+        holder.kill()
+        until(lambda: gone(ffmpeg), 5)
+        assert job()["state"] == "running"
+        seen: list[float] = []
+
+        def finished() -> bool:
+            now = job()
+            seen.append(now["progress"])
+            assert now["state"] != "failed", now
+            return bool(now["state"] == "succeeded")
+
+        until(finished, 40, 0.1)
+        assert children_named(other.pid, "ffmpeg") == []
+    finally:
+        for process in workers:
+            process.stop()
+        if ffmpeg and not gone(ffmpeg):
+            os.kill(ffmpeg, signal.SIGKILL)
+    done = job()
+    assert (done["state"], done["progress"], done["attempts"], done["error"]) == \
+        ("succeeded", 1, 2, "")
+    assert seen[-1] == 1
+
+    # Published once: one row, one folder, nothing left of the killed attempt.
+    with Session(get_engine(settings.sqlalchemy_url)) as fresh:
+        rows = list(fresh.exec(select(Recording).where(Recording.event_id == event.id)))
+    assert [(r.state, r.published_at is not None) for r in rows] == [("succeeded", True)]
+    key = rows[0].media_key
+    media = settings.media_dir
+    assert [folder.name for folder in (media / "hls").iterdir()] == [key]
+    assert list((media / "work").iterdir()) == []
+    assert _count(settings, AuditEntry, col(AuditEntry.action) == "recording.published",
+                  AuditEntry.entity_id == event.id) == 1
+    # Nobody is told twice: nothing about the recording, and the reminders that both
+    # workers' rounds made once per recipient.
+    with Session(get_engine(settings.sqlalchemy_url)) as fresh:
+        told = [(m.topic, m.recipient, m.unit_id, m.event_id, m.subject)
+                for m in fresh.exec(select(OutboxMessage))]
+    assert [m for m in told if m[3] == event.id] == []
+    assert len(told) == len(set(told))
+
+    # It plays: a player (ffmpeg) reads the master playlist, every rendition and segment
+    # through the app, as a browser would, and decodes all of it without an error.
+    with serve(app) as url:
+        played = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-v", "error", "-headers",
+             f"Cookie: {SESSION_COOKIE}={editor.cookies.get(SESSION_COOKIE)}\r\n",
+             "-i", f"{url}/media/hls/{key}/master.m3u8", "-map", "0", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60)
+    assert played.returncode == 0 and played.stderr == "", played.stderr
+    probed = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                             "-of", "csv=p=0", str(media / "hls" / key / "master.m3u8")],
+                            capture_output=True, text=True, check=True)
+    assert abs(float(probed.stdout) - DURATION_S) < 1
