@@ -187,6 +187,8 @@ class _Watch:
 
     def _end(self, why: type[Exception]) -> None:
         self.why = why
+        if why is DiskFull:  # nothing it could still write is wanted: room is, at once
+            self.child.kill()
         end_child(self.child)
 
 

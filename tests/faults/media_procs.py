@@ -195,3 +195,36 @@ def fill(folder: Path, leave_bytes: int, name: str = "filler") -> Path:
         except OSError:
             pass  # full
     return path
+
+
+MEDIA_DISK_BYTES = 4 * 1024 * 1024
+
+
+@pytest.fixture
+def media_disk(settings: Settings) -> Iterator[Path]:
+    """The media dir on a 4 MiB tmpfs of its own (mounted before the app makes its folders),
+    with no upload margin and no transcode reserve: the disk is full when it is full."""
+    settings.upload_disk_margin_bytes = 0
+    settings.media_reserve_bytes = 0
+    with tmpfs(settings.media_dir, MEDIA_DISK_BYTES) as folder:
+        yield folder
+
+
+def plays(app: Any, staff_client: Any, key: str) -> float:
+    """A published recording played as a player plays it: ffmpeg reads its master playlist,
+    every rendition and segment through the app over HTTP (the staff preview's cookie), and
+    decodes all of it; returns its duration. AssertionError on any error."""
+    from server.deps import SESSION_COOKIE
+    from tests.conftest import serve as serve_app
+
+    with serve_app(app) as url:
+        played = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-v", "error", "-headers",
+             f"Cookie: {SESSION_COOKIE}={staff_client.cookies.get(SESSION_COOKIE)}\r\n",
+             "-i", f"{url}/media/hls/{key}/master.m3u8", "-map", "0", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60)
+    assert played.returncode == 0 and played.stderr == "", played.stderr
+    probed = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                             "-of", "csv=p=0", f"{app.state.settings.media_dir}/hls/{key}/"
+                             "master.m3u8"], capture_output=True, text=True, check=True)
+    return float(probed.stdout)
