@@ -130,13 +130,16 @@ def worker(settings: Settings, log: Path, **env: str) -> Process:
 
 
 def serve(settings: Settings, log: Path, **env: str) -> tuple[Process, str]:
-    """`kaifang serve` on a free port of 127.0.0.1, once it answers /healthz."""
-    import httpx
-
+    """`kaifang serve` starting on a free port of 127.0.0.1 (see `ready`), and its address."""
     port = free_port()
     process = Process(["serve", "--host", "127.0.0.1", "--port", str(port)],
                       kaifang_env(settings, **env), log)
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def ready(process: Process, url: str, within_s: float = 60) -> None:
+    """Once the server answers /healthz."""
+    import httpx
 
     def answers() -> bool:
         if process.popen.poll() is not None:
@@ -146,8 +149,7 @@ def serve(settings: Settings, log: Path, **env: str) -> tuple[Process, str]:
         except httpx.HTTPError:
             return False
 
-    until(answers, 30, 0.1)
-    return process, url
+    until(answers, within_s, 0.1)
 
 
 # ---- a small disk -------------------------------------------------------------------------
