@@ -137,7 +137,7 @@ def serve(settings: Settings, log: Path, **env: str) -> tuple[Process, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def ready(process: Process, url: str, within_s: float = 60) -> None:
+def ready(process: Process, url: str, within_s: float = 120) -> None:
     """Once the server answers /healthz."""
     import httpx
 

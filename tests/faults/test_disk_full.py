@@ -66,7 +66,7 @@ def _ended(editor: Any, job_id: int, serving: Any) -> dict[str, Any]:
         job = editor.get(f"/api/jobs/{job_id}").json()
         return job if job["state"] in ("succeeded", "failed") else None
 
-    return dict(until(ended, 60, 0.1))
+    return dict(until(ended, 120, 0.1))
 
 
 def test_a_transcode_that_fills_the_disk_fails_with_a_message_and_publishes_nothing(
