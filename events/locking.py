@@ -25,10 +25,10 @@ import fcntl
 import os
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
+from sqlalchemy import Connection, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
@@ -183,15 +183,33 @@ def write_lock(db: Session) -> None:
     if raw is not None and raw.in_transaction:
         raise LockStateError("this transaction wrote before it took the write lock: take the "
                              "lock first (events.locking)")
+    deadline = time.monotonic() + server.db.lock_timeout_s
     lock = SqliteWriteLock.for_database(connection.engine.url.database or ":memory:")
     lock.acquire(server.db.lock_timeout_s)
     db.info.setdefault(_HELD, []).append(lock)
     try:
-        connection.execute(text("BEGIN IMMEDIATE"))
+        _begin_immediate(connection, raw, deadline)
     except OperationalError as exc:  # a writer that did not queue on the flock held on
         if is_lock_timeout(exc):
             raise busy() from exc
         raise
+
+
+def _begin_immediate(connection: Connection, raw: Any, deadline: float) -> None:
+    """BEGIN IMMEDIATE, whose wait in SQLite's busy handler (a writer that did not queue on
+    the flock: another program, a connection of our own outside write_lock) ends at what is
+    left of the caller's deadline: the wait for the flock and this one are one deadline, not
+    two after each other."""
+    full_ms = max(1, round(server.db.lock_timeout_s * 1000))
+    left_ms = max(1, min(full_ms, round((deadline - time.monotonic()) * 1000)))
+    if raw is None or left_ms > full_ms - 100:  # the flock came at once: as it is
+        connection.execute(text("BEGIN IMMEDIATE"))
+        return
+    raw.execute(f"PRAGMA busy_timeout = {left_ms}")
+    try:
+        connection.execute(text("BEGIN IMMEDIATE"))
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {full_ms}")
 
 
 def lock_event(db: Session, event_id: int) -> Event:

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     # The address space a transcode's ffmpeg may use (MiB; RLIMIT_AS): a 1080p ladder needs
     # about 0.6 GiB on two cores, more with more cores (x264 runs a thread per core or so).
     transcode_memory_mb: int = Field(default=1536, ge=256)
+    # Seconds a transcode's claim lasts unless its worker renews it (a timer renews it a few
+    # times a lease while ffmpeg runs, however slow): a killed worker's job is taken up again
+    # this long after its last renewal. Unset: streaming.jobs.LEASE (2 min). Keep it well above
+    # KAIFANG_LOCK_TIMEOUT_S: a renewal may wait that long for the database.
+    job_lease_s: float | None = Field(default=None, ge=2, le=3600)
+    # A transcode stops, failed with 磁盘空间不足, when the media disk's free space falls below
+    # this (bytes): the rest is kept for the database, live webcasts and uploads under way.
+    media_reserve_bytes: int = Field(default=256 * 1024**2, ge=0)
     # A replaced recording's files (its HLS and its source) are deleted this many seconds after
     # its successor is published: a viewer fetching a segment of it is not cut off mid-way.
     replaced_media_grace_s: int = Field(default=600, ge=0)

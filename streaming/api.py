@@ -148,7 +148,8 @@ async def _accept(request: Request, event_id: int, file: FilePath, size: int, *,
 @router.post("/events/{event_id}/recording", status_code=202,
              responses=error_responses(401, 403, 409, 413, 422))
 async def upload_recording(event_id: Id, request: Request) -> JobCreated:
-    """The contract's upload: one multipart `file` part → 202 {job_id}."""
+    """The contract's upload: one multipart `file` part → 202 {job_id}. A disk that fills up
+    while the body is written: 507 `no_space`, and nothing of it is kept."""
     limit = _settings(request).max_upload_bytes
 
     def admit(db: Session) -> None:
@@ -221,7 +222,8 @@ async def upload_state(token: UploadToken, request: Request) -> UploadPublic:
               responses=error_responses(401, 403, 409, 413, 422))
 async def upload_chunk(token: UploadToken, request: Request) -> Response:
     """Appends the body at `Upload-Offset`, which must be the server's; answers 204 with the
-    new `Upload-Offset`. A wrong offset is 409 `offset_mismatch` with the right one."""
+    new `Upload-Offset`. A wrong offset is 409 `offset_mismatch` with the right one; a disk
+    that fills up mid-chunk 507 `no_space`, the chunk cut off (the offset stays)."""
     offset = parse_offset(request.headers.get("upload-offset"))
     upload = await in_own_session(request, lambda db: _own_upload(request, db, token))
     assert upload.id is not None

@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, DateTime, bindparam, func, nulls_first, up
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from events import audit
 from events.errors import Conflict, NotFound
 from events.locking import write_lock
 from events.models import Event, EventStatus, StaffUser
@@ -39,6 +40,7 @@ from streaming.models import Recording, TranscodeJob, Upload
 MAX_ATTEMPTS = 3
 FIRST_RETRY = timedelta(minutes=1)  # then 2, 4
 # A run renews its lease every few seconds (streaming.transcode): only a dead worker's runs out.
+# KAIFANG_JOB_LEASE_S sets another (lease_of).
 LEASE = timedelta(minutes=2)
 ERROR_TAIL = 2000
 # A recording is taken for sessions that will be, or were, held.
@@ -65,6 +67,11 @@ def enqueue(db: Session, actor: StaffUser, event: Event, source: Source,
     db.add(job)
     db.flush()
     return recording, job
+
+
+def lease_of(seconds: float | None) -> timedelta:
+    """A claim's length: KAIFANG_JOB_LEASE_S when set, LEASE otherwise."""
+    return LEASE if seconds is None else timedelta(seconds=seconds)
 
 
 def get_job(db: Session, job_id: int) -> TranscodeJob:
@@ -123,10 +130,11 @@ def _fair_order(clock: ColumnElement[datetime]) -> list[ColumnElement[object]]:
     return [running, nulls_first(last_start), col(TranscodeJob.id)]  # type: ignore[list-item]
 
 
-def claim(db: Session, now: datetime | None = None, *,
-          longest_s: float | None = None) -> TranscodeJob | None:
+def claim(db: Session, now: datetime | None = None, *, longest_s: float | None = None,
+          hold: timedelta | None = None) -> TranscodeJob | None:
     """The next due job (fairly between units; with `longest_s`, only recordings that short),
-    marked running under a new lease of this attempt's; committed at once."""
+    marked running under a new lease of this attempt's (for `hold`, LEASE unless given);
+    committed at once."""
     clock = db_clock(db, now)
     write_lock(db)
     _give_up_abandoned(db, clock)
@@ -143,7 +151,7 @@ def claim(db: Session, now: datetime | None = None, *,
         return None
     lease = secrets.token_hex(12)
     db.execute(update(TranscodeJob).where(col(TranscodeJob.id) == job_id).values(
-        state="running", lease=lease, claimed_until=db_clock(db, now, LEASE),
+        state="running", lease=lease, claimed_until=db_clock(db, now, hold or LEASE),
         attempts=TranscodeJob.attempts + 1, progress=0.0, started_at=clock))
     job = db.get(TranscodeJob, job_id, populate_existing=True)
     assert job is not None
@@ -153,13 +161,14 @@ def claim(db: Session, now: datetime | None = None, *,
 
 
 def renew(db: Session, job_id: int, lease: str, progress: float,
-          now: datetime | None = None) -> bool:
-    """Reports progress and extends the lease; False when the job is no longer this attempt's
-    (its lease ran out and another attempt took it, or it ended)."""
+          now: datetime | None = None, *, hold: timedelta | None = None) -> bool:
+    """Reports progress and extends the lease (for `hold`, LEASE unless given); False when the
+    job is no longer this attempt's (its lease ran out and another attempt took it, or it
+    ended)."""
     write_lock(db)
     renewed = db.execute(
         update(TranscodeJob).where(*_lease_holds(job_id, lease))
-        .values(progress=progress, claimed_until=db_clock(db, now, LEASE))
+        .values(progress=progress, claimed_until=db_clock(db, now, hold or LEASE))
         .returning(col(TranscodeJob.id))).first()
     db.commit()
     return renewed is not None
@@ -168,7 +177,8 @@ def renew(db: Session, job_id: int, lease: str, progress: float,
 def succeed(db: Session, job: TranscodeJob, media_key: str, renditions: list[str],
             now: datetime | None = None) -> Recording | None:
     """The job's recording is published under `media_key`, if this attempt (job.lease) still
-    holds the job; None when it does not (the caller removes what it published)."""
+    holds the job; None when it does not (the caller removes what it published). The audit
+    log says so in the same transaction: once per recording, whatever attempts it took."""
     assert job.id is not None
     write_lock(db)
     done = db.execute(
@@ -182,6 +192,11 @@ def succeed(db: Session, job: TranscodeJob, media_key: str, renditions: list[str
     db.execute(update(Recording).where(col(Recording.id) == job.recording_id).values(
         state="succeeded", media_key=media_key, renditions=",".join(renditions),
         published_at=db_clock(db, now)))
+    event = db.get(Event, job.event_id)
+    audit.record(db, None, "recording.published", "event", job.event_id,
+                 unit_id=event.unit_id if event else None,
+                 changes={"recording_id": job.recording_id, "job_id": job.id,
+                          "attempts": job.attempts})
     db.commit()
     return db.get(Recording, job.recording_id, populate_existing=True)
 

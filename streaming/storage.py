@@ -11,6 +11,7 @@ that plays; the switch is the database row naming the new key.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+
+# What a write to a full disk (or past a quota) fails with.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Storage(Protocol):

@@ -16,7 +16,16 @@ worker stops (the job is released for another attempt) or when the run passes it
 
 Each attempt writes into a folder of its own; the finished folder is published in one step
 (streaming.storage), then the job is marked, if this attempt still holds it; otherwise what it
-published is removed. `sweep` removes what attempts that died left behind.
+published is removed. `sweep` removes what attempts that died left behind, and an attempt
+removes its job's earlier attempts' folders when it starts (a killed worker's ffmpeg, were it
+still running, then writes nowhere that counts).
+
+A full disk: ffmpeg's HLS muxer drops segments it cannot write and still exits 0, with empty
+playlists. So the watch thread also ends ffmpeg once the media disk's free space falls under
+KAIFANG_MEDIA_RESERVE_BYTES, and a folder is published only when every playlist it names is
+complete. Either way the job fails for good (retrying would fill the disk again, and with it
+the database's, the webcasts' and the uploads' room) with DISK_FULL for staff to read, the
+folder is deleted, and a recording already playing plays on.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -38,9 +48,9 @@ from sqlmodel import Session
 from server.config import Settings
 from server.db import get_engine
 from streaming import jobs
-from streaming.ladder import SEGMENT_S, Source, ffmpeg_args, ladder, thumbnails_vtt
+from streaming.ladder import SEGMENT_S, Rendition, Source, ffmpeg_args, ladder, thumbnails_vtt
 from streaming.models import Recording, TranscodeJob
-from streaming.storage import LocalStorage, Storage
+from streaming.storage import NO_SPACE, LocalStorage, Storage
 
 log = logging.getLogger("kaifang.transcode")
 
@@ -63,6 +73,12 @@ TIMED_OUT = ("转码超时：{duration} 分钟的录像最多可用 {limit} 分�
              "文件的时间戳可能与内容不符，请检查后重新上传。"
              "The transcode was stopped at its time limit ({limit} min for a {duration} min "
              "recording); the file's timestamps may not match what it holds.")
+DISK_FULL = ("磁盘空间不足：媒体存储已满，转码已停止，没有发布任何内容（正在播放的录像不受影响）。"
+             "请管理员腾出空间后重新上传录像。"
+             "The media disk is full: the transcode was stopped and nothing was published "
+             "(a recording already playing plays on). Free space, then upload it again.")
+INCOMPLETE = ("转码结果不完整（{what}），未发布，稍后重试。"
+              "The transcode's output is incomplete ({what}); nothing was published.")
 
 
 def storage_for(settings: Settings) -> LocalStorage:
@@ -89,6 +105,18 @@ class LeaseLost(Exception):
 
 class TimedOut(Exception):
     """ffmpeg ran past the run's time limit and was ended."""
+
+
+class DiskFull(Exception):
+    """The media disk's free space fell under the reserve: ffmpeg was ended."""
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk that holds `folder` (None: it cannot be read)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def time_limit_s(duration_s: float) -> float:
@@ -121,8 +149,12 @@ class _Watch:
 
     def __init__(self, child: subprocess.Popen[str], report: Callable[[float], bool],
                  fraction: Callable[[], float], stop: threading.Event | None,
-                 limit_s: float) -> None:
+                 limit_s: float, disk_full: Callable[[], bool],
+                 renew_every_s: float | None) -> None:
         self.child, self.report, self.fraction, self.stop = child, report, fraction, stop
+        self.disk_full = disk_full
+        self.renew_every_s = RENEW_EVERY_S if renew_every_s is None else renew_every_s
+        self.report_every_s = min(REPORT_EVERY_S, self.renew_every_s)
         self.deadline = time.monotonic() + limit_s
         self.why: type[Exception] | None = None
         self.done = threading.Event()
@@ -135,11 +167,13 @@ class _Watch:
                 return self._end(Stopped)
             if now >= self.deadline:
                 return self._end(TimedOut)
-            if now - last_report < REPORT_EVERY_S:
+            if self.disk_full():
+                return self._end(DiskFull)
+            if now - last_report < self.report_every_s:
                 continue
             try:  # nothing may end this thread while ffmpeg runs: it holds the time limit
                 current = self.fraction()
-                if current == reported and now - last_renewal < RENEW_EVERY_S:
+                if current == reported and now - last_renewal < self.renew_every_s:
                     continue
                 last_report = now
                 held = self.report(current)
@@ -153,16 +187,20 @@ class _Watch:
 
     def _end(self, why: type[Exception]) -> None:
         self.why = why
+        if why is DiskFull:  # nothing it could still write is wanted: room is, at once
+            self.child.kill()
         end_child(self.child)
 
 
 def run_ffmpeg(args: list[str], duration_s: float, report: Callable[[float], bool],
                stop: threading.Event | None = None, *,
                fraction: Callable[[], float] = lambda: 0.0, limit_s: float | None = None,
-               memory_mb: int = 1536) -> tuple[int, str]:
+               memory_mb: int = 1536, disk_full: Callable[[], bool] = lambda: False,
+               renew_every_s: float | None = None) -> tuple[int, str]:
     """Runs ffmpeg with `args` under its limits; the watch thread calls report(fraction())
-    (False: the lease is lost). Returns the exit code and the tail of what ffmpeg wrote to
-    standard error; raises Stopped, LeaseLost or TimedOut once ffmpeg is ended for that."""
+    (False: the lease is lost) at least every `renew_every_s` (RENEW_EVERY_S unless given).
+    Returns the exit code and the tail of what ffmpeg wrote to standard error; raises Stopped,
+    LeaseLost, TimedOut or DiskFull (disk_full() said so) once ffmpeg is ended for that."""
     limit_s = time_limit_s(duration_s) if limit_s is None else limit_s
     # Fewer malloc arenas: less address space reserved per thread under RLIMIT_AS.
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
@@ -170,7 +208,7 @@ def run_ffmpeg(args: list[str], duration_s: float, report: Callable[[float], boo
         child = subprocess.Popen([*limits(memory_mb, limit_s), FFMPEG, *args],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=errors, text=True, start_new_session=True, env=env)
-        watch = _Watch(child, report, fraction, stop, limit_s)
+        watch = _Watch(child, report, fraction, stop, limit_s, disk_full, renew_every_s)
         watcher = threading.Thread(target=watch.run, name="kaifang-ffmpeg-watch", daemon=True)
         watcher.start()
         try:
@@ -213,38 +251,87 @@ def run_one(settings: Settings, storage: Storage | None = None,
     end; False when none was due."""
     storage = storage or storage_for(settings)
     engine = get_engine(settings.sqlalchemy_url)
+    hold = jobs.lease_of(settings.job_lease_s)
     with Session(engine, expire_on_commit=False) as db:
-        job = jobs.claim(db, longest_s=longest_s)
+        job = jobs.claim(db, longest_s=longest_s, hold=hold)
         if job is None:
             return False
         recording = db.get(Recording, job.recording_id)
     assert job.id is not None and recording is not None and recording.id is not None
     source = Source(recording.duration_s, recording.width, recording.height, recording.has_audio)
-    work = storage.work_dir(job.id, job.lease)
+    _forget_earlier_attempts(storage, job)
+    try:
+        work = storage.work_dir(job.id, job.lease)
+    except OSError as exc:
+        _failed(engine, job, *_write_failure(exc))
+        return True
     log.info("job %s: transcoding recording %s (%.0f s, %sp), attempt %s", job.id,
              recording.id, source.duration_s, source.height, job.attempts)
     try:
-        _attempt(settings, engine, storage, job, recording, source, work, stop)
+        _attempt(settings, engine, storage, job, recording, source, work, stop, hold)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # this attempt's own (gone if published)
     return True
 
 
+def _forget_earlier_attempts(storage: Storage, job: TranscodeJob) -> None:
+    """The folders of this job's earlier attempts (a killed worker's): this claim ended them."""
+    if isinstance(storage, LocalStorage):
+        for folder in (storage.root / "work").glob(f"{job.id}-*"):
+            if folder.name != f"{job.id}-{job.lease}":
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_failure(exc: OSError) -> tuple[str, bool]:
+    """What a failed write of ours tells staff, and whether it fails the job for good."""
+    if exc.errno in NO_SPACE:
+        return DISK_FULL, True
+    return f"the transcode's files could not be written ({type(exc).__name__})", False
+
+
+def incomplete(work: Path, renditions: list[Rendition]) -> str | None:
+    """What is missing from a finished run's folder (None: every playlist is whole and every
+    segment it names is there): what ffmpeg leaves when it could not write its files."""
+    master = work / "master.m3u8"
+    if not master.is_file() or master.stat().st_size == 0:
+        return "master.m3u8"
+    for rendition in renditions:
+        playlist = work / rendition.name / "index.m3u8"
+        try:
+            text = playlist.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return f"{rendition.name}/index.m3u8"
+        if "#EXT-X-ENDLIST" not in text:
+            return f"{rendition.name}/index.m3u8"
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                segment = work / rendition.name / line
+                if not segment.is_file() or segment.stat().st_size == 0:
+                    return f"{rendition.name}/{line}"
+    return None
+
+
 def _attempt(settings: Settings, engine: Engine, storage: Storage, job: TranscodeJob,
              recording: Recording, source: Source, work: Path,
-             stop: threading.Event | None) -> None:
+             stop: threading.Event | None, hold: timedelta) -> None:
     assert job.id is not None and recording.id is not None
 
     def report(fraction: float) -> bool:
         with Session(engine, expire_on_commit=False) as db:
-            return jobs.renew(db, job.id, job.lease, fraction)  # type: ignore[arg-type]
+            return jobs.renew(db, job.id, job.lease, fraction,  # type: ignore[arg-type]
+                              hold=hold)
+
+    def disk_full() -> bool:
+        free = free_bytes(work)
+        return free is not None and free <= settings.media_reserve_bytes
 
     limit_s = time_limit_s(source.duration_s)
     try:
         code, tail = run_ffmpeg(
             ffmpeg_args(str(storage.source(recording.id)), str(work), source),
             source.duration_s, report, stop, fraction=lambda: segments_done(work, source),
-            limit_s=limit_s, memory_mb=settings.transcode_memory_mb)
+            limit_s=limit_s, memory_mb=settings.transcode_memory_mb, disk_full=disk_full,
+            renew_every_s=min(RENEW_EVERY_S, hold.total_seconds() / 4))
     except Stopped:
         with Session(engine, expire_on_commit=False) as db:
             jobs.release(db, job)
@@ -257,17 +344,32 @@ def _attempt(settings: Settings, engine: Engine, storage: Storage, job: Transcod
         error = TIMED_OUT.format(limit=max(1, round(limit_s / 60)),
                                  duration=max(1, round(source.duration_s / 60)))
         return _failed(engine, job, error, final=True)
+    except DiskFull:
+        return _disk_full(engine, job, work)
     except OSError as exc:  # ffmpeg (or setpriv, prlimit, nice) missing, or the disk
+        if exc.errno in NO_SPACE:
+            return _disk_full(engine, job, work)
         return _failed(engine, job, f"ffmpeg could not run ({type(exc).__name__})")
+    renditions = ladder(source)
+    missing = None if code != 0 else incomplete(work, renditions)
+    if (code != 0 or missing) and disk_full():
+        return _disk_full(engine, job, work)
     if code != 0:
         return _failed(engine, job, tail or f"ffmpeg exited with {code}")
-    (work / "thumbs.vtt").write_text(thumbnails_vtt(source), encoding="utf-8")
+    if missing:
+        return _failed(engine, job, INCOMPLETE.format(what=missing))
+    try:
+        (work / "thumbs.vtt").write_text(thumbnails_vtt(source), encoding="utf-8")
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            return _disk_full(engine, job, work)
+        return _failed(engine, job, *_write_failure(exc))
     if not report(0.99):
         log.warning("job %s: attempt %s lost its lease before publishing", job.id, job.attempts)
         return
     key = storage.publish(work, job.event_id, recording.id)
     with Session(engine, expire_on_commit=False) as db:
-        published = jobs.succeed(db, job, key, [r.name for r in ladder(source)])
+        published = jobs.succeed(db, job, key, [r.name for r in renditions])
     if published is None:  # taken over between the two: what it published goes
         storage.remove(key)
         log.warning("job %s: attempt %s lost its lease; its output removed", job.id,
@@ -276,7 +378,15 @@ def _attempt(settings: Settings, engine: Engine, storage: Storage, job: Transcod
     log.info("job %s: published as %s", job.id, key)
 
 
-def _failed(engine: Engine, job: TranscodeJob, error: str, *, final: bool = False) -> None:
+def _disk_full(engine: Engine, job: TranscodeJob, work: Path) -> None:
+    """The person on call reads this line; staff read DISK_FULL on the job."""
+    shutil.rmtree(work, ignore_errors=True)  # the room it took, given back before anything
+    log.error("job %s: the media disk is full (%s bytes free after its folder was removed); "
+              "the job failed, nothing was published", job.id, free_bytes(work.parent))
+    _failed(engine, job, DISK_FULL, final=True)
+
+
+def _failed(engine: Engine, job: TranscodeJob, error: str, final: bool = False) -> None:
     with Session(engine, expire_on_commit=False) as db:
         ended = jobs.fail(db, job, error, final=final)
     if ended is None:

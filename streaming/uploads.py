@@ -9,8 +9,10 @@ offset the server holds, and after a dropped connection asks that offset and goe
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +22,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from events.errors import DomainError, Invalid
+from streaming.storage import NO_SPACE
 
 # Writes go to disk off the event loop, a megabyte at a time.
 WRITE_CHUNK = 1024 * 1024
@@ -32,6 +35,32 @@ class TooLarge(DomainError):
     def __init__(self, limit: int) -> None:
         super().__init__("too_large", f"the recording is larger than the limit of "
                          f"{limit / 1024**3:.1f} GiB", max_bytes=limit)
+
+
+class DiskFilled(DomainError):
+    """The disk filled up while the body was written (ENOSPC): 507 Insufficient Storage, as
+    upload_room's `no_space` before a body is read, not 413 (the body is within the limit; the
+    server could not store it now). What was written of it is gone."""
+
+    status = 507
+
+    def __init__(self) -> None:
+        super().__init__("no_space", "the server's disk filled up while the recording was "
+                         "sent: nothing of it was kept; try again later")
+
+
+@contextlib.contextmanager
+def _given_back_when_full(target: Path, keep: int) -> Iterator[None]:
+    """A write that fails for want of space: the file is cut back to `keep` bytes (its closing
+    flush may fail too, so after it is closed) and 507 DiskFilled raised."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        with contextlib.suppress(OSError):
+            os.truncate(target, keep)
+        raise DiskFilled() from exc
 
 
 class MalformedMultipart(DomainError):
@@ -136,7 +165,7 @@ async def receive_multipart(body: AsyncIterator[bytes], content_type: str, targe
         "on_header_field": on_header_field, "on_header_value": on_header_value,
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
         "on_part_data": on_part_data, "on_part_end": on_part_end})
-    with target.open("xb") as handle:
+    with _given_back_when_full(target, 0), target.open("xb") as handle:
         sink = _Sink(handle, limit)
         try:
             async for chunk in body:
@@ -158,8 +187,10 @@ async def receive_multipart(body: AsyncIterator[bytes], content_type: str, targe
 async def receive_chunk(body: AsyncIterator[bytes], target: Path, offset: int,
                         size: int) -> int:
     """Appends a chunk at `offset` (what the server holds) of a file that ends at `size`;
-    returns the new offset. Bytes past the declared size are refused."""
-    with target.open("r+b" if target.exists() else "xb") as handle:
+    returns the new offset. Bytes past the declared size are refused; a chunk the disk has no
+    room for is cut off at `offset` (507 DiskFilled)."""
+    with _given_back_when_full(target, offset), \
+            target.open("r+b" if target.exists() else "xb") as handle:
         handle.seek(offset)
         handle.truncate()  # a chunk cut off mid-way left bytes the offset does not count
         sink = _Sink(handle, size, already=offset)

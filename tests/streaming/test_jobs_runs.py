@@ -77,6 +77,13 @@ def _fake_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> 
     monkeypatch.setattr(transcode, "FFMPEG", str(fake))
 
 
+# What a fake ffmpeg writes to "succeed": a master playlist and the 360p rendition's, complete
+# (a folder whose playlists are missing or cut off is never published).
+WRITES_PLAYLISTS = ('for a in "$@"; do case "$a" in */poster.jpg) out="${a%/poster.jpg}";; '
+                    'esac; done; mkdir -p "$out/360p"; echo "#EXTM3U" > "$out/master.m3u8"; '
+                    'printf "#EXTM3U\\n#EXT-X-ENDLIST\\n" > "$out/360p/index.m3u8"')
+
+
 def _quick_watch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transcode, "TICK_S", 0.05)
     monkeypatch.setattr(transcode, "REPORT_EVERY_S", 0.1)
@@ -129,7 +136,7 @@ def test_the_lease_is_renewed_while_ffmpeg_prints_nothing(staff, db, settings, t
                                                            monkeypatch):
     monkeypatch.setattr(jobs, "LEASE", timedelta(seconds=2))
     _quick_watch(monkeypatch)
-    _fake_ffmpeg(tmp_path, monkeypatch, "exec sleep 3.5")  # silent, alive, then done
+    _fake_ffmpeg(tmp_path, monkeypatch, f"sleep 3.5; {WRITES_PLAYLISTS}")  # silent, then done
     job = queue(db, settings, unit_session(staff, db, "education"))
     runner, _ = _start(settings)
     _until(lambda: fresh(settings, job.id).state == "running", 10)
@@ -146,7 +153,8 @@ def test_a_run_that_lost_its_lease_ends_its_ffmpeg_and_publishes_nothing(
     _fake_ffmpeg(tmp_path, monkeypatch, "exec sleep 30")
     cut_off = threading.Event()  # its renewals do not reach the database until then
     renew = jobs.renew
-    monkeypatch.setattr(jobs, "renew", lambda *args: renew(*args) if cut_off.is_set() else True)
+    monkeypatch.setattr(jobs, "renew", lambda *args, **kwargs: renew(*args, **kwargs)
+                        if cut_off.is_set() else True)
     job = queue(db, settings, unit_session(staff, db, "education"))
     runner, done = _start(settings)
     sleeper = _until(lambda: _children_named(os.getpid(), "sleep"), 10)[0]
@@ -311,7 +319,7 @@ def test_sigterm_ends_ffmpeg_releases_the_job_and_exits_promptly(command, staff,
 def test_a_folder_published_by_a_run_that_died_before_marking_its_job_is_swept_at_start(
         staff, db, settings, tmp_path, monkeypatch):
     _quick_watch(monkeypatch)
-    _fake_ffmpeg(tmp_path, monkeypatch, "exit 0")  # done at once
+    _fake_ffmpeg(tmp_path, monkeypatch, WRITES_PLAYLISTS)  # done at once
     job = queue(db, settings, unit_session(staff, db, "education"))
     succeed = jobs.succeed
 
