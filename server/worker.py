@@ -17,7 +17,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from events import plan, recovery
@@ -108,19 +110,25 @@ def _where(exc: BaseException) -> str:
     return f"{_ours(frame.filename) or Path(frame.filename).name}:{frame.lineno}"
 
 
-def run_job(job: Job, settings: Settings) -> bool:
+def run_job(job: Job, settings: Settings) -> Literal["done", "failed", "conflict"]:
     """One run in its own session and transaction. Exception text can quote SQL parameters
-    (a phone number), so only its type and place are logged."""
+    (a phone number), so only its type and place are logged. `conflict`: another worker wrote
+    the same deduplicated row first (two workers reminding the same unit in the same round):
+    nothing was lost, and the run is tried again next round."""
     try:
         with Session(get_engine(settings.sqlalchemy_url), expire_on_commit=False) as db:
             result = job.run(db, settings)
             db.commit()
+    except IntegrityError:
+        log.info("worker job %s met another worker's same work (IntegrityError); again next "
+                 "round", job.name)
+        return "conflict"
     except Exception as exc:
         log.error("worker job %s failed: %s at %s", job.name, type(exc).__name__, _where(exc))
-        return False
+        return "failed"
     if result:
         log.debug("worker job %s: %s", job.name, result)
-    return True
+    return "done"
 
 
 def run_worker(settings: Settings, stop: threading.Event, interval_s: float = 5,
@@ -136,7 +144,8 @@ def run_worker(settings: Settings, stop: threading.Event, interval_s: float = 5,
             if job.name in last_run and now - last_run[job.name] < job.every_s:
                 continue
             last_run[job.name] = now
-            run_job(job, settings)
+            if run_job(job, settings) == "conflict":
+                del last_run[job.name]
         stop.wait(interval_s)
     wake_transcoder()  # from its wait for work: it sees `stop` at once
     log.info("worker stopped")

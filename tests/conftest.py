@@ -386,7 +386,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 # while the other workers are done (the run's tail); one missing here only runs later.
 # Run with --maxschedchunk=1 (Makefile, .ci/run): each worker then takes the next test as it
 # finishes one, instead of a slice of the collection in order.
-LONGEST_FIRST = ("test_plan_browser.py", "test_golive_browser.py", "test_player_live_browser.py",
+LONGEST_FIRST = ("test_app_restart.py", "test_worker_killed.py", "test_sqlite_busy.py",
+                 "test_redis_outage.py", "test_pg_restart.py", "test_nginx_site.py",
+                 "test_plan_browser.py", "test_golive_browser.py", "test_player_live_browser.py",
                  "test_accessibility_browser.py", "test_jobs_runs.py", "test_player_browser.py",
                  "test_compliance_browser.py", "test_live_hlsjs_browser.py",
                  "test_archive_browser.py", "test_live_hub.py", "test_checkin_browser.py",

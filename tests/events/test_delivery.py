@@ -37,7 +37,7 @@ from events.timeutil import local
 from server.app import create_app, serve_app
 from server.config import Settings, get_settings
 from server.db import get_engine
-from server.worker import Job, run_job
+from server.worker import Job, run_job, run_worker
 from tests.helpers import PHONE, deliver, open_session, registered
 from tests.sms_gateway import FakeSmsApi, sms_env, with_sms
 
@@ -292,8 +292,8 @@ def test_the_log_never_holds_the_phone_number(client, staff, db, settings, caplo
             session.add(OutboxMessage(channel="sms", recipient=PHONE, body=f"致 {PHONE}",
                                       topic="test", dedupe_key="same-key"))
 
-    assert run_job(Job("duplicate", 0, duplicate), settings) is False
-    assert run_job(Job("boom", 0, lambda *_: int(f"号码 {PHONE}")), settings) is False
+    assert run_job(Job("duplicate", 0, duplicate), settings) == "conflict"
+    assert run_job(Job("boom", 0, lambda *_: int(f"号码 {PHONE}")), settings) == "failed"
     assert "failed, attempt 1" in caplog.text and "sent" in caplog.text
     assert "IntegrityError" in caplog.text and "ValueError" in caplog.text
     assert PHONE not in caplog.text and PHONE[-4:] not in caplog.text
@@ -455,3 +455,25 @@ def test_mail_without_a_mail_server_is_unsent_and_the_outbox_says_why(db, settin
     assert outbox(db, id=message.id)[0].state == "unsent"
     page = staff("admin").get("/console/outbox").text
     assert "未发送（未配置邮件服务器）" in page
+
+
+def test_an_hourly_job_that_met_another_workers_same_row_runs_again_next_round(settings):
+    """Two workers reminding the same unit at once: the one that lost the race does not wait
+    an hour (its other reminders were rolled back with the duplicate), it runs next round."""
+    runs: list[int] = []
+    stop = threading.Event()
+
+    def remind(session: Session, _: Settings) -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:  # the other worker's row is already there
+            for _copy in range(2):
+                session.add(OutboxMessage(channel="console", recipient="unit:x", body="提醒",
+                                          topic="test", dedupe_key="quota:x"))
+        elif len(runs) == 2:
+            stop.set()
+
+    worker = threading.Thread(target=run_worker, args=(settings, stop, 0.05),
+                              kwargs={"jobs": [Job("reminders", 3600, remind)]})
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive() and runs == [0, 1]
