@@ -208,7 +208,8 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    from server.backup import BackupRefused, restore
+    from server.backup import BackupRefused
+    from server.restore import restore
 
     try:
         restore(settings, args.dir, verify_media=args.verify_media,

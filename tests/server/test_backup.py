@@ -28,11 +28,12 @@ from events import registration
 from events.models import Event, EventKind, EventStatus, Registration, StaffUser
 from events.retention import purge_due
 from server.app import create_app
-from server.backup import BackupRefused, backup, restore
+from server.backup import BackupRefused, backup
 from server.cli import main, migrate
 from server.config import Settings, get_settings
 from server.db import get_engine
 from server.demo import load_demo
+from server.restore import restore
 from server.security import Signer
 from streaming import jobs
 from streaming.models import LiveMessage, LiveRoom, LiveStream, Recording
