@@ -2,12 +2,17 @@
 
 A frame is written to every socket of the room from one callback on the loop, as the websockets
 library's own broadcast does: no task is woken per socket (that cost more than the writing;
-bench/live_fanout.py). Each socket's send coroutine is run at once to its end, which the
-server's websocket send reaches without waiting (uvicorn writes to the transport and returns).
-Should one have to wait, the rest of it goes on in a task (kept, so it is not collected
-mid-send) and the socket's next frames queue behind it, so a slow socket holds up nobody else;
-past QUEUE_LIMIT_BYTES queued the socket is cut off (1013) and its page reconnects from its
-position.
+bench/live_fanout.py). Under uvicorn's websockets (Sans-I/O) protocol, the frame is encoded
+once, as the bytes a server's text frame is on the wire, and those same bytes are written to
+each socket's transport (DirectSocket): no coroutine, no ASGI message and no encoding per
+socket (bench/scaleout.py). A socket whose transport already holds QUEUE_LIMIT_BYTES unsent
+(its viewer reads too slowly) is cut off (1013) and its page reconnects from its position.
+
+Under any other server (the test client, another protocol) each socket's send coroutine is run
+at once to its end, which the server's websocket send reaches without waiting. Should one have
+to wait, the rest of it goes on in a task (kept, so it is not collected mid-send) and the
+socket's next frames queue behind it, so a slow socket holds up nobody else; past
+QUEUE_LIMIT_BYTES queued the socket is cut off (1013) as well.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import threading
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
+
+from websockets.protocol import State
 
 from streaming.protocol import pos_of
 
@@ -33,6 +40,68 @@ AHEAD_LIMIT = 1000
 # is N² frames when a session starts (4.5 million for 3,000 viewers; bench/live_fanout.py).
 COUNT_EVERY_S = 1.0
 Send = Callable[[str], Coroutine[Any, Any, None]]
+# How deep DirectSocket.under looks through the ASGI wrappers of a socket's send (Starlette's
+# exception handling wraps it once; a middleware may add one or two).
+SEND_WRAPPERS = 6
+
+
+def wire_text(frame: str) -> bytes:
+    """A text frame as a server writes it on the wire (RFC 6455 5.2: FIN, opcode 1, unmasked,
+    the payload's length in 7, 7+16 or 7+64 bits), for any number of sockets."""
+    payload = frame.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
+class DirectSocket:
+    """A socket served by uvicorn's websockets (Sans-I/O) protocol, written to directly: the
+    room's frames go to its transport as ready-made bytes (wire_text), as the websockets
+    library's broadcast does, and need nothing from the protocol's state machine (a complete,
+    uncompressed text frame changes none of it). Frames the socket itself answers still go
+    through the ASGI send."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    @classmethod
+    def under(cls, send: Send) -> DirectSocket | None:
+        """The socket under a Starlette WebSocket's `send_text`, when it is uvicorn's websockets
+        Sans-I/O protocol; None otherwise (the test client, another protocol): then frames go
+        through `send`. With permessage-deflate agreed (`kaifang serve` declines it) the frames
+        still go uncompressed, which RFC 7692 allows (RSV1 unset: not compressed)."""
+        found = getattr(getattr(send, "__self__", None), "_send", None)
+        for _ in range(SEND_WRAPPERS):
+            protocol = getattr(found, "__self__", None)
+            if protocol is not None:
+                usable = type(protocol).__name__ == "WebSocketsSansIOProtocol" \
+                    and hasattr(protocol, "transport") and hasattr(protocol, "close_sent") \
+                    and hasattr(protocol, "disconnected") and hasattr(protocol, "conn")
+                return cls(protocol) if usable else None
+            cells = getattr(found, "__closure__", None) or ()
+            found = next((cell.cell_contents for cell in cells
+                          if callable(getattr(cell, "cell_contents", None))), None)
+            if found is None:
+                return None
+        return None
+
+    def write(self, wire: bytes) -> int | None:
+        """Writes one frame's bytes; None when written, else why the socket must end: 0 gone
+        (its handler notices), TOO_SLOW when QUEUE_LIMIT_BYTES are already waiting in it."""
+        protocol = self.protocol
+        if protocol.close_sent or protocol.disconnected or protocol.conn.state is not State.OPEN:
+            return 0
+        transport = self.transport
+        if transport.get_write_buffer_size() + len(wire) > QUEUE_LIMIT_BYTES:
+            return TOO_SLOW
+        transport.write(wire)
+        return None
 
 
 class Subscription:
@@ -59,6 +128,12 @@ class Subscription:
         self._sent_past: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self.ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._direct = DirectSocket.under(send)
+
+    @property
+    def direct(self) -> bool:
+        """Whether the room's frames go straight to the socket's transport (DirectSocket)."""
+        return self._direct is not None
 
     async def go_live(self, sent_up_to: int) -> None:
         """The backlog up to `sent_up_to` is sent: the frames that came meanwhile follow, then
@@ -79,6 +154,9 @@ class Subscription:
     def _is_new(self, pos: int | None) -> bool:
         if pos is None:
             return True
+        if pos == self.sent_up_to + 1 and not self._sent_past:  # the usual case: the next one
+            self.sent_up_to = pos
+            return True
         if pos <= self.sent_up_to or pos in self._sent_past:
             return False
         self._sent_past.add(pos)
@@ -89,8 +167,9 @@ class Subscription:
             self.sent_up_to = min(self._sent_past) - 1
         return True
 
-    def offer(self, frame: str, pos: int | None) -> None:
-        """On the loop: writes the frame now, or queues it behind what waits."""
+    def offer(self, frame: str, pos: int | None, wire: bytes | None = None) -> None:
+        """On the loop: writes the frame now, or queues it behind what waits. `wire` is the
+        frame as wire_text encodes it, when the caller has it (once for every socket)."""
         if self.ended.done():
             return
         if self._waiting is not None:
@@ -101,6 +180,11 @@ class Subscription:
                 self._waiting_bytes += len(frame)
             return
         if not self._is_new(pos):
+            return
+        if self._direct is not None:
+            why = self._direct.write(wire if wire is not None else wire_text(frame))
+            if why is not None:
+                self._end(why)
             return
         sending = self._send(frame)
         try:
@@ -269,9 +353,9 @@ class LocalBroker:
             if not hosts_only:
                 subscribers += self._rooms.get(event_id, ())
         for frame in frames:
-            pos = pos_of(frame)
+            pos, wire = pos_of(frame), wire_text(frame)
             for subscription in subscribers:
-                subscription.offer(frame, pos)
+                subscription.offer(frame, pos, wire)
 
 
 def viewers_frame(count: int) -> str:
