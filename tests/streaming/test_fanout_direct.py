@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from typing import Any
 
@@ -81,13 +82,12 @@ def test_a_viewer_who_stops_reading_is_cut_off_and_the_others_get_every_frame():
             _wait_for(lambda: broker.viewers(1) == 2)
             # Under uvicorn the room writes to the transports itself (the cheap path).
             assert seen["direct"] == [True, True]
-            loop = broker._loop
-            assert loop is not None
             got = []
-            for n in range(1, FRAMES + 1):  # as fast as the reader reads
-                frame = protocol.encode("comment", seq=n, id=n, pos=n, text="长" * (BIG // 3))
-                loop.call_soon_threadsafe(broker.publish, 1, [frame])
-                got.append(json.loads(reader.recv(timeout=10))["seq"])
+            for first in range(1, FRAMES + 1, 5):  # five at a time, as fast as the reader reads
+                for n in range(first, first + 5):  # from this thread, as a request's commit
+                    broker.publish(1, [protocol.encode("comment", seq=n, id=n, pos=n,
+                                                       text="长" * (BIG // 3))])
+                got += [json.loads(reader.recv(timeout=10))["seq"] for _ in range(5)]
             assert got == list(range(1, FRAMES + 1))
             _wait_for(lambda: fanout.TOO_SLOW in seen.get("ended", []))
             # Gone at once (a reset), as a phone that lost its network eventually is.
@@ -110,6 +110,61 @@ def test_without_uvicorn_the_frames_go_through_the_sockets_send():
 
     direct, got = asyncio.run(scenario())
     assert not direct and [json.loads(f)["seq"] for f in got] == [1]
+
+
+def test_approvals_published_the_other_way_round_in_one_tick_arrive_in_order():
+    """Two approvals commit one after the other in two threads and publish the other way round
+    before the loop comes round: the page gets them in position order (it would otherwise
+    re-read the room from its position), the viewers' count where it came."""
+    async def scenario() -> list[str]:
+        broker, got = LocalBroker(), []
+
+        async def send(frame: str) -> None:
+            got.append(frame)
+
+        await broker.subscribe(1, send).go_live(0)
+
+        def commits() -> None:
+            broker.publish(1, [protocol.encode("comment", seq=2, id=12, pos=2)])
+            broker.publish(1, [protocol.encode("viewers", count=3)])
+            broker.publish(1, [protocol.encode("comment", seq=1, id=11, pos=1)])
+
+        publisher = threading.Thread(target=commits)
+        publisher.start()
+        publisher.join()  # the loop is held meanwhile: all three wait for one flush
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return [json.loads(f).get("pos", "count") for f in got]
+
+    assert asyncio.run(scenario()) == [1, "count", 2]
+
+
+def test_a_later_approval_published_first_waits_for_the_earlier_one_a_moment():
+    """Across flushes too: position 3 waits until 2 comes; position 5 waits for 4 no longer
+    than REORDER_WAIT_S (a frame Redis lost: the page re-reads the hole)."""
+    async def scenario() -> tuple[list[int], float]:
+        broker, got, at = LocalBroker(), [], {}
+        loop = asyncio.get_running_loop()
+
+        async def send(frame: str) -> None:
+            got.append(json.loads(frame)["pos"])
+            at[got[-1]] = loop.time()
+
+        await broker.subscribe(1, send).go_live(0)
+        for pos in (1, 3, 2, 5):  # each from a thread of its own, as commits are
+            await asyncio.to_thread(broker.publish, 1,
+                                    [protocol.encode("comment", seq=pos, id=pos, pos=pos)])
+            if pos == 3:
+                await asyncio.sleep(0.05)
+                assert got == [1]
+        sent_5 = loop.time()
+        while len(got) < 4:
+            await asyncio.sleep(0.01)
+        return got, at[5] - sent_5
+
+    got, waited = asyncio.run(scenario())
+    assert got == [1, 2, 3, 5]
+    assert fanout.REORDER_WAIT_S * 0.8 <= waited < fanout.REORDER_WAIT_S + 1.0
 
 
 def test_wire_text_is_a_server_text_frame_of_any_length():
