@@ -142,6 +142,17 @@ class Subscription:
         """Whether the room's frames go straight to the socket's transport (DirectSocket)."""
         return self._direct is not None
 
+    async def send_backlog(self, frames: list[str]) -> None:
+        """What the page missed (before `go_live`): on the direct path in one write (a new
+        page's last 200 comments) when it fits under QUEUE_LIMIT_BYTES, else frame by frame
+        through the socket's send, which waits while the socket's buffer is full."""
+        if self._direct is not None and len(frames) > 1:
+            wire = b"".join([wire_text(frame) for frame in frames])
+            if self._direct.write(wire) is None:
+                return
+        for frame in frames:
+            await self._send(frame)
+
     async def go_live(self, sent_up_to: int) -> None:
         """The backlog up to `sent_up_to` is sent: the frames that came meanwhile follow, then
         every frame as it comes."""

@@ -34,8 +34,9 @@ def _app(broker: LocalBroker, seen: dict[str, Any]) -> FastAPI:
         await websocket.accept()
         subscription = broker.subscribe(1, websocket.send_text)
         seen.setdefault("direct", []).append(subscription.direct)
-        await subscription.go_live(0)
         await websocket.send_text(protocol.encode("hello"))
+        await subscription.send_backlog(seen.get("backlog", []))
+        await subscription.go_live(len(seen.get("backlog", [])))
         listening = asyncio.ensure_future(websocket.receive())  # notices the client leave
         await asyncio.wait({listening, subscription.ended}, return_when=asyncio.FIRST_COMPLETED)
         listening.cancel()
@@ -93,6 +94,22 @@ def test_a_viewer_who_stops_reading_is_cut_off_and_the_others_get_every_frame():
             # Gone at once (a reset), as a phone that lost its network eventually is.
             silent.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             silent.close()
+
+
+def test_a_backlog_larger_than_the_queue_limit_still_arrives_whole_and_in_order():
+    """A reconnecting page's backlog goes in one write when it fits under the limit, else frame
+    by frame as the socket takes it: it is never cut off for its own backlog."""
+    for count in (200, 100):  # 200 short comments (a new page's last page); 1.6 MB of long ones
+        size = 100 if count == 200 else BIG // 3
+        backlog = [protocol.encode("comment", seq=n, id=n, pos=n, text="长" * size)
+                   for n in range(1, count + 1)]
+        broker, seen = LocalBroker(), {"backlog": backlog}
+        with serve(_app(broker, seen)) as url, \
+                connect(url.replace("http", "ws") + "/room", max_size=None) as reader:
+            assert json.loads(reader.recv(timeout=5))["type"] == "hello"
+            got = [json.loads(reader.recv(timeout=10))["seq"] for _ in range(count)]
+            assert got == list(range(1, count + 1))
+            assert seen["direct"] == [True]
 
 
 def test_without_uvicorn_the_frames_go_through_the_sockets_send():
