@@ -2,12 +2,22 @@
 
 A frame is written to every socket of the room from one callback on the loop, as the websockets
 library's own broadcast does: no task is woken per socket (that cost more than the writing;
-bench/live_fanout.py). Each socket's send coroutine is run at once to its end, which the
-server's websocket send reaches without waiting (uvicorn writes to the transport and returns).
-Should one have to wait, the rest of it goes on in a task (kept, so it is not collected
-mid-send) and the socket's next frames queue behind it, so a slow socket holds up nobody else;
-past QUEUE_LIMIT_BYTES queued the socket is cut off (1013) and its page reconnects from its
-position.
+bench/live_fanout.py). Under uvicorn's websockets (Sans-I/O) protocol, the frame is encoded
+once, as the bytes a server's text frame is on the wire, and those same bytes are written to
+each socket's transport (DirectSocket): no coroutine, no ASGI message and no encoding per
+socket (bench/scaleout.py). A socket whose transport already holds QUEUE_LIMIT_BYTES unsent
+(its viewer reads too slowly) is cut off (1013) and its page reconnects from its position.
+
+Under any other server (the test client, another protocol) each socket's send coroutine is run
+at once to its end, which the server's websocket send reaches without waiting. Should one have
+to wait, the rest of it goes on in a task (kept, so it is not collected mid-send) and the
+socket's next frames queue behind it, so a slow socket holds up nobody else; past
+QUEUE_LIMIT_BYTES queued the socket is cut off (1013) as well.
+
+What other threads publish (a request's commit, the Redis listener) reaches the loop in
+flushes: a socket gets all its frames of a flush in one write, and the room's positioned frames
+go out in position order, one that came past a gap waiting up to REORDER_WAIT_S for it to fill
+(two approvals may publish the other way round from how they committed).
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from websockets.protocol import State
+
 from streaming.protocol import pos_of
 
 # What may queue for one socket (while it catches up, or while a send waits), in bytes of
@@ -29,10 +41,74 @@ QUEUE_LIMIT_BYTES = 1 << 20
 TOO_SLOW = 1013
 # Positions a socket sends ahead of one that has not come, before it stops waiting for it.
 AHEAD_LIMIT = 1000
+# How long a frame that came past a gap in the room's positions waits for the gap to fill.
+REORDER_WAIT_S = 0.2
 # At most one viewer count a second per room: a count per join, sent to everyone already in,
 # is N² frames when a session starts (4.5 million for 3,000 viewers; bench/live_fanout.py).
 COUNT_EVERY_S = 1.0
 Send = Callable[[str], Coroutine[Any, Any, None]]
+# How deep DirectSocket.under looks through the ASGI wrappers of a socket's send (Starlette's
+# exception handling wraps it once; a middleware may add one or two).
+SEND_WRAPPERS = 6
+
+
+def wire_text(frame: str) -> bytes:
+    """A text frame as a server writes it on the wire (RFC 6455 5.2: FIN, opcode 1, unmasked,
+    the payload's length in 7, 7+16 or 7+64 bits), for any number of sockets."""
+    payload = frame.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
+class DirectSocket:
+    """A socket served by uvicorn's websockets (Sans-I/O) protocol, written to directly: the
+    room's frames go to its transport as ready-made bytes (wire_text), as the websockets
+    library's broadcast does, and need nothing from the protocol's state machine (a complete,
+    uncompressed text frame changes none of it). Frames the socket itself answers still go
+    through the ASGI send."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    @classmethod
+    def under(cls, send: Send) -> DirectSocket | None:
+        """The socket under a Starlette WebSocket's `send_text`, when it is uvicorn's websockets
+        Sans-I/O protocol; None otherwise (the test client, another protocol): then frames go
+        through `send`. With permessage-deflate agreed (`kaifang serve` declines it) the frames
+        still go uncompressed, which RFC 7692 allows (RSV1 unset: not compressed)."""
+        found = getattr(getattr(send, "__self__", None), "_send", None)
+        for _ in range(SEND_WRAPPERS):
+            protocol = getattr(found, "__self__", None)
+            if protocol is not None:
+                usable = type(protocol).__name__ == "WebSocketsSansIOProtocol" \
+                    and hasattr(protocol, "transport") and hasattr(protocol, "close_sent") \
+                    and hasattr(protocol, "disconnected") and hasattr(protocol, "conn")
+                return cls(protocol) if usable else None
+            cells = getattr(found, "__closure__", None) or ()
+            found = next((cell.cell_contents for cell in cells
+                          if callable(getattr(cell, "cell_contents", None))), None)
+            if found is None:
+                return None
+        return None
+
+    def write(self, wire: bytes) -> int | None:
+        """Writes one frame's bytes; None when written, else why the socket must end: 0 gone
+        (its handler notices), TOO_SLOW when QUEUE_LIMIT_BYTES are already waiting in it."""
+        protocol = self.protocol
+        if protocol.close_sent or protocol.disconnected or protocol.conn.state is not State.OPEN:
+            return 0
+        transport = self.transport
+        if transport.get_write_buffer_size() + len(wire) > QUEUE_LIMIT_BYTES:
+            return TOO_SLOW
+        transport.write(wire)
+        return None
 
 
 class Subscription:
@@ -60,6 +136,23 @@ class Subscription:
         self.live = False  # past its backlog (go_live)
         self._task: asyncio.Task[None] | None = None
         self.ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._direct = DirectSocket.under(send)
+
+    @property
+    def direct(self) -> bool:
+        """Whether the room's frames go straight to the socket's transport (DirectSocket)."""
+        return self._direct is not None
+
+    async def send_backlog(self, frames: list[str]) -> None:
+        """What the page missed (before `go_live`): on the direct path in one write (a new
+        page's last 200 comments) when it fits under QUEUE_LIMIT_BYTES, else frame by frame
+        through the socket's send, which waits while the socket's buffer is full."""
+        if self._direct is not None and len(frames) > 1:
+            wire = b"".join([wire_text(frame) for frame in frames])
+            if self._direct.write(wire) is None:
+                return
+        for frame in frames:
+            await self._send(frame)
 
     async def go_live(self, sent_up_to: int) -> None:
         """The backlog up to `sent_up_to` is sent: the frames that came meanwhile follow, then
@@ -81,6 +174,9 @@ class Subscription:
     def _is_new(self, pos: int | None) -> bool:
         if pos is None:
             return True
+        if pos == self.sent_up_to + 1 and not self._sent_past:  # the usual case: the next one
+            self.sent_up_to = pos
+            return True
         if pos <= self.sent_up_to or pos in self._sent_past:
             return False
         self._sent_past.add(pos)
@@ -91,8 +187,9 @@ class Subscription:
             self.sent_up_to = min(self._sent_past) - 1
         return True
 
-    def offer(self, frame: str, pos: int | None) -> None:
-        """On the loop: writes the frame now, or queues it behind what waits."""
+    def offer(self, frame: str, pos: int | None, wire: bytes | None = None) -> None:
+        """On the loop: writes the frame now, or queues it behind what waits. `wire` is the
+        frame as wire_text encodes it, when the caller has it (once for every socket)."""
         if self.ended.done():
             self.broker.frames_dropped += 1
             return
@@ -107,6 +204,11 @@ class Subscription:
             return
         if not self._is_new(pos):
             return
+        if self._direct is not None:
+            why = self._direct.write(wire if wire is not None else wire_text(frame))
+            if why is not None:
+                self._cut(why, 1)
+            return
         sending = self._send(frame)
         try:
             blocked_on = sending.send(None)
@@ -117,6 +219,27 @@ class Subscription:
             return
         self._waiting = deque()
         self._task = asyncio.ensure_future(self._finish(sending, blocked_on))
+
+    def offer_all(self, items: list[tuple[str, int | None, bytes]]) -> None:
+        """Several frames (frame, pos, wire) at once: on the direct path the new ones in one
+        write, else each as `offer` takes it."""
+        if self._direct is None or self._waiting is not None or self.ended.done():
+            for frame, pos, wire in items:
+                self.offer(frame, pos, wire)
+            return
+        new = [wire for _frame, pos, wire in items if self._is_new(pos)]
+        if new:
+            why = self._direct.write(b"".join(new))
+            if why is not None:
+                self._cut(why, len(new))
+
+    def _cut(self, why: int, frames: int) -> None:
+        """The direct path refused `frames` frames: the socket is gone, or too slow (counted
+        for /metrics as the queued path counts it)."""
+        self.broker.frames_dropped += frames
+        if why == TOO_SLOW:
+            self.broker.sockets_cut_slow += 1
+        self._end(why)
 
     async def _finish(self, sending: Coroutine[Any, Any, None], blocked_on: Any) -> None:
         try:
@@ -180,6 +303,14 @@ class LocalBroker:
         # Read by /metrics (server.ops): frames handed to sockets (a frame once per socket),
         # frames a socket will not get live (cut off as too slow, or gone), sockets cut off.
         self.frames_sent = self.frames_dropped = self.sockets_cut_slow = 0
+        # Frames published from other threads, waiting for the loop's next flush.
+        self._batch: list[tuple[int, list[str], bool]] = []
+        self._batch_guard = threading.Lock()
+        # Per room, on the loop: the next position the flushes expect, the frames that came
+        # ahead of it (by position), and when those stop waiting for the gap to fill.
+        self._next_pos: dict[int, int] = {}
+        self._ahead: dict[int, dict[int, tuple[str, bool]]] = {}
+        self._ahead_timers: dict[int, asyncio.TimerHandle] = {}
 
     def subscribe(self, event_id: int, send: Send, hosts: bool = False,
                   who: str | None = None) -> Subscription:
@@ -215,6 +346,12 @@ class LocalBroker:
                 if not subscription.hosts:
                     self._counted_at.pop(event_id, None)
                     self._who.pop(event_id, None)
+            if event_id not in self._rooms and event_id not in self._hosts:
+                self._next_pos.pop(event_id, None)
+                self._ahead.pop(event_id, None)
+                timer = self._ahead_timers.pop(event_id, None)
+                if timer is not None:
+                    timer.cancel()
             last = event_id not in self._rooms and event_id not in self._hosts
         if last and self._watching is not None:
             self._watching(event_id, False)
@@ -277,8 +414,97 @@ class LocalBroker:
             running = None
         if running is loop:
             self._deliver(event_id, frames, hosts_only)
-        else:
-            loop.call_soon_threadsafe(self._deliver, event_id, frames, hosts_only)
+            return
+        with self._batch_guard:
+            self._batch.append((event_id, frames, hosts_only))
+            if len(self._batch) > 1:
+                return  # a flush is due on the loop already: it takes these too
+        loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        """What other threads (a request's commit, the Redis listener) published since the
+        last flush, room by room in the order it came: a socket gets all of its frames of the
+        flush in one write, so the more the loop lags behind, the fewer writes it makes."""
+        with self._batch_guard:
+            batch, self._batch = self._batch, []
+        rooms: dict[int, list[tuple[str, bool]]] = {}
+        for event_id, frames, hosts_only in batch:
+            rooms.setdefault(event_id, []).extend((frame, hosts_only) for frame in frames)
+        for event_id, items in rooms.items():
+            self._deliver_items(event_id, self._in_order(event_id, items))
+
+    def _deliver_items(self, event_id: int, items: list[tuple[str, bool]]) -> None:
+        if len(items) == 1:
+            self._deliver(event_id, [items[0][0]], items[0][1])
+        elif items:
+            self._deliver_together(event_id, items)
+
+    def _in_order(self, event_id: int, items: list[tuple[str, bool]]
+                  ) -> list[tuple[str, bool]]:
+        """What of a flush goes out now: the frames without a position, and the positioned
+        ones up to the first gap; those past a gap wait (at most REORDER_WAIT_S) for it to
+        fill. Two approvals that commit one after the other may publish the other way round,
+        and a page that got the later one first would re-read the room from its position: for
+        3,000 viewers, 3,000 requests at once."""
+        if event_id not in self._rooms and event_id not in self._hosts:
+            return items  # nobody watches it here: nothing to keep
+        expected = self._next_pos.get(event_id)
+        ahead = self._ahead.setdefault(event_id, {})
+        ready: list[tuple[str, bool]] = []
+        for frame, hosts_only in items:
+            pos = pos_of(frame)
+            if pos is None:
+                ready.append((frame, hosts_only))
+            elif expected is None or pos <= expected:
+                ready.append((frame, hosts_only))
+                if expected is None or pos == expected:
+                    expected = pos + 1
+                    while expected in ahead:
+                        ready.append(ahead.pop(expected))
+                        expected += 1
+            else:
+                ahead[pos] = (frame, hosts_only)
+        if expected is not None:
+            self._next_pos[event_id] = expected
+        if len(ahead) > AHEAD_LIMIT:
+            ready += self._give_up(event_id)
+        elif ahead and event_id not in self._ahead_timers and self._loop is not None:
+            self._ahead_timers[event_id] = self._loop.call_later(
+                REORDER_WAIT_S, self._stop_waiting, event_id)
+        elif not ahead and event_id in self._ahead_timers:
+            self._ahead_timers.pop(event_id).cancel()
+        return ready
+
+    def _give_up(self, event_id: int) -> list[tuple[str, bool]]:
+        """The frames waiting past a gap, in position order: the gap did not fill (Redis
+        delivers at most once); each page finds the hole by its position and re-reads it."""
+        timer = self._ahead_timers.pop(event_id, None)
+        if timer is not None:
+            timer.cancel()
+        ahead = self._ahead.pop(event_id, {})
+        if ahead:
+            self._next_pos[event_id] = max(ahead) + 1
+        return [ahead[pos] for pos in sorted(ahead)]
+
+    def _stop_waiting(self, event_id: int) -> None:
+        self._ahead_timers.pop(event_id, None)
+        self._deliver_items(event_id, self._give_up(event_id))
+
+    def _deliver_together(self, event_id: int, items: list[tuple[str, bool]]) -> None:
+        with self._guard:
+            hosts = list(self._hosts.get(event_id, ()))
+            viewers = list(self._rooms.get(event_id, ()))
+        encoded = in_position_order(
+            [(frame, pos_of(frame), wire_text(frame), hosts_only) for frame, hosts_only in items])
+        everyone = [(frame, pos, wire) for frame, pos, wire, _hosts_only in encoded]
+        public = [(frame, pos, wire) for frame, pos, wire, hosts_only in encoded
+                  if not hosts_only]
+        self.frames_sent += len(everyone) * len(hosts) + len(public) * len(viewers)
+        for subscription in hosts:
+            subscription.offer_all(everyone)
+        if public:
+            for subscription in viewers:
+                subscription.offer_all(public)
 
     def _deliver(self, event_id: int, frames: list[str], hosts_only: bool = False) -> None:
         with self._guard:
@@ -287,9 +513,26 @@ class LocalBroker:
                 subscribers += self._rooms.get(event_id, ())
         self.frames_sent += len(frames) * len(subscribers)
         for frame in frames:
-            pos = pos_of(frame)
+            pos, wire = pos_of(frame), wire_text(frame)
             for subscription in subscribers:
-                subscription.offer(frame, pos)
+                subscription.offer(frame, pos, wire)
+
+
+Encoded = tuple[str, int | None, bytes, bool]  # a frame, its pos, its wire bytes, hosts only
+
+
+def in_position_order(items: list[Encoded]) -> list[Encoded]:
+    """The positioned frames of a flush in the order of their positions (two approvals that
+    committed one after the other may publish the other way round: a page that got the later
+    first would re-read from its position), each in a slot a positioned frame had."""
+    slots = [index for index, item in enumerate(items) if item[1] is not None]
+    if len(slots) < 2:
+        return items
+    ordered = sorted((items[index] for index in slots), key=lambda item: item[1] or 0)
+    found = list(items)
+    for index, item in zip(slots, ordered, strict=True):
+        found[index] = item
+    return found
 
 
 def viewers_frame(count: int) -> str:

@@ -282,8 +282,7 @@ async def _stream(websocket: WebSocket, subscription: Subscription, event_id: in
 
         fields, missed, sent_up_to = await in_own_session(websocket, opening)
         await websocket.send_text(protocol.encode(protocol.HELLO, **fields))
-        for frame in missed:
-            await websocket.send_text(frame)
+        await subscription.send_backlog(missed)  # on uvicorn's sockets: in one write
         await subscription.go_live(sent_up_to)
         task = asyncio.create_task(_quietly(reader))
         notice = _restart_notice(websocket.app)
