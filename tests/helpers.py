@@ -4,6 +4,7 @@ rounds. Plain functions; the fixtures are in conftest.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -137,3 +138,29 @@ def deliver(settings: Settings, now: datetime | None = None, **kwargs: Any) -> i
         sent = deliver_due(db, settings, now=now, **kwargs)
         db.commit()
     return sent
+
+
+# Processes, as /proc shows them (tests of ffmpeg children and killed workers).
+def children_named(parent: int, name: str) -> list[int]:
+    """Live (not zombie) children of `parent` whose command is `name`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = dict(line.split(":\t", 1) for line in
+                          (entry / "status").read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if status.get("Name", "").strip() == name and int(status["PPid"]) == parent \
+                and not status.get("State", "").startswith("Z"):
+            found.append(int(entry.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"

@@ -47,31 +47,6 @@ def clip(path: Path, seconds: float, size: str = "640x360", video_kbps: int = 15
     return path
 
 
-def children_named(parent: int, name: str) -> list[int]:
-    """Live (not zombie) children of `parent` whose command is `name`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = dict(line.split(":\t", 1) for line in
-                          (entry / "status").read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        if status.get("Name", "").strip() == name and int(status["PPid"]) == parent \
-                and not status.get("State", "").startswith("Z"):
-            found.append(int(entry.name))
-    return found
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

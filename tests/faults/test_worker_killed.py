@@ -18,7 +18,8 @@ from events.models import AuditEntry, OutboxMessage
 from server.config import Settings
 from server.db import get_engine
 from streaming.models import Recording
-from tests.faults.media_procs import children_named, clip, gone, plays, until, worker
+from tests.faults.media_procs import clip, plays, until, worker
+from tests.helpers import children_named, gone
 from tests.streaming.jobs_helpers import unit_session
 
 # Short for a test, yet eight renewals long, so that a worker starved of CPU by a busy machine

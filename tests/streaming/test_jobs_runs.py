@@ -28,6 +28,7 @@ from streaming import jobs, transcode
 from streaming.ladder import Source
 from streaming.transcode import run_one
 from tests.conftest import TEST_SECRET_KEY
+from tests.helpers import children_named, gone
 from tests.streaming.jobs_helpers import (
     claim,
     ffmpeg,
@@ -101,30 +102,6 @@ def _until(what: Callable[[], Any], within_s: float, step_s: float = 0.05) -> An
     raise AssertionError(f"not within {within_s} s")
 
 
-def _children_named(parent: int, name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = dict(line.split(":\t", 1) for line in
-                          (entry / "status").read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        if status.get("Name", "").strip() == name and int(status["PPid"]) == parent \
-                and not status.get("State", "").startswith("Z"):
-            found.append(int(entry.name))
-    return found
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"
-
-
 def _start(settings: Settings) -> tuple[threading.Thread, list[bool]]:
     done: list[bool] = []
     runner = threading.Thread(target=lambda: done.append(run_one(settings)), daemon=True)
@@ -157,13 +134,13 @@ def test_a_run_that_lost_its_lease_ends_its_ffmpeg_and_publishes_nothing(
                         if cut_off.is_set() else True)
     job = queue(db, settings, unit_session(staff, db, "education"))
     runner, done = _start(settings)
-    sleeper = _until(lambda: _children_named(os.getpid(), "sleep"), 10)[0]
+    sleeper = _until(lambda: children_named(os.getpid(), "sleep"), 10)[0]
     run_out(settings, job.id)  # its lease ran out: another worker takes the job over
     other = claim(settings)
     assert other is not None and other.attempts == 2
     cut_off.set()
     runner.join(5)
-    assert done == [True] and _gone(sleeper)
+    assert done == [True] and gone(sleeper)
     now = fresh(settings, job.id)
     assert (now.state, now.lease) == ("running", other.lease)
     assert list((settings.media_dir / "hls").iterdir()) == []
@@ -189,7 +166,7 @@ def test_the_7kb_attack_ends_in_seconds_and_never_holds_up_another_units_clip(
     assert not lanes.is_alive()
     assert fresh(settings, good.id).state == "succeeded"
     assert fresh(settings, bad.id).attempts == 1
-    assert _children_named(os.getpid(), "ffmpeg") == []
+    assert children_named(os.getpid(), "ffmpeg") == []
 
 
 def test_a_long_recording_never_holds_up_another_units_clip(staff, db, settings, media,
@@ -206,7 +183,7 @@ def test_a_long_recording_never_holds_up_another_units_clip(staff, db, settings,
         stop.set()
         transcode.wake()
         lanes.join(15)
-    assert not lanes.is_alive() and _children_named(os.getpid(), "ffmpeg") == []
+    assert not lanes.is_alive() and children_named(os.getpid(), "ffmpeg") == []
     released = fresh(settings, long.id)
     assert (released.state, released.attempts, released.lease) == ("queued", 0, "")
 
@@ -223,7 +200,7 @@ def test_a_transcode_past_its_time_limit_is_ended_and_fails_for_good(staff, db, 
     assert claim(settings) is None  # not tried again: it would run out of time again
     assert "转码超时" in failed.error and "time limit (1 min for a 60 min" in failed.error
     assert failed.finished_at - failed.started_at < timedelta(seconds=1.5 + 1 + 5)
-    assert _children_named(os.getpid(), "ffmpeg") == []
+    assert children_named(os.getpid(), "ffmpeg") == []
     assert list((settings.media_dir / "hls").iterdir()) == []
 
 
@@ -273,10 +250,10 @@ def test_the_jobs_progress_rises_in_steps_during_a_transcode(staff, db, settings
 def test_the_apps_end_ends_ffmpeg_and_releases_the_job(staff, db, settings, media):
     job = queue(db, settings, unit_session(staff, db, "education"), media["hour"], HOUR)
     with TestClient(create_app(settings, start_worker=True)):
-        child = _until(lambda: _children_named(os.getpid(), "ffmpeg"), 20)[0]
+        child = _until(lambda: children_named(os.getpid(), "ffmpeg"), 20)[0]
         stopping = time.monotonic()
     assert time.monotonic() - stopping < transcode.TERMINATE_GRACE_S + 3
-    assert _gone(child)
+    assert gone(child)
     released = fresh(settings, job.id)
     assert (released.state, released.attempts, released.lease) == ("queued", 0, "")
 
@@ -300,16 +277,16 @@ def test_sigterm_ends_ffmpeg_releases_the_job_and_exits_promptly(command, staff,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     child = None
     try:
-        child = _until(lambda: _children_named(server.pid, "ffmpeg"), 30)[0]
+        child = _until(lambda: children_named(server.pid, "ffmpeg"), 30)[0]
         server.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
         # uvicorn raises the signal again once it has shut down
         assert server.wait(timeout=transcode.TERMINATE_GRACE_S + 10) in (0, -signal.SIGTERM)
         assert time.monotonic() - stopping < transcode.TERMINATE_GRACE_S + 5
-        assert _gone(child)
+        assert gone(child)
     finally:
         for pid in (server.pid, child):
-            if pid is not None and not _gone(pid):
+            if pid is not None and not gone(pid):
                 os.kill(pid, signal.SIGKILL)
         server.wait()
     released = fresh(settings, job.id)
