@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,10 +174,13 @@ async def exchange(port: int, method: str, path: str, body: bytes | None,
 
 async def burst(port: int, count: int, method: str, path: str,
                 body: Callable[[int], bytes] | None = None, group: int | None = None,
-                citizens: str | None = None) -> Burst:
+                citizens: str | None = None,
+                send: Callable[[int, bytes | None], Awaitable[tuple[int, bytes]]] | None = None,
+                ) -> Burst:
     """`count` requests released together behind one event, one task and connection each.
     With `citizens` (an address prefix such as "10.1"), each request comes from an address of
-    its own through the trusted proxy 127.0.0.1: many citizens, not one client."""
+    its own through the trusted proxy 127.0.0.1: many citizens, not one client. `send` makes
+    request `index` with its body some other way (bench/scaleout.py: through nginx)."""
     payloads = [body(i) if body else None for i in range(count)]
     addresses = [f"{citizens}.{i // 256 % 256}.{i % 256}" if citizens else None
                  for i in range(count)]
@@ -191,7 +194,8 @@ async def burst(port: int, count: int, method: str, path: str,
         await go.wait()
         try:
             status, raw = await asyncio.wait_for(
-                exchange(port, method, path, payloads[index], addresses[index]),
+                send(index, payloads[index]) if send is not None
+                else exchange(port, method, path, payloads[index], addresses[index]),
                 REQUEST_TIMEOUT_S)
             answer: Any = json.loads(raw) if raw else None
             outcome = str(status)

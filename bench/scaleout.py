@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from harness import (
     HOST,
     REQUEST_TIMEOUT_S,
     Burst,
+    burst,
     describe_code,
     describe_machine,
     free_port,
@@ -191,38 +191,12 @@ def dechunk(data: bytes) -> bytes:
 
 async def front_burst(site: Site, count: int, method: str, path: str,
                       body: Callable[[int], bytes] | None, prefix: int) -> Burst:
-    """`count` requests through nginx released together, each from its own address (as
-    harness.burst: one task and connection each, latency from the release)."""
-    payloads = [body(i) if body else None for i in range(count)]
-    go = asyncio.Event()
-    latencies = [0.0] * count
-    answers: Counter[str] = Counter()
-    bodies: list[Any] = []
-    released = 0.0
+    """`count` requests through nginx released together, each from its own address
+    (harness.burst: one task and connection each, latency from the release)."""
+    async def send(index: int, payload: bytes | None) -> tuple[int, bytes]:
+        return await front_exchange(site, method, path, payload, citizen_address(prefix, index))
 
-    async def one(index: int) -> None:
-        await go.wait()
-        try:
-            status, raw = await asyncio.wait_for(front_exchange(
-                site, method, path, payloads[index], citizen_address(prefix, index)),
-                REQUEST_TIMEOUT_S)
-            answer: Any = json.loads(raw) if raw else None
-            outcome = str(status)
-            if status >= 400 and isinstance(answer, dict):
-                outcome += f" {answer.get('error', '')}".rstrip()
-            bodies.append(answer)
-        except (OSError, ValueError, IndexError, TimeoutError) as exc:
-            outcome = type(exc).__name__
-        latencies[index] = time.perf_counter() - released
-        answers[outcome] += 1
-
-    tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    await asyncio.sleep(0.2)
-    client_before = time.process_time()
-    released = time.perf_counter()
-    go.set()
-    await asyncio.gather(*tasks)
-    return Burst(latencies, answers, bodies, client_cpu_s=time.process_time() - client_before)
+    return await burst(0, count, method, path, body, send=send)
 
 
 # (a) Fan-out at saturation -----------------------------------------------------------------
