@@ -87,6 +87,16 @@ def _known_values(context: schemathesis.HookContext,
     return st.sampled_from([path_parameters, *variants])
 
 
+@SCHEMA.hook("flatmap_body")
+def _known_ids_in_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
+    """The generated body, or the same with one field naming a real row (a unit, a session, a
+    user, a viewer): a body whose ids all miss stops at 404 or 422 before the work it asks."""
+    if not isinstance(body, dict):
+        return st.just(body)
+    variants = [{**body, name: value} for name in body for value in KNOWN.get(name, ())]
+    return st.sampled_from([body, *variants])
+
+
 @pytest.fixture
 def admin(app: FastAPI, db: Session) -> Iterator[ASGIClient]:
     """A client signed in as the district's administrator, in a fresh database holding the
