@@ -3,9 +3,12 @@ rounds. Plain functions; the fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -164,3 +167,13 @@ def gone(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state == "Z"
+
+
+T = TypeVar("T")
+
+
+def run_async(scenario: Coroutine[Any, Any, T]) -> T:
+    """The scenario on an event loop of its own, in a thread (the browser tests' Playwright
+    keeps one running in this one, for the rest of the session)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario).result()

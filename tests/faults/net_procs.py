@@ -17,11 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import websockets
@@ -32,7 +31,6 @@ from server.config import Settings
 from streaming.models import LiveMessage
 
 HOST = "127.0.0.1"
-T = TypeVar("T")
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,13 +52,6 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(every_s)
-
-
-def run_async(scenario: Coroutine[Any, Any, T]) -> T:
-    """The scenario on an event loop of its own, in a thread (the browser tests' Playwright
-    keeps one running in this one, for the rest of the session)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, scenario).result()
 
 
 def app_env(settings: Settings, redis_url: str | None = None, **more: str) -> dict[str, str]:
@@ -281,6 +272,7 @@ class Host:
                         "Cookie": f"kaifang_session={staff_client.cookies.get('kaifang_session')}"}
         self.waiting = list(ids)
         self.approved: list[int] = []
+        self.approved_at: list[float] = []  # monotonic, as each approval was answered
         self.statuses: list[int] = []
 
     async def approve(self, http: httpx.AsyncClient, urls: list[str]) -> None:
@@ -294,6 +286,7 @@ class Host:
             self.statuses.append(answer.status_code)
             if answer.status_code in (200, 409):
                 self.approved.append(self.waiting.pop(0))
+                self.approved_at.append(time.monotonic())
             return
 
     async def run(self, http: httpx.AsyncClient, urls: Callable[[], list[str]],

@@ -25,8 +25,8 @@ from tests.faults.net_procs import (
     Viewer,
     app_env,
     held_messages,
-    run_async,
 )
+from tests.helpers import run_async
 from tests.streaming.live import _live_session
 
 VIEWERS = 200
@@ -58,7 +58,12 @@ def test_a_restarted_process_s_viewers_come_back_spread_out_and_miss_nothing(
     viewers, stopped_at, back_at, took = outcome
     phases = {name: round(at - started, 1) for name, at in PHASES.items()}
     final = len(host.approved)
-    assert 500 not in host.statuses and final > 60, host.statuses
+    # Messages were approved while the process was down and after it was back (how many
+    # depends on how loaded the machine is, not on the room).
+    during = sum(1 for at in host.approved_at if stopped_at <= at < back_at)
+    after = sum(1 for at in host.approved_at if at >= back_at)
+    assert 500 not in host.statuses and during >= 3 and after >= 3, \
+        (during, after, host.statuses)
 
     # Every viewer has every message, in order, once: what the page shows.
     for viewer in viewers:

@@ -23,8 +23,8 @@ from tests.faults.net_procs import (
     Viewer,
     app_env,
     held_messages,
-    run_async,
 )
+from tests.helpers import run_async
 from tests.streaming.live import _live_session
 
 PER_PROCESS = 10

@@ -25,7 +25,7 @@ from server.db import get_engine
 from streaming.fanout import QUEUE_LIMIT_BYTES, LocalBroker
 from streaming.models import LiveMessage, TranscodeJob
 from tests.events.test_registration_desk import _burst, _run
-from tests.helpers import open_session
+from tests.helpers import open_session, run_async
 from tests.streaming.jobs_helpers import queue, unit_session
 from tests.streaming.live import _join, _live_session
 
@@ -236,7 +236,7 @@ def test_a_socket_too_slow_for_the_room_counts_its_frames_dropped() -> None:
 
     FRAME = '{"type":"comment","text":"' + "长" * 1000 + '"}'
     PUBLISHED = QUEUE_LIMIT_BYTES // len(FRAME) + 5
-    broker = asyncio.run(scenario())
+    broker = run_async(scenario())
     assert broker.sockets_cut_slow == 1
     assert broker.frames_sent == 2 * PUBLISHED  # each frame to both sockets
     assert broker.frames_dropped == PUBLISHED - 1  # all but the one its send waits on

@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 from streaming import fanout, protocol
 from streaming.broker import LocalBroker
 from tests.conftest import serve
+from tests.helpers import run_async
 
 FRAMES, BIG = 400, 16 * 1024  # 6.4 MB in all: past the limit plus what the kernel buffers
 
@@ -125,7 +126,7 @@ def test_without_uvicorn_the_frames_go_through_the_sockets_send():
         await asyncio.sleep(0)
         return subscription.direct, got
 
-    direct, got = asyncio.run(scenario())
+    direct, got = run_async(scenario())
     assert not direct and [json.loads(f)["seq"] for f in got] == [1]
 
 
@@ -153,7 +154,7 @@ def test_approvals_published_the_other_way_round_in_one_tick_arrive_in_order():
             await asyncio.sleep(0)
         return [json.loads(f).get("pos", "count") for f in got]
 
-    assert asyncio.run(scenario()) == [1, "count", 2]
+    assert run_async(scenario()) == [1, "count", 2]
 
 
 def test_a_later_approval_published_first_waits_for_the_earlier_one_a_moment():
@@ -179,7 +180,7 @@ def test_a_later_approval_published_first_waits_for_the_earlier_one_a_moment():
             await asyncio.sleep(0.01)
         return got, at[5] - sent_5
 
-    got, waited = asyncio.run(scenario())
+    got, waited = run_async(scenario())
     assert got == [1, 2, 3, 5]
     assert fanout.REORDER_WAIT_S * 0.8 <= waited < fanout.REORDER_WAIT_S + 1.0
 
