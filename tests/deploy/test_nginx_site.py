@@ -55,7 +55,8 @@ from tests.streaming.test_media_access import fake_recording
 HOST = "kaifang.test"
 ALIAS = "www.kaifang.test"  # KAIFANG_ALLOWED_HOSTS: the site under a second name
 KAIFANG = Path(sys.executable).parent / "kaifang"
-TIMEOUT = 10
+# Seconds for a request or a socket to answer: generous, as the suite runs beside it.
+TIMEOUT = 30
 PER_ADDRESS = 2
 
 
