@@ -11,6 +11,7 @@ import multiprocessing
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
@@ -169,9 +170,15 @@ class Crowd:
 
 def generator_main(pipe: Connection, compression: bool) -> None:
     """A load-generator process: runs the bench's commands on its crowd until `close`."""
+    serve_crowd(pipe, lambda: Crowd(compression))
+
+
+def serve_crowd(pipe: Connection, make_crowd: Callable[[], Any]) -> None:
+    """Runs the commands that come through `pipe` on the crowd `make_crowd` gives (a method
+    name and its arguments; the answer goes back), until `close`."""
     async def serve_commands() -> None:
         loop = asyncio.get_running_loop()
-        crowd = Crowd(compression)
+        crowd = make_crowd()
         while True:
             command, args = await loop.run_in_executor(None, pipe.recv)
             pipe.send(await getattr(crowd, command)(*args))

@@ -158,21 +158,7 @@ class LightCrowd(fanout_viewers.Crowd):
 
 def generator_main(pipe: Connection, compression: bool) -> None:
     """A load-generator process: runs the bench's commands on its crowd until `close`."""
-    async def serve_commands() -> None:
-        loop = asyncio.get_running_loop()
-        crowd = LightCrowd()
-        while True:
-            command, args = await loop.run_in_executor(None, pipe.recv)
-            pipe.send(await getattr(crowd, command)(*args))
-            if command == "close":
-                return
-
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve_commands())
-    else:
-        uvloop.run(serve_commands())
+    fanout_viewers.serve_crowd(pipe, LightCrowd)
 
 
 class LightGenerators(fanout_viewers.Generators):
