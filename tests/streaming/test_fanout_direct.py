@@ -1,4 +1,4 @@
-"""The fan-out's direct path under a real uvicorn (streaming.fanout.DirectSocket): each frame
+"""The fan-out's direct path under a real uvicorn (streaming.direct_socket.DirectSocket): each frame
 encoded once and the same bytes written to every socket's transport. A viewer that reads gets
 every frame in order; one that stops reading is cut off (1013) once a megabyte waits for it,
 instead of the server holding its frames without bound; the others are not held up."""
