@@ -209,6 +209,8 @@
   }
   if (unmute) {
     unmute.addEventListener("click", function () {
+      autoMuted = false;
+      unmute.hidden = true; // at once, not when the browser's volumechange comes
       video.muted = false;
       if (video.volume === 0) video.volume = 0.5;
       if (video.paused) video.play();
