@@ -97,7 +97,8 @@ class Process:
                 self.popen.wait()
 
     def said(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        """Everything it printed (a worker's first line soon scrolls past a short tail)."""
+        return self.log.read_text(errors="replace")
 
 
 def worker(settings: Settings, log: Path, **env: str) -> Process:
@@ -118,7 +119,7 @@ def ready(process: Process, url: str, within_s: float = 120) -> None:
 
     def answers() -> bool:
         if process.popen.poll() is not None:
-            raise AssertionError(f"kaifang serve ended: {process.said()}")
+            raise AssertionError(f"kaifang serve ended: {process.said()[-4000:]}")
         try:
             return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
