@@ -6,7 +6,7 @@ import os
 import stat
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import Column, DateTime, event, make_url
@@ -45,7 +45,7 @@ def set_lock_timeout(seconds: float) -> None:
     lock_timeout_s = seconds
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(lock_timeout_s: float, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -55,7 +55,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _postgresql_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+def _postgresql_lock_timeout(lock_timeout_s: float, dbapi_connection: Any, _record: Any
+                             ) -> None:
     """Every row lock a statement waits for gives up at the same deadline (then 503 busy)."""
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
@@ -83,19 +84,25 @@ def private_sqlite_file(url: str) -> None:
             os.chmod(name, 0o600)
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
-    """hide_parameters: an error's text never quotes a statement's values (phone numbers)."""
+    """hide_parameters: an error's text never quotes a statement's values (phone numbers).
+    One engine per URL and lock timeout: its connections take the timeout when they open, so
+    an app with another KAIFANG_LOCK_TIMEOUT_S in the same process (the suite's) gets its own."""
+    return _engine(url, lock_timeout_s)
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str, lock_timeout_s: float) -> Engine:
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False,
                                                    "timeout": lock_timeout_s},
                                pool_size=POOL_SIZE, max_overflow=0, hide_parameters=True)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, lock_timeout_s))
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE // 2,
                                max_overflow=POOL_SIZE - POOL_SIZE // 2, hide_parameters=True)
-        event.listen(engine, "connect", _postgresql_lock_timeout)
+        event.listen(engine, "connect", partial(_postgresql_lock_timeout, lock_timeout_s))
     return engine
 
 
