@@ -99,3 +99,9 @@ def test_a_picture_too_large_or_a_rate_too_high_is_cut_off(client: Any, staff: A
     assert fast.refused is not None and fast.refused.code == "too_fast"
     assert "20 kbps" in webcast_of(admin, event_id)["last_error"]
     assert client.get(f"/api/events/{event_id}/live").status_code == 401
+
+
+# What the hub refuses is decided in this process before any row changes (one hub holds the
+# ingest port: deploy/nginx); the key's check runs on PostgreSQL in test_ingest_api.py and the
+# hub's rows in test_live_runs.py and test_live_hub.py (tests/conftest.py).
+pytestmark = pytest.mark.sqlite_pass_only
