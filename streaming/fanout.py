@@ -15,9 +15,10 @@ socket's next frames queue behind it, so a slow socket holds up nobody else; pas
 QUEUE_LIMIT_BYTES queued the socket is cut off (1013) as well.
 
 What other threads publish (a request's commit, the Redis listener) reaches the loop in
-flushes: a socket gets all its frames of a flush in one write, and the room's positioned frames
-go out in position order, one that came past a gap waiting up to REORDER_WAIT_S for it to fill
-(two approvals may publish the other way round from how they committed).
+flushes, at least FLUSH_GAP_S apart: a socket gets all its frames of a flush in one write, and
+the room's positioned frames go out in position order, one that came past a gap waiting up to
+REORDER_WAIT_S for it to fill (two approvals may publish the other way round from how they
+committed).
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ REORDER_WAIT_S = 0.2
 # At most one viewer count a second per room: a count per join, sent to everyone already in,
 # is N² frames when a session starts (4.5 million for 3,000 viewers; bench/live_fanout.py).
 COUNT_EVERY_S = 1.0
+# The least time between two flushes of what other threads published (a commit, the Redis
+# listener): frames that come closer together wait for the next flush, at most this long, and
+# go to each socket in one write (bench/scaleout.py: one write per frame and socket is what
+# a process's fan-out spends its time on).
+FLUSH_GAP_S = 0.025
+
+
 class Subscription:
     """One socket's frames of one room (a host's socket hears the hosts' frames too).
 
@@ -235,6 +243,7 @@ class LocalBroker:
         # Frames published from other threads, waiting for the loop's next flush.
         self._batch: list[tuple[int, list[str], bool]] = []
         self._batch_guard = threading.Lock()
+        self._flushed_at = -math.inf  # loop time the last flush ended
         # Per room, on the loop: the next position the flushes expect, the frames that came
         # ahead of it (by position), and when those stop waiting for the gap to fill.
         self._next_pos: dict[int, int] = {}
@@ -348,7 +357,19 @@ class LocalBroker:
             self._batch.append((event_id, frames, hosts_only))
             if len(self._batch) > 1:
                 return  # a flush is due on the loop already: it takes these too
-        loop.call_soon_threadsafe(self._flush)
+        loop.call_soon_threadsafe(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        """At once when the last flush ended FLUSH_GAP_S ago or more; else when that gap is
+        over, with what else came meanwhile. Frames that come faster than that (a busy room:
+        each flush of one frame to 3,000 sockets is 3,000 writes) then go out several to a
+        write, instead of the loop falling behind one write per frame and socket."""
+        assert self._loop is not None
+        wait = self._flushed_at + FLUSH_GAP_S - self._loop.time()
+        if wait > 0:
+            self._loop.call_later(wait, self._flush)
+        else:
+            self._flush()
 
     def _flush(self) -> None:
         """What other threads (a request's commit, the Redis listener) published since the
@@ -361,6 +382,8 @@ class LocalBroker:
             rooms.setdefault(event_id, []).extend((frame, hosts_only) for frame in frames)
         for event_id, items in rooms.items():
             self._deliver_items(event_id, self._in_order(event_id, items))
+        if self._loop is not None:
+            self._flushed_at = self._loop.time()
 
     def _deliver_items(self, event_id: int, items: list[tuple[str, bool]]) -> None:
         if len(items) == 1:

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -183,6 +184,44 @@ def test_a_later_approval_published_first_waits_for_the_earlier_one_a_moment():
     got, waited = run_async(scenario())
     assert got == [1, 2, 3, 5]
     assert fanout.REORDER_WAIT_S * 0.8 <= waited < fanout.REORDER_WAIT_S + 1.0
+
+
+def test_frames_closer_together_than_the_flush_gap_go_out_several_to_a_write():
+    """A busy room: ten approvals 5 ms apart, each published from a thread as a commit is. The
+    first goes out at once; the rest wait for the flush gap and reach the socket several to a
+    write (one write per frame and socket is what a process's fan-out spends its time on),
+    none later than FLUSH_GAP_S after it was published, in order."""
+    async def scenario() -> tuple[list[list[int]], list[float]]:
+        broker, loop = LocalBroker(), asyncio.get_running_loop()
+        writes: list[list[int]] = []
+        late: list[float] = []
+        published: dict[int, float] = {}
+
+        async def send(frame: str) -> None:
+            raise AssertionError("the frames go to the socket's transport")
+
+        class Transport:
+            def write(self, wire: bytes) -> None:
+                frames = [int(n) for n in re.findall(rb'"pos":(\d+)', wire)]
+                writes.append(frames)
+                late.extend(loop.time() - published[n] for n in frames)
+
+        subscription = broker.subscribe(1, send)
+        subscription._direct = Transport()  # type: ignore[assignment]
+        await subscription.go_live(0)
+        for pos in range(1, 11):
+            published[pos] = loop.time()
+            await asyncio.to_thread(broker.publish, 1,
+                                    [protocol.encode("comment", seq=pos, id=pos, pos=pos)])
+            await asyncio.sleep(0.005)
+        while sum(map(len, writes)) < 10:
+            await asyncio.sleep(0.01)
+        return writes, late
+
+    writes, late = run_async(scenario())
+    assert [n for frames in writes for n in frames] == list(range(1, 11))
+    assert writes[0] == [1] and len(writes) <= 5, writes
+    assert max(late) < fanout.FLUSH_GAP_S + 0.1, late
 
 
 def test_wire_text_is_a_server_text_frame_of_any_length():
