@@ -84,13 +84,28 @@ class BurstResult:
     confirmed_rows: int
     waitlisted_rows: int
     cpu_s: dict[str, float]
+    warm: bool = False  # each citizen's connection open before the burst (the page loaded)
+
+    @property
+    def rows_ok(self) -> bool:
+        """Every citizen answered 201, exactly the seats confirmed, the rest on the list."""
+        return (self.confirmed_rows == self.seats
+                and self.confirmed_rows + self.waitlisted_rows == self.citizens
+                and self.registrations.answers.get("201", 0) == self.citizens)
 
     @property
     def ok(self) -> bool:
-        return (self.confirmed_rows == self.seats
-                and self.confirmed_rows + self.waitlisted_rows == self.citizens
-                and self.registrations.answers.get("201", 0) == self.citizens
-                and self.registrations.percentile(99) < TARGET_P99_S)
+        return self.rows_ok and self.registrations.percentile(99) < TARGET_P99_S
+
+    @property
+    def connections(self) -> str:
+        return "open before (page loaded)" if self.warm else "opened in the burst (TLS handshake)"
+
+    @property
+    def verdict(self) -> str:
+        if self.ok:
+            return "0 over capacity, p99 < 1 s"
+        return "0 over capacity; p99 MISSED" if self.rows_ok else "MISSED"
 
 
 @dataclass
@@ -154,24 +169,33 @@ def fanout_tables(runs: list[Saturation], args: argparse.Namespace) -> list[str]
     return lines
 
 
-def burst_table(b: BurstResult) -> list[str]:
-    regs, base = b.registrations, b.healthz
-    cpu = ", ".join(f"{name} {1000 * s / b.citizens:.2f} ms" for name, s in b.cpu_s.items())
-    return [
-        "| burst through nginx | requests | answers | req/s | p50 | p99 | confirmed rows "
-        "| waitlisted rows | verdict |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
-        f"| GET /healthz (baseline) | {b.citizens} | {dict(base.answers)} | {base.rate:.0f} "
-        f"| {ms(base.percentile(50))} | {ms(base.percentile(99))} | | | |",
-        f"| POST registrations, {b.seats} seats | {b.citizens} | {dict(regs.answers)} "
-        f"| {regs.rate:.0f} | {ms(regs.percentile(50))} | {ms(regs.percentile(99))} "
-        f"| {b.confirmed_rows} | {b.waitlisted_rows} "
-        f"| {'0 over capacity, p99 < 1 s' if b.ok else 'MISSED'} |",
-        "",
-        f"Registrations/s ÷ healthz req/s: {regs.rate / base.rate:.2f}. CPU per registration "
-        f"during the burst: {cpu}; the bench's own (HTTP and TLS as a client, on the same "
-        f"cores): {1000 * regs.client_cpu_s / b.citizens:.2f} ms.",
+def burst_table(bursts: list[BurstResult]) -> list[str]:
+    lines = [
+        "| burst through nginx | citizens' connections | requests | answers | req/s | p50 | p99 "
+        "| confirmed rows | waitlisted rows | verdict |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    for b in bursts:
+        regs, base = b.registrations, b.healthz
+        lines += [
+            f"| GET /healthz (baseline) | {b.connections} | {b.citizens} | {dict(base.answers)} "
+            f"| {base.rate:.0f} | {ms(base.percentile(50))} | {ms(base.percentile(99))} "
+            "| | | |",
+            f"| POST registrations, {b.seats} seats | {b.connections} | {b.citizens} "
+            f"| {dict(regs.answers)} | {regs.rate:.0f} | {ms(regs.percentile(50))} "
+            f"| {ms(regs.percentile(99))} | {b.confirmed_rows} | {b.waitlisted_rows} "
+            f"| {b.verdict} |",
+        ]
+    lines.append("")
+    for b in bursts:
+        regs, base = b.registrations, b.healthz
+        cpu = ", ".join(f"{name} {1000 * s / b.citizens:.2f} ms" for name, s in b.cpu_s.items())
+        lines.append(
+            f"- Connections {b.connections}: registrations/s ÷ healthz req/s "
+            f"{regs.rate / base.rate:.2f}; CPU per registration during the burst: {cpu}; the "
+            f"bench's own (HTTP and TLS as a client, on the same cores): "
+            f"{1000 * regs.client_cpu_s / b.citizens:.2f} ms.")
+    return lines
 
 
 def join_table(j: JoinResult) -> list[str]:
@@ -203,7 +227,7 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def report(args: argparse.Namespace, runs: list[Saturation], b: BurstResult | None,
+def report(args: argparse.Namespace, runs: list[Saturation], b: list[BurstResult],
            j: JoinResult | None, site: str, uptime_before: str) -> str:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     lines = [
@@ -245,13 +269,19 @@ def report(args: argparse.Namespace, runs: list[Saturation], b: BurstResult | No
             *fanout_tables(runs, args),
             "",
         ]
-    if b is not None:
+    if b:
         lines += ["## (b) A registration burst across both processes through nginx", "",
-                  f"{b.citizens} citizens (distinct numbers, each from a loopback address of "
-                  "its own, 127.1.x.y: nginx tells the apps the peer's address) "
-                  f"register at once for {b.seats} seats through nginx (round robin over both "
-                  "app processes); the database's rows counted afterwards; the same burst at "
-                  "GET /healthz through nginx is the baseline.", "", *burst_table(b), ""]
+                  f"{b[0].citizens} citizens (distinct numbers, each from a loopback address "
+                  "of its own, 127.x.y.z: nginx tells the apps the peer's address) "
+                  f"register at once for {b[0].seats} seats through nginx (HTTPS, round robin "
+                  "over both app processes); the database's rows counted afterwards; the same "
+                  "burst at GET /healthz through nginx is the baseline. Twice, on a session "
+                  "each: first with each citizen's connection open before the release (the "
+                  "session page loaded before registration opens, its connection kept alive: "
+                  "how a 9:00 opening comes, and where the target applies), then with each "
+                  f"citizen opening a connection in the burst, so that its {b[0].citizens:,} "
+                  "TLS handshakes (server and client on the same two cores) are inside it.", "",
+                  *burst_table(b), ""]
     if j is not None:
         lines += ["## (c) Late joiners", "",
                   f"A live room holding {j.messages:,} approved comments (written in bulk in "
