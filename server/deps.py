@@ -293,11 +293,24 @@ def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(expected) and given is not None and hmac.compare_digest(expected, given)
 
 
+def _staff_of_request(request: Request, db: Session, signer: Signer,
+                      settings: Settings) -> tuple[StaffUser, str] | None:
+    """_load_staff, then the end of its read-only transaction: the connection goes back to the
+    pool before the request waits for a thread to run its endpoint in. Held meanwhile, every
+    pooled connection could sit with a request waiting for a thread while every request
+    thread waits for a connection (bench/scaleout.py saw 40 connections idle in transaction
+    and requests answered 503 after 210 s). The endpoint's statements take a connection
+    again, in a transaction of their own; the user stays loaded (expire_on_commit=False)."""
+    loaded = _load_staff(request, db, signer, settings)
+    db.commit()
+    return loaded
+
+
 def optional_staff(
     request: Request, db: SessionDep, signer: SignerDep, settings: SettingsDep
 ) -> StaffUser | None:
     """The staff member behind the cookie, for reads; None for the public."""
-    loaded = _load_staff(request, db, signer, settings)
+    loaded = _staff_of_request(request, db, signer, settings)
     if loaded is None:
         return None
     request.state.csrf_token = loaded[1]
@@ -308,7 +321,7 @@ def require_staff(
     request: Request, db: SessionDep, signer: SignerDep, settings: SettingsDep
 ) -> StaffUser:
     """A signed-in staff member; unsafe requests must carry the cookie's CSRF token."""
-    loaded = _load_staff(request, db, signer, settings)
+    loaded = _staff_of_request(request, db, signer, settings)
     if loaded is None:
         raise Unauthenticated("login_required", "sign in as staff first")
     user, csrf = loaded
