@@ -9,10 +9,10 @@ socket (bench/scaleout.py). A socket whose transport already holds QUEUE_LIMIT_B
 (its viewer reads too slowly) is cut off (1013) and its page reconnects from its position.
 
 Under any other server (the test client, another protocol) each socket's send coroutine is run
-(streaming.subscription) at once to its end, which the server's websocket send reaches without waiting. Should one have
-to wait, the rest of it goes on in a task (kept, so it is not collected mid-send) and the
-socket's next frames queue behind it, so a slow socket holds up nobody else; past
-QUEUE_LIMIT_BYTES queued the socket is cut off (1013) as well.
+at once to its end (streaming.subscription), which the server's websocket send reaches without
+waiting. Should one have to wait, the rest of it goes on in a task (kept, so it is not
+collected mid-send) and the socket's next frames queue behind it, so a slow socket holds up
+nobody else; past QUEUE_LIMIT_BYTES queued the socket is cut off (1013) as well.
 
 What other threads publish (a request's commit, the Redis listener) reaches the loop in
 flushes, at least FLUSH_GAP_S apart: a socket gets all its frames of a flush in one write, and
