@@ -38,8 +38,6 @@ from harness import (
     BIN,
     HOST,
     REQUEST_TIMEOUT_S,
-    Burst,
-    burst,
     free_port,
     fresh_pg_database,
     group_cpu,
@@ -60,7 +58,14 @@ from scaleout_results import (
     report,
     uptime,
 )
-from scaleout_site import Site, has_project_site, start_nginx
+from scaleout_site import (
+    Site,
+    citizen_address,
+    front_burst,
+    front_exchange,
+    has_project_site,
+    start_nginx,
+)
 from scaleout_viewers import LightCrowd, LightGenerators, LightViewer
 from sqlalchemy import create_engine, insert, text, update
 
@@ -151,75 +156,6 @@ async def raw_post(port: int, path: str, body: bytes, headers: dict[str, str]) -
     finally:
         writer.close()
     return int(response.split(b" ", 2)[1])
-
-
-def citizen_address(prefix: int, index: int) -> str:
-    """A loopback address of its own for a citizen (Linux answers all of 127/8): through nginx
-    the app sees the peer's address (the site sets X-Forwarded-For to it), as in production,
-    so the limits per address count many citizens, not the bench."""
-    return f"127.{prefix}.{index // 250 % 250}.{index % 250 + 1}"
-
-
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-async def open_front(site: Site, local: str) -> Connection:
-    """A connection to nginx from address `local` (its TLS handshake done, with the project's
-    site)."""
-    return await asyncio.open_connection(HOST, site.port, ssl=site.tls, local_addr=(local, 0))
-
-
-async def front_exchange(site: Site, method: str, path: str, body: bytes | None,
-                         local: str, opened: Connection | None = None) -> tuple[int, bytes]:
-    """One HTTP/1.1 request through nginx (HTTPS with the project's site) from address
-    `local`, on a connection of its own (`opened`, or one opened now), read to EOF
-    (harness.exchange, with TLS)."""
-    reader, writer = opened or await open_front(site, local)
-    try:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{site.port}\r\nConnection: close\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        writer.write(head.encode() + b"\r\n" + (body or b""))
-        response = await reader.read()
-    finally:
-        writer.close()
-    status_line, _, rest = response.partition(b"\r\n")
-    head_and_body = rest.partition(b"\r\n\r\n")
-    payload = head_and_body[2]
-    if b"transfer-encoding: chunked" in head_and_body[0].lower():
-        payload = dechunk(payload)
-    return int(status_line.split(b" ", 2)[1]), payload
-
-
-def dechunk(data: bytes) -> bytes:
-    out, at = b"", 0
-    while True:
-        line_end = data.index(b"\r\n", at)
-        size = int(data[at:line_end].split(b";")[0], 16)
-        if size == 0:
-            return out
-        out += data[line_end + 2:line_end + 2 + size]
-        at = line_end + 2 + size + 2
-
-
-async def front_burst(site: Site, count: int, method: str, path: str,
-                      body: Callable[[int], bytes] | None, prefix: int,
-                      warm: bool = False) -> Burst:
-    """`count` requests through nginx released together, each from its own address
-    (harness.burst: one task and connection each, latency from the release). `warm`: each
-    citizen's connection is open before the release (the session page loaded before 9:00,
-    kept alive), so the burst holds the requests, not the TLS handshakes."""
-    opened: dict[int, Connection] = {}
-    for start in range(0, count if warm else 0, 100):  # 100 at a time: nginx's accept queue
-        batch = range(start, min(count, start + 100))
-        opened.update(zip(batch, await asyncio.gather(
-            *(open_front(site, citizen_address(prefix, i)) for i in batch)), strict=True))
-
-    async def send(index: int, payload: bytes | None) -> tuple[int, bytes]:
-        return await front_exchange(site, method, path, payload, citizen_address(prefix, index),
-                                    opened.pop(index, None))
-
-    return await burst(0, count, method, path, body, send=send)
 
 
 # (a) Fan-out at saturation -----------------------------------------------------------------
