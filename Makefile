@@ -6,15 +6,25 @@ VENV = .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: venv system run test lint check
+.PHONY: venv system run test lint check lock
 
-# The virtualenv, re-installed only when pyproject.toml changes.
+# The virtualenv, re-installed only when pyproject.toml or the pinned versions change: the
+# versions CI tested (constraints.txt), so a new release on PyPI cannot change what runs.
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# New pins: the newest versions pyproject.toml's ranges allow, into constraints.txt (then run
+# the suite before committing it).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q '.[test]'
+	{ sed -n '/^#/p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | \
+		grep -v '^kaifang'; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 # Debian packages the suite and the service use: ffmpeg, Chromium (browser tests), CJK fonts,
 # and nginx with its stream module (deploy/nginx/, tested in tests/deploy/; not started here).
