@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
-import anyio.to_thread
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -25,7 +24,7 @@ from events import (
     ratelimit,
 )
 from events.registration_desk import RegistrationDesk
-from server import errors, ops
+from server import errors, ops, threads
 from server.clientaddr import TrustedProxies
 from server.config import Settings, get_settings
 from server.db import REQUEST_THREADS, get_engine, set_lock_timeout
@@ -69,8 +68,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Never more request threads than pooled connections: a thread waiting for a
-        # connection must not starve the threads that would give one back.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        # connection must not starve the threads that would give one back. A request waits
+        # for a thread at most KAIFANG_THREAD_WAIT_S (server.threads).
+        app.state.request_threads = threads.install(REQUEST_THREADS)
         worker = BackgroundWorker(settings).start() if start_worker else None
         broker = app.state.broker
         if isinstance(broker, RedisBroker):
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     app.add_middleware(Edge, hosts=settings.known_hosts, max_body=MAX_JSON_BODY,
                        upload_paths=UPLOAD_PATHS, embed_parents=settings.embed_ancestors,
-                       metrics=app.state.metrics)
+                       metrics=app.state.metrics, thread_wait_s=settings.thread_wait_s)
     return app
 
 

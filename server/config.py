@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     session_max_age_s: int = 12 * 3600
     # Seconds a writer waits for a lock (a session's row, SQLite's write lock) before 503 busy.
     lock_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # Seconds an HTTP request waits for a request thread, from its arrival, before 503 busy
+    # (server.threads): under a load the threads cannot serve, the queue holds no more.
+    thread_wait_s: float = Field(default=10.0, gt=0, le=600)
     cookie_secure: bool = False
     # Registrations' personal data is erased this many days after a session ends.
     retention_days: int = Field(default=90, ge=1)

@@ -15,7 +15,9 @@ In the order a request meets them:
 - **private answers** (server.caching): `Cache-Control: private, no-store` on what carries
   personal data or a capability, errors included;
 - **metrics** (server.metrics): each request's time by its route's template (never the path:
-  it may hold a token), and the websockets open by kind; a few plain increments, no lock.
+  it may hold a token), and the websockets open by kind; a few plain increments, no lock;
+- **the wait for a thread** (server.threads): a request that has had none `thread_wait_s`
+  after it came is answered 503 busy.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from server.caching import PRIVATE, is_private
 from server.config import host_name
 from server.deps import SESSION_COOKIE
 from server.metrics import UNMATCHED, AppMetrics
+from server.threads import done_waiting, wait_at_most
 
 PRIVATE_BYTES = PRIVATE.encode()
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
@@ -93,8 +96,9 @@ class Edge:
 
     def __init__(self, app: ASGIApp, *, hosts: frozenset[str], max_body: int,
                  upload_paths: re.Pattern[str] | None = None, embed_parents: str = "",
-                 metrics: AppMetrics | None = None) -> None:
+                 metrics: AppMetrics | None = None, thread_wait_s: float | None = None) -> None:
         self.app = app
+        self.thread_wait_s = thread_wait_s
         self.metrics = metrics
         self._csp = csp_for("/", embed_parents)
         self._embed_csp = csp_for(EMBED_PREFIX, embed_parents)
@@ -125,6 +129,7 @@ class Edge:
         status = 500  # what the client gets when the app fails before answering
         refused = False  # a chunked body grew too big: the app sees a client that went away
         answered = False
+        waiting = wait_at_most(self.thread_wait_s) if self.thread_wait_s is not None else None
 
         async def answer(message: Message) -> None:
             nonlocal status, answered
@@ -173,6 +178,8 @@ class Edge:
                     if not refused:
                         raise
         finally:
+            if waiting is not None:
+                done_waiting(waiting)
             took = time.perf_counter() - started
             if self.metrics is not None:
                 self.metrics.requests.observe(route_of(scope), scope["method"], status, took)

@@ -51,6 +51,7 @@ from server.clientaddr import TrustedProxies
 from server.config import Settings
 from server.db import POOL_SIZE, get_engine
 from server.metrics import CONTENT_TYPE_LATEST, AppMetrics, counter, gauge
+from server.threads import RequestThreads
 from streaming.models import LiveMessage, Question, Recording, TranscodeJob
 
 router = APIRouter()
@@ -177,10 +178,27 @@ def metrics_for(app: Any) -> AppMetrics:
     found.add_source("queues", probe.queues)
     found.add_source("redis", lambda: redis_metrics(app.state.settings,
                                                     getattr(app.state, "broker", None)))
+    found.add_source("threads", lambda: thread_metrics(getattr(app.state, "request_threads",
+                                                                None)))
     found.add_source("media", lambda: [gauge(
         "kaifang_media_store_up", "1 when a file can be written and read back under the "
         "media dir (as /readyz checks)", check_media(app.state.settings) == "ok")])
     return found
+
+
+def thread_metrics(threads: RequestThreads | None) -> Iterator[Metric]:
+    """The request threads (server.threads): in use, waited for, and refused."""
+    if threads is None:
+        return
+    stats = threads.statistics()
+    yield gauge("kaifang_request_threads_busy", "Request threads running an endpoint now",
+                stats.borrowed_tokens)
+    yield gauge("kaifang_request_threads_size", "Request threads of this process",
+                stats.total_tokens)
+    yield gauge("kaifang_request_threads_waiting", "Requests and jobs waiting for a request "
+                "thread now", stats.tasks_waiting)
+    yield counter("kaifang_thread_wait_refusals", "Requests answered 503 busy because they "
+                  "had no request thread within KAIFANG_THREAD_WAIT_S", threads.refused)
 
 
 def room_metrics(state: Any) -> Iterator[Metric]:
