@@ -31,6 +31,7 @@ import anyio.to_thread
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
+from streaming import protocol
 from streaming.fanout import (  # noqa: F401 (the broker's API)
     COUNT_EVERY_S,
     QUEUE_LIMIT_BYTES,
@@ -204,6 +205,15 @@ class RedisBroker:
             self._counted_at[event_id] = time.monotonic()
         self.publish(event_id, [viewers_frame(self.viewers(event_id))])
 
+    def _recount(self, event_id: int) -> None:
+        """After Redis returned (it may have lost every count): this process's count into
+        Redis now, and the room's sum announced a second later, when the processes that came
+        back with it have written theirs (each counted at once, each would miss the others)."""
+        self.viewers(event_id)
+        with self._guard:
+            self._counted_at[event_id] = time.monotonic()
+        self.announce_viewers(event_id)
+
     def _count_now(self, event_id: int) -> None:
         with self._guard:
             if self._timers.pop(event_id, None) is None:
@@ -274,6 +284,9 @@ class RedisBroker:
                 except Exception as exc:  # Redis away: try again after a pause
                     self.listening = False
                     self.redis_failures += 1
+                    # Say this process is alive as soon as Redis is back: a Redis that
+                    # restarted forgot it, and the others' viewer counts would leave it out.
+                    renewed = -math.inf
                     if not self.lost:
                         self.lost = True
                         log.warning("room fan-out lost Redis (%s): each process serves its "
@@ -340,18 +353,23 @@ class RedisBroker:
         waiter.set()
 
     def _read_back(self, event_id: int) -> None:
-        """The room's changes after the position this process's sockets have reached, from
-        the database, to those sockets (each skips what it was sent): what other processes
-        published while Redis was away, in order. In a thread: the listener goes on."""
+        """What other processes published while Redis was away, to this process's sockets of
+        the room. The room's changes after the position its sockets have reached, from the
+        database, in order (each socket skips what it was sent). The hosts' queue frames have
+        no position: the consoles are told to read their queue again (`resync`). The viewer
+        count, summed again over the processes. In a thread: the listener goes on."""
+        self.local.fan_out(event_id, [protocol.encode(protocol.RESYNC)], True)
         after = self.local.shown_up_to(event_id)
-        if self.database_url is None or after is None:
-            return
         database_url = self.database_url
 
         def read() -> None:
             from server.db import get_engine
             from streaming import stream
 
+            with contextlib.suppress(Exception):  # Redis away again: its next return counts
+                self._recount(event_id)
+            if database_url is None or after is None:
+                return
             try:
                 with Session(get_engine(database_url)) as db:
                     frames = stream.changes_after(db, event_id, after, stream.REPLAY_MAX)

@@ -27,6 +27,9 @@ ROOM = "room"  # {open, moderation: pre|post, slow_mode_s}: a host changed the r
 # ---- server → host (the console's socket, /ws/events/{id}/host; it hears the room's frames too)
 QUEUED = "queued"  # {message}: a held message joined the queue
 DECIDED = "decided"  # {id, state}: a host approved, rejected or removed it: off every queue
+# {}: Redis is back after the processes could not hear each other; the queue's frames of that
+# while are lost (the room's are read back by position): the console reads its queue again.
+RESYNC = "resync"
 
 # A question of the room's list changed (asked in public, voted, marked, answered, merged):
 # its public fields (streaming.questions.question_public); merged → {id, state, merged_into}.

@@ -4,17 +4,21 @@ process keeps serving its own viewers (a message approved on one reaches that on
 once), pages, joins and registrations still answer (registration limits counted in the
 database meanwhile), /readyz says `degraded`, nothing answers 500 and no process spins. Redis
 started again on the same port: without restarting anything, the other process's viewers get
-what they missed, in order, and frames cross between the processes again."""
+what they missed, in order, frames cross between the processes again, and the other process's
+host consoles are told to read their queue again (`resync`: the queue's frames of that while
+have no position to read back by) and hear the viewer count of every process."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import websockets
 
 from tests.faults.net_procs import (
     AppProcess,
@@ -64,6 +68,8 @@ async def _scenario(a: AppProcess, b: AppProcess, redis: PrivateRedis, host: Hos
         watching = [asyncio.ensure_future(v.watch(lambda: [a.url], http, stop)) for v in on_a]
         watching += [asyncio.ensure_future(v.watch(lambda: [b.url], http, stop)) for v in on_b]
         everyone = on_a + on_b
+        console: list[tuple[float, dict[str, Any]]] = []  # a host's console on B: its frames
+        watching.append(asyncio.ensure_future(_console(b, host, event_id, console, stop)))
         elsewhere = Viewer(99, other_webcast)  # someone watches the other webcast on B
         watching.append(asyncio.ensure_future(elsewhere.watch(lambda: [b.url], http, stop)))
         await _until(lambda: all(v.hellos for v in everyone + [elsewhere]), 20,
@@ -112,6 +118,14 @@ async def _scenario(a: AppProcess, b: AppProcess, redis: PrivateRedis, host: Hos
                      "B's viewers to get what was approved on A while Redis was away")
         measured["B's holes filled after Redis returned, s"] = round(time.monotonic() - back, 2)
         assert sum(v.caught_up for v in on_b) == 0  # the server sent them, in order
+        # B's console missed A's three `decided`: it is told to read its queue again, and
+        # hears how many watch on both processes (20 and the late page), though nobody came
+        # or went since.
+        await _until(lambda: any(f["type"] == "resync" for at, f in console if at > back), 10,
+                     "B's console to be told to read its queue again")
+        await _until(lambda: [f["count"] for at, f in console if at > back
+                              and f["type"] == "viewers"][-1:] == [len(everyone) + 1], 10,
+                     "B's console to hear the viewers of both processes")
         for via in (b, a):  # and frames cross again, both ways
             await host.approve(http, [via.url])
         last = len(host.approved)
@@ -148,6 +162,22 @@ async def _still_serves(http: httpx.AsyncClient, process: AppProcess, event_id: 
     assert registered.status_code == 201, registered.text
     measured.setdefault("registration without Redis, s", []).append(
         round(time.monotonic() - started, 3))
+
+
+async def _console(process: AppProcess, host: Host, event_id: int,
+                   frames: list[tuple[float, dict[str, Any]]], stop: asyncio.Event) -> None:
+    """A host's console on `process`: its socket's frames, as they come, until `stop`."""
+    url = process.url.replace("http://", "ws://") + f"/ws/events/{event_id}/host"
+    async with websockets.connect(url, additional_headers={"Cookie": host.headers["Cookie"]},
+                                  open_timeout=15) as ws:
+
+        async def read() -> None:
+            async for raw in ws:
+                frames.append((time.monotonic(), json.loads(raw)))
+
+        reading = asyncio.ensure_future(read())
+        await stop.wait()
+        reading.cancel()
 
 
 async def _until(condition: Any, timeout_s: float, what: str) -> None:

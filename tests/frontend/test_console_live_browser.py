@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streaming import protocol
+from streaming.models import LiveMessage
 from tests.conftest import assign_hosts, make_user
 from tests.frontend.browser import CSP_BLOCKED, CSP_WATCH, screenshot, sign_in
 from tests.streaming.live import _frame, _join, _live_session, _send, _socket
@@ -118,5 +120,33 @@ def test_a_message_another_host_decided_first_leaves_with_a_notice(
         pinned = client.get(f"/api/events/{event_id}/comments", params={"after": 2}).json()
         assert [(m["id"], m["pinned"]) for m in pinned] == [(fourth, True)]
         assert page.evaluate(CSP_BLOCKED) == []
+    finally:
+        page.close()
+
+
+def test_a_console_told_to_resync_reads_its_queue_again(
+        client, staff, db, app, live_server, browser):
+    """Redis was away: a message another process's host rejected never came as `decided`,
+    one held there never came as `queued`. The broker's `resync` (streaming.broker) makes
+    the console read its queue again, without a reload."""
+    event_id = _live_session(staff, db, moderation="pre")
+    make_user(db, "live-host-3", "host")
+    assign_hosts(db, event_id)
+    first = _post_held(live_server, client, event_id, "老王", "第一条")
+    page = browser.new_page(viewport=DESK)
+    try:
+        sign_in(page, live_server, "live-host-3", f"/console/events/{event_id}/live")
+        _queue_is(page, ["第一条"])
+        page.wait_for_selector("#socket-state[data-live='1']")
+        # As on the other process, without a frame reaching this one: rejected there, and a
+        # new message held there.
+        decided = db.get(LiveMessage, first)
+        assert decided is not None
+        decided.state = "rejected"
+        db.add(LiveMessage(event_id=event_id, kind="comment", author="小李", text="第二条",
+                           state="held"))
+        db.commit()
+        app.state.broker.fan_out(event_id, [protocol.encode(protocol.RESYNC)], True)
+        _queue_is(page, ["第二条"])
     finally:
         page.close()

@@ -280,6 +280,8 @@
         setLive(true);
         backoff = 1000;
         load();  // what was held before the socket opened
+      } else if (frame.type === "resync") {
+        load();  // Redis is back: what other processes held or decided meanwhile
       } else if (frame.type === "queued") {
         enqueue(frame.message);
       } else if (frame.type === "decided") {

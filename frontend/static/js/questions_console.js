@@ -201,7 +201,7 @@
   }
 
   function onFrame(frame) {
-    if (frame.type === "hello") {
+    if (frame.type === "hello" || frame.type === "resync") {
       load();
     } else if (frame.type === "question" && frame.id) {
       var known = questions.filter(function (q) { return q.id === frame.id; })[0];
