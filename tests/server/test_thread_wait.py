@@ -21,6 +21,7 @@ from server.app import create_app
 from server.config import Settings
 from server.threads import done_waiting, install, wait_at_most
 from tests.conftest import serve
+from tests.helpers import run_async
 
 WAIT_S = 0.5
 
@@ -80,7 +81,7 @@ def test_what_a_request_starts_in_a_task_of_its_own_waits_for_a_thread_unbounded
         await holder
         return refused_after, await job
 
-    refused_after, job_result = asyncio.run(scenario())
+    refused_after, job_result = run_async(scenario())
     assert 0.15 <= refused_after < 1
     assert job_result == 7
 
@@ -104,4 +105,4 @@ def test_a_request_whose_first_thread_came_is_never_refused_after() -> None:
         finally:
             done_waiting(waiting)
 
-    assert asyncio.run(scenario()) == 2
+    assert run_async(scenario()) == 2
