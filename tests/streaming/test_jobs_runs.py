@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.config import Settings
 from server.worker import start_transcoder
-from streaming import jobs, transcode
+from streaming import ffmpeg_child, jobs, transcode
 from streaming.ladder import Source
 from streaming.transcode import run_one
 from tests.conftest import TEST_SECRET_KEY
@@ -75,7 +75,7 @@ def _fake_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> 
     fake = tmp_path / "ffmpeg"
     fake.write_text(f"#!/bin/sh\n{body}\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(transcode, "FFMPEG", str(fake))
+    monkeypatch.setattr(ffmpeg_child, "FFMPEG", str(fake))
 
 
 # What a fake ffmpeg writes to "succeed": a master playlist and the 360p rendition's, complete
@@ -86,10 +86,10 @@ WRITES_PLAYLISTS = ('for a in "$@"; do case "$a" in */poster.jpg) out="${a%/post
 
 
 def _quick_watch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transcode, "TICK_S", 0.05)
-    monkeypatch.setattr(transcode, "REPORT_EVERY_S", 0.1)
-    monkeypatch.setattr(transcode, "RENEW_EVERY_S", 0.2)
-    monkeypatch.setattr(transcode, "TERMINATE_GRACE_S", 1.0)
+    monkeypatch.setattr(ffmpeg_child, "TICK_S", 0.05)
+    monkeypatch.setattr(ffmpeg_child, "REPORT_EVERY_S", 0.1)
+    monkeypatch.setattr(ffmpeg_child, "RENEW_EVERY_S", 0.2)
+    monkeypatch.setattr(ffmpeg_child, "TERMINATE_GRACE_S", 1.0)
 
 
 def _until(what: Callable[[], Any], within_s: float, step_s: float = 0.05) -> Any:
@@ -191,8 +191,8 @@ def test_a_long_recording_never_holds_up_another_units_clip(staff, db, settings,
 def test_a_transcode_past_its_time_limit_is_ended_and_fails_for_good(staff, db, settings,
                                                                       monkeypatch, media):
     _quick_watch(monkeypatch)
-    monkeypatch.setattr(transcode, "TIME_FLOOR_S", 1.5)  # max(1.5 s, duration / 2400)
-    monkeypatch.setattr(transcode, "TIME_FACTOR", 1 / 2400)
+    monkeypatch.setattr(ffmpeg_child, "TIME_FLOOR_S", 1.5)  # max(1.5 s, duration / 2400)
+    monkeypatch.setattr(ffmpeg_child, "TIME_FACTOR", 1 / 2400)
     job = queue(db, settings, unit_session(staff, db, "education"), media["hour"], HOUR)
     assert run_one(settings) is True
     failed = fresh(settings, job.id)
@@ -215,13 +215,13 @@ def test_ffmpeg_runs_in_its_own_session_under_memory_cpu_and_priority_limits(tmp
         spawned.append(kwargs)
         return popen(*args, **kwargs)
 
-    monkeypatch.setattr(transcode.subprocess, "Popen", spy)
-    code, said = transcode.run_ffmpeg([], 60.0, lambda fraction: True, memory_mb=700)
+    monkeypatch.setattr(ffmpeg_child.subprocess, "Popen", spy)
+    code, said = ffmpeg_child.run_ffmpeg([], 60.0, lambda fraction: True, memory_mb=700)
     assert code == 3
     memory_kb, cpu_s, niceness, session, pid = (int(word) for word in said.split())
     assert memory_kb == 700 * 1024
     assert cpu_s == math.ceil(600 * (os.cpu_count() or 1)) + 60  # the 10-minute floor
-    assert niceness == os.nice(0) + transcode.NICENESS
+    assert niceness == os.nice(0) + ffmpeg_child.NICENESS
     assert session == pid  # a session of its own
     assert spawned[0].get("preexec_fn") is None and spawned[0]["start_new_session"] is True
     monkeypatch.setenv("KAIFANG_TRANSCODE_MEMORY_MB", "900")
@@ -230,8 +230,8 @@ def test_ffmpeg_runs_in_its_own_session_under_memory_cpu_and_priority_limits(tmp
 
 def test_the_jobs_progress_rises_in_steps_during_a_transcode(staff, db, settings, monkeypatch,
                                                              media):
-    monkeypatch.setattr(transcode, "TICK_S", 0.05)
-    monkeypatch.setattr(transcode, "REPORT_EVERY_S", 0.1)
+    monkeypatch.setattr(ffmpeg_child, "TICK_S", 0.05)
+    monkeypatch.setattr(ffmpeg_child, "REPORT_EVERY_S", 0.1)
     admin = staff("admin")
     job = queue(db, settings, unit_session(staff, db, "education"), media["clip20"],
                 Source(20.0, 640, 360, True))
@@ -252,7 +252,7 @@ def test_the_apps_end_ends_ffmpeg_and_releases_the_job(staff, db, settings, medi
     with TestClient(create_app(settings, start_worker=True)):
         child = _until(lambda: children_named(os.getpid(), "ffmpeg"), 20)[0]
         stopping = time.monotonic()
-    assert time.monotonic() - stopping < transcode.TERMINATE_GRACE_S + 3
+    assert time.monotonic() - stopping < ffmpeg_child.TERMINATE_GRACE_S + 3
     assert gone(child)
     released = fresh(settings, job.id)
     assert (released.state, released.attempts, released.lease) == ("queued", 0, "")
@@ -281,8 +281,8 @@ def test_sigterm_ends_ffmpeg_releases_the_job_and_exits_promptly(command, staff,
         server.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
         # uvicorn raises the signal again once it has shut down
-        assert server.wait(timeout=transcode.TERMINATE_GRACE_S + 10) in (0, -signal.SIGTERM)
-        assert time.monotonic() - stopping < transcode.TERMINATE_GRACE_S + 5
+        assert server.wait(timeout=ffmpeg_child.TERMINATE_GRACE_S + 10) in (0, -signal.SIGTERM)
+        assert time.monotonic() - stopping < ffmpeg_child.TERMINATE_GRACE_S + 5
         assert gone(child)
     finally:
         for pid in (server.pid, child):

@@ -248,15 +248,15 @@ def test_ffmpeg_runs_in_a_child_process_below_the_web_service(tmp_path, monkeypa
     """The child's niceness is raised before it runs ffmpeg (the web service keeps the CPU)."""
     import os
 
-    from streaming import transcode
+    from streaming import ffmpeg_child
 
     fake = tmp_path / "ffmpeg"
     fake.write_text("#!/bin/sh\necho \"progress=end\"\nnice >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(transcode, "FFMPEG", str(fake))
-    code, said = transcode.run_ffmpeg([], 1.0, lambda fraction: True)
+    monkeypatch.setattr(ffmpeg_child, "FFMPEG", str(fake))
+    code, said = ffmpeg_child.run_ffmpeg([], 1.0, lambda fraction: True)
     assert code == 3
-    assert int(said) == os.nice(0) + transcode.NICENESS
+    assert int(said) == os.nice(0) + ffmpeg_child.NICENESS
 
 
 def test_unfinished_uploads_are_given_up_after_a_day(staff, db, settings, clips):
