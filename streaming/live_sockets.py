@@ -5,9 +5,9 @@ Each socket is served on the event loop; its database work runs in short session
 a thread. It subscribes to the room before it reads what the page missed, so nothing made in
 between is lost, and the broker drops what it already sent by position, so nothing arrives
 twice. A page of another origin may not open either socket; one viewer (a token) may hold at
-most PER_VIEWER sockets on a process and one address PER_ADDRESS. When the process is stopped
-each socket is closed with 1012 and the delay its page waits before it reconnects
-(streaming.restart_notice), so an audience does not come back all at once.
+most PER_VIEWER sockets on a process and one address PER_ADDRESS (streaming.admission). When
+the process is stopped each socket is closed with 1012 and the delay its page waits before it
+reconnects (streaming.restart_notice), so an audience does not come back all at once.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -32,6 +31,7 @@ from server.config import Settings
 from server.deps import in_own_session, staff_of_connection
 from server.security import Signer
 from streaming import messages, protocol, questions, room, socket_origin, stream, tallies
+from streaming.admission import admission_of
 from streaming.audience import Audience
 from streaming.broker import TOO_SLOW, Broker, Subscription
 from streaming.restart_notice import SERVICE_RESTART, RestartNotice
@@ -46,8 +46,6 @@ UNSUPPORTED = 1003
 # its own, and closes as uvicorn would have (1009: too big).
 ROOM_MAX_BYTES = 16 * 1024
 TOO_BIG = 1009
-# Sockets one process takes per viewer token, and per address (a hall on one Wi-Fi).
-PER_VIEWER, PER_ADDRESS = 5, 50
 
 
 def _broker(app: Any) -> Broker:
@@ -57,39 +55,6 @@ def _broker(app: Any) -> Broker:
 
 def _audience(app: Any) -> Audience | None:
     return getattr(app.state, "audience", None)
-
-
-class Admission:
-    """How many sockets each viewer and each address holds on this process (on the loop)."""
-
-    def __init__(self) -> None:
-        self.viewers: Counter[int] = Counter()
-        self.addresses: Counter[str] = Counter()
-
-    def take(self, viewer_id: int | None, address: str) -> bool:
-        if (viewer_id is not None and self.viewers[viewer_id] >= PER_VIEWER) \
-                or self.addresses[address] >= PER_ADDRESS:
-            return False
-        if viewer_id is not None:
-            self.viewers[viewer_id] += 1
-        self.addresses[address] += 1
-        return True
-
-    def give_back(self, viewer_id: int | None, address: str) -> None:
-        if viewer_id is not None:
-            self.viewers[viewer_id] -= 1
-            if self.viewers[viewer_id] <= 0:
-                del self.viewers[viewer_id]
-        self.addresses[address] -= 1
-        if self.addresses[address] <= 0:
-            del self.addresses[address]
-
-
-def _admission(app: Any) -> Admission:
-    found = getattr(app.state, "live_admission", None)
-    if found is None:
-        found = app.state.live_admission = Admission()
-    return found  # type: ignore[no-any-return]
 
 
 def _restart_notice(app: Any) -> RestartNotice:
@@ -103,7 +68,7 @@ def close_on_restart(app: Any) -> Callable[[], None]:
     """From the app's lifespan: when the process is told to stop, every room socket closes
     with 1012 and its page's reconnect delay (streaming.restart_notice). Returns what undoes
     it."""
-    admission = _admission(app)
+    admission = admission_of(app)
     return _restart_notice(app).listen(lambda: sum(admission.addresses.values()))
 
 
@@ -137,7 +102,7 @@ async def room_socket(websocket: WebSocket, event_id: int, token: str = "", afte
     except DomainError as exc:
         await _refuse(websocket, exc)
         return
-    admission = _admission(websocket.app)
+    admission = admission_of(websocket.app)
     viewer_id = viewer.id if viewer is not None else None
     if not admission.take(viewer_id, sender):
         await _refuse_code(websocket, REFUSED_TOO_MANY, "too_many_sockets")

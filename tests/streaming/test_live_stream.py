@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from streaming import live_sockets
+from streaming import admission, live_sockets
 from tests.conftest import assign_hosts
 from tests.streaming.live import TIMEOUT, _frame, _join, _live_session, _nothing_more, _send
 
@@ -143,13 +143,13 @@ def test_one_viewer_holds_few_sockets_and_counts_once(room_client, staff, db, li
                                                      monkeypatch):
     """A viewer token opens at most PER_VIEWER sockets on a process, an address at most
     PER_ADDRESS (4429 past either); the room counts viewers, not sockets."""
-    monkeypatch.setattr(live_sockets, "PER_ADDRESS", 7)
+    monkeypatch.setattr(admission, "PER_ADDRESS", 7)
     client = room_client
     event_id = _live_session(staff, db, moderation="post")
     token = _join(client, event_id, "多开")["viewer_token"]
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(_open(live_server, event_id, f"token={token}"))
-                   for _ in range(live_sockets.PER_VIEWER)]
+                   for _ in range(admission.PER_VIEWER)]
         for ws in sockets:
             assert _frame(ws)["type"] == "hello"
         assert _frame(sockets[-1], counts=True) == {"type": "viewers", "count": 1}
