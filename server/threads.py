@@ -1,13 +1,17 @@
 """Request threads, and how long a request may wait for one.
 
 Every plain `def` endpoint (and dependency) runs in a thread of the event loop's pool, of which
-there are REQUEST_THREADS (server.db: never more than the pooled connections). Under a load
-the threads cannot serve, requests used to queue for them without end: at 128 approvals a
-second bench/scaleout.py saw answers after 4.8 s, and nginx would have given up at 60 s with
-the work still queued. Now an HTTP request that has waited KAIFANG_THREAD_WAIT_S since it
-arrived, and still has no thread, is answered 503 `busy` with Retry-After, as a lock or a
-connection that does not come in time is: the citizen's page says 系统繁忙，请稍后再试,
-and the queue holds no more than that many seconds of work.
+there are REQUEST_THREADS (server.db: never more than the pooled connections). When slow work
+holds the threads (writers waiting for a lock, a database that answers slowly), requests used
+to queue for them without end, until nginx gave up at 60 s with the work still queued. Now an
+HTTP request that has waited KAIFANG_THREAD_WAIT_S since it arrived, and still has no thread,
+is answered 503 `busy` with Retry-After, as a lock or a connection that does not come in time
+is: the citizen's page says 系统繁忙，请稍后再试.
+
+It does not shorten the queue of a process short of CPU: there requests wait before the app
+sees them (the kernel's accept queue, the event loop's), and few wait for a thread
+(bench/overload.py: at twice a process's capacity, answers after 30 s with or without this
+bound, at most 71 requests waiting for a thread at once). That takes another process.
 
 Only a request's first thread has a deadline, and only the request's own task (the Edge
 names both): nothing of the request has run before it. Its endpoint and its answer then wait
