@@ -11,7 +11,7 @@ is: the citizen's page says 系统繁忙，请稍后再试.
 It does not shorten the queue of a process short of CPU: there requests wait before the app
 sees them (the kernel's accept queue, the event loop's), and few wait for a thread
 (bench/overload.py: at twice a process's capacity, answers after 30 s with or without this
-bound, at most 71 requests waiting for a thread at once). That takes another process.
+bound, at most 130 requests waiting for a thread at once). That takes another process.
 
 Only a request's first thread has a deadline, and only the request's own task (the Edge
 names both): nothing of the request has run before it. Its endpoint and its answer then wait
