@@ -52,7 +52,10 @@ def done_waiting(token: contextvars.Token[tuple[asyncio.Task[object], float] | N
 
 
 class RequestThreads(anyio_asyncio.CapacityLimiter):
-    """anyio's limiter of the pool's threads, whose wait ends at the request's deadline."""
+    """anyio's limiter of the pool's threads, whose wait ends at the request's deadline.
+    Its base class and the loop's default-limiter variable (install) are anyio's private
+    parts, as no public API replaces the default limiter: anyio is pinned (constraints.txt),
+    and tests/server/test_thread_wait.py fails if either moves."""
 
     __slots__ = ("refused",)
 

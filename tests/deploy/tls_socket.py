@@ -71,24 +71,25 @@ class SerialTLS:
                 try:
                     while part := self._tls.read(max(size, RECV_BYTES)):
                         parts.append(part)
-                    # b"" (or SSLZeroReturnError below): the peer ended the session with its
-                    # close_notify. Answer in kind at once, as SSLSocket does: a server may
-                    # keep the connection open until it hears it.
-                    self._ended = True
-                    with contextlib.suppress(ssl.SSLError):
-                        self._tls.unwrap()
+                    self._answer_close()  # b"": the peer's close_notify
                 except ssl.SSLWantReadError:
                     pass
                 except ssl.SSLZeroReturnError:
-                    self._ended = True
-                    with contextlib.suppress(ssl.SSLError):
-                        self._tls.unwrap()
+                    self._answer_close()
                 except ssl.SSLEOFError:  # the connection ended without one
                     self._ended = True
                 self._flush()  # what reading made the session say (close_notify, a key update)
                 if parts or self._ended:
                     return b"".join(parts)
             self._feed(self.sock.recv(RECV_BYTES))
+
+    def _answer_close(self) -> None:
+        """The peer ended the session with its close_notify: answer in kind at once (flushed
+        by the caller), as SSLSocket does. A server may keep the connection open until it
+        hears it."""
+        self._ended = True
+        with contextlib.suppress(ssl.SSLError):
+            self._tls.unwrap()
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
         with self._lock:
