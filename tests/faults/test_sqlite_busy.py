@@ -179,7 +179,9 @@ def test_concurrent_writers_wait_within_their_deadline_and_succeed(staff, db, se
     assert statuses == [200, 201, 409], [(w, s, r.text) for w, s, _, r in burst if s >= 500]
     refused = [r.json()["error"] for _, status, _, r in burst if status == 409]
     assert refused == ["already_registered"] * 10
-    on_busy = [r.json()["status"] for what, status, _, r in burst[:50]]
+    # A phone's first try and its second race (gathered together): either one is refused.
+    on_busy = [r.json()["status"] for what, status, _, r in burst[:50] + burst[90:100]
+               if status == 201]
     assert on_busy.count("confirmed") == 20 and on_busy.count("waitlisted") == 30
     longest = max(seconds for _, _, seconds, _ in burst)
     assert longest < DEADLINE_S, longest
