@@ -32,7 +32,7 @@ from pathlib import Path
 from harness import HOST, REQUEST_TIMEOUT_S, ms
 from live_fanout import live_room, message_text, signed_in
 from registration_burst import published_session, registration_body
-from scaleout_cluster import ADMIN, ROOT, Cluster, cluster, process_cpu
+from scaleout_cluster import ADMIN, ROOT, Cluster, cluster, insert_viewer, process_cpu
 from scaleout_fanout import baseline_fanout, kaifang_fanout
 from scaleout_results import LAST_PAGE, BurstResult, JoinResult, Saturation, report, uptime
 from scaleout_site import citizen_address, front_burst, front_exchange
@@ -94,15 +94,13 @@ def fill_room(url: str, event_id: int, count: int) -> None:
     """`count` approved comments in the room with their positions, as `count` approvals would
     have left them, written in bulk (the setup of (c): the room as it is after a long
     session)."""
-    from streaming.models import LiveChange, LiveMessage, LiveRoom, Viewer
+    from streaming.models import LiveChange, LiveMessage, LiveRoom
 
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             now = datetime.now(UTC)
-            viewer_id = conn.execute(insert(Viewer.__table__).returning(  # type: ignore[attr-defined]
-                Viewer.__table__.c.id), {"event_id": event_id, "nickname": "老观众",  # type: ignore[attr-defined]
-                                          "created_at": now, "address_key": ""}).scalar_one()
+            viewer_id = insert_viewer(conn, event_id, "老观众", now)
             ids: list[int] = []
             for start in range(0, count, 5000):
                 rows = [{"event_id": event_id, "viewer_id": viewer_id, "kind": "comment",

@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from harness import (
     wait_ready,
 )
 from scaleout_site import Site, front_exchange, has_project_site, start_nginx
+from sqlalchemy import Connection, insert
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = Path(tempfile.gettempdir()) / "kaifang-bench-logs"
@@ -108,3 +110,14 @@ async def raw_post(port: int, path: str, body: bytes, headers: dict[str, str]) -
     finally:
         writer.close()
     return int(response.split(b" ", 2)[1])
+
+
+def insert_viewer(conn: Connection, event_id: int, nickname: str, now: datetime) -> int:
+    """A viewer of the room, written straight to the database (the setup of a part, the
+    author of the messages it writes there)."""
+    from streaming.models import Viewer
+
+    table = Viewer.__table__  # type: ignore[attr-defined]
+    return int(conn.execute(insert(table).returning(table.c.id), {
+        "event_id": event_id, "nickname": nickname, "created_at": now,
+        "address_key": ""}).scalar_one())

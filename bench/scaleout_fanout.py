@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 
 from harness import HOST, free_port, ms, stop_server
 from live_fanout import approve_at_rate, live_room, message_text, signed_in
-from scaleout_cluster import ADMIN, HOST_USER, LOGS, ROOT, Cluster, process_cpu, raw_post
+from scaleout_cluster import (
+    ADMIN,
+    HOST_USER,
+    LOGS,
+    ROOT,
+    Cluster,
+    insert_viewer,
+    process_cpu,
+    raw_post,
+)
 from scaleout_results import Saturation, Step
 from scaleout_viewers import LightGenerators
 from sqlalchemy import create_engine, insert
@@ -86,15 +95,13 @@ async def saturate(result: Saturation, generators: LightGenerators, approve: App
 def held_message_rows(url: str, event_id: int, count: int) -> list[int]:
     """`count` comments held for approval in the room, written straight to the database: the
     setup of (a), not what it measures (one viewer's socket sends them in production)."""
-    from streaming.models import LiveMessage, Viewer
+    from streaming.models import LiveMessage
 
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
             now = datetime.now(UTC)
-            viewer_id = conn.execute(insert(Viewer.__table__).returning(  # type: ignore[attr-defined]
-                Viewer.__table__.c.id), {"event_id": event_id, "nickname": "基准发言人",  # type: ignore[attr-defined]
-                                          "created_at": now, "address_key": ""}).scalar_one()
+            viewer_id = insert_viewer(conn, event_id, "基准发言人", now)
             rows = [{"event_id": event_id, "viewer_id": viewer_id, "kind": "comment",
                      "author": "基准发言人", "text": message_text(i + 1), "client_id": f"c{i}",
                      "state": "held", "pinned": False, "created_at": now, "address_key": "",
